@@ -34,7 +34,7 @@
 namespace fraud {
 
 // Adds context in front of a status message, keeping its code: "loading model 3: file missing".
-inline absl::Status Annotate(const absl::Status& s, std::string_view context) {
+inline absl::Status Annotate(const absl::Status& s, absl::string_view context) {
   if (s.ok()) return s;
   return absl::Status(s.code(), absl::StrCat(context, ": ", s.message()));
 }

@@ -1,0 +1,26 @@
+// Bearer-token checks for admin RPCs ("authorization: Bearer <token>" metadata).
+#pragma once
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/server_context.h>
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace fraud::rpc {
+
+// Compares in time independent of where the strings differ (length leaks, content does not).
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
+// OK when `expected_token` is empty (auth disabled) or the call carries the right bearer token;
+// Unauthenticated otherwise. Never logs or echoes the token.
+absl::Status CheckBearerToken(const grpc::ServerContext& ctx, std::string_view expected_token);
+// Same check on a raw "Authorization" header value (the gateway's HTTP path).
+absl::Status CheckAuthorizationHeader(std::string_view header, std::string_view expected_token);
+
+// Adds the bearer token to an outgoing call (no-op when token is empty).
+void AddBearerToken(grpc::ClientContext* ctx, std::string_view token);
+
+}  // namespace fraud::rpc

@@ -1,0 +1,59 @@
+#include "services/common/rpc/channel.h"
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "absl/strings/str_format.h"
+
+namespace fraud::rpc {
+
+std::shared_ptr<grpc::Channel> MakeChannel(const ChannelOptions& options) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  args.SetMaxSendMessageSize(options.max_message_bytes);
+  // Reconnect quickly after a peer restarts (default backoff grows to 120 s).
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (options.tls_ca_file.empty()) {
+    creds = grpc::InsecureChannelCredentials();
+  } else {
+    std::ifstream in(options.tls_ca_file);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = pem.str();
+    creds = grpc::SslCredentials(ssl);
+  }
+  return grpc::CreateCustomChannel(options.target, creds, args);
+}
+
+void SetDeadline(grpc::ClientContext* ctx, absl::Duration timeout) {
+  ctx->set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout));
+}
+
+std::string NewRequestId() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return absl::StrFormat("%016x", rng());
+}
+
+std::string RequestId(const grpc::ServerContext* ctx) {
+  if (ctx == nullptr) return "";
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("x-request-id");
+  if (it == md.end()) return "";
+  return std::string(it->second.data(), std::min<size_t>(it->second.size(), 64));
+}
+
+void PropagateRequestId(const grpc::ServerContext* in, grpc::ClientContext* out) {
+  std::string id = RequestId(in);
+  out->AddMetadata("x-request-id", id.empty() ? NewRequestId() : id);
+}
+
+}  // namespace fraud::rpc

@@ -1,0 +1,181 @@
+#include "services/common/rpc/server_runner.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+#include <grpcpp/support/server_interceptor.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.pb.h"
+#include "services/common/core/log.h"
+#include "services/common/rpc/grpc_status.h"
+
+namespace fraud::rpc {
+namespace {
+
+// Per-method request counts, latencies and in-flight gauge, recorded by an interceptor so every
+// handler is measured the same way.
+struct RpcMetrics {
+  explicit RpcMetrics(const std::string& service)
+      : requests(metrics::Counter(absl::StrCat("fraud_", service, "_rpc_requests_total"),
+                                  "RPCs finished, by method and status code")),
+        latency(metrics::Histogram(absl::StrCat("fraud_", service, "_rpc_latency_seconds"),
+                                   "RPC latency from first metadata to status, by method")),
+        in_flight(metrics::Gauge(absl::StrCat("fraud_", service, "_rpc_in_flight"),
+                                 "RPCs currently running, by method")) {}
+  prometheus::Family<prometheus::Counter>& requests;
+  prometheus::Family<prometheus::Histogram>& latency;
+  prometheus::Family<prometheus::Gauge>& in_flight;
+};
+
+class MetricsInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  MetricsInterceptor(RpcMetrics* m, std::string method) : m_(m), method_(std::move(method)) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      start_ = std::chrono::steady_clock::now();
+      m_->in_flight.Add({{"method", method_}}).Increment();
+      started_ = true;
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      code_ = methods->GetSendStatus().error_code();
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_CLOSE) ||
+        methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      Finish();
+    }
+    methods->Proceed();
+  }
+
+ private:
+  void Finish() {
+    if (!started_ || finished_) return;
+    finished_ = true;
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    m_->in_flight.Add({{"method", method_}}).Decrement();
+    m_->requests.Add({{"method", method_}, {"code", CodeName(static_cast<absl::StatusCode>(code_))}})
+        .Increment();
+    m_->latency.Add({{"method", method_}}, metrics::LatencyBuckets()).Observe(seconds);
+  }
+
+  RpcMetrics* m_;
+  std::string method_;
+  std::chrono::steady_clock::time_point start_;
+  grpc::StatusCode code_ = grpc::StatusCode::OK;
+  bool started_ = false;
+  bool finished_ = false;
+};
+
+class MetricsInterceptorFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit MetricsInterceptorFactory(RpcMetrics* m) : m_(m) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    std::string method = info->method();
+    // "/fraud.storage.v1.StorageService/StoreUpload" -> "StoreUpload"
+    if (auto pos = method.rfind('/'); pos != std::string::npos) method = method.substr(pos + 1);
+    return new MetricsInterceptor(m_, std::move(method));
+  }
+
+ private:
+  RpcMetrics* m_;
+};
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+ServerRunner::ServerRunner(ServerOptions options) : options_(std::move(options)) {}
+
+ServerRunner::~ServerRunner() { Shutdown(absl::ZeroDuration()); }
+
+void ServerRunner::Register(grpc::Service* service) { services_.push_back(service); }
+
+void ServerRunner::SetReadyCheck(std::function<bool()> ready) { ready_ = std::move(ready); }
+
+absl::Status ServerRunner::Start() {
+  // Keep grpc.health.v1's descriptor linked in, so reflection can describe the health service.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  if (!options_.tls_cert_file.empty() && !options_.tls_key_file.empty()) {
+    auto cert = ReadFile(options_.tls_cert_file);
+    if (!cert.ok()) return cert.status();
+    auto key = ReadFile(options_.tls_key_file);
+    if (!key.ok()) return key.status();
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    creds = grpc::SslServerCredentials(ssl);
+  } else {
+    creds = grpc::InsecureServerCredentials();
+  }
+
+  grpc::ServerBuilder builder;
+  const std::string address = absl::StrCat(options_.host, ":", options_.port);
+  builder.AddListeningPort(address, creds, &port_);
+  grpc::ResourceQuota quota(absl::StrCat("fraud-", options_.service_name));
+  quota.SetMaxThreads(options_.max_threads);
+  builder.SetResourceQuota(quota);
+  builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
+  builder.SetMaxSendMessageSize(options_.max_message_bytes);
+  // Metric families live for the whole process (the registry owns them); the struct is leaked on
+  // purpose so interceptors never outlive it.
+  auto* rpc_metrics = new RpcMetrics(options_.service_name);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> factories;
+  factories.push_back(std::make_unique<MetricsInterceptorFactory>(rpc_metrics));
+  builder.experimental().SetInterceptorCreators(std::move(factories));
+  for (grpc::Service* s : services_) builder.RegisterService(s);
+
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+  }
+  if (options_.metrics_port >= 0) {
+    auto ready = ready_;
+    absl::Status s = http_.Start(options_.host, options_.metrics_port, ready);
+    if (!s.ok()) return s;
+  }
+  FRAUD_LOG(INFO) << "gRPC server listening" << Kv("port", port_)
+                  << Kv("metrics_port", http_.port()) << Kv("max_threads", options_.max_threads)
+                  << Kv("tls", !options_.tls_cert_file.empty());
+  return absl::OkStatus();
+}
+
+void ServerRunner::SetServing(const std::string& service, bool serving) {
+  if (server_ == nullptr) return;
+  if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(service, serving);
+}
+
+void ServerRunner::Shutdown(absl::Duration grace) {
+  if (server_ == nullptr || shut_down_) return;
+  shut_down_ = true;
+  FRAUD_LOG(INFO) << "shutting down" << Kv("grace_ms", absl::ToInt64Milliseconds(grace));
+  if (auto* health = server_->GetHealthCheckService()) health->Shutdown();
+  server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+  server_->Wait();
+  http_.Stop();
+}
+
+void ServerRunner::Wait() {
+  if (server_ != nullptr) server_->Wait();
+}
+
+}  // namespace fraud::rpc
