@@ -1,0 +1,131 @@
+#include "services/common/eval/drift.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace fraud::eval {
+namespace {
+
+size_t BinOf(const std::vector<double>& edges, double x) {
+  // Bins are right-closed: x <= e0 is bin 0, so the first edge >= x names the bin.
+  return static_cast<size_t>(std::lower_bound(edges.begin(), edges.end(), x) - edges.begin());
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<FeatureReference>> BuildFeatureReferences(
+    const double* features, size_t rows, const std::vector<std::string>& names, int bins) {
+  if (rows == 0) return absl::InvalidArgumentError("no rows to build a drift reference from");
+  if (names.empty()) return absl::InvalidArgumentError("no columns to build a drift reference");
+  if (bins < 2) return absl::InvalidArgumentError("a drift reference needs at least 2 bins");
+  const size_t cols = names.size();
+  std::vector<FeatureReference> refs(cols);
+  std::vector<double> column(rows);
+  for (size_t c = 0; c < cols; ++c) {
+    for (size_t r = 0; r < rows; ++r) column[r] = features[r * cols + c];
+    std::sort(column.begin(), column.end());
+    std::vector<double> edges;
+    for (int q = 1; q < bins; ++q) {
+      const size_t idx = static_cast<size_t>(std::floor(static_cast<double>(q) / bins *
+                                                        static_cast<double>(rows - 1)));
+      const double e = column[idx];
+      if (edges.empty() || e > edges.back()) edges.push_back(e);
+    }
+    std::vector<int64_t> counts(edges.size() + 1, 0);
+    // The column is sorted, so bin counts are differences of upper bounds.
+    size_t prev = 0;
+    for (size_t b = 0; b < edges.size(); ++b) {
+      const size_t upto = static_cast<size_t>(
+          std::upper_bound(column.begin(), column.end(), edges[b]) - column.begin());
+      counts[b] = static_cast<int64_t>(upto - prev);
+      prev = upto;
+    }
+    counts.back() = static_cast<int64_t>(rows - prev);
+    FeatureReference& ref = refs[c];
+    ref.set_feature(names[c]);
+    for (double e : edges) ref.add_edges(e);
+    for (int64_t n : counts) {
+      ref.add_fractions(static_cast<double>(n) / static_cast<double>(rows));
+    }
+  }
+  return refs;
+}
+
+absl::StatusOr<DriftAccumulator> DriftAccumulator::Create(
+    const google::protobuf::RepeatedPtrField<FeatureReference>& references,
+    const std::vector<std::string>& columns, double psi_flag) {
+  DriftAccumulator acc;
+  acc.stride_ = columns.size();
+  acc.psi_flag_ = psi_flag;
+  for (const FeatureReference& ref : references) {
+    auto it = std::find(columns.begin(), columns.end(), ref.feature());
+    if (it == columns.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("drift reference names unknown feature '", ref.feature(), "'"));
+    }
+    if (ref.fractions_size() != ref.edges_size() + 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "drift reference for ", ref.feature(), " has ", ref.edges_size(), " edges but ",
+          ref.fractions_size(), " fractions (want edges + 1)"));
+    }
+    for (int i = 1; i < ref.edges_size(); ++i) {
+      if (!(ref.edges(i) > ref.edges(i - 1))) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("drift reference for ", ref.feature(), " has unsorted edges"));
+      }
+    }
+    Column col;
+    col.feature = ref.feature();
+    col.index = static_cast<size_t>(it - columns.begin());
+    col.edges.assign(ref.edges().begin(), ref.edges().end());
+    col.expected.assign(ref.fractions().begin(), ref.fractions().end());
+    col.counts.assign(col.expected.size(), 0);
+    acc.columns_.push_back(std::move(col));
+  }
+  return acc;
+}
+
+void DriftAccumulator::Add(const double* features, size_t rows) {
+  for (Column& col : columns_) {
+    for (size_t r = 0; r < rows; ++r) {
+      ++col.counts[BinOf(col.edges, features[r * stride_ + col.index])];
+    }
+  }
+  rows_ += static_cast<int64_t>(rows);
+}
+
+std::vector<FeatureDrift> DriftAccumulator::Result() const {
+  std::vector<FeatureDrift> out;
+  out.reserve(columns_.size());
+  for (const Column& col : columns_) {
+    FeatureDrift d = CompareBins(col.expected, col.counts, psi_flag_);
+    d.feature = col.feature;
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+FeatureDrift CompareBins(const std::vector<double>& expected, const std::vector<int64_t>& counts,
+                         double psi_flag) {
+  FeatureDrift d;
+  int64_t total = 0;
+  for (int64_t c : counts) total += c;
+  if (total == 0 || expected.size() != counts.size()) return d;
+  double cum_e = 0;
+  double cum_a = 0;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    const double a_raw = static_cast<double>(counts[i]) / static_cast<double>(total);
+    cum_e += expected[i];
+    cum_a += a_raw;
+    d.ks = std::max(d.ks, std::fabs(cum_a - cum_e));
+    const double a = std::max(a_raw, kPsiFloor);
+    const double e = std::max(expected[i], kPsiFloor);
+    d.psi += (a - e) * std::log(a / e);
+  }
+  d.flagged = d.psi >= psi_flag;
+  return d;
+}
+
+}  // namespace fraud::eval

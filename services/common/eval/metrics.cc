@@ -1,0 +1,422 @@
+#include "services/common/eval/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "services/common/core/status_macros.h"
+
+namespace fraud::eval {
+namespace {
+
+// Rows sorted by descending score, cut into groups of equal scores. Everything curve-shaped is a
+// walk over the groups, so the sort (the only O(n log n) step) happens once per call.
+struct Ranked {
+  std::vector<uint32_t> order;       // row indices, highest score first (stable among ties)
+  std::vector<uint32_t> group_end;   // exclusive end (position in `order`) of each tie group
+  std::vector<double> y;             // label of order[i] as 0/1
+  std::vector<double> w;             // weight of order[i]
+  double positives = 0;              // weighted
+  double negatives = 0;              // weighted
+};
+
+Ranked Rank(absl::Span<const float> scores, absl::Span<const int32_t> labels,
+            absl::Span<const double> weights) {
+  Ranked r;
+  const size_t n = scores.size();
+  r.order.resize(n);
+  std::iota(r.order.begin(), r.order.end(), 0u);
+  std::stable_sort(r.order.begin(), r.order.end(),
+                   [&](uint32_t a, uint32_t b) { return scores[a] > scores[b]; });
+  r.y.resize(n);
+  r.w.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t row = r.order[i];
+    r.y[i] = labels[row] == 1 ? 1.0 : 0.0;
+    r.w[i] = weights.empty() ? 1.0 : weights[row];
+    if (r.y[i] > 0) {
+      r.positives += r.w[i];
+    } else {
+      r.negatives += r.w[i];
+    }
+    if (i + 1 == n || scores[r.order[i + 1]] != scores[row]) {
+      r.group_end.push_back(static_cast<uint32_t>(i + 1));
+    }
+  }
+  return r;
+}
+
+// Cumulative weighted true/false positives at the end of every tie group.
+struct Cumulative {
+  std::vector<double> tps;
+  std::vector<double> fps;
+};
+
+Cumulative Accumulate(const Ranked& r) {
+  Cumulative c;
+  c.tps.reserve(r.group_end.size());
+  c.fps.reserve(r.group_end.size());
+  double tp = 0;
+  double fp = 0;
+  size_t i = 0;
+  for (uint32_t end : r.group_end) {
+    for (; i < end; ++i) {
+      tp += r.w[i] * r.y[i];
+      fp += r.w[i] * (1.0 - r.y[i]);
+    }
+    c.tps.push_back(tp);
+    c.fps.push_back(fp);
+  }
+  return c;
+}
+
+double SafeDiv(double num, double den) { return den > 0 ? num / den : 0.0; }
+
+// sum_n (R_n - R_{n-1}) * P_n over tie groups, with per-row multiplicities `count` (bootstrap) or
+// none (count == nullptr).
+double ApFromRanked(const Ranked& r, const uint32_t* count) {
+  double total_pos = 0;
+  if (count == nullptr) {
+    total_pos = r.positives;
+  } else {
+    for (size_t i = 0; i < r.y.size(); ++i) total_pos += r.w[i] * r.y[i] * count[i];
+  }
+  if (total_pos <= 0) return -1.0;
+  double tp = 0;
+  double fp = 0;
+  double prev_tp = 0;
+  double ap = 0;
+  size_t i = 0;
+  for (uint32_t end : r.group_end) {
+    for (; i < end; ++i) {
+      const double wi = count == nullptr ? r.w[i] : r.w[i] * count[i];
+      tp += wi * r.y[i];
+      fp += wi * (1.0 - r.y[i]);
+    }
+    if (tp > prev_tp) {
+      ap += (tp - prev_tp) / total_pos * SafeDiv(tp, tp + fp);
+      prev_tp = tp;
+    }
+  }
+  return ap;
+}
+
+absl::Status EnsureNonEmpty(absl::Span<const float> scores) {
+  if (scores.empty()) return absl::InvalidArgumentError("no rows to evaluate");
+  return absl::OkStatus();
+}
+
+absl::Status NoPositives(absl::string_view what) {
+  return absl::FailedPreconditionError(
+      absl::StrCat(what, " is undefined: the labels hold no positive (fraud) row"));
+}
+
+double LinearPercentile(const std::vector<double>& sorted, double q) {
+  if (sorted.size() == 1) return sorted[0];
+  const double pos = q * static_cast<double>(sorted.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(pos));
+  const size_t hi = std::min(lo + 1, sorted.size() - 1);
+  const double frac = pos - static_cast<double>(lo);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * frac;
+}
+
+std::vector<PrPoint> CurveFromRanked(const Ranked& r, absl::Span<const float> scores,
+                                     size_t max_points) {
+  std::vector<PrPoint> points;
+  double tp = 0;
+  double fp = 0;
+  double prev_tp = 0;
+  size_t i = 0;
+  for (uint32_t end : r.group_end) {
+    for (; i < end; ++i) {
+      tp += r.w[i] * r.y[i];
+      fp += r.w[i] * (1.0 - r.y[i]);
+    }
+    if (tp > prev_tp) {
+      points.push_back({tp / r.positives, SafeDiv(tp, tp + fp), scores[r.order[end - 1]]});
+      prev_tp = tp;
+    }
+  }
+  max_points = std::max<size_t>(max_points, 2);
+  if (points.size() <= max_points) return points;
+  std::vector<PrPoint> sampled;
+  sampled.reserve(max_points);
+  const double step = static_cast<double>(points.size() - 1) / static_cast<double>(max_points - 1);
+  for (size_t j = 0; j < max_points; ++j) {
+    sampled.push_back(points[static_cast<size_t>(std::llround(step * static_cast<double>(j)))]);
+  }
+  return sampled;
+}
+
+absl::StatusOr<Interval> BootstrapFromRanked(const Ranked& r, int resamples, uint64_t seed,
+                                             double confidence) {
+  if (resamples < 1) return absl::InvalidArgumentError("bootstrap needs at least one resample");
+  if (!(confidence > 0 && confidence < 1)) {
+    return absl::InvalidArgumentError("bootstrap confidence must be in (0, 1)");
+  }
+  const size_t n = r.order.size();
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<size_t> pick(0, n - 1);
+  std::vector<uint32_t> count(n);
+  std::vector<double> aps;
+  aps.reserve(static_cast<size_t>(resamples));
+  for (int b = 0; b < resamples; ++b) {
+    std::fill(count.begin(), count.end(), 0u);
+    // Positions in the ranked order: resampling positions is resampling rows.
+    for (size_t k = 0; k < n; ++k) ++count[pick(rng)];
+    const double ap = ApFromRanked(r, count.data());
+    if (ap >= 0) aps.push_back(ap);
+  }
+  if (aps.empty()) return NoPositives("bootstrap average precision");
+  std::sort(aps.begin(), aps.end());
+  const double alpha = (1.0 - confidence) / 2.0;
+  return Interval{LinearPercentile(aps, alpha), LinearPercentile(aps, 1.0 - alpha)};
+}
+
+}  // namespace
+
+absl::Status ValidateInputs(absl::Span<const float> scores, absl::Span<const int32_t> labels,
+                            absl::Span<const double> weights) {
+  if (labels.size() != scores.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("got ", scores.size(), " scores but ",
+                                                   labels.size(), " labels"));
+  }
+  if (!weights.empty() && weights.size() != scores.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("got ", scores.size(), " scores but ",
+                                                   weights.size(), " weights"));
+  }
+  if (scores.size() > UINT32_MAX) return absl::InvalidArgumentError("too many rows");
+  for (size_t i = 0; i < scores.size(); ++i) {
+    if (!std::isfinite(scores[i])) {
+      return absl::InvalidArgumentError(absl::StrCat("row ", i, ": score is not finite"));
+    }
+    if (labels[i] != 0 && labels[i] != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("row ", i, ": label ", labels[i], " is not 0 or 1"));
+    }
+    if (!weights.empty() && !(std::isfinite(weights[i]) && weights[i] >= 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("row ", i, ": weight must be finite and >= 0"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<double> AveragePrecision(absl::Span<const float> scores,
+                                        absl::Span<const int32_t> labels,
+                                        absl::Span<const double> weights) {
+  FRAUD_RETURN_IF_ERROR(ValidateInputs(scores, labels, weights));
+  const Ranked r = Rank(scores, labels, weights);
+  if (r.positives <= 0) return NoPositives("average precision");
+  return ApFromRanked(r, nullptr);
+}
+
+absl::StatusOr<double> RocAuc(absl::Span<const float> scores, absl::Span<const int32_t> labels,
+                              absl::Span<const double> weights) {
+  FRAUD_RETURN_IF_ERROR(ValidateInputs(scores, labels, weights));
+  const Ranked r = Rank(scores, labels, weights);
+  if (r.positives <= 0 || r.negatives <= 0) {
+    return absl::FailedPreconditionError(
+        "ROC AUC is undefined: the labels hold one class only");
+  }
+  const Cumulative c = Accumulate(r);
+  double auc = 0;
+  double prev_fpr = 0;
+  double prev_tpr = 0;
+  for (size_t g = 0; g < c.tps.size(); ++g) {
+    const double fpr = c.fps[g] / r.negatives;
+    const double tpr = c.tps[g] / r.positives;
+    auc += (fpr - prev_fpr) * (tpr + prev_tpr) / 2.0;
+    prev_fpr = fpr;
+    prev_tpr = tpr;
+  }
+  return auc;
+}
+
+absl::StatusOr<ThresholdMetrics> MetricsAtThreshold(absl::Span<const float> scores,
+                                                    absl::Span<const int32_t> labels,
+                                                    double threshold,
+                                                    absl::Span<const double> weights) {
+  FRAUD_RETURN_IF_ERROR(ValidateInputs(scores, labels, weights));
+  FRAUD_RETURN_IF_ERROR(EnsureNonEmpty(scores));
+  ThresholdMetrics m;
+  m.threshold = threshold;
+  // Scores are floats: compare in float so that a threshold of 0.7 flags a score of 0.7f.
+  const float cut = static_cast<float>(threshold);
+  for (size_t i = 0; i < scores.size(); ++i) {
+    const double w = weights.empty() ? 1.0 : weights[i];
+    const bool flagged = scores[i] >= cut;
+    if (labels[i] == 1) {
+      (flagged ? m.true_positives : m.false_negatives) += w;
+    } else {
+      (flagged ? m.false_positives : m.true_negatives) += w;
+    }
+  }
+  m.precision = SafeDiv(m.true_positives, m.true_positives + m.false_positives);
+  m.recall = SafeDiv(m.true_positives, m.true_positives + m.false_negatives);
+  m.f1 = SafeDiv(2 * m.precision * m.recall, m.precision + m.recall);
+  const double total = m.true_positives + m.false_positives + m.true_negatives + m.false_negatives;
+  m.accuracy = SafeDiv(m.true_positives + m.true_negatives, total);
+  return m;
+}
+
+absl::StatusOr<std::vector<double>> PrecisionAtTopK(absl::Span<const float> scores,
+                                                    absl::Span<const int32_t> labels,
+                                                    absl::Span<const int> ks,
+                                                    absl::Span<const double> weights) {
+  FRAUD_RETURN_IF_ERROR(ValidateInputs(scores, labels, weights));
+  FRAUD_RETURN_IF_ERROR(EnsureNonEmpty(scores));
+  for (int k : ks) {
+    if (k < 1) return absl::InvalidArgumentError(absl::StrCat("top-k needs k >= 1, got ", k));
+  }
+  const Ranked r = Rank(scores, labels, weights);
+  // Prefix sums over the ranked order answer every k in O(1).
+  std::vector<double> pos(r.order.size() + 1, 0.0);
+  std::vector<double> all(r.order.size() + 1, 0.0);
+  for (size_t i = 0; i < r.order.size(); ++i) {
+    pos[i + 1] = pos[i] + r.w[i] * r.y[i];
+    all[i + 1] = all[i] + r.w[i];
+  }
+  std::vector<double> out;
+  out.reserve(ks.size());
+  for (int k : ks) {
+    const size_t top = std::min(static_cast<size_t>(k), r.order.size());
+    out.push_back(SafeDiv(pos[top], all[top]));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<PrPoint>> PrecisionRecallCurve(absl::Span<const float> scores,
+                                                          absl::Span<const int32_t> labels,
+                                                          size_t max_points,
+                                                          absl::Span<const double> weights) {
+  FRAUD_RETURN_IF_ERROR(ValidateInputs(scores, labels, weights));
+  const Ranked r = Rank(scores, labels, weights);
+  if (r.positives <= 0) return NoPositives("the precision-recall curve");
+  return CurveFromRanked(r, scores, max_points);
+}
+
+absl::StatusOr<Interval> BootstrapAveragePrecision(absl::Span<const float> scores,
+                                                   absl::Span<const int32_t> labels,
+                                                   int resamples, uint64_t seed,
+                                                   double confidence,
+                                                   absl::Span<const double> weights) {
+  FRAUD_RETURN_IF_ERROR(ValidateInputs(scores, labels, weights));
+  const Ranked r = Rank(scores, labels, weights);
+  if (r.positives <= 0) return NoPositives("bootstrap average precision");
+  return BootstrapFromRanked(r, resamples, seed, confidence);
+}
+
+absl::StatusOr<double> SelectThresholdMaxF1(absl::Span<const float> scores,
+                                            absl::Span<const int32_t> labels,
+                                            absl::Span<const double> weights) {
+  FRAUD_RETURN_IF_ERROR(ValidateInputs(scores, labels, weights));
+  const Ranked r = Rank(scores, labels, weights);
+  if (r.positives <= 0) return NoPositives("the F1-maximising threshold");
+  const Cumulative c = Accumulate(r);
+  double best_f1 = -1;
+  double best_threshold = 0;
+  for (size_t g = 0; g < c.tps.size(); ++g) {
+    // F1 = 2TP / (2TP + FP + FN) = 2TP / (TP + FP + P).
+    const double f1 = 2 * c.tps[g] / (c.tps[g] + c.fps[g] + r.positives);
+    if (f1 > best_f1) {
+      best_f1 = f1;
+      best_threshold = scores[r.order[r.group_end[g] - 1]];
+    }
+  }
+  return best_threshold;
+}
+
+absl::StatusOr<ClassificationMetrics> ComputeClassificationMetrics(
+    absl::Span<const float> scores, absl::Span<const int32_t> labels,
+    const MetricsOptions& options, absl::Span<const double> weights) {
+  FRAUD_RETURN_IF_ERROR(ValidateInputs(scores, labels, weights));
+  FRAUD_RETURN_IF_ERROR(EnsureNonEmpty(scores));
+  const Ranked r = Rank(scores, labels, weights);
+  ClassificationMetrics m;
+  m.set_rows(std::llround(r.positives + r.negatives));
+  m.set_positives(std::llround(r.positives));
+  m.set_weighted(!weights.empty());
+  m.set_single_class(r.positives <= 0 || r.negatives <= 0);
+  if (!m.single_class()) {
+    m.set_auprc(ApFromRanked(r, nullptr));
+    FRAUD_ASSIGN_OR_RETURN(double auc, RocAuc(scores, labels, weights));
+    m.set_roc_auc(auc);
+    if (options.bootstrap_resamples > 0) {
+      FRAUD_ASSIGN_OR_RETURN(Interval ci, BootstrapFromRanked(r, options.bootstrap_resamples,
+                                                              options.seed, 0.95));
+      m.set_auprc_ci_low(ci.low);
+      m.set_auprc_ci_high(ci.high);
+    }
+    for (const PrPoint& p : CurveFromRanked(r, scores, options.max_curve_points)) {
+      common::v1::PrPoint* out = m.add_pr_curve();
+      out->set_recall(p.recall);
+      out->set_precision(p.precision);
+      out->set_threshold(p.threshold);
+    }
+  }
+  FRAUD_ASSIGN_OR_RETURN(ThresholdMetrics t,
+                         MetricsAtThreshold(scores, labels, options.threshold, weights));
+  m.set_threshold(options.threshold);
+  m.set_precision(t.precision);
+  m.set_recall(t.recall);
+  m.set_f1(t.f1);
+  m.set_accuracy(t.accuracy);
+  m.mutable_confusion()->set_true_positives(std::llround(t.true_positives));
+  m.mutable_confusion()->set_false_positives(std::llround(t.false_positives));
+  m.mutable_confusion()->set_true_negatives(std::llround(t.true_negatives));
+  m.mutable_confusion()->set_false_negatives(std::llround(t.false_negatives));
+  FRAUD_ASSIGN_OR_RETURN(std::vector<double> at_k,
+                         PrecisionAtTopK(scores, labels, options.top_k, weights));
+  for (size_t i = 0; i < at_k.size(); ++i) {
+    common::v1::PrecisionAtK* p = m.add_precision_at_k();
+    p->set_k(options.top_k[i]);
+    p->set_precision(at_k[i]);
+  }
+  return m;
+}
+
+ScoreHistogram::ScoreHistogram(int bins)
+    : normal_(static_cast<size_t>(std::max(bins, 1))),
+      fraud_(normal_.size()),
+      unlabelled_(normal_.size()) {}
+
+void ScoreHistogram::Add(float score, int32_t label) {
+  const int n = bins();
+  int bin = 0;
+  if (score >= 1.0f) {
+    bin = n - 1;
+  } else if (score > 0.0f) {  // NaN and negatives stay in bin 0
+    bin = std::min(n - 1, static_cast<int>(static_cast<double>(score) * n));
+  }
+  if (label == 0) {
+    ++normal_[bin];
+  } else if (label == 1) {
+    ++fraud_[bin];
+  } else {
+    ++unlabelled_[bin];
+  }
+}
+
+void ScoreHistogram::AddBatch(absl::Span<const float> scores, absl::Span<const int32_t> labels) {
+  for (size_t i = 0; i < scores.size(); ++i) {
+    Add(scores[i], i < labels.size() ? labels[i] : -1);
+  }
+}
+
+void ScoreHistogram::AppendTo(
+    google::protobuf::RepeatedPtrField<common::v1::ScoreBin>* out) const {
+  const int n = bins();
+  for (int i = 0; i < n; ++i) {
+    common::v1::ScoreBin* bin = out->Add();
+    bin->set_lower(static_cast<double>(i) / n);
+    bin->set_upper(static_cast<double>(i + 1) / n);
+    bin->set_count_normal(normal_[i]);
+    bin->set_count_fraud(fraud_[i]);
+    bin->set_count_unlabelled(unlabelled_[i]);
+  }
+}
+
+}  // namespace fraud::eval

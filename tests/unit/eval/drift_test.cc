@@ -1,0 +1,170 @@
+#include "services/common/eval/drift.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "tests/testing/status_matchers.h"
+
+namespace fraud::eval {
+namespace {
+
+using ::fraud::testing::IsOk;
+using ::fraud::testing::StatusIs;
+using ::testing::ElementsAre;
+
+// Two columns: "a" = 1..100, "b" = 7 (constant), row-major.
+std::vector<double> TrainingRows() {
+  std::vector<double> rows;
+  for (int i = 1; i <= 100; ++i) {
+    rows.push_back(i);
+    rows.push_back(7.0);
+  }
+  return rows;
+}
+
+const std::vector<std::string> kColumns = {"a", "b"};
+
+google::protobuf::RepeatedPtrField<FeatureReference> ToRepeated(
+    const std::vector<FeatureReference>& refs) {
+  google::protobuf::RepeatedPtrField<FeatureReference> out;
+  for (const auto& r : refs) *out.Add() = r;
+  return out;
+}
+
+TEST(FeatureReferenceTest, UsesQuantileEdgesAndTrainingShares) {
+  const std::vector<double> rows = TrainingRows();
+  absl::StatusOr<std::vector<FeatureReference>> refs =
+      BuildFeatureReferences(rows.data(), 100, kColumns, 10);
+  ASSERT_THAT(refs, IsOk());
+  ASSERT_EQ(refs->size(), 2u);
+  // Quantile q/10 of 1..100 is the value at sorted index floor(q/10 * 99): 10, 20, ..., 90.
+  const FeatureReference& a = (*refs)[0];
+  EXPECT_EQ(a.feature(), "a");
+  EXPECT_THAT(a.edges(), ElementsAre(10, 20, 30, 40, 50, 60, 70, 80, 90));
+  ASSERT_EQ(a.fractions_size(), 10);
+  for (double f : a.fractions()) EXPECT_DOUBLE_EQ(f, 0.1);
+  // A constant column collapses to one edge with everything in the first bin.
+  const FeatureReference& b = (*refs)[1];
+  EXPECT_THAT(b.edges(), ElementsAre(7));
+  EXPECT_THAT(b.fractions(), ElementsAre(1.0, 0.0));
+}
+
+TEST(FeatureReferenceTest, RejectsEmptyInput) {
+  EXPECT_THAT(BuildFeatureReferences(nullptr, 0, kColumns),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  const std::vector<double> rows = TrainingRows();
+  EXPECT_THAT(BuildFeatureReferences(rows.data(), 100, kColumns, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(DriftAccumulatorTest, ReportsNoDriftForTheTrainingDistribution) {
+  const std::vector<double> rows = TrainingRows();
+  auto refs = BuildFeatureReferences(rows.data(), 100, kColumns, 10);
+  ASSERT_THAT(refs, IsOk());
+  absl::StatusOr<DriftAccumulator> acc = DriftAccumulator::Create(ToRepeated(*refs), kColumns);
+  ASSERT_THAT(acc, IsOk());
+  acc->Add(rows.data(), 100);
+  const std::vector<FeatureDrift> drift = acc->Result();
+  ASSERT_EQ(drift.size(), 2u);
+  for (const FeatureDrift& d : drift) {
+    EXPECT_NEAR(d.psi, 0.0, 1e-12) << d.feature;
+    EXPECT_NEAR(d.ks, 0.0, 1e-12) << d.feature;
+    EXPECT_FALSE(d.flagged);
+  }
+}
+
+TEST(DriftAccumulatorTest, MatchesHandComputedPsiForACollapsedFeature) {
+  const std::vector<double> rows = TrainingRows();
+  auto refs = BuildFeatureReferences(rows.data(), 100, kColumns, 10);
+  ASSERT_THAT(refs, IsOk());
+  absl::StatusOr<DriftAccumulator> acc = DriftAccumulator::Create(ToRepeated(*refs), kColumns);
+  ASSERT_THAT(acc, IsOk());
+  // Every uploaded row has a = 5 (bin 0), b = 7 (bin 0, as in training).
+  std::vector<double> upload;
+  for (int i = 0; i < 50; ++i) {
+    upload.push_back(5.0);
+    upload.push_back(7.0);
+  }
+  acc->Add(upload.data(), 50);
+  const std::vector<FeatureDrift> drift = acc->Result();
+  // Feature a: upload shares [1, 0 x 9] (zeros floored at 1e-4) against 0.1 each:
+  //   PSI = (1 - 0.1) ln(1 / 0.1) + 9 (1e-4 - 0.1) ln(1e-4 / 0.1)
+  //       = 0.9 * 2.302585 + 9 * 0.0999 * 6.907755 = 2.072327 + 6.210763 = 8.283089.
+  //   KS = max |cum upload - cum training| = |1 - 0.1| = 0.9.
+  const double expected_psi =
+      0.9 * std::log(10.0) + 9 * (1e-4 - 0.1) * std::log(1e-4 / 0.1);
+  EXPECT_NEAR(drift[0].psi, expected_psi, 1e-9);
+  EXPECT_NEAR(drift[0].psi, 8.2831, 1e-4);
+  EXPECT_NEAR(drift[0].ks, 0.9, 1e-12);
+  EXPECT_TRUE(drift[0].flagged);
+  EXPECT_NEAR(drift[1].psi, 0.0, 1e-12);
+  EXPECT_FALSE(drift[1].flagged);
+}
+
+TEST(DriftAccumulatorTest, StreamingBatchesEqualOneBatch) {
+  const std::vector<double> rows = TrainingRows();
+  auto refs = BuildFeatureReferences(rows.data(), 100, kColumns, 10);
+  ASSERT_THAT(refs, IsOk());
+  std::vector<double> upload;
+  for (int i = 0; i < 1000; ++i) {
+    upload.push_back((i * 37) % 150);  // shifted to the right of the training range
+    upload.push_back(i % 3 == 0 ? 8.0 : 7.0);
+  }
+  auto whole = DriftAccumulator::Create(ToRepeated(*refs), kColumns);
+  auto pieces = DriftAccumulator::Create(ToRepeated(*refs), kColumns);
+  ASSERT_THAT(whole, IsOk());
+  ASSERT_THAT(pieces, IsOk());
+  whole->Add(upload.data(), 1000);
+  for (size_t start = 0; start < 1000; start += 7) {
+    const size_t n = std::min<size_t>(7, 1000 - start);
+    pieces->Add(upload.data() + start * 2, n);
+  }
+  EXPECT_EQ(pieces->rows(), 1000);
+  const auto a = whole->Result();
+  const auto b = pieces->Result();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_DOUBLE_EQ(a[i].psi, b[i].psi);
+    EXPECT_DOUBLE_EQ(a[i].ks, b[i].ks);
+    EXPECT_GT(a[i].psi, 0.1);
+  }
+}
+
+TEST(DriftAccumulatorTest, ReportsZeroWithoutRows) {
+  const std::vector<double> rows = TrainingRows();
+  auto refs = BuildFeatureReferences(rows.data(), 100, kColumns, 10);
+  auto acc = DriftAccumulator::Create(ToRepeated(*refs), kColumns);
+  ASSERT_THAT(acc, IsOk());
+  for (const FeatureDrift& d : acc->Result()) {
+    EXPECT_EQ(d.psi, 0);
+    EXPECT_EQ(d.ks, 0);
+  }
+}
+
+TEST(DriftAccumulatorTest, RejectsMalformedReferences) {
+  google::protobuf::RepeatedPtrField<FeatureReference> refs;
+  FeatureReference* r = refs.Add();
+  r->set_feature("zzz");
+  r->add_edges(1);
+  r->add_fractions(0.5);
+  r->add_fractions(0.5);
+  EXPECT_THAT(DriftAccumulator::Create(refs, kColumns),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("zzz")));
+  r->set_feature("a");
+  r->add_fractions(0.1);
+  EXPECT_THAT(DriftAccumulator::Create(refs, kColumns),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  r->clear_fractions();
+  r->add_fractions(0.5);
+  r->add_fractions(0.5);
+  r->add_fractions(0.0);
+  r->add_edges(0.5);  // not ascending
+  EXPECT_THAT(DriftAccumulator::Create(refs, kColumns),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("unsorted")));
+}
+
+}  // namespace
+}  // namespace fraud::eval
