@@ -1,0 +1,111 @@
+#include "services/inference/inference_service.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "services/common/core/log.h"
+#include "services/common/core/status_macros.h"
+#include "services/common/rpc/auth.h"
+#include "services/common/rpc/channel.h"
+#include "services/common/rpc/grpc_status.h"
+
+namespace fraud::inference {
+
+InferenceService::InferenceService(Predictor* predictor, ModelReloader* reloader,
+                                   const ModelHolder* holder, std::string admin_token)
+    : predictor_(predictor),
+      reloader_(reloader),
+      holder_(holder),
+      admin_token_(std::move(admin_token)) {}
+
+grpc::Status InferenceService::Predict(grpc::ServerContext* ctx,
+                                       const v1::PredictRequest* request,
+                                       v1::PredictResponse* response) {
+  absl::Status s = predictor_->Predict(request->rows(), response->mutable_scores());
+  if (!s.ok()) {
+    // Scoring is the hot path: failures are logged at DEBUG (the RPC metrics count them by code).
+    FRAUD_LOG(DEBUG) << "Predict failed" << Kv("rpc", "Predict")
+                     << Kv("request_id", rpc::RequestId(ctx)) << Kv("error", s.ToString());
+  }
+  return rpc::ToGrpcStatus(s);
+}
+
+grpc::Status InferenceService::PredictStream(
+    grpc::ServerContext* ctx,
+    grpc::ServerReaderWriter<v1::PredictResponse, v1::PredictRequest>* stream) {
+  v1::PredictRequest request;
+  v1::PredictResponse response;
+  int64_t message = 0;
+  int64_t rows = 0;
+  while (stream->Read(&request)) {
+    if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
+    absl::Status s = predictor_->Predict(request.rows(), response.mutable_scores());
+    if (!s.ok()) {
+      s = Annotate(s, absl::StrCat("message ", message));
+      FRAUD_LOG(INFO) << "PredictStream failed" << Kv("rpc", "PredictStream")
+                      << Kv("request_id", rpc::RequestId(ctx)) << Kv("messages", message)
+                      << Kv("error", s.ToString());
+      return rpc::ToGrpcStatus(s);
+    }
+    rows += request.rows().num_rows();
+    if (!stream->Write(response)) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "client stopped reading the stream");
+    }
+    ++message;
+  }
+  FRAUD_LOG(DEBUG) << "PredictStream done" << Kv("rpc", "PredictStream")
+                   << Kv("request_id", rpc::RequestId(ctx)) << Kv("messages", message)
+                   << Kv("rows", rows);
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::GetModel(grpc::ServerContext* ctx,
+                                        const v1::GetModelRequest* request,
+                                        v1::GetModelResponse* response) {
+  std::shared_ptr<const LoadedModel> model = holder_->Get();
+  if (model == nullptr) {
+    return rpc::ToGrpcStatus(absl::UnavailableError("no model loaded yet"));
+  }
+  response->set_version(model->version);
+  *response->mutable_manifest() = model->manifest();
+  const int64_t nanos = absl::ToUnixNanos(model->loaded_at);
+  response->mutable_loaded_at()->set_seconds(nanos / 1000000000);
+  response->mutable_loaded_at()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  response->set_artifact_path(model->artifact_path);
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::Reload(grpc::ServerContext* ctx, const v1::ReloadRequest* request,
+                                      v1::ReloadResponse* response) {
+  if (absl::Status auth = rpc::CheckBearerToken(*ctx, admin_token_); !auth.ok()) {
+    FRAUD_LOG(WARNING) << "Reload refused" << Kv("rpc", "Reload")
+                       << Kv("request_id", rpc::RequestId(ctx)) << Kv("error", auth.ToString());
+    return rpc::ToGrpcStatus(auth);
+  }
+  absl::StatusOr<ReloadResult> result = reloader_->Reload(request->version());
+  // Failures are logged once by the reloader, which owns the "old model kept" decision.
+  if (!result.ok()) return rpc::ToGrpcStatus(result.status());
+  response->set_previous_version(result->previous_version);
+  response->set_version(result->version);
+  response->set_load_seconds(absl::ToDoubleSeconds(result->load_time));
+  FRAUD_LOG(INFO) << "Reload done" << Kv("rpc", "Reload") << Kv("request_id", rpc::RequestId(ctx))
+                  << Kv("model_version", result->version)
+                  << Kv("previous_version", result->previous_version)
+                  << Kv("load_ms", absl::ToDoubleMilliseconds(result->load_time));
+  return grpc::Status::OK;
+}
+
+std::function<bool()> ModelLoadedCheck(const ModelHolder* holder) {
+  return [holder] { return holder->Get() != nullptr; };
+}
+
+void ConnectHealth(ModelHolder* holder, rpc::ServerRunner* runner) {
+  holder->SetListener([runner](const LoadedModel* model) {
+    const bool serving = model != nullptr;
+    runner->SetServing("", serving);
+    runner->SetServing(kHealthServiceName, serving);
+  });
+}
+
+}  // namespace fraud::inference

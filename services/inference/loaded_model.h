@@ -1,0 +1,55 @@
+// What the inference service holds in memory: a verified, immutable model version, and the two
+// small interfaces it is built from (a scoring model and a loader), so the service logic can be
+// tested with fakes and wired to services/common/model in production (runtime_loader.h).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "fraud/common/v1/types.pb.h"
+
+namespace fraud::inference {
+
+// Number of raw features per row (Time, V1..V28, Amount), as in fraud.common.v1.TransactionBatch.
+inline constexpr int kNumFeatures = 30;
+
+// A model that turns raw feature rows into fraud probabilities.
+// Thread-safety: Score is const and must be safe to call from many threads at once.
+class ScoringModel {
+ public:
+  virtual ~ScoringModel() = default;
+  // Scores `rows` rows of kNumFeatures raw features each (row-major, preprocessing is the model's
+  // job) into out[0..rows). `out` must have room for `rows` floats. Internal on a runtime failure.
+  virtual absl::Status Score(const double* features, size_t rows, float* out) const = 0;
+  // The manifest the model was built from (threshold, family, files, smoke batch, ...).
+  virtual const common::v1::ModelManifest& manifest() const = 0;
+};
+
+// Loads, verifies (checksums, smoke batch) and returns the model in artifact directory `dir`.
+// NotFound when the directory or a file is missing, DataLoss on a checksum mismatch,
+// FailedPrecondition on a bad manifest or a failed smoke test; messages name the path.
+// Must be safe to call while another model serves.
+using ModelLoader =
+    std::function<absl::StatusOr<std::unique_ptr<ScoringModel>>(const std::string& dir)>;
+
+// One loaded model version. Immutable once published in a ModelHolder; requests keep it alive
+// through their std::shared_ptr copy, so a swap never frees a model that is still scoring.
+struct LoadedModel {
+  int64_t version = 0;
+  // Artifact directory it was loaded from.
+  std::string artifact_path;
+  absl::Time loaded_at;
+  // Decision threshold (the manifest's): score >= threshold flags fraud.
+  double threshold = 0.5;
+  std::unique_ptr<const ScoringModel> model;
+
+  const common::v1::ModelManifest& manifest() const { return model->manifest(); }
+};
+
+}  // namespace fraud::inference

@@ -1,0 +1,154 @@
+#include "services/inference/model_reloader.h"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "services/common/core/log.h"
+#include "services/common/core/metrics.h"
+#include "services/common/core/status_macros.h"
+
+namespace fraud::inference {
+namespace {
+
+struct ReloadMetrics {
+  ReloadMetrics()
+      : reloads(metrics::Counter("fraud_inference_model_reloads_total",
+                                 "Model loads attempted, by result (ok, failed)")),
+        ok(reloads.Add({{"result", "ok"}})),
+        failed(reloads.Add({{"result", "failed"}})),
+        version(metrics::Gauge("fraud_inference_model_version",
+                               "Model version currently serving (0 = none)")
+                    .Add({})) {}
+  prometheus::Family<prometheus::Counter>& reloads;
+  prometheus::Counter& ok;
+  prometheus::Counter& failed;
+  prometheus::Gauge& version;
+};
+
+ReloadMetrics& Metrics() {
+  static auto* m = new ReloadMetrics();
+  return *m;
+}
+
+int64_t VersionOf(const std::shared_ptr<const LoadedModel>& m) { return m ? m->version : 0; }
+
+}  // namespace
+
+ModelReloader::ModelReloader(std::string model_dir, ModelLoader loader, ModelHolder* holder,
+                             ChampionSource* champion, const Clock* clock)
+    : model_dir_(std::move(model_dir)),
+      loader_(std::move(loader)),
+      holder_(holder),
+      champion_(champion),
+      clock_(clock) {
+  Metrics();  // registers the families so /metrics shows them from the start
+}
+
+std::string ModelReloader::ArtifactPath(int64_t version) const {
+  if (model_dir_.empty()) return absl::StrCat(version);
+  const bool slash = model_dir_.back() == '/';
+  return absl::StrCat(model_dir_, slash ? "" : "/", version);
+}
+
+absl::StatusOr<ReloadResult> ModelReloader::Reload(int64_t version) {
+  if (version < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("model version must be >= 0, got ", version));
+  }
+  if (version == 0) {
+    if (champion_ == nullptr) {
+      return absl::FailedPreconditionError(
+          "version 0 means the registry's champion, but no registry is configured");
+    }
+    absl::StatusOr<int64_t> champion = champion_->ChampionVersion();
+    if (!champion.ok()) {
+      CountResult(champion.status(), 0);
+      return champion.status();
+    }
+    if (*champion == 0) {
+      absl::Status s = absl::NotFoundError("the registry has no champion model yet");
+      CountResult(s, 0);
+      return s;
+    }
+    version = *champion;
+  }
+  absl::MutexLock lock(&load_mu_);
+  return LoadAndSwap(version);
+}
+
+absl::StatusOr<bool> ModelReloader::ReloadIfNotServing(int64_t version) {
+  if (version <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("model version must be > 0, got ", version));
+  }
+  absl::MutexLock lock(&load_mu_);
+  // Checked under load_mu_ so two concurrent callers do not load the same version twice.
+  if (VersionOf(holder_->Get()) == version) return false;
+  FRAUD_ASSIGN_OR_RETURN(ReloadResult result, LoadAndSwap(version));
+  (void)result;
+  return true;
+}
+
+absl::StatusOr<ReloadResult> ModelReloader::LoadAndSwap(int64_t version) {
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> loaded = LoadVersion(version);
+  if (!loaded.ok()) {
+    CountResult(loaded.status(), version);
+    return loaded.status();
+  }
+  ReloadResult result;
+  result.version = version;
+  result.load_time = absl::FromChrono(std::chrono::steady_clock::now() - start);
+  std::shared_ptr<const LoadedModel> previous = holder_->Swap(*std::move(loaded));
+  result.previous_version = VersionOf(previous);
+  // Success is logged by the caller (the Reload handler, the watcher or main), which knows why.
+  CountResult(absl::OkStatus(), version);
+  return result;
+}
+
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelReloader::LoadVersion(int64_t version) {
+  const std::string path = ArtifactPath(version);
+  const std::string context = absl::StrCat("loading model version ", version, " from ", path);
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::NotFoundError(absl::StrCat(context, ": artifact directory does not exist"));
+  }
+  absl::StatusOr<std::unique_ptr<ScoringModel>> model = loader_(path);
+  if (!model.ok()) return Annotate(model.status(), context);
+  if (*model == nullptr) return absl::InternalError(absl::StrCat(context, ": loader returned null"));
+  const common::v1::ModelManifest& manifest = (*model)->manifest();
+  if (manifest.version() != version) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        context, ": manifest says version ", manifest.version(), ", expected ", version));
+  }
+  if (!std::isfinite(manifest.threshold()) || manifest.threshold() < 0 ||
+      manifest.threshold() > 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(context, ": manifest threshold ", manifest.threshold(), " not in [0, 1]"));
+  }
+  auto loaded = std::make_shared<LoadedModel>();
+  loaded->version = version;
+  loaded->artifact_path = path;
+  loaded->loaded_at = clock_->Now();
+  loaded->threshold = manifest.threshold();
+  loaded->model = *std::move(model);
+  return std::shared_ptr<const LoadedModel>(std::move(loaded));
+}
+
+void ModelReloader::CountResult(const absl::Status& s, int64_t version) {
+  ReloadMetrics& m = Metrics();
+  if (s.ok()) {
+    m.ok.Increment();
+    m.version.Set(static_cast<double>(version));
+    return;
+  }
+  m.failed.Increment();
+  FRAUD_LOG(WARNING) << "model reload failed; the serving model is kept"
+                     << Kv("model_version", version)
+                     << Kv("serving_version", VersionOf(holder_->Get()))
+                     << Kv("error", s.ToString());
+}
+
+}  // namespace fraud::inference

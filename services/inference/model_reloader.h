@@ -1,0 +1,73 @@
+// Loads model versions beside the serving one and swaps them in once verified (Triton's EXPLICIT
+// model-control semantics): version N lives in <model_dir>/<N>/; the loader verifies every file's
+// sha256 and replays the manifest's smoke batch; only then does the ModelHolder pointer change.
+// A failed load leaves the serving model untouched, and is logged and counted
+// (fraud_inference_model_reloads_total{result="failed"}).
+//
+// Thread-safety: all methods may be called from any thread; loads are serialized (one at a time),
+// scoring is never blocked by a load.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "services/common/core/clock.h"
+#include "services/inference/champion_source.h"
+#include "services/inference/loaded_model.h"
+#include "services/inference/model_holder.h"
+
+namespace fraud::inference {
+
+struct ReloadResult {
+  // Version served before the reload (0 = none).
+  int64_t previous_version = 0;
+  int64_t version = 0;
+  // Time spent loading, verifying and smoke-testing.
+  absl::Duration load_time;
+};
+
+class ModelReloader {
+ public:
+  // `holder` (required) and `champion` (may be null: version 0 is then FailedPrecondition) are not
+  // owned and must outlive this object.
+  ModelReloader(std::string model_dir, ModelLoader loader, ModelHolder* holder,
+                ChampionSource* champion, const Clock* clock = &RealClock::Get());
+  ModelReloader(const ModelReloader&) = delete;
+  ModelReloader& operator=(const ModelReloader&) = delete;
+
+  // Loads `version` (0 = ask the champion source) and swaps it in. Always reloads, even when the
+  // version already serves. Errors (the serving model is kept in every case):
+  //   InvalidArgument   version < 0
+  //   NotFound          no champion yet, or <model_dir>/<version> does not exist
+  //   Unavailable       the champion source cannot be reached
+  //   FailedPrecondition / DataLoss / NotFound from the loader (bad manifest, checksum mismatch,
+  //                     smoke test failed, missing file), or a manifest whose version differs
+  // Messages name the version and artifact path.
+  absl::StatusOr<ReloadResult> Reload(int64_t version);
+
+  // Loads `version` (> 0) unless it is already serving. Returns true when a new model was
+  // swapped in, false when `version` already served. Errors as Reload.
+  absl::StatusOr<bool> ReloadIfNotServing(int64_t version);
+
+  // <model_dir>/<version>.
+  std::string ArtifactPath(int64_t version) const;
+  const std::string& model_dir() const { return model_dir_; }
+
+ private:
+  absl::StatusOr<ReloadResult> LoadAndSwap(int64_t version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(load_mu_);
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadVersion(int64_t version);
+  void CountResult(const absl::Status& s, int64_t version);
+
+  const std::string model_dir_;
+  const ModelLoader loader_;
+  ModelHolder* const holder_;
+  ChampionSource* const champion_;
+  const Clock* const clock_;
+  absl::Mutex load_mu_;
+};
+
+}  // namespace fraud::inference

@@ -1,0 +1,42 @@
+// Transport-free scoring logic behind Predict and PredictStream: validates a packed batch, scores
+// it with one model snapshot (through the micro-batcher for small batches) and fills a ScoreBatch
+// stamped with the version and threshold that produced it. Records the scoring metrics
+// (fraud_inference_predictions_total{decision}, fraud_inference_score,
+// fraud_inference_latency_seconds).
+//
+// Thread-safety: Predict may be called from any number of threads.
+#pragma once
+
+#include "absl/status/status.h"
+#include "fraud/common/v1/types.pb.h"
+#include "services/inference/micro_batcher.h"
+#include "services/inference/model_holder.h"
+
+namespace fraud::inference {
+
+// InvalidArgument when features_size() != num_rows * kNumFeatures (the message gives both
+// numbers) or when a feature is NaN or infinite (the message names the row, its source line when
+// known, and the feature). Labels and other columns are not looked at.
+absl::Status ValidateBatch(const common::v1::TransactionBatch& rows);
+
+class Predictor {
+ public:
+  // `holder` is not owned and must outlive this object.
+  Predictor(const ModelHolder* holder, BatcherOptions batching);
+  Predictor(const Predictor&) = delete;
+  Predictor& operator=(const Predictor&) = delete;
+
+  // Validates `rows`, scores them and overwrites `out` with one score and one decision
+  // (score >= threshold, compared in float) per row, plus model_version and threshold. An empty batch gives an
+  // empty ScoreBatch that still names the serving version. Errors: InvalidArgument (see
+  // ValidateBatch), Unavailable "no model loaded yet", or the model's scoring error.
+  absl::Status Predict(const common::v1::TransactionBatch& rows, common::v1::ScoreBatch* out);
+
+  const MicroBatcher& batcher() const { return batcher_; }
+
+ private:
+  const ModelHolder* const holder_;
+  MicroBatcher batcher_;
+};
+
+}  // namespace fraud::inference
