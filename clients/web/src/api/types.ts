@@ -1,0 +1,378 @@
+// TypeScript shapes of the gateway's JSON bodies: the proto3 JSON mapping of the messages in
+// proto/fraud/**/*.proto (lowerCamelCase names, int64 as decimal strings, enums by name,
+// google.protobuf.Timestamp as RFC 3339 strings). Every field is optional because the mapping
+// omits unset message fields and a server may omit defaults; read them through the helpers in
+// format.ts (num, int64, ...), which also accept plain numbers.
+
+/** An int64/uint64 value: proto JSON prints it as a decimal string; numbers are accepted too. */
+export type Int64 = string | number;
+/** A double: a number, or "NaN" / "Infinity" / "-Infinity" as proto JSON prints non-finite values. */
+export type Double = number | string;
+/** google.protobuf.Timestamp as RFC 3339. */
+export type Timestamp = string;
+
+// ---- fraud.common.v1 ----
+
+export type ModelFamily =
+  | 'MODEL_FAMILY_UNSPECIFIED'
+  | 'MODEL_FAMILY_LOGREG'
+  | 'MODEL_FAMILY_MLP'
+  | 'MODEL_FAMILY_XGBOOST'
+  | 'MODEL_FAMILY_RANDOM_FOREST';
+
+export interface RowError {
+  line?: Int64;
+  column?: string;
+  columnIndex?: number;
+  reason?: string;
+}
+
+export interface ConfusionMatrix {
+  truePositives?: Int64;
+  falsePositives?: Int64;
+  trueNegatives?: Int64;
+  falseNegatives?: Int64;
+}
+
+export interface PrecisionAtK {
+  k?: number;
+  precision?: Double;
+}
+
+export interface PrPoint {
+  recall?: Double;
+  precision?: Double;
+  threshold?: Double;
+}
+
+export interface ScoreBin {
+  lower?: Double;
+  upper?: Double;
+  countNormal?: Int64;
+  countFraud?: Int64;
+  countUnlabelled?: Int64;
+}
+
+export interface ClassificationMetrics {
+  rows?: Int64;
+  positives?: Int64;
+  auprc?: Double;
+  auprcCiLow?: Double;
+  auprcCiHigh?: Double;
+  rocAuc?: Double;
+  threshold?: Double;
+  precision?: Double;
+  recall?: Double;
+  f1?: Double;
+  accuracy?: Double;
+  confusion?: ConfusionMatrix;
+  precisionAtK?: PrecisionAtK[];
+  prCurve?: PrPoint[];
+  weighted?: boolean;
+  singleClass?: boolean;
+}
+
+export interface DataLineage {
+  uploadIds?: Int64[];
+  timeMin?: Double;
+  timeMax?: Double;
+  trainRows?: Int64;
+  trainFrauds?: Int64;
+  validationRows?: Int64;
+  validationFrauds?: Int64;
+  description?: string;
+}
+
+export interface ModelManifest {
+  version?: Int64;
+  family?: ModelFamily;
+  featureNames?: string[];
+  threshold?: Double;
+  params?: Record<string, string>;
+  lineage?: DataLineage;
+  validationMetrics?: ClassificationMetrics;
+  comparisonMetrics?: ClassificationMetrics;
+  createdAt?: Timestamp;
+  runId?: Int64;
+}
+
+// ---- fraud.storage.v1 ----
+
+export type UploadMode = 'UPLOAD_MODE_UNSPECIFIED' | 'UPLOAD_MODE_STRICT' | 'UPLOAD_MODE_LENIENT';
+
+export interface Upload {
+  id?: Int64;
+  sha256?: string;
+  fileName?: string;
+  mode?: UploadMode;
+  status?: string;
+  receivedAt?: Timestamp;
+  committedAt?: Timestamp;
+  rows?: Int64;
+  rowsRejected?: Int64;
+  labelledRows?: Int64;
+  frauds?: Int64;
+  timeMin?: Double;
+  timeMax?: Double;
+  modelVersion?: Int64;
+  bytes?: Int64;
+  summaryJson?: string;
+}
+
+export interface ListUploadsResponse {
+  uploads?: Upload[];
+  nextBeforeId?: Int64;
+}
+
+export interface GetUploadResponse {
+  upload?: Upload;
+}
+
+export interface Prediction {
+  uploadId?: Int64;
+  line?: Int64;
+  modelVersion?: Int64;
+  score?: Double;
+  decision?: boolean;
+  label?: number;
+  features?: Double[];
+}
+
+export interface ListPredictionsResponse {
+  predictions?: Prediction[];
+  total?: Int64;
+}
+
+export interface ModelVersion {
+  version?: Int64;
+  family?: ModelFamily;
+  manifest?: ModelManifest;
+  artifactUri?: string;
+  artifactSha256?: string;
+  createdAt?: Timestamp;
+  isChampion?: boolean;
+  runId?: Int64;
+}
+
+export interface ListModelsResponse {
+  models?: ModelVersion[];
+}
+
+export interface GetModelResponse {
+  model?: ModelVersion;
+}
+
+export interface GetChampionResponse {
+  model?: ModelVersion;
+  since?: Timestamp;
+}
+
+export interface ChampionChange {
+  id?: Int64;
+  version?: Int64;
+  previousVersion?: Int64;
+  reason?: string;
+  actor?: string;
+  changedAt?: Timestamp;
+}
+
+export interface ListChampionHistoryResponse {
+  changes?: ChampionChange[];
+}
+
+export type RunStatus =
+  | 'RUN_STATUS_UNSPECIFIED'
+  | 'RUN_STATUS_QUEUED'
+  | 'RUN_STATUS_RUNNING'
+  | 'RUN_STATUS_SUCCEEDED'
+  | 'RUN_STATUS_FAILED'
+  | 'RUN_STATUS_CANCELLED';
+
+export interface EpochPoint {
+  epoch?: number;
+  trainLoss?: Double;
+  validationLoss?: Double;
+  validationAuprc?: Double;
+}
+
+export interface Candidate {
+  name?: string;
+  family?: ModelFamily;
+  params?: Record<string, string>;
+  validationMetrics?: ClassificationMetrics;
+  curve?: EpochPoint[];
+  trainSeconds?: Double;
+  peakRssBytes?: Int64;
+  selected?: boolean;
+}
+
+export interface RunProgress {
+  phase?: string;
+  candidate?: string;
+  candidatesDone?: number;
+  candidatesTotal?: number;
+  epoch?: number;
+  loss?: Double;
+  metric?: Double;
+  message?: string;
+}
+
+export interface TrainingRun {
+  id?: Int64;
+  status?: RunStatus;
+  trigger?: string;
+  params?: Record<string, string>;
+  createdAt?: Timestamp;
+  startedAt?: Timestamp;
+  finishedAt?: Timestamp;
+  progress?: RunProgress;
+  candidates?: Candidate[];
+  lineage?: DataLineage;
+  modelVersion?: Int64;
+  promoted?: boolean;
+  challengerComparison?: ClassificationMetrics;
+  championComparison?: ClassificationMetrics;
+  championVersionBefore?: Int64;
+  message?: string;
+}
+
+// ---- fraud.ingest.v1 ----
+
+export interface SuspiciousRow {
+  line?: Int64;
+  score?: Double;
+  label?: number;
+  time?: Double;
+  amount?: Double;
+}
+
+export interface FeatureDrift {
+  feature?: string;
+  psi?: Double;
+  ks?: Double;
+  flagged?: boolean;
+}
+
+export interface DataReport {
+  rows?: Int64;
+  labelledRows?: Int64;
+  frauds?: Int64;
+  fraudRate?: Double;
+  timeMin?: Double;
+  timeMax?: Double;
+  timeMonotonic?: boolean;
+  timeDecreases?: Int64;
+  amountMean?: Double;
+  amountMax?: Double;
+  drift?: FeatureDrift[];
+  driftFlagged?: number;
+}
+
+export interface UploadSummary {
+  uploadId?: Int64;
+  duplicateOf?: Int64;
+  sha256?: string;
+  bytes?: Int64;
+  rowsTotal?: Int64;
+  rowsAccepted?: Int64;
+  rowsRejected?: Int64;
+  errors?: RowError[];
+  errorsTruncated?: boolean;
+  scored?: boolean;
+  modelVersion?: Int64;
+  scoringMessage?: string;
+  predictedFrauds?: Int64;
+  metrics?: ClassificationMetrics;
+  topSuspicious?: SuspiciousRow[];
+  scoreHistogram?: ScoreBin[];
+  report?: DataReport;
+  mode?: UploadMode;
+  elapsedSeconds?: Double;
+  fileName?: string;
+}
+
+// ---- fraud.training.v1 ----
+
+export interface StartRunRequest {
+  families?: string[];
+  trainUploadIds?: Int64[];
+  comparisonUploadIds?: Int64[];
+  comparisonTimeMin?: number;
+  comparisonTimeMax?: number;
+  trainTimeMax?: number;
+  validationFraction?: number;
+  promotionMargin?: number;
+  noPromote?: boolean;
+  params?: Record<string, string>;
+  description?: string;
+  trigger?: string;
+}
+
+export interface RunResponse {
+  run?: TrainingRun;
+}
+
+export interface ListRunsResponse {
+  runs?: TrainingRun[];
+  nextBeforeId?: Int64;
+}
+
+export interface PromoteResponse {
+  change?: ChampionChange;
+  reloaded?: boolean;
+  message?: string;
+}
+
+// ---- inference.v1 ----
+
+export interface InferenceModelResponse {
+  version?: Int64;
+  manifest?: ModelManifest;
+  loadedAt?: Timestamp;
+  artifactPath?: string;
+}
+
+// ---- gateway aggregates ----
+
+/** GET /api/v1/health (and /healthz). */
+export interface HealthResponse {
+  status?: 'ok' | 'degraded' | string;
+  services?: Record<string, string>;
+}
+
+/** One service in GET /api/v1/monitoring. */
+export interface MonitoredService {
+  name?: string;
+  healthy?: boolean;
+  /** Prometheus samples by name, for example "fraud_rpc_requests_total": 12. */
+  metrics?: Record<string, Double>;
+}
+
+/** One upload row in GET /api/v1/monitoring. */
+export interface MonitoringUpload {
+  id?: Int64;
+  fileName?: string;
+  rows?: Int64;
+  frauds?: Int64;
+  predictedFrauds?: Int64;
+  /** When the upload was received (RFC 3339); `receivedAt` is accepted too. */
+  time?: Timestamp;
+  receivedAt?: Timestamp;
+  modelVersion?: Int64;
+}
+
+/** GET /api/v1/monitoring. */
+export interface MonitoringResponse {
+  services?: MonitoredService[];
+  champion?: ModelVersion;
+  /** When the champion became champion (optional; the UI falls back to the champion history). */
+  championSince?: Timestamp;
+  uploads?: MonitoringUpload[];
+}
+
+/** Error body of every non-2xx answer. */
+export interface ErrorBody {
+  code?: string;
+  message?: string;
+  details?: { summary?: UploadSummary; [key: string]: unknown };
+}

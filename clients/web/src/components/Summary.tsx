@@ -1,0 +1,373 @@
+// Renders an UploadSummary: counts, metrics, confusion matrix, PR curve, score histogram, most
+// suspicious rows, data report with drift. Used for fresh uploads, stored uploads and the demo.
+
+import { useId } from 'react';
+import { fmtBytes, fmtInt, fmtNum, fmtPct, fmtRankMetric, int64, modeName, nonZero, num, num0 } from '../api/format';
+import type { ClassificationMetrics, DataReport, FeatureDrift, RowError, SuspiciousRow, UploadSummary } from '../api/types';
+import { PrCurveChart } from '../charts/PrCurveChart';
+import { ScoreHistogram } from '../charts/ScoreHistogram';
+import { SortableTable } from './SortableTable';
+
+export function ErrorTable({ errors, truncated }: { errors: RowError[]; truncated?: boolean }) {
+  const uid = useId();
+  return (
+    <section aria-labelledby={`${uid}-errors`} className="panel">
+      <h3 id={`${uid}-errors`}>Validation errors</h3>
+      <div className="table-wrap">
+        <table className="error-table">
+          <caption>
+            {errors.length} {errors.length === 1 ? 'problem' : 'problems'} listed
+            {truncated ? ' (more exist; only the first ones are shown)' : ''}
+          </caption>
+          <thead>
+            <tr>
+              <th scope="col" className="num">
+                Line
+              </th>
+              <th scope="col">Column</th>
+              <th scope="col">Reason</th>
+            </tr>
+          </thead>
+          <tbody>
+            {errors.map((e, i) => (
+              <tr key={i}>
+                <td className="num">{nonZero(e.line) ? fmtInt(e.line) : 'file'}</td>
+                <td>
+                  {e.column || '—'}
+                  {e.columnIndex ? <span className="muted"> (#{e.columnIndex})</span> : null}
+                </td>
+                <td>{e.reason}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </section>
+  );
+}
+
+export function MetricCards({ metrics }: { metrics: ClassificationMetrics }) {
+  const ci =
+    !metrics.singleClass && num0(metrics.auprcCiHigh) > 0
+      ? `95% CI ${fmtNum(metrics.auprcCiLow, 3)}–${fmtNum(metrics.auprcCiHigh, 3)}`
+      : undefined;
+  const cards: { name: string; value: string; note?: string }[] = [
+    { name: 'AUPRC', value: fmtRankMetric(metrics, metrics.auprc), note: ci },
+    { name: 'ROC-AUC', value: fmtRankMetric(metrics, metrics.rocAuc) },
+    { name: 'Precision', value: fmtNum(metrics.precision) },
+    { name: 'Recall', value: fmtNum(metrics.recall) },
+    { name: 'F1', value: fmtNum(metrics.f1) },
+    { name: 'Accuracy', value: fmtNum(metrics.accuracy) },
+  ];
+  return (
+    <div>
+      <dl className="cards" aria-label="Metrics">
+        {cards.map((c) => (
+          <div className="card" key={c.name} data-metric={c.name}>
+            <dt>{c.name}</dt>
+            <dd>
+              <span className="card-value">{c.value}</span>
+              {c.note && <span className="card-note">{c.note}</span>}
+            </dd>
+          </div>
+        ))}
+      </dl>
+      <p className="muted">
+        At threshold {fmtNum(metrics.threshold, 3)} on {fmtInt(metrics.rows)} rows with {fmtInt(metrics.positives)}{' '}
+        frauds{metrics.weighted ? ' (weighted)' : ''}.
+        {metrics.singleClass && ' The labels hold one class only, so AUPRC and ROC-AUC are undefined.'}
+      </p>
+    </div>
+  );
+}
+
+export function ConfusionMatrixTable({ metrics }: { metrics: ClassificationMetrics }) {
+  const c = metrics.confusion ?? {};
+  return (
+    <div className="table-wrap">
+      <table className="confusion">
+        <caption>Confusion matrix</caption>
+        <thead>
+          <tr>
+            <td />
+            <th scope="col">Predicted fraud</th>
+            <th scope="col">Predicted normal</th>
+          </tr>
+        </thead>
+        <tbody>
+          <tr>
+            <th scope="row">Actual fraud</th>
+            <td className="num good">
+              <span className="cm-label">TP</span> {fmtInt(c.truePositives ?? 0)}
+            </td>
+            <td className="num bad">
+              <span className="cm-label">FN</span> {fmtInt(c.falseNegatives ?? 0)}
+            </td>
+          </tr>
+          <tr>
+            <th scope="row">Actual normal</th>
+            <td className="num bad">
+              <span className="cm-label">FP</span> {fmtInt(c.falsePositives ?? 0)}
+            </td>
+            <td className="num good">
+              <span className="cm-label">TN</span> {fmtInt(c.trueNegatives ?? 0)}
+            </td>
+          </tr>
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function PrecisionAtKTable({ metrics }: { metrics: ClassificationMetrics }) {
+  const list = metrics.precisionAtK ?? [];
+  if (list.length === 0) return null;
+  return (
+    <div className="table-wrap">
+      <table>
+        <caption>Precision among the top-k scores</caption>
+        <thead>
+          <tr>
+            <th scope="col" className="num">
+              k
+            </th>
+            <th scope="col" className="num">
+              Precision
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {list.map((p) => (
+            <tr key={p.k}>
+              <td className="num">{fmtInt(p.k)}</td>
+              <td className="num">{fmtNum(p.precision)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+export function SuspiciousTable({ rows, labelled }: { rows: SuspiciousRow[]; labelled: boolean }) {
+  return (
+    <SortableTable
+      caption={`Most suspicious transactions (${rows.length})`}
+      rows={rows}
+      rowKey={(r, i) => `${int64(r.line)}-${i}`}
+      initialSort={{ key: 'score', dir: 'desc' }}
+      rowClassName={(r) => (r.label === 1 ? 'is-fraud' : undefined)}
+      columns={[
+        { key: 'line', header: 'Line', numeric: true, value: (r) => num(r.line), render: (r) => fmtInt(r.line) },
+        { key: 'score', header: 'Score', numeric: true, value: (r) => num(r.score), render: (r) => fmtNum(r.score) },
+        { key: 'time', header: 'Time (s)', numeric: true, value: (r) => num(r.time), render: (r) => fmtInt(r.time) },
+        {
+          key: 'amount',
+          header: 'Amount',
+          numeric: true,
+          value: (r) => num(r.amount),
+          render: (r) => fmtNum(r.amount, 2),
+        },
+        ...(labelled
+          ? [
+              {
+                key: 'label',
+                header: 'Label',
+                value: (r: SuspiciousRow) => r.label ?? -1,
+                render: (r: SuspiciousRow) => (r.label === 1 ? 'fraud' : r.label === 0 ? 'normal' : '—'),
+              },
+            ]
+          : []),
+      ]}
+    />
+  );
+}
+
+export function DriftTable({ drift }: { drift: FeatureDrift[] }) {
+  return (
+    <SortableTable
+      caption="Drift against the champion's training data (PSI ≥ 0.25 is flagged)"
+      rows={drift}
+      rowKey={(d) => d.feature ?? ''}
+      initialSort={{ key: 'psi', dir: 'desc' }}
+      rowClassName={(d) => (d.flagged ? 'flagged' : undefined)}
+      columns={[
+        { key: 'feature', header: 'Feature', value: (d) => d.feature ?? '', render: (d) => d.feature },
+        { key: 'psi', header: 'PSI', numeric: true, value: (d) => num(d.psi), render: (d) => fmtNum(d.psi, 3) },
+        { key: 'ks', header: 'KS', numeric: true, value: (d) => num(d.ks), render: (d) => fmtNum(d.ks, 3) },
+        {
+          key: 'flagged',
+          header: 'Shift',
+          value: (d) => (d.flagged ? 1 : 0),
+          render: (d) => (d.flagged ? <strong className="flag">⚠ large</strong> : 'ok'),
+        },
+      ]}
+    />
+  );
+}
+
+export function DataReportView({ report }: { report: DataReport }) {
+  const uid = useId();
+  const drift = report.drift ?? [];
+  return (
+    <section className="panel" aria-labelledby={`${uid}-report`}>
+      <h3 id={`${uid}-report`}>Data report</h3>
+      <dl className="facts">
+        <div>
+          <dt>Rows</dt>
+          <dd>{fmtInt(report.rows)}</dd>
+        </div>
+        <div>
+          <dt>Labelled rows</dt>
+          <dd>{fmtInt(report.labelledRows)}</dd>
+        </div>
+        <div>
+          <dt>Frauds</dt>
+          <dd>{fmtInt(report.frauds)}</dd>
+        </div>
+        <div>
+          <dt>Fraud rate</dt>
+          <dd>{num0(report.labelledRows) > 0 ? fmtPct(report.fraudRate, 3) : 'n/a (unlabelled)'}</dd>
+        </div>
+        <div>
+          <dt>Time range (s)</dt>
+          <dd>
+            {fmtInt(report.timeMin)} – {fmtInt(report.timeMax)}
+          </dd>
+        </div>
+        <div>
+          <dt>Time order</dt>
+          <dd>{report.timeMonotonic ? 'non-decreasing' : `${fmtInt(report.timeDecreases)} decreases`}</dd>
+        </div>
+        <div>
+          <dt>Amount mean / max</dt>
+          <dd>
+            {fmtNum(report.amountMean, 2)} / {fmtNum(report.amountMax, 2)}
+          </dd>
+        </div>
+        <div>
+          <dt>Drifting features</dt>
+          <dd className={(report.driftFlagged ?? 0) > 0 ? 'flag' : undefined}>
+            {report.driftFlagged ?? 0} of {drift.length}
+          </dd>
+        </div>
+      </dl>
+      {drift.length > 0 ? <DriftTable drift={drift} /> : <p className="muted">No drift figures (no champion reference).</p>}
+    </section>
+  );
+}
+
+/** The whole result of one upload. `headingLevel` 2 for a page, 3 inside a list. */
+export function SummaryView({ summary, title }: { summary: UploadSummary; title?: string }) {
+  const uid = useId();
+  const m = summary.metrics;
+  const labelled = !!m || num0(summary.report?.labelledRows) > 0;
+  const errors = summary.errors ?? [];
+  const hist = summary.scoreHistogram ?? [];
+  const top = summary.topSuspicious ?? [];
+  return (
+    <article className="summary" aria-label={title ?? 'Upload result'}>
+      {title && <h2>{title}</h2>}
+      {nonZero(summary.duplicateOf) && (
+        <div className="notice info" role="status">
+          This file was uploaded before as{' '}
+          <a href={`#/uploads/${int64(summary.duplicateOf)}`}>upload #{int64(summary.duplicateOf)}</a>; nothing new
+          was stored.
+        </div>
+      )}
+      {summary.scored === false && (
+        <div className="notice warn" role="status">
+          <strong>Not scored:</strong> {summary.scoringMessage || 'no model was available to score the rows.'}
+        </div>
+      )}
+      <dl className="facts counts" aria-label="Counts">
+        <div>
+          <dt>File</dt>
+          <dd>{summary.fileName || '—'}</dd>
+        </div>
+        {nonZero(summary.uploadId) && (
+          <div>
+            <dt>Upload</dt>
+            <dd>
+              <a href={`#/uploads/${int64(summary.uploadId)}`}>#{int64(summary.uploadId)}</a>
+            </dd>
+          </div>
+        )}
+        <div>
+          <dt>Mode</dt>
+          <dd>{modeName(summary.mode)}</dd>
+        </div>
+        <div>
+          <dt>Rows</dt>
+          <dd>{fmtInt(summary.rowsTotal)}</dd>
+        </div>
+        <div>
+          <dt>Accepted</dt>
+          <dd>{fmtInt(summary.rowsAccepted)}</dd>
+        </div>
+        <div>
+          <dt>Rejected</dt>
+          <dd>{fmtInt(summary.rowsRejected)}</dd>
+        </div>
+        <div>
+          <dt>Predicted frauds</dt>
+          <dd>{summary.scored === false ? '—' : fmtInt(summary.predictedFrauds)}</dd>
+        </div>
+        <div>
+          <dt>Model version</dt>
+          <dd>
+            {summary.scored !== false && nonZero(summary.modelVersion) ? (
+              <a href={`#/models?v=${int64(summary.modelVersion)}`}>v{int64(summary.modelVersion)}</a>
+            ) : (
+              '—'
+            )}
+          </dd>
+        </div>
+        <div>
+          <dt>Size</dt>
+          <dd>{fmtBytes(summary.bytes)}</dd>
+        </div>
+        <div>
+          <dt>Took</dt>
+          <dd>{Number.isFinite(num(summary.elapsedSeconds)) ? `${num(summary.elapsedSeconds).toFixed(2)} s` : '—'}</dd>
+        </div>
+      </dl>
+
+      {errors.length > 0 && <ErrorTable errors={errors} truncated={summary.errorsTruncated} />}
+
+      {m ? (
+        <section className="panel" aria-labelledby={`${uid}-metrics`}>
+          <h3 id={`${uid}-metrics`}>Prediction quality</h3>
+          <MetricCards metrics={m} />
+          <div className="grid-2">
+            <PrCurveChart curves={[{ name: `v${int64(summary.modelVersion)}`, points: m.prCurve }]} />
+            <div>
+              <ConfusionMatrixTable metrics={m} />
+              <PrecisionAtKTable metrics={m} />
+            </div>
+          </div>
+        </section>
+      ) : (
+        summary.scored !== false && (
+          <p className="muted">The file had no labels: scores and decisions only, no quality metrics.</p>
+        )
+      )}
+
+      {hist.length > 0 && (
+        <section className="panel" aria-labelledby={`${uid}-hist`}>
+          <h3 id={`${uid}-hist`}>Scores</h3>
+          <ScoreHistogram bins={hist} />
+        </section>
+      )}
+
+      {top.length > 0 && (
+        <section className="panel" aria-labelledby={`${uid}-top`}>
+          <h3 id={`${uid}-top`}>Most suspicious transactions</h3>
+          <SuspiciousTable rows={top} labelled={labelled} />
+        </section>
+      )}
+
+      {summary.report && <DataReportView report={summary.report} />}
+    </article>
+  );
+}

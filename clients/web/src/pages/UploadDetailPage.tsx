@@ -1,0 +1,189 @@
+// A stored upload: its summary re-rendered from summaryJson, and its predictions with paging.
+
+import { useId, useState } from 'react';
+import { parseSummaryJson } from '../api/client';
+import { useApi } from '../api/context';
+import { fmtBytes, fmtInt, fmtNum, fmtTime, int64, modeName, nonZero, num, num0 } from '../api/format';
+import type { Upload } from '../api/types';
+import { SummaryView } from '../components/Summary';
+import { ErrorBox, Loading } from '../components/Status';
+import { useAsync } from '../hooks';
+
+const PAGE_SIZES = [25, 50, 100, 250];
+
+function UploadFacts({ upload }: { upload: Upload }) {
+  return (
+    <dl className="facts">
+      <div>
+        <dt>File</dt>
+        <dd>{upload.fileName || '—'}</dd>
+      </div>
+      <div>
+        <dt>Received</dt>
+        <dd>{fmtTime(upload.receivedAt)}</dd>
+      </div>
+      <div>
+        <dt>Mode</dt>
+        <dd>{modeName(upload.mode)}</dd>
+      </div>
+      <div>
+        <dt>Rows</dt>
+        <dd>{fmtInt(upload.rows)}</dd>
+      </div>
+      <div>
+        <dt>Rejected</dt>
+        <dd>{fmtInt(upload.rowsRejected)}</dd>
+      </div>
+      <div>
+        <dt>Frauds</dt>
+        <dd>{nonZero(upload.labelledRows) ? fmtInt(upload.frauds) : 'unlabelled'}</dd>
+      </div>
+      <div>
+        <dt>Size</dt>
+        <dd>{fmtBytes(upload.bytes)}</dd>
+      </div>
+      <div>
+        <dt>sha256</dt>
+        <dd className="mono wrap">{upload.sha256 || '—'}</dd>
+      </div>
+    </dl>
+  );
+}
+
+export function PredictionsTable({ uploadId }: { uploadId: string }) {
+  const api = useApi();
+  const uid = useId();
+  const [order, setOrder] = useState<'line' | 'score'>('line');
+  const [pageSize, setPageSize] = useState(50);
+  const [offset, setOffset] = useState(0);
+  const page = useAsync(
+    () => api.listPredictions(uploadId, { order, offset, pageSize }),
+    [api, uploadId, order, offset, pageSize],
+  );
+  const preds = page.data?.predictions ?? [];
+  const total = num0(page.data?.total);
+  const labelled = preds.some((p) => (p.label ?? -1) >= 0);
+
+  return (
+    <section className="panel" aria-labelledby={`${uid}-h`}>
+      <h2 id={`${uid}-h`}>Predictions</h2>
+      <div className="toolbar">
+        <label className="field inline">
+          <span>Order</span>
+          <select
+            value={order}
+            onChange={(e) => {
+              setOrder(e.target.value as 'line' | 'score');
+              setOffset(0);
+            }}
+          >
+            <option value="line">by line</option>
+            <option value="score">by score, highest first</option>
+          </select>
+        </label>
+        <label className="field inline">
+          <span>Rows per page</span>
+          <select
+            value={pageSize}
+            onChange={(e) => {
+              setPageSize(Number(e.target.value));
+              setOffset(0);
+            }}
+          >
+            {PAGE_SIZES.map((n) => (
+              <option key={n} value={n}>
+                {n}
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
+      <ErrorBox error={page.error} title="Could not load the predictions" />
+      {page.loading && !page.data && <Loading what="predictions" />}
+      {page.data && preds.length === 0 && <p className="muted">No predictions stored for this upload.</p>}
+      {preds.length > 0 && (
+        <div className="table-wrap">
+          <table>
+            <caption>
+              Rows {fmtInt(offset + 1)}–{fmtInt(offset + preds.length)} of {fmtInt(total)}
+            </caption>
+            <thead>
+              <tr>
+                <th scope="col" className="num">
+                  Line
+                </th>
+                <th scope="col" className="num">
+                  Score
+                </th>
+                <th scope="col">Decision</th>
+                {labelled && <th scope="col">Label</th>}
+                <th scope="col" className="num">
+                  Time (s)
+                </th>
+                <th scope="col" className="num">
+                  Amount
+                </th>
+                <th scope="col">Model</th>
+              </tr>
+            </thead>
+            <tbody>
+              {preds.map((p) => (
+                <tr key={int64(p.line)} className={p.decision ? 'flagged' : undefined}>
+                  <td className="num">{fmtInt(p.line)}</td>
+                  <td className="num">{fmtNum(p.score)}</td>
+                  <td>{p.decision ? <strong>fraud</strong> : 'normal'}</td>
+                  {labelled && <td>{p.label === 1 ? 'fraud' : p.label === 0 ? 'normal' : '—'}</td>}
+                  <td className="num">{p.features?.length ? fmtInt(num(p.features[0])) : '—'}</td>
+                  <td className="num">{p.features && p.features.length >= 30 ? fmtNum(p.features[29], 2) : '—'}</td>
+                  <td>v{int64(p.modelVersion)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <div className="pager">
+        <button type="button" disabled={offset === 0 || page.loading} onClick={() => setOffset(Math.max(0, offset - pageSize))}>
+          Previous page
+        </button>
+        <button
+          type="button"
+          disabled={offset + pageSize >= total || page.loading}
+          onClick={() => setOffset(offset + pageSize)}
+        >
+          Next page
+        </button>
+      </div>
+    </section>
+  );
+}
+
+export function UploadDetailPage({ id }: { id: string }) {
+  const api = useApi();
+  const uid = useId();
+  const res = useAsync(() => api.getUpload(id), [api, id]);
+  const upload = res.data?.upload;
+  const summary = parseSummaryJson(upload?.summaryJson);
+
+  return (
+    <section aria-labelledby={`${uid}-h`}>
+      <p>
+        <a href="#/upload">← All uploads</a>
+      </p>
+      <h1 id={`${uid}-h`}>Upload #{int64(id)}</h1>
+      <ErrorBox error={res.error} title="Could not load the upload" />
+      {res.loading && !res.data && <Loading what="the upload" />}
+      {upload && (
+        <>
+          <UploadFacts upload={upload} />
+          {summary ? (
+            <SummaryView summary={summary} />
+          ) : (
+            <p className="muted">No stored summary for this upload.</p>
+          )}
+          <PredictionsTable uploadId={int64(upload.id ?? id)} />
+        </>
+      )}
+    </section>
+  );
+}
