@@ -1,0 +1,160 @@
+#include "services/ingest/grpc_clients.h"
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "services/common/rpc/channel.h"
+#include "services/common/rpc/grpc_status.h"
+
+namespace fraud::ingest {
+
+void ToProto(const csv::RowBatch& rows, common::v1::TransactionBatch* out) {
+  out->set_num_rows(static_cast<uint32_t>(rows.num_rows()));
+  out->mutable_features()->Assign(rows.features.begin(), rows.features.end());
+  out->mutable_labels()->Assign(rows.labels.begin(), rows.labels.end());
+  out->mutable_line_numbers()->Assign(rows.line_numbers.begin(), rows.line_numbers.end());
+}
+
+GrpcScorer::GrpcScorer(inference::v1::InferenceService::StubInterface* stub,
+                       std::string request_id, absl::Duration rpc_timeout)
+    : stub_(stub), request_id_(std::move(request_id)), rpc_timeout_(rpc_timeout) {}
+
+void GrpcScorer::Prepare(grpc::ClientContext* ctx) const {
+  rpc::SetDeadline(ctx, rpc_timeout_);
+  ctx->AddMetadata("x-request-id", request_id_);
+}
+
+absl::StatusOr<common::v1::ModelManifest> GrpcScorer::ServingModel() {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  inference::v1::GetModelResponse response;
+  const grpc::Status s = stub_->GetModel(&ctx, inference::v1::GetModelRequest(), &response);
+  if (!s.ok()) {
+    // The inference service answers UNAVAILABLE "no model loaded yet" until its first load; that
+    // is a state of the service, not a failure to reach it.
+    if (s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+        absl::StrContains(s.error_message(), "no model")) {
+      return absl::NotFoundError(s.error_message());
+    }
+    return rpc::FromGrpcStatus(s);
+  }
+  common::v1::ModelManifest manifest = std::move(*response.mutable_manifest());
+  if (manifest.version() == 0) manifest.set_version(response.version());
+  return manifest;
+}
+
+absl::StatusOr<common::v1::ScoreBatch> GrpcScorer::Score(absl::Span<const double> features,
+                                                         absl::Span<const int64_t> line_numbers) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  // Only features and line numbers travel: labels stay in ingest.
+  common::v1::TransactionBatch* rows = request_.mutable_rows();
+  rows->Clear();
+  rows->set_num_rows(static_cast<uint32_t>(line_numbers.size()));
+  rows->mutable_features()->Assign(features.begin(), features.end());
+  rows->mutable_line_numbers()->Assign(line_numbers.begin(), line_numbers.end());
+  inference::v1::PredictResponse response;
+  const grpc::Status s = stub_->Predict(&ctx, request_, &response);
+  if (!s.ok()) {
+    if (s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+        absl::StrContains(s.error_message(), "no model")) {
+      return absl::NotFoundError(s.error_message());
+    }
+    return rpc::FromGrpcStatus(s);
+  }
+  return std::move(*response.mutable_scores());
+}
+
+GrpcStorageSink::GrpcStorageSink(storage::v1::StorageService::StubInterface* stub,
+                                 std::string request_id, absl::Duration stream_timeout,
+                                 const grpc::ServerContext* incoming)
+    : stub_(stub),
+      request_id_(std::move(request_id)),
+      stream_timeout_(stream_timeout),
+      incoming_(incoming) {}
+
+GrpcStorageSink::~GrpcStorageSink() { Abort(); }
+
+absl::Status GrpcStorageSink::MapStorageError(const grpc::Status& status, const char* step) {
+  const absl::Status s = rpc::FromGrpcStatus(status);
+  switch (s.code()) {
+    case absl::StatusCode::kUnavailable:
+      return absl::UnavailableError(
+          absl::StrCat("storage service unavailable: ", s.message(), "; nothing stored"));
+    case absl::StatusCode::kDeadlineExceeded:
+      return absl::DeadlineExceededError(absl::StrCat(
+          "storage did not finish the upload in time (", step, "): ", s.message(),
+          "; nothing stored"));
+    default:
+      return absl::Status(s.code(), absl::StrCat("storage (", step, "): ", s.message()));
+  }
+}
+
+absl::Status GrpcStorageSink::StreamFailed(const char* step) {
+  done_ = true;
+  const grpc::Status status = writer_->Finish();
+  if (status.ok()) {
+    // The server closed the stream early without an error: treat it as a broken stream.
+    return absl::UnavailableError(
+        absl::StrCat("storage closed the upload stream during ", step, "; nothing stored"));
+  }
+  return MapStorageError(status, step);
+}
+
+absl::Status GrpcStorageSink::Begin(const std::string& file_name, storage::v1::UploadMode mode) {
+  ctx_ = std::make_unique<grpc::ClientContext>();
+  rpc::SetDeadline(ctx_.get(), stream_timeout_);
+  ctx_->AddMetadata("x-request-id", request_id_);
+  writer_ = stub_->StoreUpload(ctx_.get(), &response_);
+  request_.Clear();
+  request_.mutable_begin()->set_file_name(file_name);
+  request_.mutable_begin()->set_mode(mode);
+  if (!writer_->Write(request_)) return StreamFailed("begin");
+  return absl::OkStatus();
+}
+
+absl::Status GrpcStorageSink::Append(const csv::RowBatch& rows,
+                                     const common::v1::ScoreBatch* scores) {
+  if (writer_ == nullptr || done_) {
+    return absl::FailedPreconditionError("storage stream is not open");
+  }
+  storage::v1::UploadRows* out = request_.mutable_rows();
+  ToProto(rows, out->mutable_rows());
+  if (scores != nullptr) {
+    *out->mutable_scores() = *scores;
+  } else {
+    out->clear_scores();
+  }
+  if (!writer_->Write(request_)) return StreamFailed("rows");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<storage::v1::StoreUploadResponse> GrpcStorageSink::Commit(
+    const storage::v1::UploadCommit& commit) {
+  if (writer_ == nullptr || done_) {
+    return absl::FailedPreconditionError("storage stream is not open");
+  }
+  if (incoming_ != nullptr && incoming_->IsCancelled()) {
+    Abort();
+    return absl::CancelledError("the client cancelled the upload; nothing stored");
+  }
+  request_.Clear();
+  *request_.mutable_commit() = commit;
+  if (!writer_->Write(request_)) return StreamFailed("commit");
+  writer_->WritesDone();
+  done_ = true;
+  const grpc::Status status = writer_->Finish();
+  if (!status.ok()) return MapStorageError(status, "commit");
+  return response_;
+}
+
+void GrpcStorageSink::Abort() {
+  if (writer_ == nullptr || done_) return;
+  done_ = true;
+  // Cancelling the stream makes storage roll its transaction back.
+  ctx_->TryCancel();
+  writer_->Finish();
+}
+
+}  // namespace fraud::ingest

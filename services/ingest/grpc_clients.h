@@ -1,0 +1,87 @@
+// The production Scorer and UploadSink of an upload: gRPC clients of the inference and storage
+// services. One instance per upload (they carry the upload's request id and its storage stream).
+//
+// Every call carries a deadline and the upload's x-request-id:
+//   - GetModel / Predict: `rpc_timeout` each;
+//   - StoreUpload (one client stream for the whole upload, so storage holds one transaction):
+//     `stream_timeout` for the whole stream, since an upload lasts as long as its file takes to
+//     arrive.
+//
+// Status mapping (absl codes, converted from gRPC with rpc::FromGrpcStatus):
+//   GrpcScorer::ServingModel  NotFound when inference answers "no model loaded yet"; the gRPC
+//                             error otherwise (UNAVAILABLE when it cannot be reached).
+//   GrpcStorageSink           UNAVAILABLE "storage service unavailable: ...; nothing stored" when
+//                             storage cannot be reached or the stream breaks; storage's own error
+//                             (annotated "storage: ...") otherwise; CANCELLED at Commit when the
+//                             incoming call was cancelled (the commit is then never sent).
+//
+// Thread-safety: none; used by the one thread that runs the upload.
+#pragma once
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/sync_stream.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "fraud/inference/v1/inference.grpc.pb.h"
+#include "fraud/storage/v1/storage.grpc.pb.h"
+#include "services/ingest/upload_session.h"
+
+namespace fraud::ingest {
+
+class GrpcScorer final : public Scorer {
+ public:
+  // `stub` is not owned and must outlive this object.
+  GrpcScorer(inference::v1::InferenceService::StubInterface* stub, std::string request_id,
+             absl::Duration rpc_timeout);
+
+  absl::StatusOr<common::v1::ModelManifest> ServingModel() override;
+  absl::StatusOr<common::v1::ScoreBatch> Score(absl::Span<const double> features,
+                                               absl::Span<const int64_t> line_numbers) override;
+
+ private:
+  void Prepare(grpc::ClientContext* ctx) const;
+
+  inference::v1::InferenceService::StubInterface* const stub_;
+  const std::string request_id_;
+  const absl::Duration rpc_timeout_;
+  inference::v1::PredictRequest request_;
+};
+
+class GrpcStorageSink final : public UploadSink {
+ public:
+  // `stub` is not owned and must outlive this object. `incoming` (may be null) is the upload's
+  // server call: Commit refuses to commit once it is cancelled.
+  GrpcStorageSink(storage::v1::StorageService::StubInterface* stub, std::string request_id,
+                  absl::Duration stream_timeout, const grpc::ServerContext* incoming);
+  ~GrpcStorageSink() override;
+
+  absl::Status Begin(const std::string& file_name, storage::v1::UploadMode mode) override;
+  absl::Status Append(const csv::RowBatch& rows, const common::v1::ScoreBatch* scores) override;
+  absl::StatusOr<storage::v1::StoreUploadResponse> Commit(
+      const storage::v1::UploadCommit& commit) override;
+  void Abort() override;
+
+ private:
+  // Ends the broken stream and returns its status with context.
+  absl::Status StreamFailed(const char* step);
+  static absl::Status MapStorageError(const grpc::Status& status, const char* step);
+
+  storage::v1::StorageService::StubInterface* const stub_;
+  const std::string request_id_;
+  const absl::Duration stream_timeout_;
+  const grpc::ServerContext* const incoming_;
+  std::unique_ptr<grpc::ClientContext> ctx_;
+  std::unique_ptr<grpc::ClientWriterInterface<storage::v1::StoreUploadRequest>> writer_;
+  storage::v1::StoreUploadResponse response_;
+  storage::v1::StoreUploadRequest request_;
+  bool done_ = false;
+};
+
+// Copies a validated batch into its proto twin (features, labels, line numbers).
+void ToProto(const csv::RowBatch& rows, common::v1::TransactionBatch* out);
+
+}  // namespace fraud::ingest

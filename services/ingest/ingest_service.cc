@@ -1,0 +1,240 @@
+#include "services/ingest/ingest_service.h"
+
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "services/common/core/log.h"
+#include "services/common/core/metrics.h"
+#include "services/common/csv/csv_reader.h"
+#include "services/common/rpc/auth.h"
+#include "services/common/rpc/channel.h"
+#include "services/common/rpc/grpc_status.h"
+#include "services/ingest/grpc_clients.h"
+#include "services/ingest/summary_trailer.h"
+#include "services/ingest/upload_session.h"
+
+namespace fraud::ingest {
+namespace {
+
+constexpr size_t kMaxFileNameBytes = 255;
+
+struct IngestMetrics {
+  prometheus::Family<prometheus::Counter>& uploads = metrics::Counter(
+      "fraud_ingest_uploads_total", "Uploads and validations by RPC and outcome");
+  prometheus::Family<prometheus::Counter>& rows = metrics::Counter(
+      "fraud_ingest_rows_total",
+      "Data rows by outcome: stored, duplicate (already stored), rejected (invalid), "
+      "discarded (valid but the upload failed)");
+  prometheus::Counter& bytes =
+      metrics::Counter("fraud_ingest_bytes_total", "CSV bytes received").Add({});
+  prometheus::Family<prometheus::Histogram>& duration = metrics::Histogram(
+      "fraud_ingest_upload_duration_seconds", "Wall time of an upload or validation");
+};
+
+IngestMetrics& Metrics() {
+  static auto* m = new IngestMetrics();
+  return *m;
+}
+
+const prometheus::Histogram::BucketBoundaries& DurationBuckets() {
+  static const auto* b = new prometheus::Histogram::BucketBoundaries{
+      0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800};
+  return *b;
+}
+
+std::string ResultLabel(const absl::Status& s, bool store, const v1::UploadSummary* summary) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk:
+      if (!store) return "validated";
+      return summary != nullptr && summary->duplicate_of() != 0 ? "duplicate" : "stored";
+    case absl::StatusCode::kInvalidArgument:
+      return "invalid";
+    case absl::StatusCode::kResourceExhausted:
+      return "too_large";
+    case absl::StatusCode::kCancelled:
+      return "cancelled";
+    case absl::StatusCode::kUnauthenticated:
+      return "unauthenticated";
+    default:
+      return "failed";
+  }
+}
+
+// The one log line of an upload: counts and ids, never feature values.
+struct UploadLogLine {
+  const char* rpc;
+  const std::string& request_id;
+  const std::string& result;
+  const v1::UploadSummary& counts;
+  const absl::Status& status;
+  double seconds;
+};
+
+std::ostream& operator<<(std::ostream& os, const UploadLogLine& l) {
+  os << l.rpc << " done" << Kv("rpc", l.rpc) << Kv("request_id", l.request_id)
+     << Kv("result", l.result) << Kv("bytes", l.counts.bytes())
+     << Kv("rows", l.counts.rows_total()) << Kv("accepted", l.counts.rows_accepted())
+     << Kv("rejected", l.counts.rows_rejected()) << Kv("upload_id", l.counts.upload_id())
+     << Kv("duplicate_of", l.counts.duplicate_of())
+     << Kv("model_version", l.counts.model_version())
+     << Kv("ms", static_cast<int64_t>(l.seconds * 1000));
+  if (!l.status.ok()) os << Kv("error", l.status.ToString());
+  return os;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> SanitizeFileName(const std::string& name) {
+  if (!csv::IsValidUtf8(name)) {
+    return absl::InvalidArgumentError("options.file_name is not valid UTF-8");
+  }
+  std::string out = name;
+  for (char& c : out) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) c = '_';
+  }
+  if (out.size() > kMaxFileNameBytes) {
+    size_t cut = kMaxFileNameBytes;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+    out.resize(cut);
+  }
+  return out;
+}
+
+IngestService::IngestService(std::shared_ptr<grpc::ChannelInterface> storage,
+                             std::shared_ptr<grpc::ChannelInterface> inference,
+                             IngestOptions options)
+    : options_(std::move(options)),
+      storage_(storage::v1::StorageService::NewStub(storage)),
+      inference_(inference::v1::InferenceService::NewStub(inference)) {
+  Metrics();
+}
+
+grpc::Status IngestService::Upload(grpc::ServerContext* ctx,
+                                   grpc::ServerReader<v1::UploadRequest>* reader,
+                                   v1::UploadResponse* response) {
+  return Run(ctx, reader, response, /*store=*/true);
+}
+
+grpc::Status IngestService::ValidateOnly(grpc::ServerContext* ctx,
+                                         grpc::ServerReader<v1::UploadRequest>* reader,
+                                         v1::UploadResponse* response) {
+  return Run(ctx, reader, response, /*store=*/false);
+}
+
+grpc::Status IngestService::Run(grpc::ServerContext* ctx,
+                                grpc::ServerReader<v1::UploadRequest>* reader,
+                                v1::UploadResponse* response, bool store) {
+  const absl::Time start = absl::Now();
+  const char* rpc_name = store ? "Upload" : "ValidateOnly";
+  std::string request_id = rpc::RequestId(ctx);
+  if (request_id.empty()) request_id = rpc::NewRequestId();
+  IngestMetrics& m = Metrics();
+
+  // Everything below funnels into `status`; the session (when one exists) reports the counts.
+  absl::Status status;
+  std::optional<GrpcScorer> scorer;
+  std::optional<GrpcStorageSink> sink;
+  std::optional<UploadSession> session;
+  v1::UploadRequest request;
+
+  if (store) status = rpc::CheckBearerToken(*ctx, options_.upload_token);
+  if (status.ok() && !reader->Read(&request)) {
+    status = absl::InvalidArgumentError(
+        "empty request stream: the first message must carry the upload options");
+  }
+  if (status.ok() && !request.has_options()) {
+    status = absl::InvalidArgumentError(
+        "the first message must carry the upload options, not data");
+  }
+  UploadSessionOptions so;
+  if (status.ok()) {
+    const v1::UploadOptions& o = request.options();
+    if (o.max_errors() < 0 || o.top_k() < 0) {
+      status = absl::InvalidArgumentError("options.max_errors and options.top_k must be >= 0");
+    } else if (!storage::v1::UploadMode_IsValid(o.mode())) {
+      status = absl::InvalidArgumentError(absl::StrCat("unknown options.mode ", o.mode()));
+    } else if (absl::StatusOr<std::string> name = SanitizeFileName(o.file_name()); !name.ok()) {
+      status = name.status();
+    } else {
+      so.file_name = *std::move(name);
+      so.mode = o.mode() == storage::v1::UPLOAD_MODE_LENIENT ? storage::v1::UPLOAD_MODE_LENIENT
+                                                              : storage::v1::UPLOAD_MODE_STRICT;
+      so.batch_rows = options_.batch_rows;
+      so.max_upload_bytes = options_.max_upload_bytes;
+      so.max_errors = o.max_errors() > 0 ? o.max_errors() : options_.max_errors;
+      so.top_k = o.top_k() > 0 ? o.top_k() : options_.top_k;
+    }
+  }
+
+  if (status.ok()) {
+    if (store) {
+      scorer.emplace(inference_.get(), request_id, options_.rpc_timeout);
+      sink.emplace(storage_.get(), request_id, options_.upload_timeout, ctx);
+    }
+    session.emplace(so, scorer ? &*scorer : nullptr, sink ? &*sink : nullptr);
+    status = session->Start();
+    while (status.ok() && reader->Read(&request)) {
+      if (ctx->IsCancelled()) break;
+      if (request.has_options()) {
+        session->Abort();
+        status = absl::InvalidArgumentError("options may only be sent in the first message");
+        break;
+      }
+      status = session->Feed(request.data());
+    }
+    // Read() also returns false when the client cancelled: never commit a cut-off file.
+    if (status.ok() && ctx->IsCancelled()) {
+      session->Abort();
+      status = absl::CancelledError("the client cancelled the upload; nothing stored");
+    }
+    if (status.ok()) {
+      absl::StatusOr<v1::UploadSummary> summary = session->Finish();
+      if (summary.ok()) {
+        *response->mutable_summary() = *std::move(summary);
+      } else {
+        status = summary.status();
+      }
+    }
+  }
+
+  // Report.
+  const v1::UploadSummary* summary = status.ok() ? &response->summary() : nullptr;
+  v1::UploadSummary partial;
+  if (!status.ok() && session.has_value()) {
+    partial = session->PartialSummary();
+    if (status.code() == absl::StatusCode::kInvalidArgument ||
+        status.code() == absl::StatusCode::kResourceExhausted) {
+      AttachSummaryTrailer(ctx, partial);
+    }
+  }
+  const v1::UploadSummary& counts = summary != nullptr ? *summary : partial;
+  const std::string result = ResultLabel(status, store, summary);
+  m.uploads.Add({{"rpc", rpc_name}, {"result", result}}).Increment();
+  m.bytes.Increment(static_cast<double>(counts.bytes()));
+  if (store) {
+    const char* outcome =
+        !status.ok() ? "discarded" : (counts.duplicate_of() != 0 ? "duplicate" : "stored");
+    m.rows.Add({{"result", outcome}})
+        .Increment(static_cast<double>(counts.rows_accepted()));
+    m.rows.Add({{"result", "rejected"}}).Increment(static_cast<double>(counts.rows_rejected()));
+  }
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  m.duration.Add({{"rpc", rpc_name}}, DurationBuckets()).Observe(seconds);
+
+  const UploadLogLine line{rpc_name, request_id, result, counts, status, seconds};
+  const bool server_side_failure =
+      !status.ok() && status.code() != absl::StatusCode::kInvalidArgument &&
+      status.code() != absl::StatusCode::kResourceExhausted &&
+      status.code() != absl::StatusCode::kCancelled &&
+      status.code() != absl::StatusCode::kUnauthenticated;
+  if (server_side_failure) {
+    FRAUD_LOG(WARNING) << line;
+  } else {
+    FRAUD_LOG(INFO) << line;
+  }
+  return rpc::ToGrpcStatus(status);
+}
+
+}  // namespace fraud::ingest

@@ -1,0 +1,80 @@
+// gRPC handlers of fraud.ingest.v1.IngestService. Thin: they read the stream, drive an
+// UploadSession (the logic, transport-free) and map its status once with rpc::ToGrpcStatus.
+//
+// Upload (client stream: the first message carries options, the rest data chunks):
+//   - one StoreUpload stream to storage is opened at the start and holds one transaction; one
+//     Predict per batch; the next chunk is read only after the batch has been written (HTTP/2
+//     flow control then slows the sender: backpressure);
+//   - OK: the summary (upload_id, or duplicate_of and upload_id = the earlier upload);
+//   - INVALID_ARGUMENT: bad options or a bad file (strict: the first bad row; lenient: no good
+//     row at all). The message names line/column/reason, nothing is stored, and the summary with
+//     its errors is attached as binary trailing metadata `fraud-upload-summary-bin`
+//     (summary_trailer.h);
+//   - RESOURCE_EXHAUSTED "upload exceeds the 2 GiB limit" (the configured limit), summary
+//     attached as well;
+//   - UNAVAILABLE: storage unreachable (nothing stored), or scoring broke mid-upload;
+//   - CANCELLED: the client went away; the storage stream is cancelled, nothing stored;
+//   - UNAUTHENTICATED: a token is configured and the call lacks "authorization: Bearer <token>".
+//   No model serving is not an error: rows are stored unscored and the summary says so.
+// ValidateOnly: the same parsing and the same status codes, nothing stored or scored.
+//
+// Metrics: fraud_ingest_uploads_total{rpc,result}, fraud_ingest_rows_total{result},
+// fraud_ingest_bytes_total, fraud_ingest_upload_duration_seconds{rpc}.
+// Thread-safety: handlers run concurrently; each upload has its own session and streams.
+#pragma once
+
+#include <grpcpp/channel.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "fraud/inference/v1/inference.grpc.pb.h"
+#include "fraud/ingest/v1/ingest.grpc.pb.h"
+#include "fraud/storage/v1/storage.grpc.pb.h"
+
+namespace fraud::ingest {
+
+struct IngestOptions {
+  // Rows per batch sent to inference and storage.
+  int64_t batch_rows = 8192;
+  int64_t max_upload_bytes = int64_t{2} << 30;
+  // Default of UploadOptions.max_errors when the client leaves it 0.
+  int max_errors = 100;
+  // Default of UploadOptions.top_k when the client leaves it 0.
+  int top_k = 20;
+  // Deadline of each GetModel/Predict call.
+  absl::Duration rpc_timeout = absl::Seconds(30);
+  // Deadline of the StoreUpload stream (the whole upload).
+  absl::Duration upload_timeout = absl::Hours(1);
+  // Bearer token Upload requires ("" = none).
+  std::string upload_token;
+};
+
+class IngestService final : public v1::IngestService::Service {
+ public:
+  // Channels are shared with whoever else uses them; stubs are made once here.
+  IngestService(std::shared_ptr<grpc::ChannelInterface> storage,
+                std::shared_ptr<grpc::ChannelInterface> inference, IngestOptions options);
+
+  grpc::Status Upload(grpc::ServerContext* ctx, grpc::ServerReader<v1::UploadRequest>* reader,
+                      v1::UploadResponse* response) override;
+  grpc::Status ValidateOnly(grpc::ServerContext* ctx,
+                            grpc::ServerReader<v1::UploadRequest>* reader,
+                            v1::UploadResponse* response) override;
+
+ private:
+  grpc::Status Run(grpc::ServerContext* ctx, grpc::ServerReader<v1::UploadRequest>* reader,
+                   v1::UploadResponse* response, bool store);
+
+  const IngestOptions options_;
+  std::unique_ptr<storage::v1::StorageService::Stub> storage_;
+  std::unique_ptr<inference::v1::InferenceService::Stub> inference_;
+};
+
+// Makes a client-supplied file name safe to store and show: invalid UTF-8 -> InvalidArgument;
+// control characters become '_'; cut to 255 bytes at a character boundary.
+absl::StatusOr<std::string> SanitizeFileName(const std::string& name);
+
+}  // namespace fraud::ingest
