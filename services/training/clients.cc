@@ -1,0 +1,250 @@
+#include "services/training/clients.h"
+
+#include <grpcpp/client_context.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "services/common/core/status_macros.h"
+#include "services/common/rpc/auth.h"
+#include "services/common/rpc/channel.h"
+#include "services/common/rpc/grpc_status.h"
+
+namespace fraud::training {
+namespace {
+
+absl::Status CallStatus(const grpc::Status& s, absl::string_view what) {
+  return Annotate(rpc::FromGrpcStatus(s), absl::StrCat("storage ", what));
+}
+
+class GrpcStorageApi final : public StorageApi {
+ public:
+  GrpcStorageApi(std::shared_ptr<grpc::ChannelInterface> channel, GrpcClientOptions options)
+      : stub_(storage_pb::StorageService::NewStub(std::move(channel))),
+        options_(std::move(options)) {}
+
+  absl::Status ScanTransactions(
+      const storage_pb::ScanTransactionsRequest& request,
+      const std::function<absl::Status(const common::v1::TransactionBatch&)>& on_batch) override {
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, options_.stream_timeout);
+    auto reader = stub_->ScanTransactions(&ctx, request);
+    storage_pb::ScanTransactionsResponse response;
+    absl::Status callback_status;
+    while (reader->Read(&response)) {
+      callback_status = on_batch(response.batch());
+      if (!callback_status.ok()) {
+        ctx.TryCancel();
+        break;
+      }
+    }
+    const grpc::Status s = reader->Finish();
+    if (!callback_status.ok()) return callback_status;
+    return CallStatus(s, "ScanTransactions");
+  }
+
+  absl::StatusOr<storage_pb::GetDataStatsResponse> GetDataStats(int64_t after_upload_id) override {
+    storage_pb::GetDataStatsRequest request;
+    request.set_after_upload_id(after_upload_id);
+    storage_pb::GetDataStatsResponse response;
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, options_.call_timeout);
+    FRAUD_RETURN_IF_ERROR(
+        CallStatus(stub_->GetDataStats(&ctx, request, &response), "GetDataStats"));
+    return response;
+  }
+
+  absl::StatusOr<storage_pb::StoreUploadResponse> StoreUpload(
+      const storage_pb::UploadBegin& begin,
+      const std::function<absl::StatusOr<bool>(storage_pb::UploadRows*)>& next,
+      const std::function<storage_pb::UploadCommit()>& commit) override {
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, options_.stream_timeout);
+    storage_pb::StoreUploadResponse response;
+    auto writer = stub_->StoreUpload(&ctx, &response);
+    storage_pb::StoreUploadRequest request;
+    *request.mutable_begin() = begin;
+    bool stream_ok = writer->Write(request);
+    absl::Status produce_status;
+    while (stream_ok) {
+      request.Clear();
+      absl::StatusOr<bool> more = next(request.mutable_rows());
+      if (!more.ok()) {
+        produce_status = more.status();
+        break;
+      }
+      if (!*more) break;
+      stream_ok = writer->Write(request);
+    }
+    if (!produce_status.ok()) {
+      // Ending the stream without a commit makes storage roll the upload back.
+      ctx.TryCancel();
+      writer->Finish().ok();
+      return produce_status;
+    }
+    if (stream_ok) {
+      request.Clear();
+      *request.mutable_commit() = commit();
+      writer->Write(request);
+    }
+    writer->WritesDone();
+    FRAUD_RETURN_IF_ERROR(CallStatus(writer->Finish(), "StoreUpload"));
+    return response;
+  }
+
+  absl::StatusOr<int64_t> AllocateModelVersion() override {
+    storage_pb::AllocateModelVersionResponse response;
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, options_.call_timeout);
+    FRAUD_RETURN_IF_ERROR(CallStatus(
+        stub_->AllocateModelVersion(&ctx, storage_pb::AllocateModelVersionRequest(), &response),
+        "AllocateModelVersion"));
+    return response.version();
+  }
+
+  absl::StatusOr<storage_pb::ModelVersion> RegisterModel(
+      const storage_pb::ModelVersion& model) override {
+    storage_pb::RegisterModelRequest request;
+    *request.mutable_model() = model;
+    storage_pb::RegisterModelResponse response;
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, options_.call_timeout);
+    FRAUD_RETURN_IF_ERROR(
+        CallStatus(stub_->RegisterModel(&ctx, request, &response), "RegisterModel"));
+    return response.model();
+  }
+
+  absl::StatusOr<storage_pb::ModelVersion> GetModel(int64_t version) override {
+    storage_pb::GetModelRequest request;
+    request.set_version(version);
+    storage_pb::GetModelResponse response;
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, options_.call_timeout);
+    FRAUD_RETURN_IF_ERROR(CallStatus(stub_->GetModel(&ctx, request, &response), "GetModel"));
+    return response.model();
+  }
+
+  absl::StatusOr<std::vector<storage_pb::ModelVersion>> ListModels() override {
+    storage_pb::ListModelsResponse response;
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, options_.call_timeout);
+    FRAUD_RETURN_IF_ERROR(CallStatus(
+        stub_->ListModels(&ctx, storage_pb::ListModelsRequest(), &response), "ListModels"));
+    return std::vector<storage_pb::ModelVersion>(response.models().begin(),
+                                                 response.models().end());
+  }
+
+  absl::StatusOr<std::optional<storage_pb::ModelVersion>> GetChampion() override {
+    storage_pb::GetChampionResponse response;
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, options_.call_timeout);
+    FRAUD_RETURN_IF_ERROR(CallStatus(
+        stub_->GetChampion(&ctx, storage_pb::GetChampionRequest(), &response), "GetChampion"));
+    if (!response.has_model() || response.model().version() == 0) return std::nullopt;
+    return response.model();
+  }
+
+  absl::StatusOr<storage_pb::ChampionChange> SetChampion(
+      const storage_pb::SetChampionRequest& request) override {
+    storage_pb::SetChampionResponse response;
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, options_.call_timeout);
+    FRAUD_RETURN_IF_ERROR(
+        CallStatus(stub_->SetChampion(&ctx, request, &response), "SetChampion"));
+    return response.change();
+  }
+
+  absl::StatusOr<std::vector<storage_pb::ChampionChange>> ListChampionHistory() override {
+    storage_pb::ListChampionHistoryResponse response;
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, options_.call_timeout);
+    FRAUD_RETURN_IF_ERROR(CallStatus(
+        stub_->ListChampionHistory(&ctx, storage_pb::ListChampionHistoryRequest(), &response),
+        "ListChampionHistory"));
+    return std::vector<storage_pb::ChampionChange>(response.changes().begin(),
+                                                   response.changes().end());
+  }
+
+  absl::StatusOr<storage_pb::TrainingRun> CreateRun(const storage_pb::TrainingRun& run) override {
+    storage_pb::CreateRunRequest request;
+    *request.mutable_run() = run;
+    storage_pb::CreateRunResponse response;
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, options_.call_timeout);
+    FRAUD_RETURN_IF_ERROR(CallStatus(stub_->CreateRun(&ctx, request, &response), "CreateRun"));
+    return response.run();
+  }
+
+  absl::StatusOr<storage_pb::TrainingRun> UpdateRun(const storage_pb::TrainingRun& run) override {
+    storage_pb::UpdateRunRequest request;
+    *request.mutable_run() = run;
+    storage_pb::UpdateRunResponse response;
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, options_.call_timeout);
+    FRAUD_RETURN_IF_ERROR(CallStatus(stub_->UpdateRun(&ctx, request, &response), "UpdateRun"));
+    return response.run();
+  }
+
+  absl::StatusOr<storage_pb::TrainingRun> GetRun(int64_t run_id) override {
+    storage_pb::GetRunRequest request;
+    request.set_run_id(run_id);
+    storage_pb::GetRunResponse response;
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, options_.call_timeout);
+    FRAUD_RETURN_IF_ERROR(CallStatus(stub_->GetRun(&ctx, request, &response), "GetRun"));
+    return response.run();
+  }
+
+  absl::StatusOr<storage_pb::ListRunsResponse> ListRuns(int32_t page_size,
+                                                       int64_t before_id) override {
+    storage_pb::ListRunsRequest request;
+    request.set_page_size(page_size);
+    request.set_before_id(before_id);
+    storage_pb::ListRunsResponse response;
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, options_.call_timeout);
+    FRAUD_RETURN_IF_ERROR(CallStatus(stub_->ListRuns(&ctx, request, &response), "ListRuns"));
+    return response;
+  }
+
+ private:
+  std::unique_ptr<storage_pb::StorageService::Stub> stub_;
+  GrpcClientOptions options_;
+};
+
+class GrpcInferenceApi final : public InferenceApi {
+ public:
+  GrpcInferenceApi(std::shared_ptr<grpc::ChannelInterface> channel, GrpcClientOptions options)
+      : stub_(inference::v1::InferenceService::NewStub(std::move(channel))),
+        options_(std::move(options)) {}
+
+  absl::StatusOr<inference::v1::ReloadResponse> Reload(int64_t version) override {
+    inference::v1::ReloadRequest request;
+    request.set_version(version);
+    inference::v1::ReloadResponse response;
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, options_.reload_timeout);
+    rpc::AddBearerToken(&ctx, options_.admin_token);
+    const grpc::Status s = stub_->Reload(&ctx, request, &response);
+    FRAUD_RETURN_IF_ERROR(Annotate(rpc::FromGrpcStatus(s), "inference Reload"));
+    return response;
+  }
+
+ private:
+  std::unique_ptr<inference::v1::InferenceService::Stub> stub_;
+  GrpcClientOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<StorageApi> MakeGrpcStorageApi(std::shared_ptr<grpc::ChannelInterface> channel,
+                                               GrpcClientOptions options) {
+  return std::make_unique<GrpcStorageApi>(std::move(channel), std::move(options));
+}
+
+std::unique_ptr<InferenceApi> MakeGrpcInferenceApi(
+    std::shared_ptr<grpc::ChannelInterface> channel, GrpcClientOptions options) {
+  return std::make_unique<GrpcInferenceApi>(std::move(channel), std::move(options));
+}
+
+}  // namespace fraud::training

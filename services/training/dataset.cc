@@ -1,0 +1,162 @@
+#include "services/training/dataset.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace fraud::training {
+
+int64_t Dataset::frauds() const {
+  int64_t n = 0;
+  for (int32_t y : labels) n += y == 1;
+  return n;
+}
+
+void Dataset::Append(const double* row, int32_t label, int64_t upload_id) {
+  features.insert(features.end(), row, row + kNumFeatures);
+  labels.push_back(label);
+  upload_ids.push_back(upload_id);
+}
+
+absl::Status Dataset::AppendBatch(const common::v1::TransactionBatch& batch) {
+  const size_t n = batch.num_rows();
+  if (static_cast<size_t>(batch.features_size()) != n * kNumFeatures) {
+    return absl::InvalidArgumentError(absl::StrCat("batch of ", n, " rows carries ",
+                                                   batch.features_size(), " feature values"));
+  }
+  if (static_cast<size_t>(batch.labels_size()) != n) {
+    return absl::InvalidArgumentError("batch rows are unlabelled");
+  }
+  const bool has_uploads = static_cast<size_t>(batch.upload_ids_size()) == n;
+  features.reserve(features.size() + n * kNumFeatures);
+  for (size_t i = 0; i < n; ++i) {
+    Append(batch.features().data() + i * kNumFeatures, batch.labels(i),
+           has_uploads ? batch.upload_ids(i) : 0);
+  }
+  return absl::OkStatus();
+}
+
+Dataset Dataset::Select(const std::vector<size_t>& indices) const {
+  Dataset out;
+  out.features.reserve(indices.size() * kNumFeatures);
+  out.labels.reserve(indices.size());
+  out.upload_ids.reserve(indices.size());
+  for (size_t i : indices) out.Append(row(i), labels[i], upload_ids[i]);
+  return out;
+}
+
+double Dataset::time_min() const {
+  if (empty()) return 0;
+  double t = time(0);
+  for (size_t i = 1; i < rows(); ++i) t = std::min(t, time(i));
+  return t;
+}
+
+double Dataset::time_max() const {
+  if (empty()) return 0;
+  double t = time(0);
+  for (size_t i = 1; i < rows(); ++i) t = std::max(t, time(i));
+  return t;
+}
+
+std::vector<int64_t> Dataset::DistinctUploads() const {
+  std::set<int64_t> ids(upload_ids.begin(), upload_ids.end());
+  ids.erase(0);
+  return {ids.begin(), ids.end()};
+}
+
+void Dataset::Clear() {
+  features.clear();
+  labels.clear();
+  upload_ids.clear();
+}
+
+bool ComparisonSpec::Contains(int64_t upload_id, double time) const {
+  if (upload_ids.count(upload_id) > 0) return true;
+  return time_max > time_min && time >= time_min && time < time_max;
+}
+
+RunSplitter::RunSplitter(SplitOptions options) : options_(std::move(options)) {}
+
+absl::Status RunSplitter::Add(const common::v1::TransactionBatch& batch) {
+  const size_t n = batch.num_rows();
+  if (static_cast<size_t>(batch.features_size()) != n * kNumFeatures) {
+    return absl::InvalidArgumentError(absl::StrCat("batch of ", n, " rows carries ",
+                                                   batch.features_size(), " feature values"));
+  }
+  if (static_cast<size_t>(batch.labels_size()) != n) {
+    return absl::InvalidArgumentError("batch rows are unlabelled");
+  }
+  const bool has_uploads = static_cast<size_t>(batch.upload_ids_size()) == n;
+  for (size_t i = 0; i < n; ++i) {
+    AddRow(batch.features().data() + i * kNumFeatures, batch.labels(i),
+           has_uploads ? batch.upload_ids(i) : 0);
+  }
+  return absl::OkStatus();
+}
+
+void RunSplitter::AddRow(const double* row, int32_t label, int64_t upload_id) {
+  ++rows_seen_;
+  const double time = row[csv::kTimeIndex];
+  if (options_.comparison.Contains(upload_id, time)) {
+    comparison_.Append(row, label, upload_id);
+    return;
+  }
+  if (options_.train_time_max > 0 && time >= options_.train_time_max) return;
+  pool_.Append(row, label, upload_id);
+}
+
+std::vector<size_t> TimeOrder(const Dataset& data) {
+  std::vector<size_t> order(data.rows());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return data.time(a) < data.time(b); });
+  return order;
+}
+
+void SplitNewest(const Dataset& data, double fraction, Dataset* older, Dataset* newest) {
+  const std::vector<size_t> order = TimeOrder(data);
+  const size_t n = order.size();
+  size_t newest_count = static_cast<size_t>(std::llround(static_cast<double>(n) * fraction));
+  if (fraction > 0 && n >= 2) newest_count = std::max<size_t>(newest_count, 1);
+  if (n >= 1) newest_count = std::min(newest_count, n - 1);
+  if (n == 0) newest_count = 0;
+  const size_t cut = n - newest_count;
+  *older = data.Select(std::vector<size_t>(order.begin(), order.begin() + cut));
+  *newest = data.Select(std::vector<size_t>(order.begin() + cut, order.end()));
+}
+
+absl::StatusOr<SplitData> RunSplitter::Finish() && {
+  if (!(options_.validation_fraction > 0 && options_.validation_fraction < 1)) {
+    return absl::InvalidArgumentError(absl::StrCat("validation_fraction must be in (0, 1), got ",
+                                                   options_.validation_fraction));
+  }
+  if (!(options_.holdout_fraction >= 0 && options_.holdout_fraction < 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("holdout_fraction must be in [0, 1), got ", options_.holdout_fraction));
+  }
+  SplitData out;
+  Dataset pool;
+  if (options_.comparison.empty() && options_.holdout_fraction > 0) {
+    SplitNewest(pool_, options_.holdout_fraction, &pool, &out.comparison);
+    out.comparison_is_holdout = true;
+  } else {
+    const std::vector<size_t> order = TimeOrder(comparison_);
+    out.comparison = comparison_.Select(order);
+    pool = std::move(pool_);
+  }
+  pool_.Clear();
+  comparison_.Clear();
+  if (pool.rows() < 2) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("only ", pool.rows(), " labelled training rows outside the comparison set (",
+                     rows_seen_, " rows read); upload labelled data first"));
+  }
+  SplitNewest(pool, options_.validation_fraction, &out.train, &out.validation);
+  return out;
+}
+
+}  // namespace fraud::training

@@ -1,0 +1,218 @@
+// fraud-training: the training service (gRPC 50054, metrics 9104).
+//
+// Server mode: answers TrainingService RPCs, bootstraps version 1 on an empty registry, and
+// retrains automatically when enough new labelled rows arrived. --run_once: trains and publishes
+// one version, then exits (0 when the run succeeded), for `docker compose run training`.
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
+#include "services/common/core/log.h"
+#include "services/common/core/shutdown.h"
+#include "services/common/core/status_macros.h"
+#include "services/common/model/artifact.h"
+#include "services/common/rpc/channel.h"
+#include "services/common/rpc/server_flags.h"
+#include "services/common/rpc/server_runner.h"
+#include "services/training/auto_trigger.h"
+#include "services/training/bootstrap.h"
+#include "services/training/clients.h"
+#include "services/training/pipeline.h"
+#include "services/training/run_manager.h"
+#include "services/training/training_service.h"
+
+ABSL_FLAG(std::string, storage_target, "127.0.0.1:50052", "Storage service host:port");
+ABSL_FLAG(std::string, inference_target, "127.0.0.1:50053",
+          "Inference service host:port to reload after a promotion (empty = none)");
+ABSL_FLAG(std::string, model_dir, "models",
+          "Artifact root shared with inference: version N is written to <model_dir>/<N>");
+ABSL_FLAG(bool, auto_train, true,
+          "Start a run automatically when --auto_min_new_rows new labelled rows arrived");
+ABSL_FLAG(int64_t, auto_min_new_rows, fraud::training::kDefaultAutoMinNewRows,
+          "New labelled rows (committed after the last run's data) that start an automatic run");
+ABSL_FLAG(double, auto_check_seconds, 60, "How often the automatic trigger checks storage");
+ABSL_FLAG(double, promotion_margin, 0.0,
+          "Promote only when challenger AUPRC >= champion AUPRC + margin on the comparison set");
+ABSL_FLAG(bool, bootstrap, true,
+          "On an empty registry, store an initial training set (when no labelled rows exist) and "
+          "train version 1");
+ABSL_FLAG(int64_t, bootstrap_rows, 100000, "Synthetic rows of the initial training set");
+ABSL_FLAG(uint64_t, bootstrap_seed, 42, "Seed of the synthetic initial training set");
+ABSL_FLAG(std::string, bootstrap_csv, "",
+          "Labelled CSV to use as the initial training set instead of synthetic rows");
+ABSL_FLAG(std::string, families, "",
+          "Families trained by default: comma-separated logreg,mlp,xgboost,random_forest (empty = all)");
+ABSL_FLAG(int, max_epochs, 0, "Cap on epochs (logreg, mlp) and boosting rounds (xgboost); 0 = library defaults");
+ABSL_FLAG(double, validation_fraction, 0.2, "Newest fraction of the training rows used for validation");
+ABSL_FLAG(double, holdout_fraction, 0.1,
+          "Newest fraction of all rows held out as the comparison set when a run names none");
+ABSL_FLAG(int, train_threads, 2, "Threads per candidate (LibTorch intra-op / XGBoost nthread)");
+ABSL_FLAG(int, max_queued_runs, 4, "Runs that may wait behind the running one");
+ABSL_FLAG(bool, run_once, false, "Train and publish one version, then exit");
+
+namespace {
+
+using namespace fraud::training;  // NOLINT: main only wires.
+
+absl::StatusOr<PipelineOptions> PipelineOptionsFromFlags() {
+  PipelineOptions o;
+  o.model_dir = absl::GetFlag(FLAGS_model_dir);
+  const std::string families = absl::GetFlag(FLAGS_families);
+  if (!families.empty()) {
+    FRAUD_ASSIGN_OR_RETURN(o.families, ParseFamilies({families}));
+  }
+  o.max_epochs = absl::GetFlag(FLAGS_max_epochs);
+  o.promotion_margin = absl::GetFlag(FLAGS_promotion_margin);
+  o.validation_fraction = absl::GetFlag(FLAGS_validation_fraction);
+  o.holdout_fraction = absl::GetFlag(FLAGS_holdout_fraction);
+  o.threads = std::max(1, absl::GetFlag(FLAGS_train_threads));
+  if (!(o.validation_fraction > 0 && o.validation_fraction < 1)) {
+    return absl::InvalidArgumentError("--validation_fraction must be in (0, 1)");
+  }
+  if (!(o.holdout_fraction >= 0 && o.holdout_fraction < 1)) {
+    return absl::InvalidArgumentError("--holdout_fraction must be in [0, 1)");
+  }
+  return o;
+}
+
+BootstrapOptions BootstrapOptionsFromFlags() {
+  BootstrapOptions b;
+  b.rows = absl::GetFlag(FLAGS_bootstrap_rows);
+  b.seed = absl::GetFlag(FLAGS_bootstrap_seed);
+  b.csv_path = absl::GetFlag(FLAGS_bootstrap_csv);
+  return b;
+}
+
+// One run, then exit.
+int RunOnce(StorageApi& storage, RunManager& runs, const SubmitRunFn& submit) {
+  absl::StatusOr<int64_t> run_id = int64_t{0};
+  if (absl::GetFlag(FLAGS_bootstrap)) {
+    run_id = MaybeBootstrap(storage, BootstrapOptionsFromFlags(), submit);
+  }
+  if (run_id.ok() && *run_id == 0) {
+    fraud::training::v1::StartRunRequest request;
+    request.set_trigger("manual");
+    request.set_description("fraud-training --run_once");
+    absl::StatusOr<fraud::storage::v1::TrainingRun> run = submit(request);
+    run_id = run.ok() ? absl::StatusOr<int64_t>(run->id()) : run.status();
+  }
+  if (!run_id.ok()) {
+    std::fprintf(stderr, "fraud-training: cannot start a run: %s\n",
+                 run_id.status().ToString().c_str());
+    return 1;
+  }
+  absl::StatusOr<fraud::storage::v1::TrainingRun> run =
+      runs.WaitFor(*run_id, absl::InfiniteDuration());
+  if (!run.ok()) {
+    std::fprintf(stderr, "fraud-training: %s\n", run.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("run %lld %s: %s\n", static_cast<long long>(run->id()),
+              RunStatusName(run->status()).c_str(), run->message().c_str());
+  return run->status() == fraud::storage::v1::RUN_STATUS_SUCCEEDED ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  fraud::rpc::InitService(argc, argv, "training",
+                          "fraud-training: trains candidate models on labelled data, registers the "
+                          "best and promotes it when it beats the champion.\n"
+                          "Usage: fraud-training [--storage_target=H:P] [--model_dir=DIR] "
+                          "[--run_once] ...");
+  const sigset_t stop_signals = fraud::BlockStopSignals();
+
+  absl::StatusOr<PipelineOptions> pipeline = PipelineOptionsFromFlags();
+  if (!pipeline.ok()) {
+    std::fprintf(stderr, "fraud-training: %s\n", pipeline.status().ToString().c_str());
+    return 2;
+  }
+  if (absl::Status s = fraud::model::RemoveTemporaryDirs(pipeline->model_dir); !s.ok()) {
+    FRAUD_LOG(WARNING) << "cannot clean temporary artifact dirs" << fraud::Kv("error", s.message());
+  }
+
+  GrpcClientOptions client_options;
+  client_options.admin_token = fraud::rpc::AdminTokenFromFlags();
+  const std::string tls_ca = fraud::rpc::TlsCaFromFlags();
+  std::unique_ptr<StorageApi> storage = MakeGrpcStorageApi(
+      fraud::rpc::MakeChannel({absl::GetFlag(FLAGS_storage_target), tls_ca}), client_options);
+  std::unique_ptr<InferenceApi> inference;
+  if (!absl::GetFlag(FLAGS_inference_target).empty()) {
+    inference = MakeGrpcInferenceApi(
+        fraud::rpc::MakeChannel({absl::GetFlag(FLAGS_inference_target), tls_ca}), client_options);
+  }
+
+  PipelineDeps deps;
+  deps.storage = storage.get();
+  deps.inference = inference.get();
+  const PipelineOptions pipeline_options = *pipeline;
+  RunManagerOptions run_options;
+  run_options.max_queued = std::max(0, absl::GetFlag(FLAGS_max_queued_runs));
+  RunManager runs(
+      storage.get(),
+      [&](const fraud::training::v1::StartRunRequest& request, int64_t run_id, RunSink& sink,
+          const std::atomic<bool>& cancel) {
+        return ExecuteRun(request, run_id, pipeline_options, deps, sink, cancel);
+      },
+      run_options);
+  FRAUD_CHECK_OK(runs.Start());
+  auto submit = [&](const fraud::training::v1::StartRunRequest& r)
+      -> absl::StatusOr<fraud::storage::v1::TrainingRun> {
+    FRAUD_ASSIGN_OR_RETURN(auto params, ResolveRunParams(r, pipeline_options));
+    return runs.Submit(r, params);
+  };
+
+  if (absl::GetFlag(FLAGS_run_once)) {
+    const int code = RunOnce(*storage, runs, submit);
+    runs.Stop();
+    return code;
+  }
+
+  TrainingServiceOptions service_options;
+  service_options.admin_token = fraud::rpc::AdminTokenFromFlags();
+  TrainingService service(&runs, storage.get(), inference.get(), pipeline_options, service_options);
+  fraud::rpc::ServerRunner runner(fraud::rpc::ServerOptionsFromFlags("training", 50054, 9104));
+  runner.Register(&service);
+  FRAUD_CHECK_OK(runner.Start());
+  FRAUD_LOG(INFO) << "training serving" << fraud::Kv("port", runner.port())
+                  << fraud::Kv("model_dir", pipeline_options.model_dir);
+
+  AutoTriggerOptions auto_options;
+  auto_options.min_new_rows = absl::GetFlag(FLAGS_auto_min_new_rows);
+  auto_options.check_interval = absl::Seconds(absl::GetFlag(FLAGS_auto_check_seconds));
+  AutoTrigger auto_trigger(storage.get(), [&] { return runs.Busy(); }, submit, auto_options);
+
+  // Bootstrap (retrying while storage starts), then the automatic trigger.
+  absl::Notification stopping;
+  std::thread background([&] {
+    if (absl::GetFlag(FLAGS_bootstrap)) {
+      absl::Duration backoff = absl::Seconds(1);
+      while (!stopping.HasBeenNotified()) {
+        absl::StatusOr<int64_t> started =
+            MaybeBootstrap(*storage, BootstrapOptionsFromFlags(), submit);
+        if (started.ok()) break;
+        FRAUD_LOG(WARNING) << "bootstrap failed; retrying"
+                           << fraud::Kv("error", started.status().message());
+        if (started.status().code() == absl::StatusCode::kInvalidArgument ||
+            started.status().code() == absl::StatusCode::kNotFound) {
+          break;  // a bad --bootstrap_csv does not get better by retrying
+        }
+        stopping.WaitForNotificationWithTimeout(backoff);
+        backoff = std::min(backoff * 2, absl::Seconds(30));
+      }
+    }
+    if (absl::GetFlag(FLAGS_auto_train) && !stopping.HasBeenNotified()) auto_trigger.Start();
+  });
+
+  const int sig = fraud::WaitForSignal(stop_signals);
+  FRAUD_LOG(INFO) << "stopping" << fraud::Kv("signal", sig);
+  stopping.Notify();
+  background.join();
+  auto_trigger.Stop();
+  runner.Shutdown(fraud::rpc::GracePeriodFromFlags());
+  runs.Stop();
+  return 0;
+}
