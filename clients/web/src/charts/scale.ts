@@ -18,7 +18,7 @@ export function niceTicks(min: number, max: number, count = 5): number[] {
   const raw = span / Math.max(1, count);
   const mag = Math.pow(10, Math.floor(Math.log10(raw)));
   const norm = raw / mag;
-  const step = (norm >= 5 ? 10 : norm >= 2 ? 5 : norm >= 1 ? 2 : 1) * mag;
+  const step = (norm >= 7 ? 10 : norm >= 3 ? 5 : norm >= 1.5 ? 2 : 1) * mag;
   const start = Math.ceil(min / step - 1e-9) * step;
   const out: number[] = [];
   for (let v = start; v <= max + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));

@@ -169,8 +169,14 @@ function RunDetails({ runId }: { runId: string }) {
             onEnd: (last) => {
               setLive(false);
               if (last) setRun(last);
-              // Fetch the final record once (the stream may end before the last update).
-              api.getRun(runId).then((f) => !cancelled && f.run && setRun(f.run), () => undefined);
+              // Fetch the final record once (the stream may end before the last update); keep
+              // what we have unless the fetched record is final.
+              api.getRun(runId).then(
+                (f) => {
+                  if (!cancelled && f.run && runFinished(f.run)) setRun(f.run);
+                },
+                () => undefined,
+              );
             },
           });
         }
