@@ -1,0 +1,49 @@
+// Small helpers shared by the storage service's database code (internal to services/storage).
+#pragma once
+
+#include <pqxx/pqxx>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/message.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "services/storage/pg_pool.h"
+
+namespace fraud::storage {
+
+// SQL expression: microseconds since the Unix epoch of a timestamptz column (NULL stays NULL).
+#define FRAUD_EPOCH_US(col) "(extract(epoch from " col ") * 1000000)::bigint"
+// SQL expression: a timestamptz from a bigint parameter of microseconds (0 = NULL).
+#define FRAUD_TS_FROM_US(param)                                       \
+  "(CASE WHEN " param "::bigint = 0 THEN NULL ELSE timestamptz 'epoch' + " param \
+  "::bigint * interval '1 microsecond' END)"
+
+// Exact double / float from PostgreSQL's text output (shortest round-trip with
+// extra_float_digits = 3). InvalidArgument on anything else.
+absl::StatusOr<double> ParseDouble(absl::string_view text);
+absl::StatusOr<float> ParseFloat(absl::string_view text);
+// "{1.5,-2,...}" (a one-dimensional float8[] without NULLs) appended to *out.
+absl::Status ParseDoubleArray(absl::string_view text, google::protobuf::RepeatedField<double>* out);
+
+// Timestamp <-> microseconds since the epoch (nanoseconds truncated).
+void SetTimestampUs(int64_t us, google::protobuf::Timestamp* ts);
+int64_t TimestampToUs(const google::protobuf::Timestamp& ts);
+
+// Proto <-> proto JSON (the canonical mapping; unknown fields are ignored when parsing so an older
+// binary can read rows written by a newer one).
+absl::StatusOr<std::string> ToJson(const google::protobuf::Message& m);
+absl::Status FromJson(absl::string_view json, google::protobuf::Message* m);
+
+// Runs `fn` in one transaction on a leased connection and commits when it returns OK (a non-OK
+// status rolls back and is returned as is). Database exceptions are mapped by pg_errors and
+// counted; when the connection turns out dead and it had been pooled before this call, the call
+// is retried once on a fresh connection.
+absl::Status Transact(PgPool& pool, const std::function<absl::Status(pqxx::work&)>& fn);
+
+}  // namespace fraud::storage

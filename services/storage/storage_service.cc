@@ -1,0 +1,269 @@
+#include "services/storage/storage_service.h"
+
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "services/common/core/log.h"
+#include "services/common/rpc/channel.h"
+#include "services/common/rpc/grpc_status.h"
+#include "services/storage/storage_metrics.h"
+#include "services/storage/upload_writer.h"
+
+namespace fraud::storage {
+namespace {
+
+using rpc::ToGrpcStatus;
+
+const grpc::Status& NotReady() {
+  static const grpc::Status* const kStatus = new grpc::Status(
+      grpc::StatusCode::UNAVAILABLE, "storage is starting: schema migrations not applied yet");
+  return *kStatus;
+}
+
+absl::Time Deadline(const grpc::ServerContext* ctx) {
+  const auto d = ctx->deadline();
+  if (d == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
+  return absl::FromChrono(d);
+}
+
+// Logs a failed call once, at the edge (no feature values, only ids and codes).
+grpc::Status Finish(const char* rpc_name, const grpc::ServerContext* ctx, const absl::Status& s) {
+  if (!s.ok()) {
+    const bool server_side = s.code() == absl::StatusCode::kInternal ||
+                             s.code() == absl::StatusCode::kUnavailable ||
+                             s.code() == absl::StatusCode::kUnknown ||
+                             s.code() == absl::StatusCode::kResourceExhausted;
+    if (server_side) {
+      FRAUD_LOG(WARNING) << "call failed" << Kv("rpc", rpc_name)
+                         << Kv("request_id", rpc::RequestId(ctx))
+                         << Kv("code", rpc::CodeName(s.code())) << Kv("error", s.message());
+    } else {
+      FRAUD_LOG(DEBUG) << "call rejected" << Kv("rpc", rpc_name)
+                       << Kv("request_id", rpc::RequestId(ctx))
+                       << Kv("code", rpc::CodeName(s.code())) << Kv("error", s.message());
+    }
+  }
+  return ToGrpcStatus(s);
+}
+
+const char* UploadResult(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+      return "invalid";
+    case absl::StatusCode::kCancelled:
+    case absl::StatusCode::kDeadlineExceeded:
+      return "cancelled";
+    default:
+      return "failed";
+  }
+}
+
+}  // namespace
+
+grpc::Status StorageService::StoreUpload(grpc::ServerContext* ctx,
+                                         grpc::ServerReader<v1::StoreUploadRequest>* reader,
+                                         v1::StoreUploadResponse* response) {
+  if (!ready()) return NotReady();
+  UploadWriter writer(pool_, Deadline(ctx));
+  auto fail = [&](const absl::Status& s) {
+    writer.Rollback();
+    Metrics().Upload(UploadResult(s));
+    return Finish("StoreUpload", ctx, s);
+  };
+  v1::StoreUploadRequest request;
+  // One message at a time: the next Read happens only after the batch is written, so HTTP/2 flow
+  // control holds the sender back and memory holds one batch.
+  while (reader->Read(&request)) {
+    if (ctx->IsCancelled()) return fail(absl::CancelledError("upload cancelled; nothing stored"));
+    absl::Status s;
+    switch (request.kind_case()) {
+      case v1::StoreUploadRequest::kBegin:
+        s = writer.Begin(request.begin());
+        break;
+      case v1::StoreUploadRequest::kRows:
+        s = writer.Append(request.rows());
+        break;
+      case v1::StoreUploadRequest::kCommit: {
+        absl::StatusOr<v1::StoreUploadResponse> r = writer.Commit(request.commit());
+        if (!r.ok()) return fail(r.status());
+        *response = *std::move(r);
+        FRAUD_LOG(INFO) << "upload stored" << Kv("request_id", rpc::RequestId(ctx))
+                        << Kv("upload_id", response->upload().id())
+                        << Kv("rows", response->upload().rows())
+                        << Kv("duplicate_of", response->duplicate_of());
+        return grpc::Status::OK;
+      }
+      default:
+        s = absl::InvalidArgumentError("empty StoreUploadRequest (no begin, rows or commit)");
+    }
+    if (!s.ok()) return fail(s);
+  }
+  if (ctx->IsCancelled()) return fail(absl::CancelledError("upload cancelled; nothing stored"));
+  return fail(absl::InvalidArgumentError("upload stream ended before commit; nothing stored"));
+}
+
+grpc::Status StorageService::GetUpload(grpc::ServerContext* ctx, const v1::GetUploadRequest* req,
+                                       v1::GetUploadResponse* resp) {
+  if (!ready()) return NotReady();
+  absl::StatusOr<v1::Upload> r = store_->GetUpload(req->upload_id());
+  if (r.ok()) *resp->mutable_upload() = *std::move(r);
+  return Finish("GetUpload", ctx, r.status());
+}
+
+grpc::Status StorageService::ListUploads(grpc::ServerContext* ctx,
+                                         const v1::ListUploadsRequest* req,
+                                         v1::ListUploadsResponse* resp) {
+  if (!ready()) return NotReady();
+  absl::StatusOr<v1::ListUploadsResponse> r = store_->ListUploads(*req);
+  if (r.ok()) *resp = *std::move(r);
+  return Finish("ListUploads", ctx, r.status());
+}
+
+grpc::Status StorageService::ScanTransactions(
+    grpc::ServerContext* ctx, const v1::ScanTransactionsRequest* req,
+    grpc::ServerWriter<v1::ScanTransactionsResponse>* writer) {
+  if (!ready()) return NotReady();
+  absl::Status s = store_->ScanTransactions(*req, [&](v1::ScanTransactionsResponse& batch) {
+    // Write blocks while the client is slow (flow control), which in turn stops reading from
+    // PostgreSQL: memory holds about one batch.
+    return !ctx->IsCancelled() && writer->Write(batch);
+  });
+  return Finish("ScanTransactions", ctx, s);
+}
+
+grpc::Status StorageService::GetDataStats(grpc::ServerContext* ctx,
+                                          const v1::GetDataStatsRequest* req,
+                                          v1::GetDataStatsResponse* resp) {
+  if (!ready()) return NotReady();
+  absl::StatusOr<v1::GetDataStatsResponse> r = store_->GetDataStats(*req);
+  if (r.ok()) *resp = *std::move(r);
+  return Finish("GetDataStats", ctx, r.status());
+}
+
+grpc::Status StorageService::RecordPredictions(grpc::ServerContext* ctx,
+                                               const v1::RecordPredictionsRequest* req,
+                                               v1::RecordPredictionsResponse* resp) {
+  if (!ready()) return NotReady();
+  absl::StatusOr<int64_t> r = store_->RecordPredictions(*req);
+  if (r.ok()) resp->set_recorded(*r);
+  return Finish("RecordPredictions", ctx, r.status());
+}
+
+grpc::Status StorageService::ListPredictions(grpc::ServerContext* ctx,
+                                             const v1::ListPredictionsRequest* req,
+                                             v1::ListPredictionsResponse* resp) {
+  if (!ready()) return NotReady();
+  absl::StatusOr<v1::ListPredictionsResponse> r = store_->ListPredictions(*req);
+  if (r.ok()) *resp = *std::move(r);
+  return Finish("ListPredictions", ctx, r.status());
+}
+
+grpc::Status StorageService::RegisterModel(grpc::ServerContext* ctx,
+                                           const v1::RegisterModelRequest* req,
+                                           v1::RegisterModelResponse* resp) {
+  if (!ready()) return NotReady();
+  absl::StatusOr<v1::ModelVersion> r = store_->RegisterModel(req->model());
+  if (r.ok()) {
+    *resp->mutable_model() = *std::move(r);
+    FRAUD_LOG(INFO) << "model registered" << Kv("request_id", rpc::RequestId(ctx))
+                    << Kv("model_version", resp->model().version());
+  }
+  return Finish("RegisterModel", ctx, r.status());
+}
+
+grpc::Status StorageService::GetModel(grpc::ServerContext* ctx, const v1::GetModelRequest* req,
+                                      v1::GetModelResponse* resp) {
+  if (!ready()) return NotReady();
+  absl::StatusOr<v1::ModelVersion> r = store_->GetModel(req->version());
+  if (r.ok()) *resp->mutable_model() = *std::move(r);
+  return Finish("GetModel", ctx, r.status());
+}
+
+grpc::Status StorageService::ListModels(grpc::ServerContext* ctx, const v1::ListModelsRequest*,
+                                        v1::ListModelsResponse* resp) {
+  if (!ready()) return NotReady();
+  absl::StatusOr<std::vector<v1::ModelVersion>> r = store_->ListModels();
+  if (r.ok()) {
+    for (v1::ModelVersion& m : *r) *resp->add_models() = std::move(m);
+  }
+  return Finish("ListModels", ctx, r.status());
+}
+
+grpc::Status StorageService::SetChampion(grpc::ServerContext* ctx,
+                                         const v1::SetChampionRequest* req,
+                                         v1::SetChampionResponse* resp) {
+  if (!ready()) return NotReady();
+  absl::StatusOr<v1::ChampionChange> r = store_->SetChampion(*req);
+  if (r.ok()) {
+    *resp->mutable_change() = *std::move(r);
+    FRAUD_LOG(INFO) << "champion changed" << Kv("request_id", rpc::RequestId(ctx))
+                    << Kv("model_version", resp->change().version())
+                    << Kv("previous_version", resp->change().previous_version())
+                    << Kv("actor", resp->change().actor());
+  }
+  return Finish("SetChampion", ctx, r.status());
+}
+
+grpc::Status StorageService::GetChampion(grpc::ServerContext* ctx, const v1::GetChampionRequest*,
+                                         v1::GetChampionResponse* resp) {
+  if (!ready()) return NotReady();
+  absl::StatusOr<v1::GetChampionResponse> r = store_->GetChampion();
+  if (r.ok()) *resp = *std::move(r);
+  return Finish("GetChampion", ctx, r.status());
+}
+
+grpc::Status StorageService::ListChampionHistory(grpc::ServerContext* ctx,
+                                                 const v1::ListChampionHistoryRequest*,
+                                                 v1::ListChampionHistoryResponse* resp) {
+  if (!ready()) return NotReady();
+  absl::StatusOr<std::vector<v1::ChampionChange>> r = store_->ListChampionHistory();
+  if (r.ok()) {
+    for (v1::ChampionChange& c : *r) *resp->add_changes() = std::move(c);
+  }
+  return Finish("ListChampionHistory", ctx, r.status());
+}
+
+grpc::Status StorageService::AllocateModelVersion(grpc::ServerContext* ctx,
+                                                  const v1::AllocateModelVersionRequest*,
+                                                  v1::AllocateModelVersionResponse* resp) {
+  if (!ready()) return NotReady();
+  absl::StatusOr<int64_t> r = store_->AllocateModelVersion();
+  if (r.ok()) resp->set_version(*r);
+  return Finish("AllocateModelVersion", ctx, r.status());
+}
+
+grpc::Status StorageService::CreateRun(grpc::ServerContext* ctx, const v1::CreateRunRequest* req,
+                                       v1::CreateRunResponse* resp) {
+  if (!ready()) return NotReady();
+  absl::StatusOr<v1::TrainingRun> r = store_->CreateRun(req->run());
+  if (r.ok()) *resp->mutable_run() = *std::move(r);
+  return Finish("CreateRun", ctx, r.status());
+}
+
+grpc::Status StorageService::UpdateRun(grpc::ServerContext* ctx, const v1::UpdateRunRequest* req,
+                                       v1::UpdateRunResponse* resp) {
+  if (!ready()) return NotReady();
+  absl::StatusOr<v1::TrainingRun> r = store_->UpdateRun(req->run());
+  if (r.ok()) *resp->mutable_run() = *std::move(r);
+  return Finish("UpdateRun", ctx, r.status());
+}
+
+grpc::Status StorageService::GetRun(grpc::ServerContext* ctx, const v1::GetRunRequest* req,
+                                    v1::GetRunResponse* resp) {
+  if (!ready()) return NotReady();
+  absl::StatusOr<v1::TrainingRun> r = store_->GetRun(req->run_id());
+  if (r.ok()) *resp->mutable_run() = *std::move(r);
+  return Finish("GetRun", ctx, r.status());
+}
+
+grpc::Status StorageService::ListRuns(grpc::ServerContext* ctx, const v1::ListRunsRequest* req,
+                                      v1::ListRunsResponse* resp) {
+  if (!ready()) return NotReady();
+  absl::StatusOr<v1::ListRunsResponse> r = store_->ListRuns(*req);
+  if (r.ok()) *resp = *std::move(r);
+  return Finish("ListRuns", ctx, r.status());
+}
+
+}  // namespace fraud::storage

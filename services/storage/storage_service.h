@@ -1,0 +1,73 @@
+// gRPC front of the storage service (fraud.storage.v1.StorageService): converts protos and
+// statuses at the edge; the work happens in PgStore (unary and scan calls) and UploadWriter
+// (the StoreUpload stream). Sync API: every handler blocks on the database.
+//
+// Until SetReady(true) (main calls it once the schema migrations are applied) every RPC answers
+// UNAVAILABLE "storage is starting". Thread-safe; `pool` and `store` are not owned and must
+// outlive the service.
+#pragma once
+
+#include <atomic>
+
+#include "fraud/storage/v1/storage.grpc.pb.h"
+#include "services/storage/pg_pool.h"
+#include "services/storage/pg_store.h"
+
+namespace fraud::storage {
+
+class StorageService final : public fraud::storage::v1::StorageService::Service {
+ public:
+  StorageService(PgPool* pool, PgStore* store) : pool_(pool), store_(store) {}
+
+  void SetReady(bool ready) { ready_.store(ready); }
+  bool ready() const { return ready_.load(); }
+
+  grpc::Status StoreUpload(grpc::ServerContext* ctx,
+                           grpc::ServerReader<v1::StoreUploadRequest>* reader,
+                           v1::StoreUploadResponse* response) override;
+  grpc::Status GetUpload(grpc::ServerContext* ctx, const v1::GetUploadRequest* request,
+                         v1::GetUploadResponse* response) override;
+  grpc::Status ListUploads(grpc::ServerContext* ctx, const v1::ListUploadsRequest* request,
+                           v1::ListUploadsResponse* response) override;
+  grpc::Status ScanTransactions(grpc::ServerContext* ctx,
+                                const v1::ScanTransactionsRequest* request,
+                                grpc::ServerWriter<v1::ScanTransactionsResponse>* writer) override;
+  grpc::Status GetDataStats(grpc::ServerContext* ctx, const v1::GetDataStatsRequest* request,
+                            v1::GetDataStatsResponse* response) override;
+  grpc::Status RecordPredictions(grpc::ServerContext* ctx,
+                                 const v1::RecordPredictionsRequest* request,
+                                 v1::RecordPredictionsResponse* response) override;
+  grpc::Status ListPredictions(grpc::ServerContext* ctx, const v1::ListPredictionsRequest* request,
+                               v1::ListPredictionsResponse* response) override;
+  grpc::Status RegisterModel(grpc::ServerContext* ctx, const v1::RegisterModelRequest* request,
+                             v1::RegisterModelResponse* response) override;
+  grpc::Status GetModel(grpc::ServerContext* ctx, const v1::GetModelRequest* request,
+                        v1::GetModelResponse* response) override;
+  grpc::Status ListModels(grpc::ServerContext* ctx, const v1::ListModelsRequest* request,
+                          v1::ListModelsResponse* response) override;
+  grpc::Status SetChampion(grpc::ServerContext* ctx, const v1::SetChampionRequest* request,
+                           v1::SetChampionResponse* response) override;
+  grpc::Status GetChampion(grpc::ServerContext* ctx, const v1::GetChampionRequest* request,
+                           v1::GetChampionResponse* response) override;
+  grpc::Status ListChampionHistory(grpc::ServerContext* ctx,
+                                   const v1::ListChampionHistoryRequest* request,
+                                   v1::ListChampionHistoryResponse* response) override;
+  grpc::Status AllocateModelVersion(grpc::ServerContext* ctx,
+                                    const v1::AllocateModelVersionRequest* request,
+                                    v1::AllocateModelVersionResponse* response) override;
+  grpc::Status CreateRun(grpc::ServerContext* ctx, const v1::CreateRunRequest* request,
+                         v1::CreateRunResponse* response) override;
+  grpc::Status UpdateRun(grpc::ServerContext* ctx, const v1::UpdateRunRequest* request,
+                         v1::UpdateRunResponse* response) override;
+  grpc::Status GetRun(grpc::ServerContext* ctx, const v1::GetRunRequest* request,
+                      v1::GetRunResponse* response) override;
+  grpc::Status ListRuns(grpc::ServerContext* ctx, const v1::ListRunsRequest* request,
+                        v1::ListRunsResponse* response) override;
+
+ private:
+  PgPool* pool_;
+  PgStore* store_;
+  std::atomic<bool> ready_{false};
+};
+
+}  // namespace fraud::storage

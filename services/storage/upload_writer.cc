@@ -1,0 +1,282 @@
+#include "services/storage/upload_writer.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "services/common/core/status_macros.h"
+#include "services/storage/pg_copy.h"
+#include "services/storage/pg_errors.h"
+#include "services/storage/pg_util.h"
+#include "services/storage/storage_metrics.h"
+#include "services/storage/upload_record.h"
+#include "services/storage/validation.h"
+
+namespace fraud::storage {
+namespace {
+
+namespace v1 = ::fraud::storage::v1;
+using fraud::common::v1::ScoreBatch;
+using fraud::common::v1::TransactionBatch;
+
+constexpr char kInsertUpload[] =
+    "INSERT INTO uploads (file_name, mode) VALUES ($1, $2) RETURNING id";
+constexpr char kCopyTransactions[] =
+    "COPY transactions (upload_id, line, time, amount, v, class) FROM STDIN (FORMAT binary)";
+constexpr char kCopyPredictions[] =
+    "COPY predictions (upload_id, line, model_version, score, decision) FROM STDIN (FORMAT binary)";
+constexpr char kFindCommitted[] =
+    "SELECT " FRAUD_UPLOAD_COLUMNS " FROM uploads WHERE sha256 = $1 AND status = 1";
+constexpr char kCommitUpload[] =
+    "UPDATE uploads SET sha256 = $2, status = 1, committed_at = clock_timestamp(), rows = $3,"
+    " rows_rejected = $4, labelled_rows = $5, frauds = $6, time_min = $7::float8,"
+    " time_max = $8::float8, model_version = $9, bytes = $10,"
+    " summary_json = NULLIF($11, '')::jsonb"
+    " WHERE id = $1 RETURNING " FRAUD_UPLOAD_COLUMNS;
+
+}  // namespace
+
+UploadWriter::UploadWriter(PgPool* pool, absl::Time deadline) : pool_(pool), deadline_(deadline) {}
+
+UploadWriter::~UploadWriter() { Rollback(); }
+
+absl::Status UploadWriter::Fail(absl::Status s) {
+  Rollback();
+  return s;
+}
+
+void UploadWriter::Rollback() {
+  finished_ = true;
+  if (txn_ != nullptr) {
+    try {
+      txn_->abort();
+    } catch (const std::exception&) {
+      if (lease_.has_value()) lease_->Discard();
+    }
+    txn_.reset();
+  }
+  lease_.reset();
+}
+
+absl::Status UploadWriter::Begin(const v1::UploadBegin& begin) {
+  if (finished_) return absl::FailedPreconditionError("upload stream already ended");
+  if (begun()) return Fail(absl::InvalidArgumentError("second begin in one upload stream"));
+  if (absl::Status s = ValidateUploadBegin(begin); !s.ok()) return Fail(s);
+  mode_ = begin.mode() == v1::UPLOAD_MODE_LENIENT ? v1::UPLOAD_MODE_LENIENT
+                                                  : v1::UPLOAD_MODE_STRICT;
+  for (int attempt = 0;; ++attempt) {
+    absl::StatusOr<PgPool::Lease> lease = pool_->Acquire(deadline_);
+    if (!lease.ok()) return Fail(lease.status());
+    lease_.emplace(*std::move(lease));
+    absl::Status status;
+    try {
+      txn_ = std::make_unique<pqxx::work>(lease_->conn());
+      upload_id_ = txn_->exec_params1(kInsertUpload, begin.file_name(), static_cast<int>(mode_))[0]
+                       .as<int64_t>();
+      return absl::OkStatus();
+    } catch (const std::exception& e) {
+      status = StatusFromException(e);
+    }
+    Metrics().DbError(status);
+    txn_.reset();
+    if (IsConnectionLoss(status)) lease_->Discard();
+    const bool retry =
+        status.code() == absl::StatusCode::kUnavailable && lease_->reused() && attempt == 0;
+    lease_.reset();
+    if (!retry) return Fail(status);
+  }
+}
+
+absl::Status UploadWriter::Append(const v1::UploadRows& rows) {
+  if (finished_) return absl::FailedPreconditionError("upload stream already ended");
+  if (!begun()) return Fail(absl::InvalidArgumentError("rows before begin"));
+  const TransactionBatch& batch = rows.rows();
+  if (absl::Status s = ValidateTransactionBatch(batch); !s.ok()) return Fail(s);
+  const int64_t n = batch.num_rows();
+  if (rows.has_scores()) {
+    if (absl::Status s = ValidateScoreBatch(rows.scores(), n); !s.ok()) return Fail(s);
+  }
+  std::vector<int64_t> lines(n);
+  int64_t last = last_line_;
+  for (int64_t i = 0; i < n; ++i) {
+    lines[i] = batch.line_numbers_size() > 0 ? batch.line_numbers(i) : last + 1;
+    if (lines[i] <= last) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          "rows: line numbers must increase through the upload; row ", i, " has line ", lines[i],
+          " after line ", last)));
+    }
+    last = lines[i];
+  }
+  if (n == 0) return absl::OkStatus();
+
+  if (absl::Status s = WriteTransactions(batch, lines); !s.ok()) return Fail(s);
+  if (rows.has_scores()) {
+    if (absl::Status s = WritePredictions(rows.scores(), lines); !s.ok()) return Fail(s);
+    scored_by_version_[rows.scores().model_version()] += n;
+    predictions_ += n;
+  }
+  last_line_ = last;
+  const double* f = batch.features().data();
+  for (int64_t i = 0; i < n; ++i) {
+    const double t = f[i * kNumFeatures];
+    if (rows_ + i == 0 || t < time_min_) time_min_ = t;
+    if (rows_ + i == 0 || t > time_max_) time_max_ = t;
+  }
+  rows_ += n;
+  if (batch.labels_size() > 0) {
+    labelled_ += n;
+    frauds_ += std::count(batch.labels().begin(), batch.labels().end(), 1);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status UploadWriter::WriteTransactions(const TransactionBatch& batch,
+                                             const std::vector<int64_t>& lines) {
+  absl::Status status;
+  bool copying = false;
+  try {
+    CopyIn copy(*txn_);
+    status = copy.Start(kCopyTransactions);
+    copying = status.ok();
+    CopyEncoder& e = copy.encoder();
+    const double* f = batch.features().data();
+    const bool labelled = batch.labels_size() > 0;
+    for (size_t i = 0; copying && i < lines.size(); ++i) {
+      const double* row = f + i * kNumFeatures;
+      e.BeginTuple(6);
+      e.Int64(upload_id_);
+      e.Int64(lines[i]);
+      e.Float8(row[0]);
+      e.Float8(row[kNumFeatures - 1]);
+      e.Float8Array(row + 1, kNumV);
+      if (labelled) {
+        e.Int16(static_cast<int16_t>(batch.labels(static_cast<int>(i))));
+      } else {
+        e.Null();
+      }
+      status = copy.MaybeFlush();
+      if (!status.ok()) break;
+    }
+    if (copying && status.ok()) {
+      copying = false;
+      status = copy.Finish();
+    } else if (copying) {
+      copy.Abort("upload aborted");
+    }
+  } catch (const std::exception& e) {
+    status = StatusFromException(e);
+  }
+  if (!status.ok()) {
+    Metrics().DbError(status);
+    if (copying || IsConnectionLoss(status)) lease_->Discard();
+  }
+  return status;
+}
+
+absl::Status UploadWriter::WritePredictions(const ScoreBatch& scores,
+                                            const std::vector<int64_t>& lines) {
+  absl::Status status;
+  try {
+    CopyIn copy(*txn_);
+    status = copy.Start(kCopyPredictions);
+    const bool copying = status.ok();
+    CopyEncoder& e = copy.encoder();
+    for (size_t i = 0; copying && i < lines.size(); ++i) {
+      e.BeginTuple(5);
+      e.Int64(upload_id_);
+      e.Int64(lines[i]);
+      e.Int64(scores.model_version());
+      e.Float4(scores.scores(static_cast<int>(i)));
+      e.Bool(scores.decisions(static_cast<int>(i)));
+      status = copy.MaybeFlush();
+      if (!status.ok()) break;
+    }
+    if (copying && status.ok()) {
+      status = copy.Finish();
+    } else if (copying) {
+      copy.Abort("upload aborted");
+      lease_->Discard();
+    }
+  } catch (const std::exception& e) {
+    status = StatusFromException(e);
+  }
+  if (!status.ok()) {
+    Metrics().DbError(status);
+    if (IsConnectionLoss(status)) lease_->Discard();
+  }
+  return status;
+}
+
+absl::StatusOr<v1::StoreUploadResponse> UploadWriter::Commit(const v1::UploadCommit& commit) {
+  if (finished_) return absl::FailedPreconditionError("upload stream already ended");
+  if (!begun()) return Fail(absl::InvalidArgumentError("commit before begin"));
+  if (absl::Status s = ValidateUploadCommit(commit, mode_); !s.ok()) return Fail(s);
+  std::string sha256;
+  if (absl::Status s = ValidateSha256(commit.sha256(), &sha256); !s.ok()) return Fail(s);
+
+  int64_t model_version = 0;
+  int64_t most = 0;
+  for (const auto& [version, count] : scored_by_version_) {
+    if (count > most) {
+      most = count;
+      model_version = version;
+    }
+  }
+
+  v1::StoreUploadResponse response;
+  absl::Status status;
+  bool concurrent_duplicate = false;
+  try {
+    pqxx::result existing = txn_->exec_params(kFindCommitted, sha256);
+    if (!existing.empty()) {
+      status = RowToUpload(existing[0], response.mutable_upload());
+      Rollback();
+      if (!status.ok()) return status;
+      response.set_duplicate_of(response.upload().id());
+      Metrics().Upload("duplicate");
+      return response;
+    }
+    pqxx::row r = txn_->exec_params1(
+        kCommitUpload, upload_id_, sha256, rows_, commit.rows_rejected(), labelled_, frauds_,
+        DoubleLiteral(time_min_), DoubleLiteral(time_max_), model_version, commit.bytes(),
+        commit.summary_json());
+    status = RowToUpload(r, response.mutable_upload());
+    if (!status.ok()) return Fail(status);
+    txn_->commit();
+    txn_.reset();
+    lease_.reset();
+    finished_ = true;
+    Metrics().Upload("committed");
+    Metrics().rows_transactions->Increment(static_cast<double>(rows_));
+    Metrics().rows_predictions->Increment(static_cast<double>(predictions_));
+    return response;
+  } catch (const pqxx::unique_violation&) {
+    // Another stream committed the same content after our check: it waited on its index entry.
+    concurrent_duplicate = true;
+  } catch (const std::exception& e) {
+    status = StatusFromException(e);
+  }
+  if (concurrent_duplicate) {
+    Rollback();
+    return Duplicate(sha256);
+  }
+  Metrics().DbError(status);
+  if (IsConnectionLoss(status) && lease_.has_value()) lease_->Discard();
+  return Fail(status);
+}
+
+absl::StatusOr<v1::StoreUploadResponse> UploadWriter::Duplicate(const std::string& sha256) {
+  v1::StoreUploadResponse response;
+  FRAUD_RETURN_IF_ERROR(Transact(*pool_, [&](pqxx::work& txn) -> absl::Status {
+    pqxx::result r = txn.exec_params(kFindCommitted, sha256);
+    if (r.empty()) {
+      return absl::AbortedError("a concurrent upload of the same content did not commit; retry");
+    }
+    return RowToUpload(r[0], response.mutable_upload());
+  }));
+  response.set_duplicate_of(response.upload().id());
+  Metrics().Upload("duplicate");
+  return response;
+}
+
+}  // namespace fraud::storage

@@ -1,0 +1,80 @@
+// One StoreUpload stream's database side, independent of gRPC: Begin opens a transaction on a
+// leased connection and inserts the (still invisible) upload row, every Append validates one
+// batch and writes it with binary COPY into transactions (and predictions when scored), and
+// Commit either commits or, when an upload with the same sha256 is already committed, rolls back
+// and names that upload in duplicate_of. Anything else — Rollback(), an error, destruction
+// without Commit — rolls back, so an upload is all-or-nothing.
+//
+// Memory: one batch at a time (the caller reads the next message only after Append returns).
+// Errors: InvalidArgument for protocol and data errors (rows before begin, second begin,
+// bad sizes, non-finite values, line numbers not increasing, ...); the pg_errors mapping for
+// database failures (Unavailable when the database is gone). After any error the writer is
+// rolled back and every later call returns FailedPrecondition.
+// Thread-safety: none; one writer per stream.
+#pragma once
+
+#include <pqxx/pqxx>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "fraud/storage/v1/storage.pb.h"
+#include "services/storage/pg_pool.h"
+
+namespace fraud::storage {
+
+class UploadWriter {
+ public:
+  // `pool` must outlive the writer; `deadline` bounds waiting for a pooled connection.
+  UploadWriter(PgPool* pool, absl::Time deadline);
+  ~UploadWriter();
+  UploadWriter(const UploadWriter&) = delete;
+  UploadWriter& operator=(const UploadWriter&) = delete;
+
+  absl::Status Begin(const fraud::storage::v1::UploadBegin& begin);
+  absl::Status Append(const fraud::storage::v1::UploadRows& rows);
+  absl::StatusOr<fraud::storage::v1::StoreUploadResponse> Commit(
+      const fraud::storage::v1::UploadCommit& commit);
+  // Discards everything written so far. Idempotent.
+  void Rollback();
+
+  bool begun() const { return txn_ != nullptr; }
+  int64_t upload_id() const { return upload_id_; }
+  int64_t rows() const { return rows_; }
+
+ private:
+  absl::Status Fail(absl::Status s);
+  absl::Status WriteTransactions(const fraud::common::v1::TransactionBatch& batch,
+                                 const std::vector<int64_t>& lines);
+  absl::Status WritePredictions(const fraud::common::v1::ScoreBatch& scores,
+                                const std::vector<int64_t>& lines);
+  // Reads the committed upload with this sha256 (after our rollback) for duplicate_of.
+  absl::StatusOr<fraud::storage::v1::StoreUploadResponse> Duplicate(const std::string& sha256);
+
+  PgPool* pool_;
+  absl::Time deadline_;
+  // Declared before txn_ so the transaction is destroyed (rolled back) before the lease returns.
+  std::optional<PgPool::Lease> lease_;
+  std::unique_ptr<pqxx::work> txn_;
+  bool finished_ = false;  // committed, rolled back or failed
+
+  fraud::storage::v1::UploadMode mode_ = fraud::storage::v1::UPLOAD_MODE_STRICT;
+  int64_t upload_id_ = 0;
+  int64_t rows_ = 0;
+  int64_t labelled_ = 0;
+  int64_t frauds_ = 0;
+  int64_t predictions_ = 0;
+  double time_min_ = 0;
+  double time_max_ = 0;
+  int64_t last_line_ = 1;  // header line; rows start at 2
+  // Rows scored per model version; the upload's model_version is the one that scored most.
+  std::map<int64_t, int64_t> scored_by_version_;
+};
+
+}  // namespace fraud::storage
