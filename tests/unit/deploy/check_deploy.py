@@ -73,7 +73,7 @@ def service_of_target(value):
 # ---- launcher ------------------------------------------------------------------------------------
 launcher = read("fraud")
 launcher_build = re.search(r"BUILD_PACKAGES=\(\n(.*?)\n\)", launcher, re.S).group(1).split()
-for line in re.findall(r"^\s*start_service (\w+)(.*)$", launcher, re.M):
+for line in re.findall(r"^\s*start_service (\w+)(.*)$", launcher.replace("\\\n", " "), re.M):
     name, args = line
     for flag in re.findall(r"--([a-z_]+)=", args):
         f = flags_of(f"fraud-{name}")
