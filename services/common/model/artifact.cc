@@ -1,0 +1,432 @@
+#include "services/common/model/artifact.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+#include "services/common/core/sha256.h"
+#include "services/common/core/status_macros.h"
+#include "services/common/model/family_impl.h"
+
+namespace fraud::model {
+namespace {
+
+namespace fs = std::filesystem;
+using common::v1::SmokeBatch;
+
+// Rows preprocessed per step of Score(): bounds the temporary buffer (120 KB) for any batch size.
+constexpr size_t kScoreChunkRows = 1024;
+
+absl::Status ErrnoStatus(int err, const std::string& what) {
+  const std::string msg = absl::StrCat(what, ": ", std::strerror(err));
+  switch (err) {
+    case ENOENT:
+      return absl::NotFoundError(msg);
+    case EACCES:
+    case EPERM:
+      return absl::PermissionDeniedError(msg);
+    case EEXIST:
+    case ENOTEMPTY:
+      return absl::AlreadyExistsError(msg);
+    case ENOSPC:
+    case EDQUOT:
+      return absl::ResourceExhaustedError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+bool IsTorchFamily(ModelFamily f) {
+  return f == common::v1::MODEL_FAMILY_LOGREG || f == common::v1::MODEL_FAMILY_MLP;
+}
+bool IsXgboostFamily(ModelFamily f) {
+  return f == common::v1::MODEL_FAMILY_XGBOOST || f == common::v1::MODEL_FAMILY_RANDOM_FOREST;
+}
+
+absl::Status WriteFileDurably(const std::string& path, const std::string& bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("creating ", path));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return ErrnoStatus(err, absl::StrCat("writing ", path));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return ErrnoStatus(err, absl::StrCat("fsync ", path));
+  }
+  if (::close(fd) != 0) return ErrnoStatus(errno, absl::StrCat("closing ", path));
+  return absl::OkStatus();
+}
+
+absl::Status FsyncDir(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("opening directory ", dir));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return ErrnoStatus(err, absl::StrCat("fsync directory ", dir));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("opening ", path));
+  std::string bytes;
+  char buf[1 << 16];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return ErrnoStatus(err, absl::StrCat("reading ", path));
+    }
+    bytes.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return bytes;
+}
+
+std::string RandomSuffix() {
+  std::random_device rd;
+  std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd() ^
+                      static_cast<uint64_t>(::getpid()));
+  return absl::StrCat(absl::Hex(rng(), absl::kZeroPad16));
+}
+
+// Collects TextFormat parse errors into one message instead of protobuf's stderr logging.
+class CollectErrors : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    if (!errors_.empty()) errors_ += "; ";
+    absl::StrAppend(&errors_, "line ", line + 1, ":", column + 1, ": ", message);
+  }
+  const std::string& errors() const { return errors_; }
+
+ private:
+  std::string errors_;
+};
+
+absl::Status ValidateSmokeBatch(const SmokeBatch& smoke) {
+  const auto& rows = smoke.rows();
+  if (rows.num_rows() == 0) return absl::InvalidArgumentError("manifest has no smoke batch");
+  if (static_cast<size_t>(rows.features_size()) != rows.num_rows() * kNumFeatures) {
+    return absl::InvalidArgumentError(absl::StrCat("smoke batch has ", rows.features_size(),
+                                                   " features for ", rows.num_rows(), " rows"));
+  }
+  if (smoke.expected_scores_size() != static_cast<int>(rows.num_rows())) {
+    return absl::InvalidArgumentError(absl::StrCat("smoke batch has ", smoke.expected_scores_size(),
+                                                   " expected scores for ", rows.num_rows(),
+                                                   " rows"));
+  }
+  if (!(std::isfinite(smoke.tolerance()) && smoke.tolerance() >= 0)) {
+    return absl::InvalidArgumentError("smoke batch tolerance must be finite and >= 0");
+  }
+  return absl::OkStatus();
+}
+
+// Scores the smoke rows and compares with the expected scores.
+absl::Status CheckSmokeBatch(const ModelRuntime& model, const SmokeBatch& smoke) {
+  FRAUD_RETURN_IF_ERROR(ValidateSmokeBatch(smoke));
+  const size_t rows = smoke.rows().num_rows();
+  std::vector<float> scores(rows);
+  FRAUD_RETURN_IF_ERROR(
+      Annotate(model.Score(smoke.rows().features().data(), rows, scores.data()), "smoke batch"));
+  for (size_t i = 0; i < rows; ++i) {
+    const double want = smoke.expected_scores(static_cast<int>(i));
+    if (!(std::fabs(scores[i] - want) <= smoke.tolerance())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("smoke batch row ", i, " scored ", scores[i], ", manifest expects ", want,
+                       " (tolerance ", smoke.tolerance(), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateFileName(const std::string& name) {
+  if (name.empty() || name == "." || name == ".." || name == kManifestFileName ||
+      absl::StrContains(name, "/") || absl::StrContains(name, std::string(1, '\0'))) {
+    return absl::InvalidArgumentError(absl::StrCat("manifest lists invalid file name '", name, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateManifest(const ModelManifest& m) {
+  if (!IsTorchFamily(m.family()) && !IsXgboostFamily(m.family())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("manifest has unsupported model family ", static_cast<int>(m.family())));
+  }
+  const std::vector<std::string>& names = FeatureNames();
+  if (m.feature_names_size() != static_cast<int>(names.size()) ||
+      !std::equal(names.begin(), names.end(), m.feature_names().begin())) {
+    return absl::InvalidArgumentError(
+        "manifest feature_names must be Time, V1..V28, Amount in that order");
+  }
+  if (!std::isfinite(m.threshold())) {
+    return absl::InvalidArgumentError("manifest threshold is not finite");
+  }
+  FRAUD_RETURN_IF_ERROR(Preprocessor::FromProto(m.preprocessing()).status());
+  FRAUD_RETURN_IF_ERROR(ValidateSmokeBatch(m.smoke()));
+  std::set<std::string> seen;
+  for (const auto& f : m.files()) {
+    FRAUD_RETURN_IF_ERROR(ValidateFileName(f.name()));
+    if (!seen.insert(f.name()).second) {
+      return absl::InvalidArgumentError(absl::StrCat("manifest lists ", f.name(), " twice"));
+    }
+  }
+  const char* weights = IsTorchFamily(m.family()) ? kTorchWeightsFileName : kXgboostModelFileName;
+  if (seen.count(weights) == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("manifest of a ", FamilyName(m.family()), " model must list ", weights));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ModelRuntime>> MakeRuntime(ModelManifest manifest,
+                                                          const std::vector<WeightFile>& files) {
+  FRAUD_ASSIGN_OR_RETURN(Preprocessor pre, Preprocessor::FromProto(manifest.preprocessing()));
+  if (IsTorchFamily(manifest.family())) {
+    return internal::MakeTorchRuntime(std::move(manifest), pre, files);
+  }
+  return internal::MakeXgboostRuntime(std::move(manifest), pre, files);
+}
+
+absl::StatusOr<std::unique_ptr<ModelRuntime>> LoadModelUnsafe(const std::string& dir,
+                                                              const LoadOptions& options) {
+  FRAUD_ASSIGN_OR_RETURN(ModelManifest manifest, ReadManifest(dir));
+  FRAUD_RETURN_IF_ERROR(ValidateManifest(manifest));
+  std::vector<WeightFile> files;
+  for (const auto& f : manifest.files()) {
+    const std::string path = (fs::path(dir) / f.name()).string();
+    FRAUD_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(path));
+    // The hash is taken over the very bytes that are deserialized below.
+    const std::string digest = Sha256Hex(bytes);
+    if (digest != absl::AsciiStrToLower(f.sha256())) {
+      return absl::DataLossError(absl::StrCat(f.name(), ": sha256 ", digest,
+                                              " does not match the manifest's ", f.sha256()));
+    }
+    if (f.size_bytes() != 0 && static_cast<int64_t>(bytes.size()) != f.size_bytes()) {
+      return absl::DataLossError(absl::StrCat(f.name(), ": ", bytes.size(),
+                                              " bytes, manifest says ", f.size_bytes()));
+    }
+    files.push_back({f.name(), std::move(bytes)});
+  }
+  if (IsTorchFamily(manifest.family()) && options.torch_threads > 0) {
+    internal::SetTorchThreads(options.torch_threads);
+  }
+  const SmokeBatch smoke = manifest.smoke();
+  FRAUD_ASSIGN_OR_RETURN(std::unique_ptr<ModelRuntime> model,
+                         MakeRuntime(std::move(manifest), files));
+  FRAUD_RETURN_IF_ERROR(CheckSmokeBatch(*model, smoke));
+  return model;
+}
+
+}  // namespace
+
+ModelRuntime::ModelRuntime(ModelManifest manifest, Preprocessor preprocessor)
+    : manifest_(std::move(manifest)), preprocessor_(preprocessor) {}
+
+ModelRuntime::~ModelRuntime() = default;
+
+absl::Status ModelRuntime::Score(const double* features, size_t rows, float* out) const {
+  if (rows == 0) return absl::OkStatus();
+  // One buffer per call, on the stack for small batches: no per-row allocation.
+  absl::InlinedVector<float, kNumFeatures * 16> buf(std::min(rows, kScoreChunkRows) *
+                                                    kNumFeatures);
+  for (size_t start = 0; start < rows; start += kScoreChunkRows) {
+    const size_t n = std::min(kScoreChunkRows, rows - start);
+    FRAUD_RETURN_IF_ERROR(
+        preprocessor_.Apply(features + start * kNumFeatures, n, buf.data(), start));
+    FRAUD_RETURN_IF_ERROR(ScorePreprocessed(buf.data(), n, out + start));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ModelRuntime::Score(absl::Span<const double> features, absl::Span<float> out) const {
+  if (features.size() % kNumFeatures != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("got ", features.size(),
+                                                   " feature values, not a multiple of ",
+                                                   kNumFeatures, " per row"));
+  }
+  const size_t rows = features.size() / kNumFeatures;
+  if (out.size() != rows) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("output holds ", out.size(), " scores for ", rows, " rows"));
+  }
+  return Score(features.data(), rows, out.data());
+}
+
+std::string FamilyName(ModelFamily family) {
+  switch (family) {
+    case common::v1::MODEL_FAMILY_LOGREG:
+      return "logreg";
+    case common::v1::MODEL_FAMILY_MLP:
+      return "mlp";
+    case common::v1::MODEL_FAMILY_XGBOOST:
+      return "xgboost";
+    case common::v1::MODEL_FAMILY_RANDOM_FOREST:
+      return "random_forest";
+    default:
+      return "unspecified";
+  }
+}
+
+absl::StatusOr<ModelFamily> ParseFamily(std::string_view name) {
+  const std::string lower = absl::AsciiStrToLower(absl::string_view(name.data(), name.size()));
+  for (ModelFamily f :
+       {common::v1::MODEL_FAMILY_LOGREG, common::v1::MODEL_FAMILY_MLP,
+        common::v1::MODEL_FAMILY_XGBOOST, common::v1::MODEL_FAMILY_RANDOM_FOREST}) {
+    if (lower == FamilyName(f)) return f;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown model family '", lower, "' (want logreg, mlp, xgboost or random_forest)"));
+}
+
+std::string ArtifactDir(const std::string& root, int64_t version) {
+  return (fs::path(root) / std::to_string(version)).string();
+}
+
+absl::StatusOr<ModelManifest> ReadManifest(const std::string& dir) {
+  FRAUD_ASSIGN_OR_RETURN(std::string text,
+                         ReadWholeFile((fs::path(dir) / kManifestFileName).string()));
+  google::protobuf::TextFormat::Parser parser;
+  CollectErrors errors;
+  parser.RecordErrorsTo(&errors);
+  ModelManifest manifest;
+  if (!parser.ParseFromString(text, &manifest)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("manifest in ", dir, " does not parse: ", errors.errors()));
+  }
+  return manifest;
+}
+
+absl::StatusOr<std::unique_ptr<ModelRuntime>> LoadModel(const std::string& dir,
+                                                        const LoadOptions& options) {
+  absl::StatusOr<std::unique_ptr<ModelRuntime>> model;
+  try {
+    model = LoadModelUnsafe(dir, options);
+  } catch (const std::exception& e) {
+    model = absl::InternalError(absl::StrCat("unexpected exception: ", e.what()));
+  }
+  if (!model.ok()) return Annotate(model.status(), absl::StrCat("loading model ", dir));
+  return model;
+}
+
+absl::StatusOr<std::string> WriteArtifact(const std::string& root, const ModelManifest& manifest,
+                                          const ModelRuntime& model) {
+  if (manifest.version() <= 0) {
+    return absl::InvalidArgumentError("manifest version must be > 0 to be written");
+  }
+  if (manifest.family() != model.family()) {
+    return absl::InvalidArgumentError(absl::StrCat("manifest family ",
+                                                   FamilyName(manifest.family()),
+                                                   " differs from the model's ",
+                                                   FamilyName(model.family())));
+  }
+  FRAUD_RETURN_IF_ERROR(CheckSmokeBatch(model, manifest.smoke()));
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  if (ec) return ErrnoStatus(ec.value(), absl::StrCat("creating model root ", root));
+  const std::string final_dir = ArtifactDir(root, manifest.version());
+  if (fs::exists(final_dir, ec)) {
+    return absl::AlreadyExistsError(absl::StrCat("model version directory ", final_dir,
+                                                 " already exists"));
+  }
+  const std::string tmp_dir =
+      (fs::path(root) / absl::StrCat(".tmp-", manifest.version(), "-", RandomSuffix())).string();
+  if (::mkdir(tmp_dir.c_str(), 0755) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("creating ", tmp_dir));
+  }
+  auto write_all = [&]() -> absl::Status {
+    std::vector<WeightFile> files;
+    try {
+      FRAUD_ASSIGN_OR_RETURN(files, model.SerializeWeights());
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("serializing weights: ", e.what()));
+    }
+    ModelManifest out = manifest;
+    out.clear_files();
+    for (const WeightFile& f : files) {
+      FRAUD_RETURN_IF_ERROR(ValidateFileName(f.name));
+      FRAUD_RETURN_IF_ERROR(WriteFileDurably((fs::path(tmp_dir) / f.name).string(), f.bytes));
+      common::v1::ArtifactFile* entry = out.add_files();
+      entry->set_name(f.name);
+      entry->set_sha256(Sha256Hex(f.bytes));
+      entry->set_size_bytes(static_cast<int64_t>(f.bytes.size()));
+    }
+    FRAUD_RETURN_IF_ERROR(ValidateManifest(out));
+    std::string text;
+    if (!google::protobuf::TextFormat::PrintToString(out, &text)) {
+      return absl::InternalError("printing the manifest failed");
+    }
+    FRAUD_RETURN_IF_ERROR(
+        WriteFileDurably((fs::path(tmp_dir) / kManifestFileName).string(), text));
+    FRAUD_RETURN_IF_ERROR(FsyncDir(tmp_dir));
+    // Load what was written exactly as a reader will (checksums, rebuilt architecture, the
+    // manifest's preprocessing, smoke batch): a version that would be refused is never published.
+    LoadOptions keep_threads;
+    keep_threads.torch_threads = 0;
+    absl::StatusOr<std::unique_ptr<ModelRuntime>> reloaded = LoadModelUnsafe(tmp_dir, keep_threads);
+    if (!reloaded.ok()) return Annotate(reloaded.status(), "the written artifact does not load");
+    // RENAME_NOREPLACE makes "publish unless present" one atomic step: a plain rename() would
+    // silently replace an empty directory of the same name.
+    if (::renameat2(AT_FDCWD, tmp_dir.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_NOREPLACE) !=
+        0) {
+      const int err = errno;
+      if (err == EEXIST) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("model version directory ", final_dir, " already exists"));
+      }
+      return ErrnoStatus(err, absl::StrCat("renaming ", tmp_dir, " to ", final_dir));
+    }
+    return FsyncDir(root);
+  };
+  absl::Status status = write_all();
+  if (!status.ok()) {
+    fs::remove_all(tmp_dir, ec);
+    return Annotate(status, absl::StrCat("writing model version ", manifest.version()));
+  }
+  return final_dir;
+}
+
+absl::Status RemoveTemporaryDirs(const std::string& root) {
+  std::error_code ec;
+  if (!fs::exists(root, ec)) return absl::OkStatus();
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (absl::StartsWith(name, ".tmp-") && entry.is_directory(ec)) {
+      fs::remove_all(entry.path(), ec);
+      if (ec) return ErrnoStatus(ec.value(), absl::StrCat("removing ", entry.path().string()));
+    }
+  }
+  if (ec) return ErrnoStatus(ec.value(), absl::StrCat("listing ", root));
+  return absl::OkStatus();
+}
+
+}  // namespace fraud::model

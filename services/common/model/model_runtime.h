@@ -1,0 +1,103 @@
+// A loaded model version that scores raw transactions, and the loader that builds one from an
+// artifact directory.
+//
+//   absl::StatusOr<std::unique_ptr<fraud::model::ModelRuntime>> model =
+//       fraud::model::LoadModel("/models/7");
+//   FRAUD_RETURN_IF_ERROR((*model)->Score(features.data(), rows, scores.data()));
+//
+// LibTorch (logreg, mlp) and XGBoost (xgboost, random_forest) stay behind this interface: no
+// header of this library includes either.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "fraud/common/v1/types.pb.h"
+#include "services/common/model/features.h"
+#include "services/common/model/preprocessing.h"
+
+namespace fraud::model {
+
+using ::fraud::common::v1::ModelFamily;
+using ::fraud::common::v1::ModelManifest;
+
+namespace internal {
+struct RuntimeAccess;
+}  // namespace internal
+
+// One file of serialized weights (for example "weights.pt" or "model.json").
+struct WeightFile {
+  std::string name;
+  std::string bytes;
+};
+
+// A model ready to score. Immutable after construction; Score() is thread-safe and may be called
+// concurrently from any number of threads.
+//
+// Threading: LibTorch models run under torch::InferenceMode and, after LoadModel, with
+// at::set_num_threads(1): on our 2-core machines the gRPC threads already provide the parallelism,
+// and intra-op threads would only contend with them. XGBoost models predict with nthread=1 for the
+// same reason.
+class ModelRuntime {
+ public:
+  virtual ~ModelRuntime();
+  ModelRuntime(const ModelRuntime&) = delete;
+  ModelRuntime& operator=(const ModelRuntime&) = delete;
+
+  // Scores `rows` RAW rows (row-major, kNumFeatures values per row in the order Time, V1..V28,
+  // Amount): applies the manifest's preprocessing, then the model. Writes one fraud probability in
+  // [0, 1] per row to out[0..rows). InvalidArgument naming the row when a value is NaN or
+  // infinite (out is then unspecified); Internal when the model library fails. rows == 0 is OK.
+  absl::Status Score(const double* features, size_t rows, float* out) const;
+  // Same, with sizes checked: InvalidArgument unless features.size() is a multiple of
+  // kNumFeatures and out.size() == features.size() / kNumFeatures.
+  absl::Status Score(absl::Span<const double> features, absl::Span<float> out) const;
+
+  // The manifest this model was loaded from (or, for a freshly trained model, the manifest it
+  // will be written with; version, files and created_at are then unset).
+  const ModelManifest& manifest() const { return manifest_; }
+  ModelFamily family() const { return manifest_.family(); }
+  // Decision threshold: a score >= threshold() (compared in float) flags a fraud.
+  double threshold() const { return manifest_.threshold(); }
+
+  // The family-specific weight files, as WriteArtifact stores them.
+  virtual absl::StatusOr<std::vector<WeightFile>> SerializeWeights() const = 0;
+
+ protected:
+  ModelRuntime(ModelManifest manifest, Preprocessor preprocessor);
+
+  // Scores rows x kNumFeatures PREPROCESSED values. Must be thread-safe.
+  virtual absl::Status ScorePreprocessed(const float* x, size_t rows, float* out) const = 0;
+
+ private:
+  friend struct internal::RuntimeAccess;
+
+  ModelManifest manifest_;
+  Preprocessor preprocessor_;
+};
+
+struct LoadOptions {
+  // at::set_num_threads() applied when a LibTorch model is loaded; 0 leaves it unchanged.
+  int torch_threads = 1;
+};
+
+// Loads the artifact directory `dir` (for example "<root>/7"):
+//   1. parses manifest.textproto: NotFound when absent; InvalidArgument when it does not parse or
+//      is inconsistent (unknown family, wrong feature names, bad preprocessing, file names with a
+//      '/', a missing weight file entry, a malformed smoke batch);
+//   2. verifies the sha256 of every listed file: NotFound when a file is missing, DataLoss on a
+//      mismatch or when the weights do not deserialize;
+//   3. rebuilds the architecture from the manifest's params and loads the weights;
+//   4. scores the smoke batch and compares with the expected scores: FailedPrecondition when any
+//      differs by more than the tolerance.
+// Nothing partially loaded escapes: on any error no model is returned. LibTorch/XGBoost/std
+// exceptions are converted to statuses. Thread-safe (loads may run concurrently with scoring).
+absl::StatusOr<std::unique_ptr<ModelRuntime>> LoadModel(const std::string& dir,
+                                                        const LoadOptions& options = {});
+
+}  // namespace fraud::model

@@ -1,0 +1,282 @@
+// LibTorch families: logistic regression (one Linear layer) and the multi-layer perceptron
+// (Linear-ReLU[-Dropout] blocks, then Linear to one logit). The only file of the project that
+// includes <torch/torch.h> (~50 s to compile): keep it that way.
+//
+// C++ modules cannot be scripted, so an artifact stores the parameters (torch::save of the
+// Sequential) and the manifest's params ("hidden", "dropout"); loading rebuilds the same
+// Sequential and torch::load()s the parameters into it.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "services/common/core/status_macros.h"
+#include "services/common/model/artifact.h"
+#include "services/common/model/family_impl.h"
+
+namespace fraud::model::internal {
+namespace {
+
+namespace F = torch::nn::functional;
+
+// Mini-batches between two looks at the cancel flag inside an epoch.
+constexpr int kCancelCheckBatches = 16;
+
+struct Architecture {
+  std::vector<int> hidden;  // empty: logistic regression
+  double dropout = 0;
+};
+
+torch::nn::Sequential BuildNet(const Architecture& arch) {
+  torch::nn::Sequential net;
+  int64_t in = static_cast<int64_t>(kNumFeatures);
+  for (int h : arch.hidden) {
+    net->push_back(torch::nn::Linear(in, h));
+    net->push_back(torch::nn::ReLU());
+    if (arch.dropout > 0) net->push_back(torch::nn::Dropout(arch.dropout));
+    in = h;
+  }
+  net->push_back(torch::nn::Linear(in, 1));
+  return net;
+}
+
+absl::StatusOr<Architecture> ArchitectureFromManifest(const ModelManifest& m) {
+  Architecture arch;
+  if (m.family() == common::v1::MODEL_FAMILY_LOGREG) return arch;
+  auto hidden = m.params().find("hidden");
+  if (hidden == m.params().end()) {
+    return absl::InvalidArgumentError("mlp manifest lacks params.hidden");
+  }
+  for (absl::string_view part : absl::StrSplit(hidden->second, ',', absl::SkipWhitespace())) {
+    int v = 0;
+    if (!absl::SimpleAtoi(part, &v) || v < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("mlp manifest has bad params.hidden '", hidden->second, "'"));
+    }
+    arch.hidden.push_back(v);
+  }
+  if (arch.hidden.empty()) return absl::InvalidArgumentError("mlp manifest has no hidden layer");
+  auto dropout = m.params().find("dropout");
+  if (dropout != m.params().end() &&
+      (!absl::SimpleAtod(dropout->second, &arch.dropout) || arch.dropout < 0 ||
+       arch.dropout >= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("mlp manifest has bad params.dropout '", dropout->second, "'"));
+  }
+  return arch;
+}
+
+class TorchRuntime final : public ModelRuntime {
+ public:
+  TorchRuntime(ModelManifest manifest, Preprocessor preprocessor, torch::nn::Sequential net)
+      : ModelRuntime(std::move(manifest), preprocessor), net_(std::move(net)) {
+    net_->eval();
+  }
+
+  absl::StatusOr<std::vector<WeightFile>> SerializeWeights() const override {
+    std::ostringstream os;
+    torch::save(net_, os);
+    return std::vector<WeightFile>{{kTorchWeightsFileName, os.str()}};
+  }
+
+ protected:
+  absl::Status ScorePreprocessed(const float* x, size_t rows, float* out) const override {
+    try {
+      c10::InferenceMode guard;
+      // from_blob wraps the caller's buffer without copying; forward only reads it.
+      torch::Tensor input = torch::from_blob(const_cast<float*>(x),
+                                             {static_cast<int64_t>(rows),
+                                              static_cast<int64_t>(kNumFeatures)},
+                                             torch::kFloat32);
+      torch::Tensor probs = torch::sigmoid(net_->forward(input)).contiguous();
+      std::memcpy(out, probs.data_ptr<float>(), rows * sizeof(float));
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("libtorch forward failed: ", e.what()));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  // Sequential::forward is not const-qualified but, in eval mode under InferenceMode, only reads
+  // the parameters: concurrent calls are safe.
+  mutable torch::nn::Sequential net_;
+};
+
+// Sets LibTorch's intra-op thread count for the scope and restores the previous one.
+class TorchThreadsScope {
+ public:
+  explicit TorchThreadsScope(int n) : previous_(at::get_num_threads()) { at::set_num_threads(n); }
+  ~TorchThreadsScope() { at::set_num_threads(previous_); }
+
+ private:
+  int previous_;
+};
+
+torch::Tensor Wrap(const std::vector<float>& v, std::vector<int64_t> shape) {
+  return torch::from_blob(const_cast<float*>(v.data()), shape, torch::kFloat32);
+}
+
+std::vector<float> PredictAll(torch::nn::Sequential& net, const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor p = torch::sigmoid(net->forward(x)).contiguous();
+  const float* d = p.data_ptr<float>();
+  return std::vector<float>(d, d + p.numel());
+}
+
+absl::StatusOr<FamilyResult> TrainTorchUnsafe(const TrainContext& ctx, Params& params) {
+  const bool mlp = ctx.family == common::v1::MODEL_FAMILY_MLP;
+  Architecture arch;
+  if (mlp) {
+    arch.hidden = params.IntList("hidden", "32,16");
+    arch.dropout = params.Double("dropout", 0.1);
+  }
+  const double lr = params.Double("lr", mlp ? 0.003 : 0.01);
+  const int epochs = params.Int("epochs", 15);
+  const int patience = params.Int("patience", 3);
+  const int batch_size = params.Int("batch_size", 2048);
+  const double weight_decay = params.Double("weight_decay", mlp ? 0.0 : 1e-4);
+  const std::string pos_weight_spec = params.String("pos_weight", "1");
+  FRAUD_RETURN_IF_ERROR(params.Finish());
+  if (mlp && arch.hidden.empty()) return absl::InvalidArgumentError("mlp needs hidden layers");
+  if (arch.dropout < 0 || arch.dropout >= 1) {
+    return absl::InvalidArgumentError("dropout must be in [0, 1)");
+  }
+  if (!(lr > 0) || epochs < 1 || patience < 1 || batch_size < 1 || weight_decay < 0) {
+    return absl::InvalidArgumentError(
+        "need lr > 0, epochs >= 1, patience >= 1, batch_size >= 1, weight_decay >= 0");
+  }
+  FRAUD_ASSIGN_OR_RETURN(double pos_weight, ResolvePositiveWeight(pos_weight_spec, *ctx.train));
+
+  const PreparedSplit& train = *ctx.train;
+  const PreparedSplit& val = *ctx.validation;
+  const int64_t n = static_cast<int64_t>(train.rows);
+  const int64_t cols = static_cast<int64_t>(kNumFeatures);
+
+  TorchThreadsScope threads(ctx.threads);
+  torch::manual_seed(ctx.seed);
+  torch::nn::Sequential net = BuildNet(arch);
+  torch::optim::Adam optimizer(net->parameters(),
+                               torch::optim::AdamOptions(lr).weight_decay(weight_decay));
+  const torch::Tensor x = Wrap(train.x, {n, cols});
+  const torch::Tensor y = Wrap(train.y, {n, 1});
+  const torch::Tensor w = train.w.empty() ? torch::Tensor() : Wrap(train.w, {n, 1});
+  const torch::Tensor xv = Wrap(val.x, {static_cast<int64_t>(val.rows), cols});
+  const torch::Tensor pw = torch::full({1}, pos_weight, torch::kFloat32);
+
+  std::mt19937_64 rng(ctx.seed);
+  std::vector<int64_t> perm(static_cast<size_t>(n));
+  std::iota(perm.begin(), perm.end(), 0);
+
+  FamilyResult result;
+  std::vector<torch::Tensor> best;
+  double best_auprc = -1;
+  int since_best = 0;
+  for (int epoch = 1; epoch <= epochs; ++epoch) {
+    if (Cancelled(*ctx.callbacks)) return absl::CancelledError("training cancelled");
+    net->train();
+    std::shuffle(perm.begin(), perm.end(), rng);
+    const torch::Tensor order = torch::from_blob(perm.data(), {n}, torch::kLong);
+    double loss_sum = 0;
+    int batch_index = 0;
+    for (int64_t start = 0; start < n; start += batch_size, ++batch_index) {
+      if (batch_index % kCancelCheckBatches == kCancelCheckBatches - 1 &&
+          Cancelled(*ctx.callbacks)) {
+        return absl::CancelledError("training cancelled");
+      }
+      const int64_t end = std::min<int64_t>(n, start + batch_size);
+      const torch::Tensor idx = order.slice(0, start, end);
+      auto options = F::BinaryCrossEntropyWithLogitsFuncOptions().pos_weight(pw);
+      if (w.defined()) options.weight(w.index_select(0, idx));
+      const torch::Tensor loss = F::binary_cross_entropy_with_logits(
+          net->forward(x.index_select(0, idx)), y.index_select(0, idx), options);
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+      loss_sum += loss.item<double>() * static_cast<double>(end - start);
+    }
+    net->eval();
+    const SplitStats va = EvaluateProbabilities(PredictAll(net, xv), val);
+    EpochProgress p{epoch, loss_sum / static_cast<double>(n), va.loss, va.auprc};
+    result.curve.push_back(p);
+    if (ctx.callbacks->on_epoch) ctx.callbacks->on_epoch(p);
+    if (va.auprc > best_auprc) {
+      best_auprc = va.auprc;
+      result.best_epoch = epoch;
+      since_best = 0;
+      torch::NoGradGuard no_grad;
+      best.clear();
+      for (const torch::Tensor& t : net->parameters()) best.push_back(t.detach().clone());
+    } else if (++since_best >= patience) {
+      break;
+    }
+  }
+  {
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> current = net->parameters();
+    for (size_t i = 0; i < current.size(); ++i) current[i].copy_(best[i]);
+  }
+  result.runtime = std::make_unique<TorchRuntime>(ctx.manifest, ctx.preprocessor, net);
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<FamilyResult> TrainTorch(const TrainContext& ctx, Params& params) {
+  try {
+    return TrainTorchUnsafe(ctx, params);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("libtorch training failed: ", e.what()));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<ModelRuntime>> MakeTorchRuntime(
+    ModelManifest manifest, Preprocessor preprocessor, const std::vector<WeightFile>& files) {
+  FRAUD_ASSIGN_OR_RETURN(Architecture arch, ArchitectureFromManifest(manifest));
+  const WeightFile* weights = nullptr;
+  for (const WeightFile& f : files) {
+    if (f.name == kTorchWeightsFileName) weights = &f;
+  }
+  if (weights == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("artifact lacks ", kTorchWeightsFileName));
+  }
+  torch::nn::Sequential net = BuildNet(arch);
+  // torch::load replaces each parameter's storage and shape with what the file holds, so a file
+  // of another architecture would load silently: compare the shapes the manifest implies.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> expected;
+  for (const auto& p : net->named_parameters()) {
+    expected.emplace_back(p.key(), p.value().sizes().vec());
+  }
+  try {
+    std::istringstream is(weights->bytes);
+    torch::load(net, is);
+  } catch (const std::exception& e) {
+    // c10::Error messages carry a long C++ backtrace; its first line says what went wrong.
+    std::string what = e.what();
+    what = what.substr(0, what.find('\n'));
+    return absl::DataLossError(absl::StrCat(kTorchWeightsFileName,
+                                            " does not match the manifest's architecture: ",
+                                            what));
+  }
+  const auto loaded = net->named_parameters();
+  for (const auto& [name, sizes] : expected) {
+    const torch::Tensor* t = loaded.find(name);
+    if (t == nullptr || t->sizes().vec() != sizes) {
+      return absl::DataLossError(absl::StrCat(kTorchWeightsFileName, " parameter ", name,
+                                              " does not match the manifest's architecture"));
+    }
+  }
+  return std::unique_ptr<ModelRuntime>(
+      new TorchRuntime(std::move(manifest), preprocessor, std::move(net)));
+}
+
+void SetTorchThreads(int n) {
+  if (n > 0) at::set_num_threads(n);
+}
+
+}  // namespace fraud::model::internal

@@ -1,0 +1,280 @@
+// XGBoost families: gradient-boosted trees ("xgboost") and XGBoost's random-forest mode
+// ("random_forest": one round of num_parallel_tree trees with row/column subsampling, eta 1).
+// Only this file includes <xgboost/c_api.h>.
+#include <xgboost/c_api.h>
+
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "services/common/core/status_macros.h"
+#include "services/common/model/artifact.h"
+#include "services/common/model/family_impl.h"
+
+namespace fraud::model::internal {
+namespace {
+
+// Inference-time prediction config: probabilities (type 0) from every tree. "missing" never
+// matches: inputs are validated finite before they get here.
+constexpr char kPredictConfig[] =
+    R"({"type": 0, "training": false, "iteration_begin": 0, "iteration_end": 0,)"
+    R"( "strict_shape": false, "cache_id": 0, "missing": NaN})";
+
+absl::Status XgbError(const char* what) {
+  return absl::InternalError(absl::StrCat("xgboost ", what, ": ", XGBGetLastError()));
+}
+
+#define FRAUD_XGB(call, what)                         \
+  do {                                                \
+    if ((call) != 0) return XgbError(what);           \
+  } while (0)
+
+void QuietXgboostOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { XGBSetGlobalConfig(R"({"verbosity": 0})"); });
+}
+
+// Owns a BoosterHandle.
+class Booster {
+ public:
+  Booster() = default;
+  explicit Booster(BoosterHandle h) : h_(h) {}
+  ~Booster() { Reset(nullptr); }
+  Booster(Booster&& o) noexcept : h_(o.h_) { o.h_ = nullptr; }
+  Booster& operator=(Booster&& o) noexcept {
+    if (this != &o) {
+      Reset(o.h_);
+      o.h_ = nullptr;
+    }
+    return *this;
+  }
+  BoosterHandle get() const { return h_; }
+  BoosterHandle* out() {
+    Reset(nullptr);
+    return &h_;
+  }
+  void Reset(BoosterHandle h) {
+    if (h_ != nullptr) XGBoosterFree(h_);
+    h_ = h;
+  }
+
+ private:
+  BoosterHandle h_ = nullptr;
+};
+
+// Owns a DMatrixHandle.
+class DMatrix {
+ public:
+  DMatrix() = default;
+  ~DMatrix() {
+    if (h_ != nullptr) XGDMatrixFree(h_);
+  }
+  DMatrix(const DMatrix&) = delete;
+  DMatrix& operator=(const DMatrix&) = delete;
+  DMatrixHandle get() const { return h_; }
+  DMatrixHandle* out() { return &h_; }
+
+ private:
+  DMatrixHandle h_ = nullptr;
+};
+
+class XgboostRuntime final : public ModelRuntime {
+ public:
+  XgboostRuntime(ModelManifest manifest, Preprocessor preprocessor, Booster booster)
+      : ModelRuntime(std::move(manifest), preprocessor), booster_(std::move(booster)) {}
+
+  absl::StatusOr<std::vector<WeightFile>> SerializeWeights() const override {
+    bst_ulong len = 0;
+    const char* data = nullptr;
+    FRAUD_XGB(XGBoosterSaveModelToBuffer(booster_.get(), R"({"format": "json"})", &len, &data),
+              "saving the model");
+    return std::vector<WeightFile>{{kXgboostModelFileName, std::string(data, len)}};
+  }
+
+ protected:
+  absl::Status ScorePreprocessed(const float* x, size_t rows, float* out) const override {
+    // In-place prediction from our buffer (no DMatrix): thread-safe, results in a per-thread
+    // buffer of the booster that we copy out right away.
+    char values[192];
+    std::snprintf(values, sizeof(values),
+                  R"({"data": [%)" PRIuPTR R"(, true], "shape": [%zu, %zu], "typestr": "<f4",)"
+                  R"( "version": 3})",
+                  reinterpret_cast<uintptr_t>(x), rows, kNumFeatures);
+    const bst_ulong* shape = nullptr;
+    bst_ulong dim = 0;
+    const float* result = nullptr;
+    FRAUD_XGB(XGBoosterPredictFromDense(booster_.get(), values, kPredictConfig, nullptr, &shape,
+                                        &dim, &result),
+              "predicting");
+    std::memcpy(out, result, rows * sizeof(float));
+    return absl::OkStatus();
+  }
+
+ private:
+  Booster booster_;
+};
+
+absl::Status SetParam(const Booster& b, const char* name, const std::string& value) {
+  if (XGBoosterSetParam(b.get(), name, value.c_str()) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("xgboost parameter ", name, "=", value, ": ", XGBGetLastError()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MakeDMatrix(const PreparedSplit& s, DMatrix* m) {
+  FRAUD_XGB(XGDMatrixCreateFromMat(s.x.data(), s.rows, kNumFeatures, std::nanf(""), m->out()),
+            "creating a DMatrix");
+  FRAUD_XGB(XGDMatrixSetFloatInfo(m->get(), "label", s.y.data(), s.rows), "setting labels");
+  if (!s.w.empty()) {
+    FRAUD_XGB(XGDMatrixSetFloatInfo(m->get(), "weight", s.w.data(), s.rows), "setting weights");
+  }
+  return absl::OkStatus();
+}
+
+// Probabilities of the whole model on a DMatrix the booster caches (incremental per round).
+absl::StatusOr<std::vector<float>> PredictCached(const Booster& b, const DMatrix& m,
+                                                 size_t rows) {
+  const bst_ulong* shape = nullptr;
+  bst_ulong dim = 0;
+  const float* result = nullptr;
+  FRAUD_XGB(XGBoosterPredictFromDMatrix(b.get(), m.get(), kPredictConfig, &shape, &dim, &result),
+            "predicting");
+  return std::vector<float>(result, result + rows);
+}
+
+absl::Status CheckRange(const char* name, double v, double lo, double hi) {
+  if (!(v >= lo && v <= hi)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("parameter ", name, "=", v, " is outside [", lo, ", ", hi, "]"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<FamilyResult> TrainXgboost(const TrainContext& ctx, Params& params) {
+  QuietXgboostOnce();
+  const bool forest = ctx.family == common::v1::MODEL_FAMILY_RANDOM_FOREST;
+  std::vector<std::pair<const char*, std::string>> xgb = {
+      {"objective", "binary:logistic"},
+      {"tree_method", "hist"},
+      {"nthread", absl::StrCat(ctx.threads)},
+      {"seed", absl::StrCat(ctx.seed)},
+      {"verbosity", "0"},
+  };
+  int rounds = 1;
+  int patience = 1;
+  const int max_depth = params.Int("max_depth", forest ? 8 : 5);
+  const double subsample = params.Double("subsample", 0.8);
+  const double min_child_weight = params.Double("min_child_weight", 1.0);
+  const int max_bin = params.Int("max_bin", 256);
+  FRAUD_RETURN_IF_ERROR(CheckRange("max_depth", max_depth, 1, 16));
+  FRAUD_RETURN_IF_ERROR(CheckRange("subsample", subsample, 1e-3, 1));
+  FRAUD_RETURN_IF_ERROR(CheckRange("min_child_weight", min_child_weight, 0, 1e6));
+  FRAUD_RETURN_IF_ERROR(CheckRange("max_bin", max_bin, 2, 4096));
+  xgb.push_back({"max_depth", absl::StrCat(max_depth)});
+  xgb.push_back({"subsample", absl::StrCat(subsample)});
+  xgb.push_back({"min_child_weight", absl::StrCat(min_child_weight)});
+  xgb.push_back({"max_bin", absl::StrCat(max_bin)});
+  if (forest) {
+    const int trees = params.Int("trees", 100);
+    const double colsample = params.Double("colsample_bynode", 0.5);
+    FRAUD_RETURN_IF_ERROR(CheckRange("trees", trees, 1, 2000));
+    FRAUD_RETURN_IF_ERROR(CheckRange("colsample_bynode", colsample, 1e-3, 1));
+    xgb.push_back({"num_parallel_tree", absl::StrCat(trees)});
+    xgb.push_back({"colsample_bynode", absl::StrCat(colsample)});
+    xgb.push_back({"eta", "1"});
+  } else {
+    const double eta = params.Double("eta", 0.1);
+    rounds = params.Int("rounds", 300);
+    patience = params.Int("early_stopping_rounds", 20);
+    const double colsample = params.Double("colsample_bytree", 0.8);
+    const std::string spw = params.String("scale_pos_weight", "1");
+    FRAUD_RETURN_IF_ERROR(CheckRange("eta", eta, 1e-4, 1));
+    FRAUD_RETURN_IF_ERROR(CheckRange("rounds", rounds, 1, 5000));
+    FRAUD_RETURN_IF_ERROR(CheckRange("early_stopping_rounds", patience, 1, 5000));
+    FRAUD_RETURN_IF_ERROR(CheckRange("colsample_bytree", colsample, 1e-3, 1));
+    FRAUD_ASSIGN_OR_RETURN(double pos_weight, ResolvePositiveWeight(spw, *ctx.train));
+    xgb.push_back({"eta", absl::StrCat(eta)});
+    xgb.push_back({"colsample_bytree", absl::StrCat(colsample)});
+    xgb.push_back({"scale_pos_weight", absl::StrCat(pos_weight)});
+  }
+  FRAUD_RETURN_IF_ERROR(params.Finish());
+
+  DMatrix dtrain;
+  DMatrix dval;
+  FRAUD_RETURN_IF_ERROR(MakeDMatrix(*ctx.train, &dtrain));
+  FRAUD_RETURN_IF_ERROR(MakeDMatrix(*ctx.validation, &dval));
+  DMatrixHandle cache[] = {dtrain.get(), dval.get()};
+  Booster booster;
+  FRAUD_XGB(XGBoosterCreate(cache, 2, booster.out()), "creating a booster");
+  for (const auto& [name, value] : xgb) FRAUD_RETURN_IF_ERROR(SetParam(booster, name, value));
+
+  FamilyResult result;
+  double best_auprc = -1;
+  int best_round = 0;
+  int since_best = 0;
+  for (int round = 0; round < rounds; ++round) {
+    if (Cancelled(*ctx.callbacks)) return absl::CancelledError("training cancelled");
+    FRAUD_XGB(XGBoosterUpdateOneIter(booster.get(), round, dtrain.get()), "boosting");
+    FRAUD_ASSIGN_OR_RETURN(std::vector<float> train_p,
+                           PredictCached(booster, dtrain, ctx.train->rows));
+    FRAUD_ASSIGN_OR_RETURN(std::vector<float> val_p,
+                           PredictCached(booster, dval, ctx.validation->rows));
+    const SplitStats tr = EvaluateProbabilities(train_p, *ctx.train);
+    const SplitStats va = EvaluateProbabilities(val_p, *ctx.validation);
+    EpochProgress p{round + 1, tr.loss, va.loss, va.auprc};
+    result.curve.push_back(p);
+    if (ctx.callbacks->on_epoch) ctx.callbacks->on_epoch(p);
+    if (va.auprc > best_auprc) {
+      best_auprc = va.auprc;
+      best_round = round;
+      since_best = 0;
+    } else if (++since_best >= patience) {
+      break;
+    }
+  }
+  result.best_epoch = best_round + 1;
+  int boosted = 0;
+  FRAUD_XGB(XGBoosterBoostedRounds(booster.get(), &boosted), "counting rounds");
+  if (best_round + 1 < boosted) {
+    Booster sliced;
+    FRAUD_XGB(XGBoosterSlice(booster.get(), 0, best_round + 1, 1, sliced.out()),
+              "keeping the best rounds");
+    booster = std::move(sliced);
+  }
+  // Scoring runs on gRPC threads, one row batch per thread.
+  FRAUD_RETURN_IF_ERROR(SetParam(booster, "nthread", "1"));
+  result.runtime =
+      std::make_unique<XgboostRuntime>(ctx.manifest, ctx.preprocessor, std::move(booster));
+  return result;
+}
+
+absl::StatusOr<std::unique_ptr<ModelRuntime>> MakeXgboostRuntime(
+    ModelManifest manifest, Preprocessor preprocessor, const std::vector<WeightFile>& files) {
+  QuietXgboostOnce();
+  const WeightFile* model = nullptr;
+  for (const WeightFile& f : files) {
+    if (f.name == kXgboostModelFileName) model = &f;
+  }
+  if (model == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("artifact lacks ", kXgboostModelFileName));
+  }
+  Booster booster;
+  FRAUD_XGB(XGBoosterCreate(nullptr, 0, booster.out()), "creating a booster");
+  if (XGBoosterLoadModelFromBuffer(booster.get(), model->bytes.data(), model->bytes.size()) !=
+      0) {
+    return absl::DataLossError(
+        absl::StrCat(kXgboostModelFileName, " does not load: ", XGBGetLastError()));
+  }
+  FRAUD_RETURN_IF_ERROR(SetParam(booster, "nthread", "1"));
+  FRAUD_RETURN_IF_ERROR(SetParam(booster, "verbosity", "0"));
+  return std::unique_ptr<ModelRuntime>(
+      new XgboostRuntime(std::move(manifest), preprocessor, std::move(booster)));
+}
+
+}  // namespace fraud::model::internal

@@ -1,0 +1,66 @@
+// The default candidate set must train on 200,000 rows within 120 s on 2 cores with a peak RSS
+// of at most 1.5 GB. Prints one line per candidate (time, epochs, validation AUPRC, RSS).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "services/common/model/artifact.h"
+#include "services/common/model/trainer.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/unit/model/synthetic_data.h"
+
+namespace fraud::model {
+namespace {
+
+using ::fraud::testing::IsOk;
+
+// VmHWM (peak resident set) of this process, bytes.
+int64_t PeakRssBytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+Dataset Slice(const Dataset& d, size_t begin, size_t end) {
+  Dataset out;
+  out.features.assign(d.features.begin() + begin * kNumFeatures,
+                      d.features.begin() + end * kNumFeatures);
+  out.labels.assign(d.labels.begin() + begin, d.labels.begin() + end);
+  return out;
+}
+
+TEST(TrainingBudgetTest, DefaultCandidatesTrainOn200kRowsWithinTimeAndMemory) {
+  constexpr size_t kRows = 200000;
+  // The real data's fraud rate (0.17%) and a moderate class separation.
+  Dataset all = testing::MakeSyntheticData(kRows, 0.0017, 1.5, 5);
+  // Time-ordered split: the newest 20% validate.
+  const Dataset train = Slice(all, 0, kRows * 8 / 10);
+  const Dataset validation = Slice(all, kRows * 8 / 10, kRows);
+  all = Dataset();
+  const auto start = std::chrono::steady_clock::now();
+  for (const CandidateSpec& spec : DefaultCandidates()) {
+    absl::StatusOr<TrainedCandidate> c = TrainCandidate(spec, train, validation);
+    ASSERT_THAT(c, IsOk()) << spec.Name();
+    std::printf("%-60s %6.1f s  epochs %2zu (best %2d)  val AUPRC %.3f  peak RSS %5.0f MB\n",
+                c->name.c_str(), c->train_seconds, c->curve.size(), c->best_epoch,
+                c->validation_metrics().auprc(), PeakRssBytes() / 1e6);
+    std::fflush(stdout);
+  }
+  const double total =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("total %.1f s, peak RSS %.0f MB\n", total, PeakRssBytes() / 1e6);
+  RecordProperty("total_seconds", std::to_string(total));
+  RecordProperty("peak_rss_bytes", std::to_string(PeakRssBytes()));
+  EXPECT_LE(total, 120.0);
+  EXPECT_LE(PeakRssBytes(), int64_t{1500} * 1000 * 1000);
+}
+
+}  // namespace
+}  // namespace fraud::model
