@@ -1,0 +1,791 @@
+// fraud-ingest end to end in one process: the real storage service on a real PostgreSQL (one
+// schema per test), the real inference service (handlers, predictor, model holder) serving a
+// deterministic logistic model, and the ingest service, all on 127.0.0.1:0. A client uploads CSV
+// bytes as the gateway and fraudctl do; the test checks the database and the summary.
+#include "services/ingest/ingest_service.h"
+
+#include <gmock/gmock.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <memory>
+#include <optional>
+#include <pqxx/pqxx>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/synchronization/mutex.h"
+#include "services/common/core/metrics.h"
+#include "services/common/core/sha256.h"
+#include "services/common/csv/synthetic_generator.h"
+#include "services/common/eval/drift.h"
+#include "services/common/rpc/channel.h"
+#include "services/inference/inference_service.h"
+#include "services/inference/model_holder.h"
+#include "services/inference/predictor.h"
+#include "services/ingest/summary_trailer.h"
+#include "services/ingest/upload_session.h"
+#include "services/storage/migrations.h"
+#include "services/storage/pg_pool.h"
+#include "services/storage/pg_store.h"
+#include "services/storage/storage_service.h"
+#include "tests/testing/in_process_server.h"
+#include "tests/testing/pg_fixture.h"
+#include "tests/testing/status_matchers.h"
+
+namespace fraud::ingest {
+namespace {
+
+using ::fraud::testing::InProcessServer;
+using ::fraud::testing::IsOk;
+using ::testing::HasSubstr;
+using v1::UploadSummary;
+
+constexpr int kF = csv::kNumFeatures;
+constexpr int64_t kModelVersion = 3;
+constexpr double kThreshold = 0.35;
+
+double Logistic(const double* f) {
+  const double z = -0.8 * f[14] - 0.5 * f[12] - 0.4 * f[10] + 0.3 * f[4] - 4.0;
+  return 1.0 / (1.0 + std::exp(-z));
+}
+
+// A deterministic model behind the real inference service.
+class LogisticModel final : public inference::ScoringModel {
+ public:
+  explicit LogisticModel(common::v1::ModelManifest manifest) : manifest_(std::move(manifest)) {}
+  absl::Status Score(const double* features, size_t rows, float* out) const override {
+    for (size_t i = 0; i < rows; ++i) out[i] = static_cast<float>(Logistic(features + i * kF));
+    return absl::OkStatus();
+  }
+  const common::v1::ModelManifest& manifest() const override { return manifest_; }
+
+ private:
+  common::v1::ModelManifest manifest_;
+};
+
+// Forwards to the real inference handlers and records what ingest sent.
+class RecordingInference final : public inference::v1::InferenceService::Service {
+ public:
+  explicit RecordingInference(inference::InferenceService* real) : real_(real) {}
+  grpc::Status Predict(grpc::ServerContext* ctx, const inference::v1::PredictRequest* request,
+                       inference::v1::PredictResponse* response) override {
+    if (request->rows().labels_size() > 0) ++requests_with_labels;
+    rows += request->rows().num_rows();
+    Record(ctx);
+    return real_->Predict(ctx, request, response);
+  }
+  grpc::Status GetModel(grpc::ServerContext* ctx, const inference::v1::GetModelRequest* request,
+                        inference::v1::GetModelResponse* response) override {
+    Record(ctx);
+    return real_->GetModel(ctx, request, response);
+  }
+  std::set<std::string> request_ids() {
+    absl::MutexLock l(&mu_);
+    return ids_;
+  }
+  std::atomic<int64_t> requests_with_labels{0};
+  std::atomic<int64_t> rows{0};
+
+ private:
+  void Record(grpc::ServerContext* ctx) {
+    absl::MutexLock l(&mu_);
+    ids_.insert(rpc::RequestId(ctx));
+  }
+  inference::InferenceService* real_;
+  absl::Mutex mu_;
+  std::set<std::string> ids_;
+};
+
+std::string SyntheticCsv(int64_t rows, uint64_t seed, bool labels = true,
+                         double fraud_rate = 0.03) {
+  csv::GeneratorOptions o;
+  o.rows = rows;
+  o.seed = seed;
+  o.with_labels = labels;
+  o.fraud_rate = fraud_rate;
+  std::ostringstream out;
+  EXPECT_THAT(csv::WriteSyntheticCsv(o, out), IsOk());
+  return out.str();
+}
+
+std::string Header(bool with_class = true) {
+  std::string h = "Time";
+  for (int i = 1; i <= 28; ++i) absl::StrAppend(&h, ",V", i);
+  h += with_class ? ",Amount,Class\n" : ",Amount\n";
+  return h;
+}
+
+// A valid data row with one field replaced: position 0 = Time, 1..28 = V1..V28, 29 = Amount,
+// 30 = Class.
+std::string Row(int position = -1, const std::string& value = "") {
+  std::vector<std::string> fields = {"100"};
+  for (int i = 1; i <= 28; ++i) fields.push_back(absl::StrCat("0.", i));
+  fields.push_back("12.5");
+  fields.push_back("0");
+  if (position >= 0) fields[position] = value;
+  std::string out;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (i > 0) out += ',';
+    out += fields[i];
+  }
+  return out + "\n";
+}
+
+// Replaces line `line` (1-based) of `text` with `replacement` (which ends with '\n').
+std::string ReplaceLine(const std::string& text, int line, const std::string& replacement) {
+  size_t begin = 0;
+  for (int l = 1; l < line; ++l) begin = text.find('\n', begin) + 1;
+  const size_t end = text.find('\n', begin) + 1;
+  return text.substr(0, begin) + replacement + text.substr(end);
+}
+
+int FreePortThatNothingListensOn() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
+// The value of a counter/histogram-count sample in the process's metrics text, 0 when absent.
+double MetricValue(const std::string& prefix) {
+  std::istringstream text(metrics::RenderText());
+  std::string line;
+  while (std::getline(text, line)) {
+    if (absl::StartsWith(line, prefix)) return std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return 0;
+}
+
+struct UploadResult {
+  grpc::Status status;
+  UploadSummary summary;
+  std::optional<UploadSummary> trailer;
+};
+
+class IngestServiceTest : public fraud::testing::PgFixture {
+ protected:
+  void SetUp() override {
+    PgFixture::SetUp();
+    if (IsSkipped() || HasFailure()) return;
+    storage::PgPoolOptions pool_options;
+    pool_options.conninfo = conninfo();
+    pool_options.size = 24;
+    pool_ = std::make_unique<storage::PgPool>(pool_options);
+    ASSERT_THAT(storage::ApplyMigrations(*pool_, storage::EmbeddedMigrations()), IsOk());
+    store_ = std::make_unique<storage::PgStore>(pool_.get());
+    storage_service_ = std::make_unique<storage::StorageService>(pool_.get(), store_.get());
+    storage_service_->SetReady(true);
+    storage_server_ = std::make_unique<InProcessServer>(
+        std::vector<grpc::Service*>{storage_service_.get()}, "storage_it", 40);
+    ASSERT_THAT(storage_server_->Start(), IsOk());
+
+    inference::BatcherOptions batching;
+    batching.enabled = false;
+    predictor_ = std::make_unique<inference::Predictor>(&holder_, batching);
+    inference_ = std::make_unique<inference::InferenceService>(predictor_.get(), nullptr,
+                                                                &holder_, "");
+    recording_ = std::make_unique<RecordingInference>(inference_.get());
+    inference_server_ = std::make_unique<InProcessServer>(
+        std::vector<grpc::Service*>{recording_.get()}, "inference_it", 40);
+    ASSERT_THAT(inference_server_->Start(), IsOk());
+
+    IngestOptions options;
+    options.batch_rows = 1000;
+    StartIngest(options);
+  }
+
+  void TearDown() override {
+    if (ingest_server_) ingest_server_->Shutdown();
+    if (inference_server_) inference_server_->Shutdown();
+    if (storage_server_) storage_server_->Shutdown();
+    ingest_server_.reset();
+    ingest_.reset();
+    storage_server_.reset();
+    PgFixture::TearDown();
+  }
+
+  void StartIngest(const IngestOptions& options, std::string storage_target = "",
+                   std::string inference_target = "") {
+    if (ingest_server_) ingest_server_->Shutdown();
+    ingest_server_.reset();
+    if (storage_target.empty()) storage_target = storage_server_->target();
+    if (inference_target.empty()) inference_target = inference_server_->target();
+    ingest_ = std::make_unique<IngestService>(rpc::MakeChannel({storage_target}),
+                                              rpc::MakeChannel({inference_target}), options);
+    ingest_server_ = std::make_unique<InProcessServer>(std::vector<grpc::Service*>{ingest_.get()},
+                                                       "ingest_it", 40);
+    ASSERT_THAT(ingest_server_->Start(), IsOk());
+    stub_ = v1::IngestService::NewStub(ingest_server_->channel());
+  }
+
+  // Serves the logistic model, with a drift reference built from a synthetic period.
+  void ServeModel() {
+    common::v1::ModelManifest manifest;
+    manifest.set_version(kModelVersion);
+    manifest.set_threshold(kThreshold);
+    csv::GeneratorOptions g;
+    g.rows = 5000;
+    g.seed = 100;
+    csv::SyntheticGenerator gen(g);
+    std::vector<double> features(static_cast<size_t>(g.rows) * kF);
+    int32_t y = 0;
+    for (int64_t r = 0; r < g.rows; ++r) gen.Next(features.data() + r * kF, &y);
+    auto refs = eval::BuildFeatureReferences(
+        features.data(), static_cast<size_t>(g.rows),
+        std::vector<std::string>(csv::kFeatureNames.begin(), csv::kFeatureNames.end()));
+    ASSERT_THAT(refs, IsOk());
+    for (auto& r : *refs) *manifest.add_reference() = r;
+    auto loaded = std::make_shared<inference::LoadedModel>();
+    loaded->version = kModelVersion;
+    loaded->artifact_path = "/test/3";
+    loaded->loaded_at = absl::Now();
+    loaded->threshold = kThreshold;
+    loaded->model = std::make_unique<LogisticModel>(manifest);
+    holder_.Swap(std::move(loaded));
+  }
+
+  UploadResult Upload(const std::string& data,
+                      storage::v1::UploadMode mode = storage::v1::UPLOAD_MODE_STRICT,
+                      bool validate_only = false, size_t chunk = 64 * 1024,
+                      const std::string& file_name = "upload.csv",
+                      const std::string& token = "") {
+    UploadResult result;
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, absl::Seconds(120));
+    ctx.AddMetadata("x-request-id", "it-request-1");
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    v1::UploadResponse response;
+    auto writer = validate_only ? stub_->ValidateOnly(&ctx, &response)
+                                : stub_->Upload(&ctx, &response);
+    v1::UploadRequest request;
+    request.mutable_options()->set_file_name(file_name);
+    request.mutable_options()->set_mode(mode);
+    bool open = writer->Write(request);
+    for (size_t pos = 0; open && pos < data.size(); pos += chunk) {
+      request.set_data(data.substr(pos, chunk));
+      open = writer->Write(request);
+    }
+    if (open) writer->WritesDone();
+    result.status = writer->Finish();
+    result.summary = response.summary();
+    result.trailer = SummaryFromTrailers(ctx);
+    return result;
+  }
+
+  int64_t Count(const std::string& table) {
+    return std::stoll(QueryScalar("SELECT count(*) FROM " + table));
+  }
+  struct DbCounts {
+    int64_t uploads, transactions, predictions;
+    bool operator==(const DbCounts& o) const {
+      return uploads == o.uploads && transactions == o.transactions &&
+             predictions == o.predictions;
+    }
+  };
+  DbCounts Counts() { return {Count("uploads"), Count("transactions"), Count("predictions")}; }
+
+  // Waits until storage has no upload stream holding a connection (the aborted stream's rollback
+  // happens on storage's thread, after the client already saw its status).
+  void WaitForStorageIdle() {
+    for (int i = 0; i < 200 && pool_->in_use() > 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+    EXPECT_EQ(pool_->in_use(), 0);
+  }
+
+  std::unique_ptr<storage::PgPool> pool_;
+  std::unique_ptr<storage::PgStore> store_;
+  std::unique_ptr<storage::StorageService> storage_service_;
+  std::unique_ptr<InProcessServer> storage_server_;
+  inference::ModelHolder holder_;
+  std::unique_ptr<inference::Predictor> predictor_;
+  std::unique_ptr<inference::InferenceService> inference_;
+  std::unique_ptr<RecordingInference> recording_;
+  std::unique_ptr<InProcessServer> inference_server_;
+  std::unique_ptr<IngestService> ingest_;
+  std::unique_ptr<InProcessServer> ingest_server_;
+  std::unique_ptr<v1::IngestService::Stub> stub_;
+};
+
+// scikit-learn's average precision and ROC-AUC, written out plainly.
+double NaiveAveragePrecision(const std::vector<float>& s, const std::vector<int>& y) {
+  std::vector<size_t> idx(s.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return s[a] > s[b]; });
+  double positives = 0;
+  for (int v : y) positives += v;
+  double tp = 0, fp = 0, ap = 0, prev = 0;
+  for (size_t i = 0; i < idx.size();) {
+    size_t j = i;
+    while (j < idx.size() && s[idx[j]] == s[idx[i]]) {
+      tp += y[idx[j]];
+      fp += 1 - y[idx[j]];
+      ++j;
+    }
+    ap += (tp / positives - prev) * tp / (tp + fp);
+    prev = tp / positives;
+    i = j;
+  }
+  return ap;
+}
+
+double NaiveRocAuc(const std::vector<float>& s, const std::vector<int>& y) {
+  double wins = 0, pairs = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (y[i] != 1) continue;
+    for (size_t j = 0; j < s.size(); ++j) {
+      if (y[j] != 0) continue;
+      pairs += 1;
+      wins += s[i] > s[j] ? 1.0 : (s[i] == s[j] ? 0.5 : 0.0);
+    }
+  }
+  return wins / pairs;
+}
+
+TEST_F(IngestServiceTest, LabelledUploadIsStoredScoredAndSummarisedFromTheStoredScores) {
+  ServeModel();
+  const int64_t n = 5000;
+  const std::string data = SyntheticCsv(n, 7);
+  UploadResult r = Upload(data);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  const UploadSummary& s = r.summary;
+  ASSERT_GT(s.upload_id(), 0);
+  EXPECT_EQ(s.duplicate_of(), 0);
+  EXPECT_EQ(s.rows_accepted(), n);
+  EXPECT_EQ(s.rows_rejected(), 0);
+  EXPECT_EQ(s.bytes(), static_cast<int64_t>(data.size()));
+  EXPECT_EQ(s.sha256(), Sha256Hex(data));
+  EXPECT_TRUE(s.scored());
+  EXPECT_EQ(s.model_version(), kModelVersion);
+  EXPECT_EQ(s.file_name(), "upload.csv");
+
+  const std::string id = std::to_string(s.upload_id());
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM transactions WHERE upload_id = " + id),
+            std::to_string(n));
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM predictions WHERE upload_id = " + id +
+                        " AND model_version = 3"),
+            std::to_string(n));
+  EXPECT_EQ(QueryScalar("SELECT rows FROM uploads WHERE id = " + id), std::to_string(n));
+  EXPECT_EQ(QueryScalar("SELECT sha256 FROM uploads WHERE id = " + id), s.sha256());
+  EXPECT_EQ(QueryScalar("SELECT (summary_json->>'rowsAccepted') FROM uploads WHERE id = " + id),
+            std::to_string(n));
+
+  // Metrics recomputed from what the database holds.
+  std::vector<float> scores;
+  std::vector<int> labels;
+  {
+    pqxx::connection c(conninfo());
+    pqxx::work w(c);
+    pqxx::result rows = w.exec(
+        "SELECT p.score, t.class, p.decision FROM predictions p JOIN transactions t "
+        "USING (upload_id, line) WHERE upload_id = " + id + " ORDER BY line");
+    for (const auto& row : rows) {
+      scores.push_back(row[0].as<float>());
+      labels.push_back(row[1].as<int>());
+      EXPECT_EQ(row[2].as<bool>(), scores.back() >= static_cast<float>(kThreshold));
+    }
+  }
+  ASSERT_EQ(scores.size(), static_cast<size_t>(n));
+  int64_t tp = 0, fp = 0, fn = 0, tn = 0;
+  for (size_t i = 0; i < scores.size(); ++i) {
+    const bool flagged = scores[i] >= static_cast<float>(kThreshold);
+    tp += flagged && labels[i] == 1;
+    fp += flagged && labels[i] == 0;
+    fn += !flagged && labels[i] == 1;
+    tn += !flagged && labels[i] == 0;
+  }
+  const auto& m = s.metrics();
+  EXPECT_EQ(m.rows(), n);
+  EXPECT_EQ(m.positives(), tp + fn);
+  EXPECT_NEAR(m.auprc(), NaiveAveragePrecision(scores, labels), 1e-12);
+  EXPECT_NEAR(m.roc_auc(), NaiveRocAuc(scores, labels), 1e-12);
+  EXPECT_DOUBLE_EQ(m.threshold(), kThreshold);
+  EXPECT_EQ(m.confusion().true_positives(), tp);
+  EXPECT_EQ(m.confusion().false_positives(), fp);
+  EXPECT_EQ(m.confusion().false_negatives(), fn);
+  EXPECT_EQ(m.confusion().true_negatives(), tn);
+  EXPECT_EQ(s.predicted_frauds(), tp + fp);
+  ASSERT_EQ(s.top_suspicious_size(), 20);
+  EXPECT_EQ(s.top_suspicious(0).score(), *std::max_element(scores.begin(), scores.end()));
+  int64_t histogram_rows = 0;
+  for (const auto& bin : s.score_histogram()) {
+    histogram_rows += bin.count_normal() + bin.count_fraud();
+  }
+  EXPECT_EQ(histogram_rows, n);
+  // Same generator as the reference, another period: nothing drifts.
+  EXPECT_EQ(s.report().drift_size(), kF);
+  EXPECT_EQ(s.report().drift_flagged(), 0);
+  EXPECT_EQ(s.report().frauds(), tp + fn);
+  EXPECT_TRUE(s.report().time_monotonic());
+
+  // Inference saw features only, under the caller's request id.
+  EXPECT_EQ(recording_->requests_with_labels.load(), 0);
+  EXPECT_EQ(recording_->rows.load(), n);
+  EXPECT_EQ(recording_->request_ids(), std::set<std::string>{"it-request-1"});
+}
+
+TEST_F(IngestServiceTest, UnlabelledUploadIsStoredAndScoredWithoutMetrics) {
+  ServeModel();
+  UploadResult r = Upload(SyntheticCsv(2500, 8, /*labels=*/false));
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  EXPECT_TRUE(r.summary.scored());
+  EXPECT_FALSE(r.summary.has_metrics());
+  EXPECT_EQ(r.summary.report().labelled_rows(), 0);
+  EXPECT_EQ(r.summary.top_suspicious(0).label(), -1);
+  const std::string id = std::to_string(r.summary.upload_id());
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM transactions WHERE class IS NULL AND upload_id = " +
+                        id),
+            "2500");
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM predictions WHERE upload_id = " + id), "2500");
+}
+
+TEST_F(IngestServiceTest, DuplicateUploadNamesTheEarlierOneAndStoresNothingNew) {
+  ServeModel();
+  const std::string data = SyntheticCsv(1500, 9);
+  UploadResult first = Upload(data, storage::v1::UPLOAD_MODE_STRICT, false, 64 * 1024, "a.csv");
+  ASSERT_TRUE(first.status.ok()) << first.status.error_message();
+  const DbCounts before = Counts();
+  // Same bytes in other chunks and under another name: still the same content.
+  UploadResult second = Upload(data, storage::v1::UPLOAD_MODE_STRICT, false, 777, "b.csv");
+  ASSERT_TRUE(second.status.ok()) << second.status.error_message();
+  EXPECT_EQ(second.summary.duplicate_of(), first.summary.upload_id());
+  EXPECT_EQ(second.summary.upload_id(), first.summary.upload_id());
+  EXPECT_TRUE(Counts() == before);
+  EXPECT_EQ(Count("uploads"), 1);
+}
+
+TEST_F(IngestServiceTest, StrictRejectsOneBadRowButLenientStoresTheRest) {
+  ServeModel();
+  // Break file line 2501, after two batches already went to storage.
+  const std::string data = ReplaceLine(SyntheticCsv(3000, 10), 2501, Row(29, "12,50"));
+  const DbCounts before = Counts();
+
+  UploadResult strict = Upload(data);
+  EXPECT_EQ(strict.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(strict.status.error_message(), HasSubstr("line 2501"));
+  ASSERT_TRUE(strict.trailer.has_value());
+  ASSERT_EQ(strict.trailer->errors_size(), 1);
+  EXPECT_EQ(strict.trailer->errors(0).line(), 2501);
+  EXPECT_EQ(strict.trailer->mode(), storage::v1::UPLOAD_MODE_STRICT);
+  WaitForStorageIdle();
+  EXPECT_TRUE(Counts() == before);
+
+  UploadResult lenient = Upload(data, storage::v1::UPLOAD_MODE_LENIENT);
+  ASSERT_TRUE(lenient.status.ok()) << lenient.status.error_message();
+  EXPECT_EQ(lenient.summary.rows_accepted(), 2999);
+  EXPECT_EQ(lenient.summary.rows_rejected(), 1);
+  ASSERT_EQ(lenient.summary.errors_size(), 1);
+  EXPECT_EQ(lenient.summary.errors(0).line(), 2501);
+  const std::string id = std::to_string(lenient.summary.upload_id());
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM transactions WHERE upload_id = " + id), "2999");
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM transactions WHERE line = 2501"), "0");
+  EXPECT_EQ(QueryScalar("SELECT rows_rejected FROM uploads WHERE id = " + id), "1");
+  EXPECT_EQ(QueryScalar("SELECT mode FROM uploads WHERE id = " + id), "2");
+}
+
+struct Malformed {
+  std::string name;
+  std::string data;
+  std::string expected;
+};
+
+std::vector<Malformed> MalformedInputs() {
+  const std::string h = Header();
+  std::string no_v5 = absl::StrReplaceAll(h, {{",V5,", ","}});
+  std::string utf16 = "\xFF\xFE";
+  for (char c : h + Row()) {
+    utf16 += c;
+    utf16 += '\0';
+  }
+  std::string utf16_no_bom;
+  for (char c : h) {
+    utf16_no_bom += c;
+    utf16_no_bom += '\0';
+  }
+  std::string nul_row = Row();
+  nul_row[1] = '\0';
+  std::string many_rows = h;
+  for (int i = 0; i < 4000; ++i) many_rows += Row();
+  many_rows += Row(7, "x7");
+  return {
+      {"empty body", "", "file is empty"},
+      {"only blank lines", "\n  \n\t\n", "file is empty"},
+      {"header only", h, "file has no data rows"},
+      {"missing column", no_v5 + Row(), "missing columns: V5"},
+      {"unknown column", absl::StrReplaceAll(h, {{",Class", ",Foo"}}) + Row(), "unknown columns"},
+      {"duplicated column", absl::StrReplaceAll(h, {{",V4,", ",V3,"}}) + Row(),
+       "duplicated columns: 'V3'"},
+      {"semicolon separated", absl::StrReplaceAll(h, {{",", ";"}}) + Row(), "bad header"},
+      {"short row", h + "1,2,3\n", "too few fields: expected 31, got 3"},
+      {"long row", h + Row().substr(0, Row().size() - 1) + ",7\n",
+       "too many fields: expected 31, got 32"},
+      {"NaN", h + Row(3, "NaN"), "column V3 (4): not a finite number: 'NaN'"},
+      {"Inf", h + Row(29, "inf"), "not a finite number: 'inf'"},
+      {"-Infinity", h + Row(1, "-Infinity"), "not a finite number"},
+      {"1e400", h + Row(2, "1e400"), "number out of range: '1e400'"},
+      {"text in a number", h + Row(7, "abc"), "column V7 (8): not a number: 'abc'"},
+      {"hex number", h + Row(5, "0x1A"), "not a number: '0x1A'"},
+      {"empty value", h + Row(9, ""), "column V9 (10): empty value"},
+      {"negative Amount", h + Row(29, "-5.00"), "Amount must not be negative: '-5.00'"},
+      {"negative Time", h + Row(0, "-1"), "Time must not be negative"},
+      {"Class 2", h + Row(30, "2"), "Class must be 0 or 1"},
+      {"Class text", h + Row(30, "yes"), "Class"},
+      {"binary garbage", std::string("\x89PNG\r\n\x1a\n\x01\x02\x03\x04IHDR", 16) + "\n" + Row(),
+       "header is not valid UTF-8"},
+      {"UTF-16 with BOM", utf16, "file is UTF-16; save as UTF-8"},
+      {"UTF-16 without BOM", utf16_no_bom, "file is UTF-16"},
+      {"NUL byte in a row", h + nul_row, "contains a NUL byte"},
+      {"invalid UTF-8 in a value", h + Row(11, "\xC3\x28"), "invalid UTF-8"},
+      {"8 MB line", h + std::string(8 << 20, '1') + "\n" + Row(),
+       "line 2: line is longer than 1048576 bytes"},
+      {"formula injection", h + Row(29, "=SUM(A1:A9)"), "not a number: '=SUM(A1:A9)'"},
+      {"SQL-looking text", h + Row(4, "1); DROP TABLE transactions; --"), "not a number"},
+      {"unterminated quote", h + Row(6, "\"1.5"), "unterminated quoted value"},
+      {"text after quote", h + Row(6, "\"1.5\"x"), "unexpected text after closing quote"},
+      {"bad row after many good ones", many_rows, "line 4002, column V7 (8): not a number"},
+  };
+}
+
+TEST_F(IngestServiceTest, MalformedInputsAreRejectedWithSpecificMessagesAndNothingIsStored) {
+  ServeModel();
+  // One good upload first, so "unchanged" means more than "empty".
+  ASSERT_TRUE(Upload(SyntheticCsv(500, 12)).status.ok());
+  const DbCounts before = Counts();
+  const std::vector<Malformed> cases = MalformedInputs();
+  ASSERT_GE(cases.size(), 25u);
+  for (const Malformed& c : cases) {
+    SCOPED_TRACE(c.name);
+    UploadResult r = Upload(c.data);
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(r.status.error_message(), HasSubstr(c.expected));
+    ASSERT_TRUE(r.trailer.has_value());
+    ASSERT_GE(r.trailer->errors_size(), 1);
+    EXPECT_FALSE(r.trailer->errors(0).reason().empty());
+    EXPECT_THAT(r.status.error_message(), HasSubstr(r.trailer->errors(0).reason()));
+    EXPECT_EQ(r.summary.upload_id(), 0);
+    WaitForStorageIdle();
+    EXPECT_TRUE(Counts() == before);
+  }
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM uploads"), "1");
+}
+
+TEST_F(IngestServiceTest, ClientCancellingMidStreamLeavesNothing) {
+  ServeModel();
+  const std::string data = SyntheticCsv(6000, 13);
+  // Cut at a line boundary: had the server taken the cancel for a normal end, the cut-off file
+  // would be valid and would be committed.
+  const size_t cut = data.find('\n', data.size() / 2) + 1;
+  const double cancelled_before =
+      MetricValue("fraud_ingest_uploads_total{result=\"cancelled\",rpc=\"Upload\"}") +
+      MetricValue("fraud_ingest_uploads_total{rpc=\"Upload\",result=\"cancelled\"}");
+  grpc::ClientContext ctx;
+  rpc::SetDeadline(&ctx, absl::Seconds(60));
+  v1::UploadResponse response;
+  auto writer = stub_->Upload(&ctx, &response);
+  v1::UploadRequest request;
+  request.mutable_options()->set_file_name("cut.csv");
+  ASSERT_TRUE(writer->Write(request));
+  for (size_t pos = 0; pos < cut; pos += 8192) {
+    request.set_data(data.substr(pos, std::min<size_t>(8192, cut - pos)));
+    ASSERT_TRUE(writer->Write(request));
+  }
+  // Let the server parse and forward what it got (several batches reach storage).
+  absl::SleepFor(absl::Milliseconds(300));
+  ctx.TryCancel();
+  EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // The server side notices, aborts the storage stream, and counts the upload as cancelled.
+  for (int i = 0; i < 300; ++i) {
+    const double now =
+        MetricValue("fraud_ingest_uploads_total{result=\"cancelled\",rpc=\"Upload\"}") +
+        MetricValue("fraud_ingest_uploads_total{rpc=\"Upload\",result=\"cancelled\"}");
+    if (now > cancelled_before) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  WaitForStorageIdle();
+  EXPECT_EQ(Count("uploads"), 0);
+  EXPECT_EQ(Count("transactions"), 0);
+  EXPECT_EQ(Count("predictions"), 0);
+  EXPECT_GT(recording_->rows.load(), 0);  // batches were really in flight
+}
+
+TEST_F(IngestServiceTest, NoModelServingStoresRowsUnscoredWithAMessage) {
+  UploadResult r = Upload(SyntheticCsv(1200, 14));
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  EXPECT_FALSE(r.summary.scored());
+  EXPECT_EQ(r.summary.scoring_message(), "no model is serving yet; rows stored unscored");
+  EXPECT_FALSE(r.summary.has_metrics());
+  EXPECT_EQ(Count("transactions"), 1200);
+  EXPECT_EQ(Count("predictions"), 0);
+  EXPECT_EQ(QueryScalar("SELECT model_version FROM uploads"), "0");
+}
+
+TEST_F(IngestServiceTest, UnreachableInferenceStoresRowsUnscored) {
+  IngestOptions options;
+  options.rpc_timeout = absl::Seconds(5);
+  StartIngest(options, "", absl::StrCat("127.0.0.1:", FreePortThatNothingListensOn()));
+  UploadResult r = Upload(SyntheticCsv(800, 15));
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  EXPECT_FALSE(r.summary.scored());
+  EXPECT_THAT(r.summary.scoring_message(), HasSubstr("inference unavailable"));
+  EXPECT_THAT(r.summary.scoring_message(), HasSubstr("rows stored unscored"));
+  EXPECT_EQ(Count("transactions"), 800);
+}
+
+TEST_F(IngestServiceTest, UnreachableStorageFailsWithUnavailableAndStoresNothing) {
+  ServeModel();
+  IngestOptions options;
+  StartIngest(options, absl::StrCat("127.0.0.1:", FreePortThatNothingListensOn()));
+  UploadResult r = Upload(SyntheticCsv(800, 16));
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(r.status.error_message(), HasSubstr("storage service unavailable"));
+  EXPECT_EQ(Count("uploads"), 0);
+}
+
+TEST_F(IngestServiceTest, EightConcurrentUploadsAreEachStoredExactlyOnce) {
+  ServeModel();
+  constexpr int kUploads = 8;
+  constexpr int64_t kRows = 10000;
+  std::vector<std::string> files;
+  for (int i = 0; i < kUploads; ++i) files.push_back(SyntheticCsv(kRows, 1000 + i));
+  std::vector<UploadResult> results(kUploads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kUploads; ++i) {
+    threads.emplace_back([&, i] {
+      results[i] = Upload(files[i], storage::v1::UPLOAD_MODE_STRICT, false, 64 * 1024,
+                          absl::StrCat("part", i, ".csv"));
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<int64_t> ids;
+  for (int i = 0; i < kUploads; ++i) {
+    ASSERT_TRUE(results[i].status.ok()) << i << ": " << results[i].status.error_message();
+    EXPECT_EQ(results[i].summary.rows_accepted(), kRows);
+    EXPECT_EQ(results[i].summary.duplicate_of(), 0);
+    ids.insert(results[i].summary.upload_id());
+    EXPECT_EQ(QueryScalar(absl::StrCat("SELECT file_name FROM uploads WHERE id = ",
+                                       results[i].summary.upload_id())),
+              absl::StrCat("part", i, ".csv"));
+  }
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kUploads));
+  EXPECT_EQ(Count("uploads"), kUploads);
+  EXPECT_EQ(Count("transactions"), kUploads * kRows);
+  EXPECT_EQ(Count("predictions"), kUploads * kRows);
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM (SELECT upload_id FROM transactions GROUP BY "
+                        "upload_id HAVING count(*) = 10000) x"),
+            "8");
+}
+
+TEST_F(IngestServiceTest, ConcurrentIdenticalUploadsAreStoredOnce) {
+  ServeModel();
+  const std::string data = SyntheticCsv(4000, 17);
+  constexpr int kUploads = 4;
+  std::vector<UploadResult> results(kUploads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kUploads; ++i) {
+    threads.emplace_back([&, i] { results[i] = Upload(data); });
+  }
+  for (auto& t : threads) t.join();
+  std::set<int64_t> ids;
+  int duplicates = 0;
+  for (const auto& r : results) {
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    ids.insert(r.summary.upload_id());
+    duplicates += r.summary.duplicate_of() != 0;
+  }
+  EXPECT_EQ(ids.size(), 1u);
+  EXPECT_EQ(duplicates, kUploads - 1);
+  EXPECT_EQ(Count("uploads"), 1);
+  EXPECT_EQ(Count("transactions"), 4000);
+}
+
+TEST_F(IngestServiceTest, ValidateOnlyParsesButNeverStoresOrScores) {
+  ServeModel();
+  UploadResult ok = Upload(SyntheticCsv(900, 18), storage::v1::UPLOAD_MODE_STRICT, true);
+  ASSERT_TRUE(ok.status.ok()) << ok.status.error_message();
+  EXPECT_EQ(ok.summary.rows_accepted(), 900);
+  EXPECT_EQ(ok.summary.upload_id(), 0);
+  EXPECT_FALSE(ok.summary.scored());
+  UploadResult bad = Upload(Header() + Row(29, "abc"), storage::v1::UPLOAD_MODE_STRICT, true);
+  EXPECT_EQ(bad.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(bad.trailer.has_value());
+  EXPECT_EQ(bad.trailer->errors(0).column(), "Amount");
+  EXPECT_EQ(Count("uploads"), 0);
+  EXPECT_EQ(recording_->rows.load(), 0);
+}
+
+TEST_F(IngestServiceTest, UploadsOverTheSizeLimitFailWithResourceExhausted) {
+  ServeModel();
+  IngestOptions options;
+  options.max_upload_bytes = 256 * 1024;
+  StartIngest(options);
+  UploadResult r = Upload(SyntheticCsv(3000, 19));
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(r.status.error_message(), "upload exceeds the 256 KiB limit");
+  ASSERT_TRUE(r.trailer.has_value());
+  EXPECT_LE(r.trailer->bytes(), 320 * 1024);
+  WaitForStorageIdle();
+  EXPECT_EQ(Count("uploads"), 0);
+}
+
+TEST_F(IngestServiceTest, UploadTokenIsRequiredWhenConfigured) {
+  ServeModel();
+  IngestOptions options;
+  options.upload_token = "s3cret";
+  StartIngest(options);
+  const std::string data = SyntheticCsv(300, 20);
+  EXPECT_EQ(Upload(data).status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Upload(data, storage::v1::UPLOAD_MODE_STRICT, false, 65536, "x.csv", "wrong")
+                .status.error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(
+      Upload(data, storage::v1::UPLOAD_MODE_STRICT, false, 65536, "x.csv", "s3cret").status.ok());
+  // Validation needs no token.
+  EXPECT_TRUE(Upload(data, storage::v1::UPLOAD_MODE_STRICT, true).status.ok());
+  EXPECT_EQ(Count("uploads"), 1);
+}
+
+TEST_F(IngestServiceTest, TheFirstMessageMustCarryTheOptions) {
+  grpc::ClientContext ctx;
+  rpc::SetDeadline(&ctx, absl::Seconds(10));
+  v1::UploadResponse response;
+  auto writer = stub_->Upload(&ctx, &response);
+  v1::UploadRequest request;
+  request.set_data(Header() + Row());
+  writer->Write(request);
+  writer->WritesDone();
+  const grpc::Status s = writer->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("first message must carry the upload options"));
+}
+
+TEST_F(IngestServiceTest, FileNamesAreSanitisedBeforeTheyAreStored) {
+  ServeModel();
+  UploadResult r = Upload(SyntheticCsv(100, 21), storage::v1::UPLOAD_MODE_STRICT, false, 65536,
+                          std::string("evil\n\x01name.csv") + std::string(300, 'x'));
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  const std::string stored = QueryScalar("SELECT file_name FROM uploads");
+  EXPECT_EQ(stored.substr(0, 15), "evil__name.csvx");
+  EXPECT_EQ(stored.size(), 255u);
+}
+
+}  // namespace
+}  // namespace fraud::ingest
