@@ -21,7 +21,8 @@
 //
 // Usage: fraud-bench-inference [--runs N] [--rows N] [--batch_rows N] [--single_calls N]
 //          [--reload_seconds S] [--reload_interval S] [--clients N] [--train_rows N]
-//          [--skip_reload] [--no_batching]
+//          [--skip_reload] [--no_batching] [--model_root DIR]
+// --model_root keeps the written versions 1 and 2 in DIR (handy to try fraud-inference by hand).
 #include <grpcpp/client_context.h>
 #include <stdlib.h>
 
@@ -63,6 +64,8 @@ struct Args {
   int64_t train_rows = 60000;
   bool skip_reload = false;
   bool batching = true;
+  // Where to write the model versions; kept afterwards when set (default: a temporary directory).
+  std::string model_root;
 };
 
 bool ParseArgs(int argc, char** argv, Args* a) {
@@ -90,6 +93,8 @@ bool ParseArgs(int argc, char** argv, Args* a) {
       a->reload_interval = std::atof(v);
     } else if (k == "--clients") {
       a->clients = std::max(1, std::atoi(v));
+    } else if (k == "--model_root") {
+      a->model_root = v;
     } else if (k == "--train_rows") {
       a->train_rows = std::max<int64_t>(2000, std::atoll(v));
     } else {
@@ -373,12 +378,14 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: fraud-bench-inference [--runs N] [--rows N] [--batch_rows N] "
                  "[--single_calls N] [--reload_seconds S] [--reload_interval S] [--clients N] "
-                 "[--train_rows N] [--skip_reload] [--no_batching]\n");
+                 "[--train_rows N] [--skip_reload] [--no_batching] [--model_root DIR]\n");
     return 2;
   }
-  std::string tmpl = (std::filesystem::temp_directory_path() / "fraud-bench-inference-XXXXXX").string();
-  if (::mkdtemp(tmpl.data()) == nullptr) Die("mkdtemp", absl::InternalError(tmpl));
-  const std::string root = tmpl;
+  std::string root = args.model_root;
+  if (root.empty()) {
+    root = (std::filesystem::temp_directory_path() / "fraud-bench-inference-XXXXXX").string();
+    if (::mkdtemp(root.data()) == nullptr) Die("mkdtemp", absl::InternalError(root));
+  }
   WriteModels(root, args.train_rows);
   const std::vector<double> rows = SyntheticFeatures(args.rows, 2, nullptr);
   {
@@ -483,8 +490,10 @@ int Main(int argc, char** argv) {
     c.notes = {{"batching", args.batching ? "on" : "off"}};
     bench::Print(c);
   }
-  std::error_code ec;
-  std::filesystem::remove_all(root, ec);
+  if (args.model_root.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(root, ec);
+  }
   return 0;
 }
 
