@@ -462,8 +462,7 @@ void CsvReader::ParseRow(const char* begin, const char* end) {
       const FieldError err = ParseFieldSlow(p, end, &v, &field_end, &text);
       if (err != FieldError::kNone) {
         batch_.features.resize(base);
-        if (RejectIfNegative(begin, end, negative, col)) return;
-        RejectRow(col, FieldErrorReason(err, text));
+        RejectWithFirstProblem(begin, end, negative, col, FieldErrorReason(err, text));
         return;
       }
     }
@@ -475,26 +474,24 @@ void CsvReader::ParseRow(const char* begin, const char* end) {
       label = static_cast<int32_t>(v);
     } else {
       batch_.features.resize(base);
-      if (RejectIfNegative(begin, end, negative, col)) return;
-      RejectRow(col, absl::StrCat("Class must be 0 or 1: ",
-                                  QuoteForMessage(std::string_view(p, field_end - p))));
+      RejectWithFirstProblem(begin, end, negative, col,
+                             absl::StrCat("Class must be 0 or 1: ",
+                                          QuoteForMessage(std::string_view(p, field_end - p))));
       return;
     }
     if (col + 1 < num_fields) {
       if (field_end == end) {
         batch_.features.resize(base);
-        if (RejectIfNegative(begin, end, negative, col + 1)) return;
-        RejectRow(col + 1, absl::StrCat("too few fields: expected ", num_fields, ", got ", col + 1));
+        RejectWithFirstProblem(
+            begin, end, negative, col + 1,
+            absl::StrCat("too few fields: expected ", num_fields, ", got ", col + 1));
         return;
       }
       p = field_end + 1;
     } else if (field_end != end) {
       batch_.features.resize(base);
-      if (RejectIfNegative(begin, end, negative, num_fields)) return;
-      // Count the extra fields for the message (quotes are not honoured: the row is bad anyway).
-      int got = num_fields;
-      for (const char* q = field_end; q < end; ++q) got += *q == ',';
-      RejectRow(num_fields, absl::StrCat("too many fields: expected ", num_fields, ", got ", got));
+      RejectWithFirstProblem(begin, end, negative, num_fields,
+                             absl::StrCat("too many fields: expected ", num_fields));
       return;
     }
   }
@@ -503,6 +500,32 @@ void CsvReader::ParseRow(const char* begin, const char* end) {
     return;
   }
   AcceptRow(label);
+}
+
+void CsvReader::RejectWithFirstProblem(const char* begin, const char* end, uint64_t negative,
+                                       int position, std::string reason) {
+  // A wrong field count comes first: it shifts the values, so their errors would mislead.
+  const int expected = static_cast<int>(slot_of_position_.size());
+  int fields = 1;
+  bool in_quotes = false;
+  for (const char* q = begin; q < end; ++q) {
+    if (*q == '"') {
+      in_quotes = !in_quotes;
+    } else if (*q == ',' && !in_quotes) {
+      ++fields;
+    }
+  }
+  // With an unterminated quote the count means nothing; that quote is the problem reported.
+  if (!in_quotes && fields < expected) {
+    RejectRow(fields, absl::StrCat("too few fields: expected ", expected, ", got ", fields));
+    return;
+  }
+  if (!in_quotes && fields > expected) {
+    RejectRow(expected, absl::StrCat("too many fields: expected ", expected, ", got ", fields));
+    return;
+  }
+  if (RejectIfNegative(begin, end, negative, position)) return;
+  RejectRow(position, std::move(reason));
 }
 
 bool CsvReader::RejectIfNegative(const char* begin, const char* end, uint64_t negative,
@@ -667,6 +690,7 @@ void CsvReader::AddError(RowError error) {
 }
 
 void CsvReader::EmitBatch() {
+  const size_t cap = static_cast<size_t>(options_.batch_rows);
   if (on_batch_) {
     absl::Status s = on_batch_(batch_);
     batch_.Clear();
@@ -674,6 +698,10 @@ void CsvReader::EmitBatch() {
       status_ = std::move(s);
       state_ = State::kFailed;
     }
+    // The callback may have taken the buffers.
+    batch_.features.reserve(cap * kNumFeatures);
+    batch_.line_numbers.reserve(cap);
+    if (has_labels()) batch_.labels.reserve(cap);
     return;
   }
   ready_.push_back(std::move(batch_));
@@ -684,7 +712,6 @@ void CsvReader::EmitBatch() {
     batch_ = RowBatch();
   }
   batch_.Clear();
-  const size_t cap = static_cast<size_t>(options_.batch_rows);
   batch_.features.reserve(cap * kNumFeatures);
   batch_.line_numbers.reserve(cap);
   if (has_labels()) batch_.labels.reserve(cap);

@@ -160,6 +160,10 @@ class CsvReader {
   // Sets *value, *field_end (the ',' or `end`) and *text (the field's raw text, for messages).
   FieldError ParseFieldSlow(const char* begin, const char* end, double* value,
                             const char** field_end, std::string_view* text) const;
+  // Rejects the row for its first problem: a wrong field count, else a negative Time/Amount
+  // before `position`, else `reason` at `position` (0-based field).
+  void RejectWithFirstProblem(const char* begin, const char* end, uint64_t negative, int position,
+                              std::string reason);
   // Rejects the row for the first negative Time/Amount among fields [0, before_position), if any.
   bool RejectIfNegative(const char* begin, const char* end, uint64_t negative,
                         int before_position);
