@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
+#include "google/protobuf/util/time_util.h"
 #include "services/common/core/sha256.h"
 #include "services/common/core/status_macros.h"
 #include "services/common/model/family_impl.h"
@@ -372,6 +373,9 @@ absl::StatusOr<std::string> WriteArtifact(const std::string& root, const ModelMa
     }
     ModelManifest out = manifest;
     out.clear_files();
+    if (!out.has_created_at()) {
+      *out.mutable_created_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
+    }
     for (const WeightFile& f : files) {
       FRAUD_RETURN_IF_ERROR(ValidateFileName(f.name));
       FRAUD_RETURN_IF_ERROR(WriteFileDurably((fs::path(tmp_dir) / f.name).string(), f.bytes));

@@ -27,8 +27,8 @@ absl::StatusOr<ModelFamily> ParseFamily(std::string_view name);
 std::string ArtifactDir(const std::string& root, int64_t version);
 
 // Writes `model` as version manifest.version() under `root` (created when missing) and returns
-// the final directory. The manifest's `files` are recomputed from what is written; everything
-// else is stored as given. Steps: write into `<root>/.tmp-<version>-<random>/`, fsync every file
+// the final directory. The manifest's `files` are recomputed from what is written, created_at is
+// set to now when unset; everything else is stored as given. Steps: write into `<root>/.tmp-<version>-<random>/`, fsync every file
 // and the directory, load it back exactly as LoadModel() would (checksums, architecture from the
 // params, the manifest's preprocessing, smoke batch), then rename it to `<root>/<version>` with
 // RENAME_NOREPLACE and fsync root, so a reader sees either no directory or a complete, loadable

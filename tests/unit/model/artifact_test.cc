@@ -80,6 +80,7 @@ TEST_P(ArtifactFamilyTest, SaveThenLoadScoresIdentically) {
   // The manifest survives the text round trip and lists the weights with their checksum.
   const ModelManifest& m = (*loaded)->manifest();
   EXPECT_EQ(m.version(), 7);
+  EXPECT_GT(m.created_at().seconds(), 1700000000);
   EXPECT_EQ(m.threshold(), c.manifest().threshold());
   EXPECT_EQ(m.params().at("best_epoch"), c.manifest().params().at("best_epoch"));
   ASSERT_EQ(m.files_size(), 1);

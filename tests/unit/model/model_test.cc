@@ -204,6 +204,7 @@ TEST(TrainerTest, ReachesHighAuprcWithMlpAndXgboostOnASeparableSet) {
   const Dataset validation = MakeSyntheticData(5000, 0.02, 3.0, 22);
   for (ModelFamily family : {common::v1::MODEL_FAMILY_MLP, common::v1::MODEL_FAMILY_XGBOOST}) {
     CandidateSpec spec = DefaultGrid(family).front();
+    spec.threads = 1;
     // 20k rows make few steps per epoch at the default batch size of 2048.
     if (family == common::v1::MODEL_FAMILY_MLP) spec.params["batch_size"] = "256";
     absl::StatusOr<TrainedCandidate> c = TrainCandidate(spec, train, validation);

@@ -30,6 +30,8 @@ inline const Dataset& TinyTest() {
 inline CandidateSpec TinySpec(ModelFamily family) {
   CandidateSpec spec;
   spec.family = family;
+  // One thread: OpenMP's spinning threads degrade badly when ctest runs tests in parallel.
+  spec.threads = 1;
   switch (family) {
     case common::v1::MODEL_FAMILY_LOGREG:
       spec.params = {{"epochs", "5"}, {"batch_size", "256"}, {"lr", "0.05"}};
