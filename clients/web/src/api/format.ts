@@ -94,7 +94,7 @@ export function fmtTime(ts: string | null | undefined): string {
   if (!ts) return '—';
   const d = new Date(ts);
   if (Number.isNaN(d.getTime()) || d.getTime() <= 0) return '—';
-  return d.toLocaleString();
+  return d.toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' });
 }
 
 /** A duration in seconds as "1 d 2 h", "3 h 4 min", "5 min 6 s" or "7.8 s". */

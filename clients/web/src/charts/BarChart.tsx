@@ -66,7 +66,10 @@ export function BarChart({
         <p className="chart-empty">{emptyText}</p>
       ) : (
         <>
-          <svg viewBox={`0 0 ${width} ${height}`} role="img" aria-labelledby={`${id}-t ${id}-d`}>
+          <svg viewBox={`0 0 ${width} ${height}`} role="img"
+            style={{ maxWidth: width }}
+            aria-labelledby={`${id}-t ${id}-d`}
+          >
             <desc id={`${id}-d`}>
               {`${title}: ${categories.length} categories; ${colored
                 .map((s) => `${s.name} total ${shortNumber(s.values.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0))}`)

@@ -2,7 +2,7 @@
 // point markers, axes with round ticks, and an HTML legend.
 
 import { useId } from 'react';
-import { extent, linear, niceTicks, PALETTE, shortNumber, type Domain } from './scale';
+import { extent, linear, niceTicks, PALETTE, tickFormat, type Domain } from './scale';
 import { Legend } from './Legend';
 
 export interface Point {
@@ -30,6 +30,8 @@ export interface LineChartProps {
   yLabel: string;
   xDomain?: Domain;
   yDomain?: Domain;
+  /** Bounds an automatic y domain may not cross (for example [0, 1] for a probability). */
+  yBounds?: Domain;
   xFormat?: (v: number) => string;
   yFormat?: (v: number) => string;
   /** Only integer x ticks (epochs, versions). */
@@ -49,8 +51,9 @@ export function LineChart({
   yLabel,
   xDomain,
   yDomain,
-  xFormat = shortNumber,
-  yFormat = shortNumber,
+  yBounds,
+  xFormat: xFormatProp,
+  yFormat: yFormatProp,
   integerX,
   width = 480,
   height = 300,
@@ -66,12 +69,15 @@ export function LineChart({
     .filter((s) => s.points.length > 0);
   const all = drawn.flatMap((s) => s.points);
   const xd = xDomain ?? extent(all.map((p) => p.x), 0.02);
-  const yd = yDomain ?? extent(all.map((p) => p.y));
+  let yd = yDomain ?? extent(all.map((p) => p.y));
+  if (!yDomain && yBounds) yd = [Math.max(yBounds[0], yd[0]), Math.min(yBounds[1], yd[1])];
   const x = linear(xd, [M.left, width - M.right]);
   const y = linear(yd, [height - M.bottom, M.top]);
   let xt = niceTicks(xd[0], xd[1], Math.max(2, Math.floor(width / 90)));
   if (integerX) xt = xt.filter((v) => Number.isInteger(v));
   const yt = niceTicks(yd[0], yd[1], 5);
+  const xFormat = xFormatProp ?? tickFormat(xt);
+  const yFormat = yFormatProp ?? tickFormat(yt);
 
   const pathOf = (s: (typeof drawn)[number]) => {
     const pts = s.points;
@@ -97,6 +103,7 @@ export function LineChart({
           <svg
             viewBox={`0 0 ${width} ${height}`}
             role="img"
+            style={{ maxWidth: width }}
             aria-labelledby={`${id}-t ${id}-d`}
             preserveAspectRatio="xMidYMid meet"
           >

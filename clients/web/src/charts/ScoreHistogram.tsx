@@ -34,6 +34,8 @@ export function ScoreHistogram({ bins, title = 'Score distribution by label' }: 
         xLabel="Score (bin lower edge)"
         yLabel="Rows"
         scale={scale}
+        width={720}
+        height={300}
         emptyText="No score histogram (the rows were not scored)."
       />
     </div>

@@ -43,6 +43,15 @@ export function extent(values: number[], pad = 0.05): Domain {
   return [lo, hi];
 }
 
+/** A formatter showing just enough decimals to tell the given ticks apart. */
+export function tickFormat(ticks: number[]): (v: number) => string {
+  if (ticks.length < 2) return shortNumber;
+  const step = Math.abs(ticks[1] - ticks[0]);
+  if (step >= 1 && Math.max(...ticks.map(Math.abs)) >= 1e4) return shortNumber;
+  const decimals = Math.min(6, Math.max(0, -Math.floor(Math.log10(step) + 1e-9)));
+  return (v) => v.toFixed(decimals);
+}
+
 /** Compact tick label: 0.25, 1.5k, 2M. */
 export function shortNumber(v: number): string {
   const a = Math.abs(v);

@@ -18,8 +18,14 @@ export function SortableTable<T>({
   rowKey,
   initialSort,
   rowClassName,
+  hideCaption,
+  limit,
 }: {
   caption: string;
+  /** Keep the caption for assistive technology only (when a visible heading says the same). */
+  hideCaption?: boolean;
+  /** Show only this many rows (after sorting) until the user asks for all. */
+  limit?: number;
   rows: T[];
   columns: Column<T>[];
   rowKey: (row: T, index: number) => string;
@@ -27,6 +33,7 @@ export function SortableTable<T>({
   rowClassName?: (row: T) => string | undefined;
 }) {
   const [sort, setSort] = useState(initialSort);
+  const [expanded, setExpanded] = useState(false);
   const sorted = useMemo(() => {
     const col = columns.find((c) => c.key === sort?.key);
     if (!col?.value || !sort) return rows;
@@ -43,11 +50,13 @@ export function SortableTable<T>({
       return String(x).localeCompare(String(y)) * sign;
     });
   }, [rows, columns, sort]);
+  const limited = limit !== undefined && !expanded && sorted.length > limit;
+  const shown = limited ? sorted.slice(0, limit) : sorted;
 
   return (
     <div className="table-wrap">
       <table>
-        <caption>{caption}</caption>
+        <caption className={hideCaption ? 'visually-hidden' : undefined}>{caption}</caption>
         <thead>
           <tr>
             {columns.map((c) => {
@@ -80,7 +89,7 @@ export function SortableTable<T>({
           </tr>
         </thead>
         <tbody>
-          {sorted.map((r, i) => (
+          {shown.map((r, i) => (
             <tr key={rowKey(r, i)} className={rowClassName?.(r)}>
               {columns.map((c) => (
                 <td key={c.key} className={c.numeric ? 'num' : undefined}>
@@ -91,6 +100,11 @@ export function SortableTable<T>({
           ))}
         </tbody>
       </table>
+      {limit !== undefined && sorted.length > limit && (
+        <button type="button" className="link-button" aria-expanded={!limited} onClick={() => setExpanded(!expanded)}>
+          {limited ? `Show all ${sorted.length} rows` : `Show the first ${limit} rows only`}
+        </button>
+      )}
     </div>
   );
 }

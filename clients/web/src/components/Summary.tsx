@@ -153,6 +153,7 @@ export function SuspiciousTable({ rows, labelled }: { rows: SuspiciousRow[]; lab
   return (
     <SortableTable
       caption={`Most suspicious transactions (${rows.length})`}
+      hideCaption
       rows={rows}
       rowKey={(r, i) => `${int64(r.line)}-${i}`}
       initialSort={{ key: 'score', dir: 'desc' }}
@@ -190,6 +191,7 @@ export function DriftTable({ drift }: { drift: FeatureDrift[] }) {
       rows={drift}
       rowKey={(d) => d.feature ?? ''}
       initialSort={{ key: 'psi', dir: 'desc' }}
+      limit={10}
       rowClassName={(d) => (d.flagged ? 'flagged' : undefined)}
       columns={[
         { key: 'feature', header: 'Feature', value: (d) => d.feature ?? '', render: (d) => d.feature },
@@ -362,7 +364,7 @@ export function SummaryView({ summary, title }: { summary: UploadSummary; title?
 
       {top.length > 0 && (
         <section className="panel" aria-labelledby={`${uid}-top`}>
-          <h3 id={`${uid}-top`}>Most suspicious transactions</h3>
+          <h3 id={`${uid}-top`}>Most suspicious transactions ({top.length})</h3>
           <SuspiciousTable rows={top} labelled={labelled} />
         </section>
       )}

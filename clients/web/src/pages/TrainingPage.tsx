@@ -137,6 +137,7 @@ function CandidateCurves({ c }: { c: Candidate }) {
         xLabel="Epoch"
         yLabel="AUPRC"
         integerX
+        yBounds={[0, 1]}
         width={420}
         height={240}
         series={[{ name: 'validation AUPRC', points: pts((p) => p.validationAuprc), color: '#009E73', markers: curve.length < 30 }]}
@@ -357,9 +358,10 @@ export function ReplayChart({ models }: { models: ModelVersion[] }) {
         xLabel="Model version (in order of creation)"
         yLabel="AUPRC"
         integerX
-        yDomain={[0, 1]}
+        width={720}
+        height={320}
+        yBounds={[0, 1]}
         xFormat={(v) => `v${v}`}
-        yFormat={(v) => v.toFixed(1)}
         emptyText="No version has comparison-set metrics yet."
         series={[
           { name: 'comparison set', points: withMetric.map((m) => point(m, 'comparisonMetrics')), markers: true },

@@ -11,38 +11,43 @@ import { useAsync } from '../hooks';
 
 const PAGE_SIZES = [25, 50, 100, 250];
 
-function UploadFacts({ upload }: { upload: Upload }) {
+/** The stored record; with a summary, only what the summary does not show. */
+function UploadFacts({ upload, brief }: { upload: Upload; brief: boolean }) {
   return (
     <dl className="facts">
-      <div>
-        <dt>File</dt>
-        <dd>{upload.fileName || '—'}</dd>
-      </div>
+      {!brief && (
+        <>
+          <div>
+            <dt>File</dt>
+            <dd>{upload.fileName || '—'}</dd>
+          </div>
+          <div>
+            <dt>Mode</dt>
+            <dd>{modeName(upload.mode)}</dd>
+          </div>
+          <div>
+            <dt>Rows</dt>
+            <dd>{fmtInt(upload.rows)}</dd>
+          </div>
+          <div>
+            <dt>Rejected</dt>
+            <dd>{fmtInt(upload.rowsRejected)}</dd>
+          </div>
+          <div>
+            <dt>Frauds</dt>
+            <dd>{nonZero(upload.labelledRows) ? fmtInt(upload.frauds) : 'unlabelled'}</dd>
+          </div>
+          <div>
+            <dt>Size</dt>
+            <dd>{fmtBytes(upload.bytes)}</dd>
+          </div>
+        </>
+      )}
       <div>
         <dt>Received</dt>
         <dd>{fmtTime(upload.receivedAt)}</dd>
       </div>
-      <div>
-        <dt>Mode</dt>
-        <dd>{modeName(upload.mode)}</dd>
-      </div>
-      <div>
-        <dt>Rows</dt>
-        <dd>{fmtInt(upload.rows)}</dd>
-      </div>
-      <div>
-        <dt>Rejected</dt>
-        <dd>{fmtInt(upload.rowsRejected)}</dd>
-      </div>
-      <div>
-        <dt>Frauds</dt>
-        <dd>{nonZero(upload.labelledRows) ? fmtInt(upload.frauds) : 'unlabelled'}</dd>
-      </div>
-      <div>
-        <dt>Size</dt>
-        <dd>{fmtBytes(upload.bytes)}</dd>
-      </div>
-      <div>
+      <div className="wide">
         <dt>sha256</dt>
         <dd className="mono wrap">{upload.sha256 || '—'}</dd>
       </div>
@@ -175,7 +180,7 @@ export function UploadDetailPage({ id }: { id: string }) {
       {res.loading && !res.data && <Loading what="the upload" />}
       {upload && (
         <>
-          <UploadFacts upload={upload} />
+          <UploadFacts upload={upload} brief={!!summary} />
           {summary ? (
             <SummaryView summary={summary} />
           ) : (
