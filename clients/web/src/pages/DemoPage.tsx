@@ -18,9 +18,20 @@ interface DemoItem {
 export function DemoPage() {
   const api = useApi();
   const uid = useId();
-  const [files, setFiles] = useState(3);
-  const [rows, setRows] = useState(20000);
-  const [seed, setSeed] = useState(() => Math.floor(Date.now() / 1000) % 100000);
+  const [filesText, setFilesText] = useState('3');
+  const [rowsText, setRowsText] = useState('20000');
+  const [seedText, setSeedText] = useState(() => String(Math.floor(Date.now() / 1000) % 100000));
+  const files = Math.trunc(Number(filesText));
+  const rows = Math.trunc(Number(rowsText));
+  const seed = Math.trunc(Number(seedText));
+  const invalid =
+    !(files >= 1 && files <= 10)
+      ? 'Files must be between 1 and 10.'
+      : !(rows >= 1 && rows <= 500000)
+        ? 'Rows per file must be between 1 and 500,000.'
+        : !(seed >= 0) || seedText.trim() === ''
+          ? 'The first seed must be a number ≥ 0.'
+          : null;
   const [items, setItems] = useState<DemoItem[]>([]);
   const [status, setStatus] = useState<string>('');
   const [running, setRunning] = useState(false);
@@ -30,6 +41,10 @@ export function DemoPage() {
 
   const run = async (e: FormEvent) => {
     e.preventDefault();
+    if (invalid) {
+      setError(invalid);
+      return;
+    }
     stopRef.current = false;
     setRunning(true);
     setError(null);
@@ -48,7 +63,7 @@ export function DemoPage() {
         if (result.phase === 'cancelled') break;
       }
       setStatus(stopRef.current ? 'Demo stopped.' : 'Demo finished.');
-      setSeed((v) => v + files);
+      setSeedText(String(seed + files));
     } catch (err) {
       setError(describeError(err));
       setStatus('Demo failed.');
@@ -79,21 +94,22 @@ export function DemoPage() {
               type="number"
               min={1}
               max={10}
-              value={files}
+              value={filesText}
               disabled={running}
-              onChange={(e) => setFiles(Math.max(1, Math.min(10, Number(e.target.value) || 1)))}
+              aria-invalid={!(files >= 1 && files <= 10)}
+              onChange={(e) => setFilesText(e.target.value)}
             />
           </label>
           <label className="field">
             <span>Rows per file</span>
             <input
               type="number"
-              min={100}
+              min={1}
               max={500000}
-              step={100}
-              value={rows}
+              value={rowsText}
               disabled={running}
-              onChange={(e) => setRows(Math.max(100, Number(e.target.value) || 100))}
+              aria-invalid={!(rows >= 1 && rows <= 500000)}
+              onChange={(e) => setRowsText(e.target.value)}
             />
           </label>
           <label className="field">
@@ -101,9 +117,9 @@ export function DemoPage() {
             <input
               type="number"
               min={0}
-              value={seed}
+              value={seedText}
               disabled={running}
-              onChange={(e) => setSeed(Math.max(0, Number(e.target.value) || 0))}
+              onChange={(e) => setSeedText(e.target.value)}
             />
           </label>
         </div>
