@@ -28,8 +28,8 @@ absl::StatusOr<std::vector<FeatureReference>> BuildFeatureReferences(
     std::sort(column.begin(), column.end());
     std::vector<double> edges;
     for (int q = 1; q < bins; ++q) {
-      const size_t idx = static_cast<size_t>(std::floor(static_cast<double>(q) / bins *
-                                                        static_cast<double>(rows - 1)));
+      const size_t idx = static_cast<size_t>(
+          std::floor(static_cast<double>(q) / bins * static_cast<double>(rows - 1)));
       const double e = column[idx];
       if (edges.empty() || e > edges.back()) edges.push_back(e);
     }
@@ -66,9 +66,9 @@ absl::StatusOr<DriftAccumulator> DriftAccumulator::Create(
           absl::StrCat("drift reference names unknown feature '", ref.feature(), "'"));
     }
     if (ref.fractions_size() != ref.edges_size() + 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "drift reference for ", ref.feature(), " has ", ref.edges_size(), " edges but ",
-          ref.fractions_size(), " fractions (want edges + 1)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("drift reference for ", ref.feature(), " has ", ref.edges_size(),
+                       " edges but ", ref.fractions_size(), " fractions (want edges + 1)"));
     }
     for (int i = 1; i < ref.edges_size(); ++i) {
       if (!(ref.edges(i) > ref.edges(i - 1))) {

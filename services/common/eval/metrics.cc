@@ -14,12 +14,12 @@ namespace {
 // Rows sorted by descending score, cut into groups of equal scores. Everything curve-shaped is a
 // walk over the groups, so the sort (the only O(n log n) step) happens once per call.
 struct Ranked {
-  std::vector<uint32_t> order;       // row indices, highest score first (stable among ties)
-  std::vector<uint32_t> group_end;   // exclusive end (position in `order`) of each tie group
-  std::vector<double> y;             // label of order[i] as 0/1
-  std::vector<double> w;             // weight of order[i]
-  double positives = 0;              // weighted
-  double negatives = 0;              // weighted
+  std::vector<uint32_t> order;      // row indices, highest score first (stable among ties)
+  std::vector<uint32_t> group_end;  // exclusive end (position in `order`) of each tie group
+  std::vector<double> y;            // label of order[i] as 0/1
+  std::vector<double> w;            // weight of order[i]
+  double positives = 0;             // weighted
+  double negatives = 0;             // weighted
 };
 
 Ranked Rank(absl::Span<const float> scores, absl::Span<const int32_t> labels,
@@ -180,12 +180,12 @@ absl::StatusOr<Interval> BootstrapFromRanked(const Ranked& r, int resamples, uin
 absl::Status ValidateInputs(absl::Span<const float> scores, absl::Span<const int32_t> labels,
                             absl::Span<const double> weights) {
   if (labels.size() != scores.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("got ", scores.size(), " scores but ",
-                                                   labels.size(), " labels"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("got ", scores.size(), " scores but ", labels.size(), " labels"));
   }
   if (!weights.empty() && weights.size() != scores.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("got ", scores.size(), " scores but ",
-                                                   weights.size(), " weights"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("got ", scores.size(), " scores but ", weights.size(), " weights"));
   }
   if (scores.size() > UINT32_MAX) return absl::InvalidArgumentError("too many rows");
   for (size_t i = 0; i < scores.size(); ++i) {
@@ -218,8 +218,7 @@ absl::StatusOr<double> RocAuc(absl::Span<const float> scores, absl::Span<const i
   FRAUD_RETURN_IF_ERROR(ValidateInputs(scores, labels, weights));
   const Ranked r = Rank(scores, labels, weights);
   if (r.positives <= 0 || r.negatives <= 0) {
-    return absl::FailedPreconditionError(
-        "ROC AUC is undefined: the labels hold one class only");
+    return absl::FailedPreconditionError("ROC AUC is undefined: the labels hold one class only");
   }
   const Cumulative c = Accumulate(r);
   double auc = 0;
@@ -299,9 +298,8 @@ absl::StatusOr<std::vector<PrPoint>> PrecisionRecallCurve(absl::Span<const float
 }
 
 absl::StatusOr<Interval> BootstrapAveragePrecision(absl::Span<const float> scores,
-                                                   absl::Span<const int32_t> labels,
-                                                   int resamples, uint64_t seed,
-                                                   double confidence,
+                                                   absl::Span<const int32_t> labels, int resamples,
+                                                   uint64_t seed, double confidence,
                                                    absl::Span<const double> weights) {
   FRAUD_RETURN_IF_ERROR(ValidateInputs(scores, labels, weights));
   const Ranked r = Rank(scores, labels, weights);
@@ -330,8 +328,8 @@ absl::StatusOr<double> SelectThresholdMaxF1(absl::Span<const float> scores,
 }
 
 absl::StatusOr<ClassificationMetrics> ComputeClassificationMetrics(
-    absl::Span<const float> scores, absl::Span<const int32_t> labels,
-    const MetricsOptions& options, absl::Span<const double> weights) {
+    absl::Span<const float> scores, absl::Span<const int32_t> labels, const MetricsOptions& options,
+    absl::Span<const double> weights) {
   FRAUD_RETURN_IF_ERROR(ValidateInputs(scores, labels, weights));
   FRAUD_RETURN_IF_ERROR(EnsureNonEmpty(scores));
   const Ranked r = Rank(scores, labels, weights);
@@ -345,8 +343,8 @@ absl::StatusOr<ClassificationMetrics> ComputeClassificationMetrics(
     FRAUD_ASSIGN_OR_RETURN(double auc, RocAuc(scores, labels, weights));
     m.set_roc_auc(auc);
     if (options.bootstrap_resamples > 0) {
-      FRAUD_ASSIGN_OR_RETURN(Interval ci, BootstrapFromRanked(r, options.bootstrap_resamples,
-                                                              options.seed, 0.95));
+      FRAUD_ASSIGN_OR_RETURN(
+          Interval ci, BootstrapFromRanked(r, options.bootstrap_resamples, options.seed, 0.95));
       m.set_auprc_ci_low(ci.low);
       m.set_auprc_ci_high(ci.high);
     }
@@ -406,8 +404,7 @@ void ScoreHistogram::AddBatch(absl::Span<const float> scores, absl::Span<const i
   }
 }
 
-void ScoreHistogram::AppendTo(
-    google::protobuf::RepeatedPtrField<common::v1::ScoreBin>* out) const {
+void ScoreHistogram::AppendTo(google::protobuf::RepeatedPtrField<common::v1::ScoreBin>* out) const {
   const int n = bins();
   for (int i = 0; i < n; ++i) {
     common::v1::ScoreBin* bin = out->Add();

@@ -162,9 +162,9 @@ absl::Status CheckSmokeBatch(const ModelRuntime& model, const SmokeBatch& smoke)
   for (size_t i = 0; i < rows; ++i) {
     const double want = smoke.expected_scores(static_cast<int>(i));
     if (!(std::fabs(scores[i] - want) <= smoke.tolerance())) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("smoke batch row ", i, " scored ", scores[i], ", manifest expects ", want,
-                       " (tolerance ", smoke.tolerance(), ")"));
+      return absl::FailedPreconditionError(absl::StrCat("smoke batch row ", i, " scored ",
+                                                        scores[i], ", manifest expects ", want,
+                                                        " (tolerance ", smoke.tolerance(), ")"));
     }
   }
   return absl::OkStatus();
@@ -173,7 +173,8 @@ absl::Status CheckSmokeBatch(const ModelRuntime& model, const SmokeBatch& smoke)
 absl::Status ValidateFileName(const std::string& name) {
   if (name.empty() || name == "." || name == ".." || name == kManifestFileName ||
       absl::StrContains(name, "/") || absl::StrContains(name, std::string(1, '\0'))) {
-    return absl::InvalidArgumentError(absl::StrCat("manifest lists invalid file name '", name, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("manifest lists invalid file name '", name, "'"));
   }
   return absl::OkStatus();
 }
@@ -233,8 +234,8 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> LoadModelUnsafe(const std::string&
                                               " does not match the manifest's ", f.sha256()));
     }
     if (f.size_bytes() != 0 && static_cast<int64_t>(bytes.size()) != f.size_bytes()) {
-      return absl::DataLossError(absl::StrCat(f.name(), ": ", bytes.size(),
-                                              " bytes, manifest says ", f.size_bytes()));
+      return absl::DataLossError(
+          absl::StrCat(f.name(), ": ", bytes.size(), " bytes, manifest says ", f.size_bytes()));
     }
     files.push_back({f.name(), std::move(bytes)});
   }
@@ -258,8 +259,7 @@ ModelRuntime::~ModelRuntime() = default;
 absl::Status ModelRuntime::Score(const double* features, size_t rows, float* out) const {
   if (rows == 0) return absl::OkStatus();
   // One buffer per call, on the stack for small batches: no per-row allocation.
-  absl::InlinedVector<float, kNumFeatures * 16> buf(std::min(rows, kScoreChunkRows) *
-                                                    kNumFeatures);
+  absl::InlinedVector<float, kNumFeatures * 16> buf(std::min(rows, kScoreChunkRows) * kNumFeatures);
   for (size_t start = 0; start < rows; start += kScoreChunkRows) {
     const size_t n = std::min(kScoreChunkRows, rows - start);
     FRAUD_RETURN_IF_ERROR(
@@ -271,9 +271,8 @@ absl::Status ModelRuntime::Score(const double* features, size_t rows, float* out
 
 absl::Status ModelRuntime::Score(absl::Span<const double> features, absl::Span<float> out) const {
   if (features.size() % kNumFeatures != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("got ", features.size(),
-                                                   " feature values, not a multiple of ",
-                                                   kNumFeatures, " per row"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "got ", features.size(), " feature values, not a multiple of ", kNumFeatures, " per row"));
   }
   const size_t rows = features.size() / kNumFeatures;
   if (out.size() != rows) {
@@ -300,13 +299,12 @@ std::string FamilyName(ModelFamily family) {
 
 absl::StatusOr<ModelFamily> ParseFamily(std::string_view name) {
   const std::string lower = absl::AsciiStrToLower(absl::string_view(name.data(), name.size()));
-  for (ModelFamily f :
-       {common::v1::MODEL_FAMILY_LOGREG, common::v1::MODEL_FAMILY_MLP,
-        common::v1::MODEL_FAMILY_XGBOOST, common::v1::MODEL_FAMILY_RANDOM_FOREST}) {
+  for (ModelFamily f : {common::v1::MODEL_FAMILY_LOGREG, common::v1::MODEL_FAMILY_MLP,
+                        common::v1::MODEL_FAMILY_XGBOOST, common::v1::MODEL_FAMILY_RANDOM_FOREST}) {
     if (lower == FamilyName(f)) return f;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown model family '", lower, "' (want logreg, mlp, xgboost or random_forest)"));
+  return absl::InvalidArgumentError(absl::StrCat("unknown model family '", lower,
+                                                 "' (want logreg, mlp, xgboost or random_forest)"));
 }
 
 std::string ArtifactDir(const std::string& root, int64_t version) {
@@ -345,10 +343,9 @@ absl::StatusOr<std::string> WriteArtifact(const std::string& root, const ModelMa
     return absl::InvalidArgumentError("manifest version must be > 0 to be written");
   }
   if (manifest.family() != model.family()) {
-    return absl::InvalidArgumentError(absl::StrCat("manifest family ",
-                                                   FamilyName(manifest.family()),
-                                                   " differs from the model's ",
-                                                   FamilyName(model.family())));
+    return absl::InvalidArgumentError(
+        absl::StrCat("manifest family ", FamilyName(manifest.family()),
+                     " differs from the model's ", FamilyName(model.family())));
   }
   FRAUD_RETURN_IF_ERROR(CheckSmokeBatch(model, manifest.smoke()));
   std::error_code ec;
@@ -356,8 +353,8 @@ absl::StatusOr<std::string> WriteArtifact(const std::string& root, const ModelMa
   if (ec) return ErrnoStatus(ec.value(), absl::StrCat("creating model root ", root));
   const std::string final_dir = ArtifactDir(root, manifest.version());
   if (fs::exists(final_dir, ec)) {
-    return absl::AlreadyExistsError(absl::StrCat("model version directory ", final_dir,
-                                                 " already exists"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("model version directory ", final_dir, " already exists"));
   }
   const std::string tmp_dir =
       (fs::path(root) / absl::StrCat(".tmp-", manifest.version(), "-", RandomSuffix())).string();
@@ -389,8 +386,7 @@ absl::StatusOr<std::string> WriteArtifact(const std::string& root, const ModelMa
     if (!google::protobuf::TextFormat::PrintToString(out, &text)) {
       return absl::InternalError("printing the manifest failed");
     }
-    FRAUD_RETURN_IF_ERROR(
-        WriteFileDurably((fs::path(tmp_dir) / kManifestFileName).string(), text));
+    FRAUD_RETURN_IF_ERROR(WriteFileDurably((fs::path(tmp_dir) / kManifestFileName).string(), text));
     FRAUD_RETURN_IF_ERROR(FsyncDir(tmp_dir));
     // Load what was written exactly as a reader will (checksums, rebuilt architecture, the
     // manifest's preprocessing, smoke batch): a version that would be refused is never published.

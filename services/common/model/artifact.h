@@ -28,17 +28,17 @@ std::string ArtifactDir(const std::string& root, int64_t version);
 
 // Writes `model` as version manifest.version() under `root` (created when missing) and returns
 // the final directory. The manifest's `files` are recomputed from what is written, created_at is
-// set to now when unset; everything else is stored as given. Steps: write into `<root>/.tmp-<version>-<random>/`, fsync every file
-// and the directory, load it back exactly as LoadModel() would (checksums, architecture from the
-// params, the manifest's preprocessing, smoke batch), then rename it to `<root>/<version>` with
-// RENAME_NOREPLACE and fsync root, so a reader sees either no directory or a complete, loadable
-// one.
-// Status: InvalidArgument when version <= 0, the family differs from the model's, or the manifest
-// is malformed; FailedPrecondition when the model (or the artifact loaded back) does not
-// reproduce the manifest's smoke scores, for example because the manifest's preprocessing was
-// edited; AlreadyExists when the version directory exists (even empty); Internal /
-// PermissionDenied / ResourceExhausted on I/O errors. The temporary directory is removed on every
-// failure. Thread-safe; concurrent writers of one version: exactly one succeeds.
+// set to now when unset; everything else is stored as given. Steps: write into
+// `<root>/.tmp-<version>-<random>/`, fsync every file and the directory, load it back exactly as
+// LoadModel() would (checksums, architecture from the params, the manifest's preprocessing, smoke
+// batch), then rename it to `<root>/<version>` with RENAME_NOREPLACE and fsync root, so a reader
+// sees either no directory or a complete, loadable one. Status: InvalidArgument when version <= 0,
+// the family differs from the model's, or the manifest is malformed; FailedPrecondition when the
+// model (or the artifact loaded back) does not reproduce the manifest's smoke scores, for example
+// because the manifest's preprocessing was edited; AlreadyExists when the version directory exists
+// (even empty); Internal / PermissionDenied / ResourceExhausted on I/O errors. The temporary
+// directory is removed on every failure. Thread-safe; concurrent writers of one version: exactly
+// one succeeds.
 absl::StatusOr<std::string> WriteArtifact(const std::string& root, const ModelManifest& manifest,
                                           const ModelRuntime& model);
 

@@ -48,13 +48,13 @@ class Params {
 // A split after preprocessing, in the layouts the trainers want.
 struct PreparedSplit {
   size_t rows = 0;
-  std::vector<float> x;          // rows * kNumFeatures, preprocessed
-  std::vector<float> y;          // 0/1 as float
-  std::vector<float> w;          // per-row weights, or empty
-  std::vector<int32_t> labels;   // 0/1 (for the metrics)
-  std::vector<double> weights;   // per-row weights, or empty (for the metrics)
-  double positives = 0;          // weighted
-  double negatives = 0;          // weighted
+  std::vector<float> x;         // rows * kNumFeatures, preprocessed
+  std::vector<float> y;         // 0/1 as float
+  std::vector<float> w;         // per-row weights, or empty
+  std::vector<int32_t> labels;  // 0/1 (for the metrics)
+  std::vector<double> weights;  // per-row weights, or empty (for the metrics)
+  double positives = 0;         // weighted
+  double negatives = 0;         // weighted
 };
 
 // Weighted mean log-loss and average precision of probabilities on a split.

@@ -40,9 +40,10 @@ struct WeightFile {
 // concurrently from any number of threads.
 //
 // Threading: LibTorch models run under torch::InferenceMode and, after LoadModel, with
-// at::set_num_threads(1): on our 2-core machines the gRPC threads already provide the parallelism,
-// and intra-op threads would only contend with them. XGBoost models predict with nthread=1 for the
-// same reason.
+// at::set_num_threads(1) (LoadOptions::torch_threads): on our 2-core machines the gRPC threads
+// already provide the parallelism, and intra-op threads would only contend with them (OpenMP
+// threads spin-wait, which is ruinous on an oversubscribed machine). XGBoost models predict with
+// nthread=1 for the same reason.
 class ModelRuntime {
  public:
   virtual ~ModelRuntime();
@@ -51,8 +52,10 @@ class ModelRuntime {
 
   // Scores `rows` RAW rows (row-major, kNumFeatures values per row in the order Time, V1..V28,
   // Amount): applies the manifest's preprocessing, then the model. Writes one fraud probability in
-  // [0, 1] per row to out[0..rows). InvalidArgument naming the row when a value is NaN or
-  // infinite (out is then unspecified); Internal when the model library fails. rows == 0 is OK.
+  // [0, 1] per row to out[0..rows). InvalidArgument naming the row (0-based index within this
+  // call) and the feature when a value is NaN or infinite, for example "row 2: feature V5 is not
+  // a finite number" (out is then unspecified); Internal when the model library fails.
+  // rows == 0 is OK. Cost: ~3 us (logreg), ~8 us (mlp), ~20 us (trees) for one row.
   absl::Status Score(const double* features, size_t rows, float* out) const;
   // Same, with sizes checked: InvalidArgument unless features.size() is a multiple of
   // kNumFeatures and out.size() == features.size() / kNumFeatures.

@@ -38,9 +38,9 @@ Preprocessor::Preprocessor() {
 absl::StatusOr<Preprocessor> Preprocessor::FromProto(const common::v1::Preprocessing& proto) {
   if (proto.mean_size() != static_cast<int>(kNumFeatures) ||
       proto.std_size() != static_cast<int>(kNumFeatures)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("preprocessing needs ", kNumFeatures, " means and stds, got ",
-                     proto.mean_size(), " and ", proto.std_size()));
+    return absl::InvalidArgumentError(absl::StrCat("preprocessing needs ", kNumFeatures,
+                                                   " means and stds, got ", proto.mean_size(),
+                                                   " and ", proto.std_size()));
   }
   Preprocessor p;
   for (size_t c = 0; c < kNumFeatures; ++c) {
@@ -69,7 +69,8 @@ Preprocessor Preprocessor::Fit(const double* features, size_t rows, bool log_amo
   double sum[kNumFeatures] = {};
   for (size_t r = 0; r < rows; ++r) {
     const double* row = features + r * kNumFeatures;
-    for (size_t c = 0; c < kNumFeatures; ++c) sum[c] += Transform(row[c], c, log_amount, time_of_day);
+    for (size_t c = 0; c < kNumFeatures; ++c)
+      sum[c] += Transform(row[c], c, log_amount, time_of_day);
   }
   for (size_t c = 0; c < kNumFeatures; ++c) p.mean_[c] = sum[c] / static_cast<double>(rows);
   double sq[kNumFeatures] = {};

@@ -63,9 +63,8 @@ absl::StatusOr<Architecture> ArchitectureFromManifest(const ModelManifest& m) {
   }
   if (arch.hidden.empty()) return absl::InvalidArgumentError("mlp manifest has no hidden layer");
   auto dropout = m.params().find("dropout");
-  if (dropout != m.params().end() &&
-      (!absl::SimpleAtod(dropout->second, &arch.dropout) || arch.dropout < 0 ||
-       arch.dropout >= 1)) {
+  if (dropout != m.params().end() && (!absl::SimpleAtod(dropout->second, &arch.dropout) ||
+                                      arch.dropout < 0 || arch.dropout >= 1)) {
     return absl::InvalidArgumentError(
         absl::StrCat("mlp manifest has bad params.dropout '", dropout->second, "'"));
   }
@@ -90,10 +89,9 @@ class TorchRuntime final : public ModelRuntime {
     try {
       c10::InferenceMode guard;
       // from_blob wraps the caller's buffer without copying; forward only reads it.
-      torch::Tensor input = torch::from_blob(const_cast<float*>(x),
-                                             {static_cast<int64_t>(rows),
-                                              static_cast<int64_t>(kNumFeatures)},
-                                             torch::kFloat32);
+      torch::Tensor input = torch::from_blob(
+          const_cast<float*>(x), {static_cast<int64_t>(rows), static_cast<int64_t>(kNumFeatures)},
+          torch::kFloat32);
       torch::Tensor probs = torch::sigmoid(net_->forward(input)).contiguous();
       std::memcpy(out, probs.data_ptr<float>(), rows * sizeof(float));
     } catch (const std::exception& e) {
@@ -259,9 +257,8 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> MakeTorchRuntime(
     // c10::Error messages carry a long C++ backtrace; its first line says what went wrong.
     std::string what = e.what();
     what = what.substr(0, what.find('\n'));
-    return absl::DataLossError(absl::StrCat(kTorchWeightsFileName,
-                                            " does not match the manifest's architecture: ",
-                                            what));
+    return absl::DataLossError(
+        absl::StrCat(kTorchWeightsFileName, " does not match the manifest's architecture: ", what));
   }
   const auto loaded = net->named_parameters();
   for (const auto& [name, sizes] : expected) {

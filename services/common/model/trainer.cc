@@ -55,8 +55,7 @@ absl::Status ValidateDataset(const Dataset& d, const char* what) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<PreparedSplit> Prepare(const Dataset& d, const Preprocessor& pre,
-                                      const char* what) {
+absl::StatusOr<PreparedSplit> Prepare(const Dataset& d, const Preprocessor& pre, const char* what) {
   PreparedSplit s;
   s.rows = d.rows();
   s.x.resize(s.rows * kNumFeatures);
@@ -204,8 +203,8 @@ absl::StatusOr<TrainedCandidate> TrainUnsafe(const CandidateSpec& spec, const Da
   *m.mutable_validation_metrics() = std::move(metrics);
   *m.mutable_smoke() = MakeSmokeBatch(validation);
   std::vector<float> smoke_scores(m.smoke().rows().num_rows());
-  FRAUD_RETURN_IF_ERROR(out.runtime->Score(m.smoke().rows().features().data(),
-                                           smoke_scores.size(), smoke_scores.data()));
+  FRAUD_RETURN_IF_ERROR(out.runtime->Score(m.smoke().rows().features().data(), smoke_scores.size(),
+                                           smoke_scores.data()));
   for (float s : smoke_scores) m.mutable_smoke()->add_expected_scores(s);
   FRAUD_ASSIGN_OR_RETURN(std::vector<common::v1::FeatureReference> refs,
                          eval::BuildFeatureReferences(train.features.data(), train.rows(),
@@ -228,8 +227,8 @@ const std::string* Params::Find(const std::string& key) {
 
 void Params::Fail(const std::string& key, const std::string& value, const char* want) {
   if (status_.ok()) {
-    status_ = absl::InvalidArgumentError(
-        absl::StrCat("parameter ", key, "='", value, "' is not ", want));
+    status_ =
+        absl::InvalidArgumentError(absl::StrCat("parameter ", key, "='", value, "' is not ", want));
   }
 }
 
@@ -385,9 +384,8 @@ std::vector<CandidateSpec> DefaultGrid(ModelFamily family) {
 
 std::vector<CandidateSpec> DefaultCandidates() {
   std::vector<CandidateSpec> out;
-  for (ModelFamily f :
-       {common::v1::MODEL_FAMILY_LOGREG, common::v1::MODEL_FAMILY_MLP,
-        common::v1::MODEL_FAMILY_XGBOOST, common::v1::MODEL_FAMILY_RANDOM_FOREST}) {
+  for (ModelFamily f : {common::v1::MODEL_FAMILY_LOGREG, common::v1::MODEL_FAMILY_MLP,
+                        common::v1::MODEL_FAMILY_XGBOOST, common::v1::MODEL_FAMILY_RANDOM_FOREST}) {
     for (CandidateSpec& spec : DefaultGrid(f)) out.push_back(std::move(spec));
   }
   return out;

@@ -27,9 +27,9 @@ absl::Status XgbError(const char* what) {
   return absl::InternalError(absl::StrCat("xgboost ", what, ": ", XGBGetLastError()));
 }
 
-#define FRAUD_XGB(call, what)                         \
-  do {                                                \
-    if ((call) != 0) return XgbError(what);           \
+#define FRAUD_XGB(call, what)               \
+  do {                                      \
+    if ((call) != 0) return XgbError(what); \
   } while (0)
 
 void QuietXgboostOnce() {
@@ -136,8 +136,7 @@ absl::Status MakeDMatrix(const PreparedSplit& s, DMatrix* m) {
 }
 
 // Probabilities of the whole model on a DMatrix the booster caches (incremental per round).
-absl::StatusOr<std::vector<float>> PredictCached(const Booster& b, const DMatrix& m,
-                                                 size_t rows) {
+absl::StatusOr<std::vector<float>> PredictCached(const Booster& b, const DMatrix& m, size_t rows) {
   const bst_ulong* shape = nullptr;
   bst_ulong dim = 0;
   const float* result = nullptr;
@@ -266,8 +265,7 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> MakeXgboostRuntime(
   }
   Booster booster;
   FRAUD_XGB(XGBoosterCreate(nullptr, 0, booster.out()), "creating a booster");
-  if (XGBoosterLoadModelFromBuffer(booster.get(), model->bytes.data(), model->bytes.size()) !=
-      0) {
+  if (XGBoosterLoadModelFromBuffer(booster.get(), model->bytes.data(), model->bytes.size()) != 0) {
     return absl::DataLossError(
         absl::StrCat(kXgboostModelFileName, " does not load: ", XGBGetLastError()));
   }

@@ -94,8 +94,7 @@ TEST(DriftAccumulatorTest, MatchesHandComputedPsiForACollapsedFeature) {
   //   PSI = (1 - 0.1) ln(1 / 0.1) + 9 (1e-4 - 0.1) ln(1e-4 / 0.1)
   //       = 0.9 * 2.302585 + 9 * 0.0999 * 6.907755 = 2.072327 + 6.210763 = 8.283089.
   //   KS = max |cum upload - cum training| = |1 - 0.1| = 0.9.
-  const double expected_psi =
-      0.9 * std::log(10.0) + 9 * (1e-4 - 0.1) * std::log(1e-4 / 0.1);
+  const double expected_psi = 0.9 * std::log(10.0) + 9 * (1e-4 - 0.1) * std::log(1e-4 / 0.1);
   EXPECT_NEAR(drift[0].psi, expected_psi, 1e-9);
   EXPECT_NEAR(drift[0].psi, 8.2831, 1e-4);
   EXPECT_NEAR(drift[0].ks, 0.9, 1e-12);

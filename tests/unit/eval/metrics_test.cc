@@ -219,8 +219,7 @@ TEST(WeightsTest, IntegerWeightsEqualDuplicatedRows) {
   const WeightedAndDuplicated d = MakeWeightedData();
   EXPECT_NEAR(*AveragePrecision(d.scores, d.labels, d.weights),
               *AveragePrecision(d.dup_scores, d.dup_labels), 1e-12);
-  EXPECT_NEAR(*RocAuc(d.scores, d.labels, d.weights), *RocAuc(d.dup_scores, d.dup_labels),
-              1e-12);
+  EXPECT_NEAR(*RocAuc(d.scores, d.labels, d.weights), *RocAuc(d.dup_scores, d.dup_labels), 1e-12);
   EXPECT_NEAR(*SelectThresholdMaxF1(d.scores, d.labels, d.weights),
               *SelectThresholdMaxF1(d.dup_scores, d.dup_labels), 1e-7);
   const ThresholdMetrics w = *MetricsAtThreshold(d.scores, d.labels, 0.5, d.weights);

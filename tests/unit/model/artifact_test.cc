@@ -1,4 +1,6 @@
 // Artifacts: write -> load round trips and every way a version directory can be broken.
+#include "services/common/model/artifact.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -8,7 +10,6 @@
 
 #include "google/protobuf/text_format.h"
 #include "services/common/core/sha256.h"
-#include "services/common/model/artifact.h"
 #include "services/common/model/model_runtime.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/model/test_models.h"
@@ -210,8 +211,7 @@ TEST(ArtifactTest, WritesNothingForAManifestTheModelDoesNotReproduce) {
   const std::string root = MakeTempDir();
   ModelManifest m = c.ManifestForVersion(5);
   m.mutable_preprocessing()->set_mean(1, m.preprocessing().mean(1) + 3.0);
-  EXPECT_THAT(WriteArtifact(root, m, *c.runtime),
-              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(WriteArtifact(root, m, *c.runtime), StatusIs(absl::StatusCode::kFailedPrecondition));
   m = c.ManifestForVersion(0);
   EXPECT_THAT(WriteArtifact(root, m, *c.runtime), StatusIs(absl::StatusCode::kInvalidArgument));
   m = c.ManifestForVersion(5);

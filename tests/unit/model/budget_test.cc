@@ -11,7 +11,6 @@
 #include <string>
 
 #include "services/common/eval/metrics.h"
-
 #include "services/common/model/artifact.h"
 #include "services/common/model/trainer.h"
 #include "tests/testing/status_matchers.h"

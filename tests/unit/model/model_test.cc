@@ -230,9 +230,9 @@ TEST(TrainerTest, FitsThePreprocessingOnTrainingRowsOnly) {
 TEST(TrainerTest, RequiresBothClassesInTrainingAndValidation) {
   Dataset no_frauds = TinyTrain();
   std::fill(no_frauds.labels.begin(), no_frauds.labels.end(), 0);
-  EXPECT_THAT(TrainCandidate(TinySpec(common::v1::MODEL_FAMILY_XGBOOST), no_frauds,
-                             TinyValidation()),
-              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("training")));
+  EXPECT_THAT(
+      TrainCandidate(TinySpec(common::v1::MODEL_FAMILY_XGBOOST), no_frauds, TinyValidation()),
+      StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("training")));
   EXPECT_THAT(TrainCandidate(TinySpec(common::v1::MODEL_FAMILY_XGBOOST), TinyTrain(), no_frauds),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("validation")));
 }

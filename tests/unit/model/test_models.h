@@ -75,7 +75,7 @@ inline std::string MakeTempDir() {
 }
 
 inline const ModelFamily kAllFamilies[] = {
-    common::v1::MODEL_FAMILY_LOGREG, common::v1::MODEL_FAMILY_MLP,
-    common::v1::MODEL_FAMILY_XGBOOST, common::v1::MODEL_FAMILY_RANDOM_FOREST};
+    common::v1::MODEL_FAMILY_LOGREG, common::v1::MODEL_FAMILY_MLP, common::v1::MODEL_FAMILY_XGBOOST,
+    common::v1::MODEL_FAMILY_RANDOM_FOREST};
 
 }  // namespace fraud::model::testing
