@@ -226,40 +226,31 @@ void RunManager::Execute(const std::shared_ptr<Active>& active) {
   } else {
     status = executor_(active->request, active->run.id(), sink, active->cancel);
   }
+  // The final record reaches storage before watchers see the run end, so whoever reacts to the
+  // end (a replay, a test, the UI) reads the same state from storage.
   storage_pb::TrainingRun final_run;
   {
     absl::MutexLock lock(&mu_);
-    storage_pb::TrainingRun& run = active->run;
-    if (status.ok()) {
-      run.set_status(storage_pb::RUN_STATUS_SUCCEEDED);
-      run.mutable_progress()->set_phase("done");
-    } else if (status.code() == absl::StatusCode::kCancelled) {
-      run.set_status(storage_pb::RUN_STATUS_CANCELLED);
-      run.set_message(stopping_ ? "cancelled: the training service is shutting down"
-                                : "cancelled before a version was registered");
-      run.mutable_progress()->set_phase("cancelled");
-      run.mutable_progress()->set_message(run.message());
-    } else {
-      run.set_status(storage_pb::RUN_STATUS_FAILED);
-      run.set_message(absl::StrCat("failed (", rpc::CodeName(status.code()), "): ",
-                                   status.message()));
-      run.mutable_progress()->set_phase("failed");
-      run.mutable_progress()->set_message(run.message());
-    }
-    *run.mutable_finished_at() = ToProto(clock_->Now());
-    ++active->seq;
-    running_.reset();
-    RetireLocked(active);
-    UpdateQueueMessagesLocked();
-    final_run = run;
-    changed_.SignalAll();
+    final_run = active->run;
   }
-  const double seconds = Seconds(final_run.started_at(), final_run.finished_at());
-  metrics::CountRun(RunStatusName(final_run.status()), seconds);
-  FRAUD_LOG(INFO) << "run ended" << Kv("run_id", final_run.id())
-                  << Kv("status", RunStatusName(final_run.status())) << Kv("seconds", seconds)
-                  << Kv("message", final_run.message());
-  // The final state must reach storage: retry a few times.
+  if (status.ok()) {
+    final_run.set_status(storage_pb::RUN_STATUS_SUCCEEDED);
+    final_run.mutable_progress()->set_phase("done");
+  } else if (status.code() == absl::StatusCode::kCancelled) {
+    final_run.set_status(storage_pb::RUN_STATUS_CANCELLED);
+    final_run.set_message(active->cancel.load() && IsStopping()
+                              ? "cancelled: the training service is shutting down"
+                              : "cancelled before a version was registered");
+    final_run.mutable_progress()->set_phase("cancelled");
+    final_run.mutable_progress()->set_message(final_run.message());
+  } else {
+    final_run.set_status(storage_pb::RUN_STATUS_FAILED);
+    final_run.set_message(
+        absl::StrCat("failed (", rpc::CodeName(status.code()), "): ", status.message()));
+    final_run.mutable_progress()->set_phase("failed");
+    final_run.mutable_progress()->set_message(final_run.message());
+  }
+  *final_run.mutable_finished_at() = ToProto(clock_->Now());
   for (int attempt = 0; attempt < 3; ++attempt) {
     absl::StatusOr<storage_pb::TrainingRun> stored = storage_->UpdateRun(final_run);
     if (stored.ok()) break;
@@ -267,6 +258,25 @@ void RunManager::Execute(const std::shared_ptr<Active>& active) {
                        << Kv("error", stored.status().message());
     absl::SleepFor(absl::Milliseconds(200 * (attempt + 1)));
   }
+  {
+    absl::MutexLock lock(&mu_);
+    active->run = final_run;
+    ++active->seq;
+    running_.reset();
+    RetireLocked(active);
+    UpdateQueueMessagesLocked();
+    changed_.SignalAll();
+  }
+  const double seconds = Seconds(final_run.started_at(), final_run.finished_at());
+  metrics::CountRun(RunStatusName(final_run.status()), seconds);
+  FRAUD_LOG(INFO) << "run ended" << Kv("run_id", final_run.id())
+                  << Kv("status", RunStatusName(final_run.status())) << Kv("seconds", seconds)
+                  << Kv("message", final_run.message());
+}
+
+bool RunManager::IsStopping() const {
+  absl::MutexLock lock(&mu_);
+  return stopping_;
 }
 
 std::optional<storage_pb::TrainingRun> RunManager::Apply(

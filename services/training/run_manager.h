@@ -118,6 +118,7 @@ class RunManager {
   void RetireLocked(const std::shared_ptr<Active>& active) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateQueueMessagesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecoverInterrupted();
+  bool IsStopping() const;
 
   StorageApi* const storage_;
   const RunExecutor executor_;

@@ -1,0 +1,300 @@
+// One run end to end on in-memory storage, with the real model library on small data (logistic
+// regression, three epochs): split, candidate tracking, publishing, the gate, cancellation and
+// failure clean-up.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+
+#include "services/common/model/artifact.h"
+#include "services/training/pipeline.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/unit/training/fakes.h"
+
+namespace fraud::training {
+namespace {
+
+using ::fraud::testing::StatusIs;
+using ::fraud::training::testing::FakeInference;
+using ::fraud::training::testing::FakeStorage;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+class RecordingSink final : public RunSink {
+ public:
+  void Update(const std::function<void(storage_pb::TrainingRun&)>& mutate, bool persist) override {
+    mutate(run);
+    persists += persist;
+    phases.push_back(run.progress().phase());
+  }
+  storage_pb::TrainingRun run;
+  int persists = 0;
+  std::vector<std::string> phases;
+};
+
+// Entries of a directory (names), empty when it does not exist.
+std::vector<std::string> DirEntries(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    out.push_back(e.path().filename().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/fraud-training-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    root_ = tmpl;
+    options_.model_dir = root_ + "/models";
+    options_.max_epochs = 3;
+    options_.threads = 1;
+    options_.comparison_bootstrap = 20;
+    deps_.storage = &storage_;
+    deps_.inference = &inference_;
+    // Training data: two uploads, then the comparison upload (later in time).
+    train_a_ = storage_.AddSyntheticUpload(3000, 11, 0.03, 0);
+    train_b_ = storage_.AddSyntheticUpload(2000, 12, 0.03, 200000);
+    comparison_ = storage_.AddSyntheticUpload(1500, 13, 0.03, 400000);
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+
+  training::v1::StartRunRequest Request() {
+    training::v1::StartRunRequest r;
+    r.add_families("logreg");
+    r.add_comparison_upload_ids(comparison_);
+    (*r.mutable_params())["logreg.batch_size"] = "128";
+    return r;
+  }
+
+  absl::Status Run(const training::v1::StartRunRequest& request, RecordingSink* sink,
+                   int64_t run_id = 1) {
+    return ExecuteRun(request, run_id, options_, deps_, *sink, cancel_);
+  }
+
+  std::string root_;
+  FakeStorage storage_;
+  FakeInference inference_;
+  PipelineOptions options_;
+  PipelineDeps deps_;
+  std::atomic<bool> cancel_{false};
+  int64_t train_a_ = 0, train_b_ = 0, comparison_ = 0;
+};
+
+TEST_F(PipelineTest, FirstRunRegistersPromotesAndReloadsVersionOne) {
+  RecordingSink sink;
+  FRAUD_ASSERT_OK(Run(Request(), &sink));
+  const storage_pb::TrainingRun& run = sink.run;
+  EXPECT_EQ(run.model_version(), 1);
+  EXPECT_TRUE(run.promoted());
+  EXPECT_EQ(storage_.champion(), 1);
+  EXPECT_THAT(inference_.reloads(), ElementsAre(1));
+  EXPECT_THAT(run.message(), HasSubstr("no champion yet"));
+  // The comparison upload never reached training or validation.
+  EXPECT_EQ(run.lineage().train_rows() + run.lineage().validation_rows(), 5000);
+  EXPECT_THAT(run.lineage().upload_ids(), ElementsAre(train_a_, train_b_));
+  EXPECT_EQ(run.challenger_comparison().rows(), 1500);
+  EXPECT_GT(run.challenger_comparison().auprc(), 0.1);
+  EXPECT_GT(run.challenger_comparison().auprc_ci_high(), 0);
+  // The candidate is tracked with its curve, metrics, time and memory.
+  ASSERT_EQ(run.candidates_size(), 1);
+  const storage_pb::Candidate& c = run.candidates(0);
+  EXPECT_EQ(c.family(), common::v1::MODEL_FAMILY_LOGREG);
+  EXPECT_TRUE(c.selected());
+  EXPECT_GE(c.curve_size(), 1);
+  EXPECT_LE(c.curve_size(), 3);
+  EXPECT_GT(c.validation_metrics().auprc(), 0);
+  EXPECT_GT(c.validation_metrics().pr_curve_size(), 1);
+  EXPECT_GT(c.train_seconds(), 0);
+  EXPECT_GT(c.peak_rss_bytes(), 0);
+  EXPECT_EQ(c.params().at("epochs"), "3");
+  EXPECT_EQ(run.params().at("data.max_upload_id"), std::to_string(comparison_));
+  // The artifact is complete and registered with lineage and comparison metrics.
+  EXPECT_THAT(DirEntries(options_.model_dir), ElementsAre("1"));
+  absl::StatusOr<common::v1::ModelManifest> manifest =
+      model::ReadManifest(model::ArtifactDir(options_.model_dir, 1));
+  FRAUD_ASSERT_OK(manifest);
+  EXPECT_EQ(manifest->version(), 1);
+  EXPECT_EQ(manifest->run_id(), 1);
+  EXPECT_THAT(manifest->lineage().upload_ids(), ElementsAre(train_a_, train_b_));
+  EXPECT_EQ(manifest->comparison_metrics().rows(), 1500);
+  EXPECT_EQ(manifest->reference_size(), 30);
+  EXPECT_GT(manifest->smoke().expected_scores_size(), 0);
+  absl::StatusOr<storage_pb::ModelVersion> registered = storage_.GetModel(1);
+  FRAUD_ASSERT_OK(registered);
+  EXPECT_EQ(registered->artifact_uri(), model::ArtifactDir(options_.model_dir, 1));
+  EXPECT_EQ(registered->artifact_sha256().size(), 64u);
+  EXPECT_EQ(sink.run.progress().phase(), "done");
+  EXPECT_THAT(sink.phases, ::testing::IsSupersetOf({"loading", "training", "evaluating",
+                                                    "publishing", "done"}));
+}
+
+TEST_F(PipelineTest, HugeMarginRegistersButKeepsTheChampion) {
+  RecordingSink first;
+  FRAUD_ASSERT_OK(Run(Request(), &first, 1));
+  training::v1::StartRunRequest request = Request();
+  request.set_promotion_margin(10);
+  RecordingSink second;
+  FRAUD_ASSERT_OK(Run(request, &second, 2));
+  EXPECT_EQ(second.run.model_version(), 2);
+  EXPECT_FALSE(second.run.promoted());
+  EXPECT_EQ(storage_.champion(), 1);
+  EXPECT_EQ(second.run.champion_version_before(), 1);
+  // Both were scored on the same rows.
+  EXPECT_EQ(second.run.champion_comparison().rows(), 1500);
+  EXPECT_EQ(second.run.challenger_comparison().rows(), 1500);
+  EXPECT_THAT(second.run.message(), HasSubstr("not promoted"));
+  EXPECT_THAT(inference_.reloads(), ElementsAre(1));
+  EXPECT_THAT(DirEntries(options_.model_dir), ElementsAre("1", "2"));
+}
+
+TEST_F(PipelineTest, ReloadFailureRollsBackAndTheRunSaysWhy) {
+  RecordingSink first;
+  FRAUD_ASSERT_OK(Run(Request(), &first, 1));
+  inference_.set_error(absl::DataLossError("checksum mismatch"));
+  training::v1::StartRunRequest request = Request();
+  request.set_promotion_margin(-1);  // always beats the champion
+  RecordingSink second;
+  FRAUD_ASSERT_OK(Run(request, &second, 2));
+  EXPECT_FALSE(second.run.promoted());
+  EXPECT_EQ(storage_.champion(), 1);
+  EXPECT_THAT(second.run.message(), HasSubstr("rolled back to v1"));
+  EXPECT_THAT(second.run.message(), HasSubstr("checksum mismatch"));
+  std::vector<storage_pb::ChampionChange> history = storage_.history();
+  ASSERT_EQ(history.size(), 3u);
+  EXPECT_EQ(history[1].version(), 2);
+  EXPECT_EQ(history[2].version(), 1);
+}
+
+TEST_F(PipelineTest, NoPromoteRegistersOnly) {
+  training::v1::StartRunRequest request = Request();
+  request.set_no_promote(true);
+  RecordingSink sink;
+  FRAUD_ASSERT_OK(Run(request, &sink));
+  EXPECT_EQ(sink.run.model_version(), 1);
+  EXPECT_FALSE(sink.run.promoted());
+  EXPECT_EQ(storage_.champion(), 0);
+  EXPECT_TRUE(inference_.reloads().empty());
+}
+
+TEST_F(PipelineTest, CancelledRunLeavesNoArtifactAndNoRegistryEntry) {
+  deps_.trainer = [this](const model::CandidateSpec& spec, const model::Dataset& train,
+                         const model::Dataset& validation, const model::TrainCallbacks& callbacks) {
+    absl::StatusOr<model::TrainedCandidate> c =
+        model::TrainCandidate(spec, train, validation, callbacks);
+    cancel_.store(true);  // the admin cancels while the candidate finishes
+    return c;
+  };
+  RecordingSink sink;
+  EXPECT_THAT(Run(Request(), &sink), StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_EQ(storage_.model_count(), 0u);
+  EXPECT_EQ(storage_.champion(), 0);
+  EXPECT_TRUE(DirEntries(options_.model_dir).empty());
+  EXPECT_TRUE(inference_.reloads().empty());
+}
+
+TEST_F(PipelineTest, CancelFlagStopsTrainingInsideTheCandidate) {
+  cancel_.store(true);
+  RecordingSink sink;
+  EXPECT_THAT(Run(Request(), &sink), StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_EQ(storage_.model_count(), 0u);
+}
+
+TEST_F(PipelineTest, FailedRegistrationRemovesTheArtifact) {
+  storage_.set_register_error(absl::UnavailableError("storage went away"));
+  RecordingSink sink;
+  EXPECT_THAT(Run(Request(), &sink), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_TRUE(DirEntries(options_.model_dir).empty());
+  EXPECT_EQ(storage_.champion(), 0);
+}
+
+TEST_F(PipelineTest, ValidationWindowWithoutFraudFailsWithAClearMessage) {
+  FakeStorage storage;
+  std::vector<double> times;
+  std::vector<int32_t> labels;
+  for (int i = 0; i < 1000; ++i) {
+    times.push_back(i);
+    labels.push_back(i < 500 && i % 10 == 0 ? 1 : 0);  // frauds only in the older half
+  }
+  storage.AddUpload(times, labels);
+  deps_.storage = &storage;
+  training::v1::StartRunRequest request;
+  request.add_families("logreg");
+  RecordingSink sink;
+  EXPECT_THAT(Run(request, &sink),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("validation window")));
+  EXPECT_EQ(storage.model_count(), 0u);
+}
+
+TEST_F(PipelineTest, TrainUploadIdsRestrictTheTrainingRows) {
+  training::v1::StartRunRequest request = Request();
+  request.add_train_upload_ids(train_a_);
+  RecordingSink sink;
+  FRAUD_ASSERT_OK(Run(request, &sink));
+  EXPECT_THAT(sink.run.lineage().upload_ids(), ElementsAre(train_a_));
+  EXPECT_EQ(sink.run.lineage().train_rows() + sink.run.lineage().validation_rows(), 3000);
+  EXPECT_EQ(sink.run.challenger_comparison().rows(), 1500);
+}
+
+TEST(BuildCandidatesTest, DefaultsToEveryFamilyWithItsGrid) {
+  absl::StatusOr<std::vector<model::CandidateSpec>> specs =
+      BuildCandidates(training::v1::StartRunRequest(), PipelineOptions());
+  FRAUD_ASSERT_OK(specs);
+  EXPECT_EQ(specs->size(), model::DefaultCandidates().size());
+  std::set<int> families;
+  for (const auto& s : *specs) families.insert(s.family);
+  EXPECT_EQ(families.size(), 4u);
+}
+
+TEST(BuildCandidatesTest, SmallGridEpochCapsAndFamilyOverrides) {
+  training::v1::StartRunRequest r;
+  r.add_families("mlp,xgboost");
+  (*r.mutable_params())["grid"] = "small";
+  (*r.mutable_params())["max_epochs"] = "3";
+  (*r.mutable_params())["mlp.hidden"] = "8";
+  absl::StatusOr<std::vector<model::CandidateSpec>> specs = BuildCandidates(r, PipelineOptions());
+  FRAUD_ASSERT_OK(specs);
+  ASSERT_EQ(specs->size(), 2u);
+  EXPECT_EQ((*specs)[0].family, common::v1::MODEL_FAMILY_MLP);
+  EXPECT_EQ((*specs)[0].params.at("epochs"), "3");
+  EXPECT_EQ((*specs)[0].params.at("hidden"), "8");
+  EXPECT_EQ((*specs)[1].family, common::v1::MODEL_FAMILY_XGBOOST);
+  EXPECT_EQ((*specs)[1].params.at("rounds"), "3");
+}
+
+TEST(BuildCandidatesTest, RejectsUnknownFamiliesAndParameters) {
+  training::v1::StartRunRequest r;
+  r.add_families("svm");
+  EXPECT_THAT(BuildCandidates(r, PipelineOptions()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("svm")));
+  training::v1::StartRunRequest p;
+  (*p.mutable_params())["learning_rate"] = "1";
+  EXPECT_THAT(BuildCandidates(p, PipelineOptions()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("learning_rate")));
+  training::v1::StartRunRequest f;
+  (*f.mutable_params())["holdout_fraction"] = "1.5";
+  EXPECT_THAT(ResolveRunParams(f, PipelineOptions()),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(BuildCandidatesTest, ResolvedParamsRecordTheRunSettings) {
+  training::v1::StartRunRequest r;
+  r.add_families("logreg");
+  r.add_comparison_upload_ids(4);
+  r.set_description("parts 0-1");
+  absl::StatusOr<std::map<std::string, std::string>> params =
+      ResolveRunParams(r, PipelineOptions());
+  FRAUD_ASSERT_OK(params);
+  EXPECT_EQ(params->at("families"), "logreg");
+  EXPECT_EQ(params->at("comparison_upload_ids"), "4");
+  EXPECT_EQ(params->at("validation_fraction"), "0.2");
+  EXPECT_EQ(params->count("holdout_fraction"), 0u);
+}
+
+}  // namespace
+}  // namespace fraud::training
