@@ -1,4 +1,5 @@
 #include "clients/cli/commands.h"
+#include "clients/cli/rpc_commands.h"
 
 #include <string>
 
@@ -22,6 +23,12 @@ const std::vector<Command>& Commands() {
   static const std::vector<Command> kCommands = {
       {"help", "show this overview, or the help of a command: fraudctl help COMMAND", RunHelp},
       {"generate", "write a deterministic synthetic transactions CSV", RunGenerate},
+      {"upload", "upload a CSV: validate, store, score; print the summary", RunUpload},
+      {"validate", "check a CSV with the ingest validator; nothing is stored", RunValidate},
+      {"score", "score rows (--rows-json or --csv) with the serving model", RunScore},
+      {"models", "list registered model versions and the champion", RunModels},
+      {"health", "grpc.health.v1 check of one service or --all", RunHealth},
+      {"rpc", "rpc list: the services a server exposes (reflection)", RunRpc},
   };
   return kCommands;
 }

@@ -16,8 +16,8 @@ void ToProto(const csv::RowBatch& rows, common::v1::TransactionBatch* out) {
   out->mutable_line_numbers()->Assign(rows.line_numbers.begin(), rows.line_numbers.end());
 }
 
-GrpcScorer::GrpcScorer(inference::v1::InferenceService::StubInterface* stub,
-                       std::string request_id, absl::Duration rpc_timeout)
+GrpcScorer::GrpcScorer(inference::v1::InferenceService::StubInterface* stub, std::string request_id,
+                       absl::Duration rpc_timeout)
     : stub_(stub), request_id_(std::move(request_id)), rpc_timeout_(rpc_timeout) {}
 
 void GrpcScorer::Prepare(grpc::ClientContext* ctx) const {
@@ -83,9 +83,9 @@ absl::Status GrpcStorageSink::MapStorageError(const grpc::Status& status, const 
       return absl::UnavailableError(
           absl::StrCat("storage service unavailable: ", s.message(), "; nothing stored"));
     case absl::StatusCode::kDeadlineExceeded:
-      return absl::DeadlineExceededError(absl::StrCat(
-          "storage did not finish the upload in time (", step, "): ", s.message(),
-          "; nothing stored"));
+      return absl::DeadlineExceededError(absl::StrCat("storage did not finish the upload in time (",
+                                                      step, "): ", s.message(),
+                                                      "; nothing stored"));
     default:
       return absl::Status(s.code(), absl::StrCat("storage (", step, "): ", s.message()));
   }

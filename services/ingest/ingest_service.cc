@@ -20,8 +20,8 @@ namespace {
 constexpr size_t kMaxFileNameBytes = 255;
 
 struct IngestMetrics {
-  prometheus::Family<prometheus::Counter>& uploads = metrics::Counter(
-      "fraud_ingest_uploads_total", "Uploads and validations by RPC and outcome");
+  prometheus::Family<prometheus::Counter>& uploads =
+      metrics::Counter("fraud_ingest_uploads_total", "Uploads and validations by RPC and outcome");
   prometheus::Family<prometheus::Counter>& rows = metrics::Counter(
       "fraud_ingest_rows_total",
       "Data rows by outcome: stored, duplicate (already stored), rejected (invalid), "
@@ -73,10 +73,9 @@ struct UploadLogLine {
 
 std::ostream& operator<<(std::ostream& os, const UploadLogLine& l) {
   os << l.rpc << " done" << Kv("rpc", l.rpc) << Kv("request_id", l.request_id)
-     << Kv("result", l.result) << Kv("bytes", l.counts.bytes())
-     << Kv("rows", l.counts.rows_total()) << Kv("accepted", l.counts.rows_accepted())
-     << Kv("rejected", l.counts.rows_rejected()) << Kv("upload_id", l.counts.upload_id())
-     << Kv("duplicate_of", l.counts.duplicate_of())
+     << Kv("result", l.result) << Kv("bytes", l.counts.bytes()) << Kv("rows", l.counts.rows_total())
+     << Kv("accepted", l.counts.rows_accepted()) << Kv("rejected", l.counts.rows_rejected())
+     << Kv("upload_id", l.counts.upload_id()) << Kv("duplicate_of", l.counts.duplicate_of())
      << Kv("model_version", l.counts.model_version())
      << Kv("ms", static_cast<int64_t>(l.seconds * 1000));
   if (!l.status.ok()) os << Kv("error", l.status.ToString());
@@ -145,8 +144,8 @@ grpc::Status IngestService::Run(grpc::ServerContext* ctx,
         "empty request stream: the first message must carry the upload options");
   }
   if (status.ok() && !request.has_options()) {
-    status = absl::InvalidArgumentError(
-        "the first message must carry the upload options, not data");
+    status =
+        absl::InvalidArgumentError("the first message must carry the upload options, not data");
   }
   UploadSessionOptions so;
   if (status.ok()) {
@@ -160,7 +159,7 @@ grpc::Status IngestService::Run(grpc::ServerContext* ctx,
     } else {
       so.file_name = *std::move(name);
       so.mode = o.mode() == storage::v1::UPLOAD_MODE_LENIENT ? storage::v1::UPLOAD_MODE_LENIENT
-                                                              : storage::v1::UPLOAD_MODE_STRICT;
+                                                             : storage::v1::UPLOAD_MODE_STRICT;
       so.batch_rows = options_.batch_rows;
       so.max_upload_bytes = options_.max_upload_bytes;
       so.max_errors = o.max_errors() > 0 ? o.max_errors() : options_.max_errors;
@@ -216,19 +215,18 @@ grpc::Status IngestService::Run(grpc::ServerContext* ctx,
   if (store) {
     const char* outcome =
         !status.ok() ? "discarded" : (counts.duplicate_of() != 0 ? "duplicate" : "stored");
-    m.rows.Add({{"result", outcome}})
-        .Increment(static_cast<double>(counts.rows_accepted()));
+    m.rows.Add({{"result", outcome}}).Increment(static_cast<double>(counts.rows_accepted()));
     m.rows.Add({{"result", "rejected"}}).Increment(static_cast<double>(counts.rows_rejected()));
   }
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   m.duration.Add({{"rpc", rpc_name}}, DurationBuckets()).Observe(seconds);
 
   const UploadLogLine line{rpc_name, request_id, result, counts, status, seconds};
-  const bool server_side_failure =
-      !status.ok() && status.code() != absl::StatusCode::kInvalidArgument &&
-      status.code() != absl::StatusCode::kResourceExhausted &&
-      status.code() != absl::StatusCode::kCancelled &&
-      status.code() != absl::StatusCode::kUnauthenticated;
+  const bool server_side_failure = !status.ok() &&
+                                   status.code() != absl::StatusCode::kInvalidArgument &&
+                                   status.code() != absl::StatusCode::kResourceExhausted &&
+                                   status.code() != absl::StatusCode::kCancelled &&
+                                   status.code() != absl::StatusCode::kUnauthenticated;
   if (server_side_failure) {
     FRAUD_LOG(WARNING) << line;
   } else {

@@ -60,8 +60,7 @@ class IngestService final : public v1::IngestService::Service {
 
   grpc::Status Upload(grpc::ServerContext* ctx, grpc::ServerReader<v1::UploadRequest>* reader,
                       v1::UploadResponse* response) override;
-  grpc::Status ValidateOnly(grpc::ServerContext* ctx,
-                            grpc::ServerReader<v1::UploadRequest>* reader,
+  grpc::Status ValidateOnly(grpc::ServerContext* ctx, grpc::ServerReader<v1::UploadRequest>* reader,
                             v1::UploadResponse* response) override;
 
  private:

@@ -21,7 +21,8 @@ ABSL_FLAG(int64_t, max_upload_bytes, int64_t{2} << 30,
           "Largest accepted upload in bytes; larger ones fail with RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, max_errors, 100, "Row errors listed per upload when the client does not say");
 ABSL_FLAG(int, top_k, 20, "Most suspicious rows listed per upload when the client does not say");
-ABSL_FLAG(double, rpc_timeout_seconds, 30, "Deadline of each call to inference (GetModel, Predict)");
+ABSL_FLAG(double, rpc_timeout_seconds, 30,
+          "Deadline of each call to inference (GetModel, Predict)");
 ABSL_FLAG(double, upload_timeout_seconds, 3600,
           "Deadline of the storage stream of one upload (the whole upload must finish in it)");
 ABSL_FLAG(std::string, upload_token, "",

@@ -152,10 +152,10 @@ absl::StatusOr<UploadSummary> UploadSession::Finish() {
     summary.set_model_version(model_version_);
     summary.set_predicted_frauds(predicted_frauds_);
     if (versions_seen_.size() > 1) {
-      summary.set_scoring_message(absl::StrCat(
-          "the model was reloaded during the upload: rows were scored by versions ",
-          absl::StrJoin(versions_seen_, ", "), "; metrics use version ", model_version_,
-          "'s threshold"));
+      summary.set_scoring_message(
+          absl::StrCat("the model was reloaded during the upload: rows were scored by versions ",
+                       absl::StrJoin(versions_seen_, ", "), "; metrics use version ",
+                       model_version_, "'s threshold"));
     }
     std::vector<Suspicious> top = top_;
     std::sort(top.begin(), top.end(), LessSuspiciousFirst());
@@ -253,8 +253,8 @@ absl::Status UploadSession::ScoreRows(const csv::RowBatch& batch, common::v1::Sc
       scorer_->Score(absl::MakeConstSpan(batch.features), absl::MakeConstSpan(batch.line_numbers));
   if (result.ok() && (static_cast<size_t>(result->scores_size()) != n ||
                       static_cast<size_t>(result->decisions_size()) != n)) {
-    result = absl::InternalError(absl::StrCat("the scorer returned ", result->scores_size(),
-                                              " scores for ", n, " rows"));
+    result = absl::InternalError(
+        absl::StrCat("the scorer returned ", result->scores_size(), " scores for ", n, " rows"));
   }
   const int64_t first_line = batch.line_numbers.empty() ? 0 : batch.line_numbers.front();
   if (!result.ok()) {
@@ -394,9 +394,8 @@ absl::Status UploadSession::FillMetrics(UploadSummary* summary) const {
   const int64_t resamples =
       std::min<int64_t>(kMaxBootstrapResamples, options_.bootstrap_row_budget / rows);
   m.bootstrap_resamples = resamples >= kMinBootstrapResamples ? static_cast<int>(resamples) : 0;
-  FRAUD_ASSIGN_OR_RETURN(
-      *summary->mutable_metrics(),
-      eval::ComputeClassificationMetrics(absl::MakeConstSpan(scores_), labels, m));
+  FRAUD_ASSIGN_OR_RETURN(*summary->mutable_metrics(), eval::ComputeClassificationMetrics(
+                                                          absl::MakeConstSpan(scores_), labels, m));
   return absl::OkStatus();
 }
 

@@ -112,11 +112,11 @@ struct UploadSessionOptions {
 // What made a session fail.
 enum class UploadFailure {
   kNone,
-  kInvalid,      // validation (INVALID_ARGUMENT)
-  kTooLarge,     // RESOURCE_EXHAUSTED
-  kStorage,      // the sink failed
-  kScoring,      // scoring failed mid-upload
-  kCancelled,    // Abort() was called by the owner
+  kInvalid,    // validation (INVALID_ARGUMENT)
+  kTooLarge,   // RESOURCE_EXHAUSTED
+  kStorage,    // the sink failed
+  kScoring,    // scoring failed mid-upload
+  kCancelled,  // Abort() was called by the owner
 };
 
 // Message used when no model serves (summary.scoring_message).
@@ -171,8 +171,7 @@ class UploadSession {
   };
 
   absl::Status OnBatch(csv::RowBatch& batch);
-  absl::Status ScoreRows(const csv::RowBatch& batch, common::v1::ScoreBatch* scores,
-                         bool* scored);
+  absl::Status ScoreRows(const csv::RowBatch& batch, common::v1::ScoreBatch* scores, bool* scored);
   void Accumulate(const csv::RowBatch& batch, const common::v1::ScoreBatch* scores);
   // Records a failure (first one wins), aborts the sink and returns the status.
   absl::Status Fail(UploadFailure kind, absl::Status status);

@@ -26,8 +26,8 @@ namespace {
 
 using ::fraud::testing::IsOk;
 using ::fraud::testing::StatusIs;
-using ::testing::HasSubstr;
 using ingest::v1::UploadSummary;
+using ::testing::HasSubstr;
 
 constexpr int kF = csv::kNumFeatures;
 
@@ -275,8 +275,9 @@ TEST(UploadSessionTest, LenientModeStoresTheGoodRowsAndListsTheBadOnes) {
   data = ReplaceLine(data, 700,
                      "5,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,"
                      "22,23,24,25,26,27,28,-3,0");
-  data = ReplaceLine(data, 1201, "5,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,"
-                                 "22,23,24,25,26,27,28,3,2");
+  data = ReplaceLine(data, 1201,
+                     "5,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,"
+                     "22,23,24,25,26,27,28,3,2");
   FakeScorer scorer;
   FakeSink sink;
   UploadSession session(Options(storage::v1::UPLOAD_MODE_LENIENT), &scorer, &sink);
@@ -532,8 +533,7 @@ TEST(UploadSessionTest, ChunkingAtOddBoundariesGivesIdenticalResults) {
   }
   UploadSummary reference;
   std::vector<int64_t> reference_lines;
-  for (size_t chunk : {crlf.size(), size_t{1}, size_t{2}, size_t{7}, size_t{4093},
-                       size_t{65536}}) {
+  for (size_t chunk : {crlf.size(), size_t{1}, size_t{2}, size_t{7}, size_t{4093}, size_t{65536}}) {
     FakeScorer scorer;
     FakeSink sink;
     UploadSession session(Options(), &scorer, &sink);
@@ -562,9 +562,9 @@ TEST(UploadSessionTest, UploadsLargerThanTheLimitFailWithResourceExhausted) {
   FakeScorer scorer;
   FakeSink sink;
   UploadSession session(o, &scorer, &sink);
-  EXPECT_THAT(RunUpload(session, data, 1000),
-              StatusIs(absl::StatusCode::kResourceExhausted,
-                       HasSubstr("upload exceeds the 10 KiB limit")));
+  EXPECT_THAT(
+      RunUpload(session, data, 1000),
+      StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("upload exceeds the 10 KiB limit")));
   EXPECT_EQ(session.failure(), UploadFailure::kTooLarge);
   EXPECT_EQ(sink.stored_rows(), 0u);
   EXPECT_EQ(sink.aborts, 1);

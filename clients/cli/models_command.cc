@@ -1,0 +1,126 @@
+// fraudctl models: the model registry (storage ListModels) and which version is champion.
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "clients/cli/cli_rpc.h"
+#include "clients/cli/flag_parser.h"
+#include "clients/cli/rpc_commands.h"
+#include "fraud/storage/v1/storage.grpc.pb.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace fraud::cli {
+namespace {
+
+std::string FamilyName(common::v1::ModelFamily family) {
+  switch (family) {
+    case common::v1::MODEL_FAMILY_LOGREG:
+      return "logreg";
+    case common::v1::MODEL_FAMILY_MLP:
+      return "mlp";
+    case common::v1::MODEL_FAMILY_XGBOOST:
+      return "xgboost";
+    case common::v1::MODEL_FAMILY_RANDOM_FOREST:
+      return "random_forest";
+    default:
+      return "?";
+  }
+}
+
+std::string When(const google::protobuf::Timestamp& t) {
+  if (t.seconds() == 0) return "-";
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixSeconds(t.seconds()),
+                          absl::UTCTimeZone());
+}
+
+std::string Auprc(const common::v1::ClassificationMetrics& m) {
+  if (m.rows() == 0) return "-";
+  if (m.single_class()) return "n/a";
+  return absl::StrFormat("%.4f", m.auprc());
+}
+
+}  // namespace
+
+int RunModels(const std::vector<std::string>& args, CommandIo& io) {
+  bool json = false;
+  ConnectionFlags conn;
+  FlagSet flags("models",
+                "Usage: fraudctl models [--json] [--target host:port]\n\n"
+                "Lists the registered model versions (oldest first) from the storage service, the\n"
+                "champion marked with '*', with their validation and comparison AUPRC.");
+  flags.Bool("json", &json, "print the storage service's ListModels response as JSON");
+  conn.Register(&flags, Service::kStorage);
+  absl::Status parsed = flags.Parse(args);
+  if (parsed.ok() && flags.help_requested()) {
+    io.out << flags.Usage();
+    return kExitOk;
+  }
+  if (parsed.ok() && !flags.positional().empty()) {
+    parsed = absl::InvalidArgumentError("models: unexpected argument '" +
+                                        flags.positional().front() + "'");
+  }
+  if (!parsed.ok()) {
+    io.err << parsed.message() << "\n\n" << flags.Usage();
+    return kExitUsage;
+  }
+
+  auto stub = storage::v1::StorageService::NewStub(conn.Channel());
+  storage::v1::ListModelsResponse models;
+  {
+    std::unique_ptr<grpc::ClientContext> ctx = conn.Context();
+    const grpc::Status s = stub->ListModels(ctx.get(), storage::v1::ListModelsRequest(), &models);
+    if (!s.ok()) {
+      io.err << "fraudctl models: " << DescribeRpcError(s, conn.target) << "\n";
+      return kExitFailure;
+    }
+  }
+  storage::v1::GetChampionResponse champion;
+  {
+    std::unique_ptr<grpc::ClientContext> ctx = conn.Context();
+    const grpc::Status s =
+        stub->GetChampion(ctx.get(), storage::v1::GetChampionRequest(), &champion);
+    if (!s.ok()) {
+      io.err << "fraudctl models: " << DescribeRpcError(s, conn.target) << "\n";
+      return kExitFailure;
+    }
+  }
+  const int64_t champion_version = champion.has_model() ? champion.model().version() : 0;
+  if (json) {
+    std::string out;
+    google::protobuf::util::JsonPrintOptions options;
+    options.add_whitespace = true;
+    (void)google::protobuf::util::MessageToJsonString(models, &out, options);
+    io.out << "{\"championVersion\": " << champion_version << ", \"registry\": " << out << "}\n";
+    return kExitOk;
+  }
+  if (models.models_size() == 0) {
+    io.out << "no model registered yet\n";
+    return kExitOk;
+  }
+  io.out << absl::StrFormat("  %-8s %-14s %-20s %-10s %-10s %-10s %s\n", "version", "family",
+                            "created (UTC)", "val AUPRC", "cmp AUPRC", "threshold", "run");
+  std::vector<const storage::v1::ModelVersion*> sorted;
+  for (const auto& m : models.models()) sorted.push_back(&m);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto* a, const auto* b) { return a->version() < b->version(); });
+  for (const storage::v1::ModelVersion* mp : sorted) {
+    const storage::v1::ModelVersion& m = *mp;
+    const bool is_champion = m.version() == champion_version || m.is_champion();
+    io.out << absl::StrFormat(
+        "%s %-8d %-14s %-20s %-10s %-10s %-10.4f %d\n", is_champion ? "*" : " ", m.version(),
+        FamilyName(m.family()), When(m.created_at()), Auprc(m.manifest().validation_metrics()),
+        Auprc(m.manifest().comparison_metrics()), m.manifest().threshold(), m.run_id());
+  }
+  if (champion_version == 0) {
+    io.out << "no champion yet\n";
+  } else {
+    io.out << "champion: v" << champion_version << " since " << When(champion.since()) << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace fraud::cli

@@ -1,0 +1,361 @@
+// Shared fixture of the ingest integration tests: the real storage service on a real PostgreSQL
+// (one schema per test, via PgFixture), the real inference handlers (Predictor + ModelHolder)
+// serving a deterministic logistic model, and the ingest service, all on 127.0.0.1:0.
+#pragma once
+
+#include <gmock/gmock.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <memory>
+#include <optional>
+#include <pqxx/pqxx>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/synchronization/mutex.h"
+#include "services/common/core/metrics.h"
+#include "services/common/core/sha256.h"
+#include "services/common/csv/synthetic_generator.h"
+#include "services/common/eval/drift.h"
+#include "services/common/rpc/channel.h"
+#include "services/inference/inference_service.h"
+#include "services/inference/model_holder.h"
+#include "services/inference/predictor.h"
+#include "services/ingest/ingest_service.h"
+#include "services/ingest/summary_trailer.h"
+#include "services/ingest/upload_session.h"
+#include "services/storage/migrations.h"
+#include "services/storage/pg_pool.h"
+#include "services/storage/pg_store.h"
+#include "services/storage/storage_service.h"
+#include "tests/testing/in_process_server.h"
+#include "tests/testing/pg_fixture.h"
+#include "tests/testing/status_matchers.h"
+
+namespace fraud::ingest::it {
+
+using ::fraud::testing::InProcessServer;
+using ::fraud::testing::IsOk;
+using ::testing::HasSubstr;
+using v1::UploadSummary;
+
+constexpr int kF = csv::kNumFeatures;
+constexpr int64_t kModelVersion = 3;
+constexpr double kThreshold = 0.35;
+
+inline double Logistic(const double* f) {
+  const double z = -0.8 * f[14] - 0.5 * f[12] - 0.4 * f[10] + 0.3 * f[4] - 4.0;
+  return 1.0 / (1.0 + std::exp(-z));
+}
+
+// A deterministic model behind the real inference service.
+class LogisticModel final : public inference::ScoringModel {
+ public:
+  explicit LogisticModel(common::v1::ModelManifest manifest) : manifest_(std::move(manifest)) {}
+  absl::Status Score(const double* features, size_t rows, float* out) const override {
+    for (size_t i = 0; i < rows; ++i) out[i] = static_cast<float>(Logistic(features + i * kF));
+    return absl::OkStatus();
+  }
+  const common::v1::ModelManifest& manifest() const override { return manifest_; }
+
+ private:
+  common::v1::ModelManifest manifest_;
+};
+
+// Forwards to the real inference handlers and records what ingest sent.
+class RecordingInference final : public inference::v1::InferenceService::Service {
+ public:
+  explicit RecordingInference(inference::InferenceService* real) : real_(real) {}
+  grpc::Status Predict(grpc::ServerContext* ctx, const inference::v1::PredictRequest* request,
+                       inference::v1::PredictResponse* response) override {
+    if (request->rows().labels_size() > 0) ++requests_with_labels;
+    rows += request->rows().num_rows();
+    Record(ctx);
+    return real_->Predict(ctx, request, response);
+  }
+  grpc::Status GetModel(grpc::ServerContext* ctx, const inference::v1::GetModelRequest* request,
+                        inference::v1::GetModelResponse* response) override {
+    Record(ctx);
+    return real_->GetModel(ctx, request, response);
+  }
+  std::set<std::string> request_ids() {
+    absl::MutexLock l(&mu_);
+    return ids_;
+  }
+  std::atomic<int64_t> requests_with_labels{0};
+  std::atomic<int64_t> rows{0};
+
+ private:
+  void Record(grpc::ServerContext* ctx) {
+    absl::MutexLock l(&mu_);
+    ids_.insert(rpc::RequestId(ctx));
+  }
+  inference::InferenceService* real_;
+  absl::Mutex mu_;
+  std::set<std::string> ids_;
+};
+
+inline std::string SyntheticCsv(int64_t rows, uint64_t seed, bool labels = true,
+                                double fraud_rate = 0.03) {
+  csv::GeneratorOptions o;
+  o.rows = rows;
+  o.seed = seed;
+  o.with_labels = labels;
+  o.fraud_rate = fraud_rate;
+  std::ostringstream out;
+  EXPECT_THAT(csv::WriteSyntheticCsv(o, out), IsOk());
+  return out.str();
+}
+
+inline std::string Header(bool with_class = true) {
+  std::string h = "Time";
+  for (int i = 1; i <= 28; ++i) absl::StrAppend(&h, ",V", i);
+  h += with_class ? ",Amount,Class\n" : ",Amount\n";
+  return h;
+}
+
+// A valid data row with one field replaced: position 0 = Time, 1..28 = V1..V28, 29 = Amount,
+// 30 = Class.
+inline std::string Row(int position = -1, const std::string& value = "") {
+  std::vector<std::string> fields = {"100"};
+  for (int i = 1; i <= 28; ++i) fields.push_back(absl::StrCat("0.", i));
+  fields.push_back("12.5");
+  fields.push_back("0");
+  if (position >= 0) fields[position] = value;
+  std::string out;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (i > 0) out += ',';
+    out += fields[i];
+  }
+  return out + "\n";
+}
+
+// Replaces line `line` (1-based) of `text` with `replacement` (which ends with '\n').
+inline std::string ReplaceLine(const std::string& text, int line, const std::string& replacement) {
+  size_t begin = 0;
+  for (int l = 1; l < line; ++l) begin = text.find('\n', begin) + 1;
+  const size_t end = text.find('\n', begin) + 1;
+  return text.substr(0, begin) + replacement + text.substr(end);
+}
+
+inline int FreePortThatNothingListensOn() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
+// The value of a counter/histogram-count sample in the process's metrics text, 0 when absent.
+inline double MetricValue(const std::string& prefix) {
+  std::istringstream text(metrics::RenderText());
+  std::string line;
+  while (std::getline(text, line)) {
+    if (absl::StartsWith(line, prefix)) return std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return 0;
+}
+
+struct UploadResult {
+  grpc::Status status;
+  UploadSummary summary;
+  std::optional<UploadSummary> trailer;
+};
+
+class IngestServiceTest : public fraud::testing::PgFixture {
+ protected:
+  void SetUp() override {
+    PgFixture::SetUp();
+    if (IsSkipped() || HasFailure()) return;
+    storage::PgPoolOptions pool_options;
+    pool_options.conninfo = conninfo();
+    pool_options.size = 24;
+    pool_ = std::make_unique<storage::PgPool>(pool_options);
+    ASSERT_THAT(storage::ApplyMigrations(*pool_, storage::EmbeddedMigrations()), IsOk());
+    store_ = std::make_unique<storage::PgStore>(pool_.get());
+    storage_service_ = std::make_unique<storage::StorageService>(pool_.get(), store_.get());
+    storage_service_->SetReady(true);
+    storage_server_ = std::make_unique<InProcessServer>(
+        std::vector<grpc::Service*>{storage_service_.get()}, "storage_it", 40);
+    ASSERT_THAT(storage_server_->Start(), IsOk());
+
+    inference::BatcherOptions batching;
+    batching.enabled = false;
+    predictor_ = std::make_unique<inference::Predictor>(&holder_, batching);
+    inference_ =
+        std::make_unique<inference::InferenceService>(predictor_.get(), nullptr, &holder_, "");
+    recording_ = std::make_unique<RecordingInference>(inference_.get());
+    inference_server_ = std::make_unique<InProcessServer>(
+        std::vector<grpc::Service*>{recording_.get()}, "inference_it", 40);
+    ASSERT_THAT(inference_server_->Start(), IsOk());
+
+    IngestOptions options;
+    options.batch_rows = 1000;
+    StartIngest(options);
+  }
+
+  void TearDown() override {
+    if (ingest_server_) ingest_server_->Shutdown();
+    if (inference_server_) inference_server_->Shutdown();
+    if (storage_server_) storage_server_->Shutdown();
+    ingest_server_.reset();
+    ingest_.reset();
+    storage_server_.reset();
+    PgFixture::TearDown();
+  }
+
+  void StartIngest(const IngestOptions& options, std::string storage_target = "",
+                   std::string inference_target = "") {
+    if (ingest_server_) ingest_server_->Shutdown();
+    ingest_server_.reset();
+    if (storage_target.empty()) storage_target = storage_server_->target();
+    if (inference_target.empty()) inference_target = inference_server_->target();
+    ingest_ = std::make_unique<IngestService>(rpc::MakeChannel({storage_target}),
+                                              rpc::MakeChannel({inference_target}), options);
+    ingest_server_ = std::make_unique<InProcessServer>(std::vector<grpc::Service*>{ingest_.get()},
+                                                       "ingest_it", 40);
+    ASSERT_THAT(ingest_server_->Start(), IsOk());
+    stub_ = v1::IngestService::NewStub(ingest_server_->channel());
+  }
+
+  // Serves the logistic model, with a drift reference built from a synthetic period.
+  void ServeModel() {
+    common::v1::ModelManifest manifest;
+    manifest.set_version(kModelVersion);
+    manifest.set_threshold(kThreshold);
+    csv::GeneratorOptions g;
+    g.rows = 5000;
+    g.seed = 100;
+    csv::SyntheticGenerator gen(g);
+    std::vector<double> features(static_cast<size_t>(g.rows) * kF);
+    int32_t y = 0;
+    for (int64_t r = 0; r < g.rows; ++r) gen.Next(features.data() + r * kF, &y);
+    auto refs = eval::BuildFeatureReferences(
+        features.data(), static_cast<size_t>(g.rows),
+        std::vector<std::string>(csv::kFeatureNames.begin(), csv::kFeatureNames.end()));
+    ASSERT_THAT(refs, IsOk());
+    for (auto& r : *refs) *manifest.add_reference() = r;
+    auto loaded = std::make_shared<inference::LoadedModel>();
+    loaded->version = kModelVersion;
+    loaded->artifact_path = "/test/3";
+    loaded->loaded_at = absl::Now();
+    loaded->threshold = kThreshold;
+    loaded->model = std::make_unique<LogisticModel>(manifest);
+    holder_.Swap(std::move(loaded));
+  }
+
+  UploadResult Upload(const std::string& data,
+                      storage::v1::UploadMode mode = storage::v1::UPLOAD_MODE_STRICT,
+                      bool validate_only = false, size_t chunk = 64 * 1024,
+                      const std::string& file_name = "upload.csv", const std::string& token = "") {
+    UploadResult result;
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, absl::Seconds(120));
+    ctx.AddMetadata("x-request-id", "it-request-1");
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    v1::UploadResponse response;
+    auto writer =
+        validate_only ? stub_->ValidateOnly(&ctx, &response) : stub_->Upload(&ctx, &response);
+    v1::UploadRequest request;
+    request.mutable_options()->set_file_name(file_name);
+    request.mutable_options()->set_mode(mode);
+    bool open = writer->Write(request);
+    for (size_t pos = 0; open && pos < data.size(); pos += chunk) {
+      request.set_data(data.substr(pos, chunk));
+      open = writer->Write(request);
+    }
+    if (open) writer->WritesDone();
+    result.status = writer->Finish();
+    result.summary = response.summary();
+    result.trailer = SummaryFromTrailers(ctx);
+    return result;
+  }
+
+  int64_t Count(const std::string& table) {
+    return std::stoll(QueryScalar("SELECT count(*) FROM " + table));
+  }
+  struct DbCounts {
+    int64_t uploads, transactions, predictions;
+    bool operator==(const DbCounts& o) const {
+      return uploads == o.uploads && transactions == o.transactions && predictions == o.predictions;
+    }
+  };
+  DbCounts Counts() { return {Count("uploads"), Count("transactions"), Count("predictions")}; }
+
+  // Waits until storage has no upload stream holding a connection (the aborted stream's rollback
+  // happens on storage's thread, after the client already saw its status).
+  void WaitForStorageIdle() {
+    for (int i = 0; i < 200 && pool_->in_use() > 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+    EXPECT_EQ(pool_->in_use(), 0);
+  }
+
+  std::unique_ptr<storage::PgPool> pool_;
+  std::unique_ptr<storage::PgStore> store_;
+  std::unique_ptr<storage::StorageService> storage_service_;
+  std::unique_ptr<InProcessServer> storage_server_;
+  inference::ModelHolder holder_;
+  std::unique_ptr<inference::Predictor> predictor_;
+  std::unique_ptr<inference::InferenceService> inference_;
+  std::unique_ptr<RecordingInference> recording_;
+  std::unique_ptr<InProcessServer> inference_server_;
+  std::unique_ptr<IngestService> ingest_;
+  std::unique_ptr<InProcessServer> ingest_server_;
+  std::unique_ptr<v1::IngestService::Stub> stub_;
+};
+
+// scikit-learn's average precision and ROC-AUC, written out plainly.
+inline double NaiveAveragePrecision(const std::vector<float>& s, const std::vector<int>& y) {
+  std::vector<size_t> idx(s.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return s[a] > s[b]; });
+  double positives = 0;
+  for (int v : y) positives += v;
+  double tp = 0, fp = 0, ap = 0, prev = 0;
+  for (size_t i = 0; i < idx.size();) {
+    size_t j = i;
+    while (j < idx.size() && s[idx[j]] == s[idx[i]]) {
+      tp += y[idx[j]];
+      fp += 1 - y[idx[j]];
+      ++j;
+    }
+    ap += (tp / positives - prev) * tp / (tp + fp);
+    prev = tp / positives;
+    i = j;
+  }
+  return ap;
+}
+
+inline double NaiveRocAuc(const std::vector<float>& s, const std::vector<int>& y) {
+  double wins = 0, pairs = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (y[i] != 1) continue;
+    for (size_t j = 0; j < s.size(); ++j) {
+      if (y[j] != 0) continue;
+      pairs += 1;
+      wins += s[i] > s[j] ? 1.0 : (s[i] == s[j] ? 0.5 : 0.0);
+    }
+  }
+  return wins / pairs;
+}
+
+}  // namespace fraud::ingest::it
