@@ -119,6 +119,13 @@ describe('auth header', () => {
   });
 });
 
+describe('champion', () => {
+  it('treats a 404 as "no champion yet"', async () => {
+    const { api } = client({ 'GET /api/v1/models/champion': { status: 404, body: { code: 'NOT_FOUND', message: 'no champion' } } });
+    await expect(api.getChampion()).resolves.toEqual({});
+  });
+});
+
 describe('health', () => {
   it('returns the health document of a degraded (503) answer', async () => {
     const { api } = client({

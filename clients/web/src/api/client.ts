@@ -378,8 +378,14 @@ export class ApiClient {
     return this.request('GET', `${API_PREFIX}/models`);
   }
 
-  getChampion(): Promise<GetChampionResponse> {
-    return this.request('GET', `${API_PREFIX}/models/champion`);
+  /** The champion; `{}` when there is none (an empty body or a 404 both mean "no champion"). */
+  async getChampion(): Promise<GetChampionResponse> {
+    try {
+      return await this.request<GetChampionResponse>('GET', `${API_PREFIX}/models/champion`);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return {};
+      throw err;
+    }
   }
 
   championHistory(): Promise<ListChampionHistoryResponse> {
