@@ -2,6 +2,9 @@
 // schema per test), the real inference service (handlers, predictor, model holder) serving a
 // deterministic logistic model, and the ingest service, all on 127.0.0.1:0. A client uploads CSV
 // bytes as the gateway and fraudctl do; the test checks the database and the summary.
+#include <cstdlib>
+#include <fstream>
+
 #include "tests/integration/ingest/ingest_harness.h"
 
 namespace fraud::ingest::it {
@@ -432,6 +435,28 @@ TEST_F(IngestServiceTest, FileNamesAreSanitisedBeforeTheyAreStored) {
   const std::string stored = QueryScalar("SELECT file_name FROM uploads");
   EXPECT_EQ(stored.substr(0, 15), "evil__name.csvx");
   EXPECT_EQ(stored.size(), 255u);
+}
+
+TEST_F(IngestServiceTest, TheGenuineSampleIsAcceptedWithItsKnownStatistics) {
+  const char* path = std::getenv("FRAUD_REAL_DATA");
+  if (path == nullptr || *path == '\0') GTEST_SKIP() << "FRAUD_REAL_DATA not set";
+  std::ifstream file(path, std::ios::binary);
+  ASSERT_TRUE(file) << path;
+  std::stringstream data;
+  data << file.rdbuf();
+  ServeModel();
+  UploadResult r = Upload(data.str(), storage::v1::UPLOAD_MODE_STRICT, false, 64 * 1024,
+                          "creditcard-real.csv");
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  // shared/data/STATS.md: 39,416 rows, 473 frauds, Time 0..172782, Amount max 19656.53.
+  EXPECT_EQ(r.summary.rows_accepted(), 39416);
+  EXPECT_EQ(r.summary.report().frauds(), 473);
+  EXPECT_EQ(r.summary.report().time_min(), 0);
+  EXPECT_EQ(r.summary.report().time_max(), 172782);
+  EXPECT_DOUBLE_EQ(r.summary.report().amount_max(), 19656.53);
+  EXPECT_EQ(r.summary.metrics().positives(), 473);
+  EXPECT_EQ(Count("transactions"), 39416);
+  EXPECT_EQ(Count("predictions"), 39416);
 }
 
 }  // namespace
