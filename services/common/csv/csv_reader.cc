@@ -443,8 +443,8 @@ void CsvReader::ParseRow(const char* begin, const char* end) {
   double* out = batch_.features.data() + base;
   int32_t label = 0;
   const int* slots = slot_of_position_.data();
-  // Bit i set when field i was negative; checked against the Time/Amount positions after the
-  // loop, so that the sign of V1..V28 costs no branch.
+  // Bit i set when field i is negative; the Time/Amount bits are checked after the loop, so the
+  // sign of V1..V28 costs no branch.
   uint64_t negative = 0;
   const char* p = begin;
   for (int col = 0; col < num_fields; ++col) {
@@ -458,11 +458,14 @@ void CsvReader::ParseRow(const char* begin, const char* end) {
                *ptr == '"' && (ptr + 1 == end || ptr[1] == ',')) {
       field_end = ptr + 1;  // a quoted number, like the Class values of the original file
     } else {
+      // A separate variable: taking v's address would keep it in memory on the fast path too.
+      double slow_value = 0;
       std::string_view text;
-      const FieldError err = ParseFieldSlow(p, end, &v, &field_end, &text);
+      const FieldError err = ParseFieldSlow(p, end, &slow_value, &field_end, &text);
+      v = slow_value;
       if (err != FieldError::kNone) {
+        RejectWithFirstProblem(begin, end, out, negative, col, FieldErrorReason(err, text));
         batch_.features.resize(base);
-        RejectWithFirstProblem(begin, end, negative, col, FieldErrorReason(err, text));
         return;
       }
     }
@@ -473,37 +476,38 @@ void CsvReader::ParseRow(const char* begin, const char* end) {
     } else if (v == 0 || v == 1) {
       label = static_cast<int32_t>(v);
     } else {
-      batch_.features.resize(base);
-      RejectWithFirstProblem(begin, end, negative, col,
+      RejectWithFirstProblem(begin, end, out, negative, col,
                              absl::StrCat("Class must be 0 or 1: ",
                                           QuoteForMessage(std::string_view(p, field_end - p))));
+      batch_.features.resize(base);
       return;
     }
     if (col + 1 < num_fields) {
       if (field_end == end) {
-        batch_.features.resize(base);
         RejectWithFirstProblem(
-            begin, end, negative, col + 1,
+            begin, end, out, negative, col + 1,
             absl::StrCat("too few fields: expected ", num_fields, ", got ", col + 1));
+        batch_.features.resize(base);
         return;
       }
       p = field_end + 1;
     } else if (field_end != end) {
-      batch_.features.resize(base);
-      RejectWithFirstProblem(begin, end, negative, num_fields,
+      RejectWithFirstProblem(begin, end, out, negative, num_fields,
                              absl::StrCat("too many fields: expected ", num_fields));
+      batch_.features.resize(base);
       return;
     }
   }
-  if (RejectIfNegative(begin, end, negative, num_fields)) {
+  if ((negative & non_negative_positions_) != 0 &&
+      RejectIfNegative(begin, end, out, negative, num_fields)) {
     batch_.features.resize(base);
     return;
   }
   AcceptRow(label);
 }
 
-void CsvReader::RejectWithFirstProblem(const char* begin, const char* end, uint64_t negative,
-                                       int position, std::string reason) {
+void CsvReader::RejectWithFirstProblem(const char* begin, const char* end, const double* row,
+                                       uint64_t negative, int position, std::string reason) {
   // A wrong field count comes first: it shifts the values, so their errors would mislead.
   const int expected = static_cast<int>(slot_of_position_.size());
   int fields = 1;
@@ -524,21 +528,25 @@ void CsvReader::RejectWithFirstProblem(const char* begin, const char* end, uint6
     RejectRow(expected, absl::StrCat("too many fields: expected ", expected, ", got ", fields));
     return;
   }
-  if (RejectIfNegative(begin, end, negative, position)) return;
+  if (RejectIfNegative(begin, end, row, negative, position)) return;
   RejectRow(position, std::move(reason));
 }
 
-bool CsvReader::RejectIfNegative(const char* begin, const char* end, uint64_t negative,
-                                 int before_position) {
-  uint64_t bad = negative & non_negative_positions_;
-  if (before_position < 64) bad &= (uint64_t{1} << before_position) - 1;
-  if (bad == 0) return false;
-  const int position = __builtin_ctzll(bad);
-  const int slot = slot_of_position_[position];
-  RejectRow(position, absl::StrCat(slot == kTimeIndex ? "Time" : "Amount",
-                                   " must not be negative: ",
-                                   QuoteForMessage(FieldText(begin, end, position))));
-  return true;
+bool CsvReader::RejectIfNegative(const char* begin, const char* end, const double* row,
+                                 uint64_t negative, int before_position) {
+  uint64_t candidates = negative & non_negative_positions_;
+  if (before_position < 64) candidates &= (uint64_t{1} << before_position) - 1;
+  while (candidates != 0) {
+    const int position = __builtin_ctzll(candidates);
+    candidates &= candidates - 1;
+    const int slot = slot_of_position_[position];
+    if (!(row[slot] < 0)) continue;
+    RejectRow(position, absl::StrCat(slot == kTimeIndex ? "Time" : "Amount",
+                                     " must not be negative: ",
+                                     QuoteForMessage(FieldText(begin, end, position))));
+    return true;
+  }
+  return false;
 }
 
 std::string CsvReader::FieldErrorReason(FieldError err, std::string_view text) {
@@ -682,9 +690,10 @@ void CsvReader::FailFile(RowError error) {
 
 void CsvReader::AddError(RowError error) {
   ++errors_total_;
-  // A file-level failure is always kept: it is the reason the file failed.
-  if (static_cast<int64_t>(errors_.size()) < options_.max_errors || error.line == 0 ||
-      state_ == State::kHeader) {
+  // The error that fails the file (file-level, or any in strict mode) is always kept: it is the
+  // reason the file failed, even with max_errors = 0.
+  const bool fatal = error.line == 0 || state_ == State::kHeader || options_.mode == Mode::kStrict;
+  if (static_cast<int64_t>(errors_.size()) < options_.max_errors || fatal) {
     errors_.push_back(std::move(error));
   }
 }

@@ -125,7 +125,8 @@ class CsvReader {
   const std::vector<std::string>& header_columns() const { return header_columns_; }
 
   const CsvCounters& counters() const { return counters_; }
-  // The first max_errors errors (file-level errors included), in file order.
+  // The first max_errors errors, in file order; the error that failed the file (strict mode or a
+  // file-level problem) is always included, even beyond max_errors.
   const std::vector<RowError>& errors() const { return errors_; }
   // Every error seen, including those not kept.
   int64_t errors_total() const { return errors_total_; }
@@ -162,10 +163,11 @@ class CsvReader {
                             const char** field_end, std::string_view* text) const;
   // Rejects the row for its first problem: a wrong field count, else a negative Time/Amount
   // before `position`, else `reason` at `position` (0-based field).
-  void RejectWithFirstProblem(const char* begin, const char* end, uint64_t negative, int position,
-                              std::string reason);
-  // Rejects the row for the first negative Time/Amount among fields [0, before_position), if any.
-  bool RejectIfNegative(const char* begin, const char* end, uint64_t negative,
+  void RejectWithFirstProblem(const char* begin, const char* end, const double* row,
+                              uint64_t negative, int position, std::string reason);
+  // Rejects the row for the first negative Time/Amount among fields [0, before_position), if any;
+  // `negative` marks negative fields, `row` holds the parsed values (features in model order).
+  bool RejectIfNegative(const char* begin, const char* end, const double* row, uint64_t negative,
                         int before_position);
   static std::string FieldErrorReason(FieldError err, std::string_view text);
   // Raw text of field `position` of a line (error messages only).

@@ -479,7 +479,7 @@ INSTANTIATE_TEST_SUITE_P(
         NumberCase{"LeadingPlus", "+1.5", 1.5}, NumberCase{"NoIntegerPart", ".5", 0.5},
         NumberCase{"NegativeNoIntegerPart", "-.25", -0.25}, NumberCase{"NoFraction", "5.", 5},
         NumberCase{"UpperExponent", "1E3", 1000}, NumberCase{"NegativeExponent", "2.5e-3", 0.0025},
-        NumberCase{"NegativeZero", "-0", -0.0}, NumberCase{"LeadingZeros", "00012", 12},
+        NumberCase{"NegativeZero", "-0", -0.0}, NumberCase{"NegativeZeroFraction", "-0.000", -0.0}, NumberCase{"LeadingZeros", "00012", 12},
         NumberCase{"SixteenDecimals", "0.0986979012610507", 0.0986979012610507},
         NumberCase{"EighteenDigitsUseTheSlowPath", "-1.35980713367380012", -1.35980713367380012},
         NumberCase{"HugeIntegerMantissa", "1234567890123456789012", 1234567890123456789012.0},
@@ -489,6 +489,12 @@ INSTANTIATE_TEST_SUITE_P(
         NumberCase{"BlanksAroundQuotes", "  \"-2.5\" ", -2.5},
         NumberCase{"ExponentWithSmallMantissa", "-2.68638196892377e-05", -2.68638196892377e-05}),
     [](const auto& info) { return info.param.name; });
+
+TEST(CsvReaderTest, AcceptsNegativeZeroTimeAndAmount) {
+  const Result r = RunReader(Lines({Header(), RowWith(1, 0, "-0"), RowWith(2, 29, "\"-0.0\"")}));
+  ASSERT_THAT(r.status, IsOk());
+  EXPECT_EQ(r.rows(), 2u);
+}
 
 TEST(CsvReaderTest, AcceptsClassWrittenAsAFloatingPointZeroOrOne) {
   const Result r = RunReader(Lines({Header(), RowWith(1, 30, "1.0"), RowWith(2, 30, "0e0"),
@@ -535,6 +541,22 @@ TEST(CsvReaderTest, LenientModeKeepsAtMostMaxErrorsButCountsThemAll) {
   EXPECT_TRUE(reader.errors_truncated());
   EXPECT_EQ(reader.counters().rows_rejected, 5);
   EXPECT_EQ(reader.counters().rows_accepted, 5);
+}
+
+TEST(CsvReaderTest, TheErrorThatFailsTheFileIsKeptEvenWithMaxErrorsZero) {
+  CsvReaderOptions o;
+  o.max_errors = 0;
+  Result r = RunReader(Lines({Header(), RowWith(1, 1, "x")}), o);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].line, 2);
+  r = RunReader(Lines({"Time", Row(1)}), o);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].line, 1);
+  o.mode = Mode::kLenient;
+  r = RunReader(Lines({Header(), RowWith(1, 1, "x")}), o);
+  EXPECT_THAT(r.status, IsOk());
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.errors_total, 1);
 }
 
 TEST(CsvReaderTest, LenientModeWithOnlyBadRowsSucceedsWithNothingAccepted) {
