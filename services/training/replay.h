@@ -1,0 +1,142 @@
+// The original time-ordered experiment, replayed through the running system (what
+// `fraudctl replay DATA.csv` runs; tests call RunReplay directly):
+//
+//   1. split DATA.csv by time: the first `initial_rows` rows, then four equal parts P1..P4 (or at
+//      four Time boundaries t1..t4: [0,t1), [t1,t2), [t2,t3), [t3,t4), [t4,inf));
+//   2. upload the initial part and P4 through ingest; train a version on the initial part with
+//      P4 as the fixed comparison set (comparison_upload_ids: uploaded, never trained on);
+//   3. upload P1, P2, P3 one by one (each is scored by the champion of the moment: the "live"
+//      figures), retraining after each on everything uploaded so far except P4;
+//   4. evaluate every version on P4 (training's Evaluate RPC), unweighted and, with
+//      weight_to_rate, with normal rows re-weighted to the population fraud rate.
+//
+// Nothing is tuned on P4: runs choose candidates, thresholds and epochs on their own validation
+// window; P4 only feeds the promotion gate and the final table.
+//
+// Thread-safety: none (one replay at a time per caller).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "fraud/common/v1/types.pb.h"
+#include "fraud/ingest/v1/ingest.grpc.pb.h"
+#include "fraud/training/v1/training.grpc.pb.h"
+
+namespace fraud::training::replay {
+
+// One time segment of the data file.
+struct Part {
+  // "initial", "P1", ..., "P4".
+  std::string name;
+  std::string path;
+  int64_t rows = 0;
+  int64_t frauds = 0;
+  double time_min = 0;
+  double time_max = 0;
+  // Set once uploaded.
+  int64_t upload_id = 0;
+  bool duplicate = false;
+  // The champion's figures on this part when it was uploaded (scored = false when no model
+  // served yet).
+  bool scored = false;
+  int64_t scored_by = 0;
+  common::v1::ClassificationMetrics live_metrics;
+};
+
+// Splits `csv_path` (labelled, ordered by Time when split by rows) into five CSV files in
+// `out_dir`. With four ascending `boundaries`, rows go by Time; otherwise the first
+// `initial_rows` rows form the initial part and the rest four equal parts (sizes differ by at
+// most one row, larger parts first). InvalidArgument for an invalid/unlabelled file, bad
+// boundaries, too few rows or an empty part; NotFound when the file does not exist.
+absl::StatusOr<std::vector<Part>> SplitCsv(const std::string& csv_path,
+                                           const std::vector<double>& boundaries,
+                                           int64_t initial_rows, const std::string& out_dir);
+
+// Uploads a CSV file; returns the ingest summary.
+class Uploader {
+ public:
+  virtual ~Uploader() = default;
+  virtual absl::StatusOr<ingest::v1::UploadSummary> Upload(const std::string& path,
+                                                           const std::string& file_name) = 0;
+};
+// Streams the file to ingest's Upload in 64 KiB chunks (strict mode), with `token` as bearer
+// token when set.
+std::unique_ptr<Uploader> MakeIngestUploader(std::shared_ptr<grpc::ChannelInterface> channel,
+                                             std::string token,
+                                             absl::Duration timeout = absl::Hours(1));
+
+struct ReplayOptions {
+  std::string csv_path;
+  // Four ascending Time boundaries, or empty to split by rows.
+  std::vector<double> boundaries;
+  int64_t initial_rows = 100000;
+  // Where the part files go (created when missing).
+  std::string work_dir;
+  // Families to train (empty = the server's default).
+  std::vector<std::string> families;
+  // Extra run params (for example {"grid", "small"}).
+  std::map<std::string, std::string> params;
+  // Promotion margin of each run (0 = the server's default).
+  double promotion_margin = 0;
+  // Fraud rate the weighted figures restore (0 = no weighted figures).
+  double weight_to_rate = 0;
+  int bootstrap_resamples = 200;
+  // Bearer token of the admin RPCs (StartRun) and of uploads.
+  std::string token;
+  // Longest a single run may take.
+  absl::Duration run_timeout = absl::Hours(2);
+  // Progress lines ("uploaded P1 ..."); may be empty.
+  std::function<void(const std::string&)> log;
+};
+
+// One model version of the replay.
+struct VersionResult {
+  int64_t version = 0;
+  int64_t run_id = 0;
+  // "initial", "initial+P1", ...
+  std::string trained_on;
+  std::string family;
+  std::string candidate;
+  bool promoted = false;
+  std::string run_message;
+  // On P4.
+  common::v1::ClassificationMetrics metrics;
+  common::v1::ClassificationMetrics weighted;
+  bool has_weighted = false;
+  std::string error;
+};
+
+struct ReplayResult {
+  std::vector<Part> parts;
+  std::vector<VersionResult> versions;
+  int64_t comparison_rows = 0;
+  int64_t comparison_frauds = 0;
+  double weight_to_rate = 0;
+};
+
+// Runs the whole experiment. `training` needs StartRun/WatchRun/Evaluate. Errors: the first
+// failing step (a failed run is FailedPrecondition with the run's message).
+absl::StatusOr<ReplayResult> RunReplay(const ReplayOptions& options, Uploader& uploader,
+                                       training::v1::TrainingService::StubInterface& training);
+
+// Scores already-registered versions on P4 and fills result->versions' metrics (step 4 alone).
+absl::Status EvaluateOnComparison(const ReplayOptions& options,
+                                  training::v1::TrainingService::StubInterface& training,
+                                  ReplayResult* result);
+
+// Human-readable table: one line per version, plus the parts and the live figures.
+std::string FormatTable(const ReplayResult& result);
+// The same as JSON (one object: parts, versions, comparison set).
+std::string ToJson(const ReplayResult& result);
+
+// Parses "t1,t2,t3,t4" into four ascending numbers; InvalidArgument otherwise.
+absl::StatusOr<std::vector<double>> ParseBoundaries(const std::string& text);
+
+}  // namespace fraud::training::replay

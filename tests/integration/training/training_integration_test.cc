@@ -1,0 +1,406 @@
+// The retraining loop through the real services: replay on synthetic data, the promotion gate,
+// inference serving the champion, champion history, cancellation, failed and killed runs,
+// bootstrap and manual promotion/rollback.
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "absl/strings/match.h"
+#include "services/common/model/artifact.h"
+#include "services/training/auto_trigger.h"
+#include "services/training/bootstrap.h"
+#include "tests/integration/training/training_harness.h"
+
+namespace fraud::training::it {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// Storage whose RegisterModel fails; everything else goes to the real service.
+class FailingRegistryStorage final : public StorageApi {
+ public:
+  explicit FailingRegistryStorage(StorageApi* real) : real_(real) {}
+  absl::Status ScanTransactions(
+      const storage::v1::ScanTransactionsRequest& r,
+      const std::function<absl::Status(const common::v1::TransactionBatch&)>& f) override {
+    return real_->ScanTransactions(r, f);
+  }
+  absl::StatusOr<storage::v1::GetDataStatsResponse> GetDataStats(int64_t a) override {
+    return real_->GetDataStats(a);
+  }
+  absl::StatusOr<storage::v1::StoreUploadResponse> StoreUpload(
+      const storage::v1::UploadBegin& b,
+      const std::function<absl::StatusOr<bool>(storage::v1::UploadRows*)>& n,
+      const std::function<storage::v1::UploadCommit()>& c) override {
+    return real_->StoreUpload(b, n, c);
+  }
+  absl::StatusOr<int64_t> AllocateModelVersion() override { return real_->AllocateModelVersion(); }
+  absl::StatusOr<storage::v1::ModelVersion> RegisterModel(const storage::v1::ModelVersion&) override {
+    return absl::UnavailableError("registry is down (injected)");
+  }
+  absl::StatusOr<storage::v1::ModelVersion> GetModel(int64_t v) override {
+    return real_->GetModel(v);
+  }
+  absl::StatusOr<std::vector<storage::v1::ModelVersion>> ListModels() override {
+    return real_->ListModels();
+  }
+  absl::StatusOr<std::optional<storage::v1::ModelVersion>> GetChampion() override {
+    return real_->GetChampion();
+  }
+  absl::StatusOr<storage::v1::ChampionChange> SetChampion(
+      const storage::v1::SetChampionRequest& r) override {
+    return real_->SetChampion(r);
+  }
+  absl::StatusOr<std::vector<storage::v1::ChampionChange>> ListChampionHistory() override {
+    return real_->ListChampionHistory();
+  }
+  absl::StatusOr<storage::v1::TrainingRun> CreateRun(const storage::v1::TrainingRun& r) override {
+    return real_->CreateRun(r);
+  }
+  absl::StatusOr<storage::v1::TrainingRun> UpdateRun(const storage::v1::TrainingRun& r) override {
+    return real_->UpdateRun(r);
+  }
+  absl::StatusOr<storage::v1::TrainingRun> GetRun(int64_t id) override { return real_->GetRun(id); }
+  absl::StatusOr<storage::v1::ListRunsResponse> ListRuns(int32_t n, int64_t b) override {
+    return real_->ListRuns(n, b);
+  }
+
+ private:
+  StorageApi* real_;
+};
+
+// Fast run settings for tests.
+void SmallRun(v1::StartRunRequest* r, const std::vector<std::string>& families) {
+  for (const std::string& f : families) r->add_families(f);
+  (*r->mutable_params())["grid"] = "small";
+  (*r->mutable_params())["max_epochs"] = "8";
+  (*r->mutable_params())["logreg.batch_size"] = "256";
+}
+
+TEST_F(TrainingIntegrationTest, SyntheticReplayCreatesVersionsPromotesThroughTheGateAndServesTheChampion) {
+  const std::string csv = WriteSyntheticCsv(root_ + "/synthetic.csv", 30000, 7, 0.01);
+  replay::ReplayOptions o;
+  o.csv_path = csv;
+  o.initial_rows = 10000;
+  o.work_dir = root_ + "/parts";
+  o.families = {"logreg", "xgboost"};
+  o.params = {{"grid", "small"}, {"max_epochs", "8"}, {"logreg.batch_size", "256"}};
+  o.weight_to_rate = 0.001727;
+  o.bootstrap_resamples = 50;
+  o.token = kAdminToken;
+  std::vector<std::string> log;
+  o.log = [&](const std::string& line) { log.push_back(line); };
+  std::unique_ptr<replay::Uploader> uploader = Uploader();
+  absl::StatusOr<replay::ReplayResult> result = replay::RunReplay(o, *uploader, *training_stub_);
+  ASSERT_THAT(result, IsOk());
+  std::printf("%s", replay::FormatTable(*result).c_str());
+
+  // Parts: the initial 10,000 rows then four parts of 5,000, in time order.
+  ASSERT_EQ(result->parts.size(), 5u);
+  EXPECT_EQ(result->parts[0].rows, 10000);
+  for (int p = 1; p < 5; ++p) {
+    EXPECT_EQ(result->parts[p].rows, 5000);
+    EXPECT_GE(result->parts[p].time_min, result->parts[p - 1].time_max);
+  }
+  // P1..P3 were scored on upload by the champion of the moment.
+  for (int p = 1; p <= 3; ++p) EXPECT_TRUE(result->parts[p].scored) << p;
+  const int64_t p4_upload = result->parts[4].upload_id;
+
+  // Four versions, each evaluated on all of P4, unweighted and weighted.
+  ASSERT_EQ(result->versions.size(), 4u);
+  EXPECT_EQ(result->comparison_rows, 5000);
+  int64_t previous = 0;
+  int64_t last_promoted = 0;
+  int64_t expected_rows = 0;
+  for (size_t i = 0; i < result->versions.size(); ++i) {
+    const replay::VersionResult& v = result->versions[i];
+    EXPECT_GT(v.version, previous);
+    previous = v.version;
+    EXPECT_TRUE(v.error.empty()) << v.error;
+    EXPECT_EQ(v.metrics.rows(), 5000);
+    EXPECT_GT(v.metrics.auprc(), 0.2) << "v" << v.version;
+    ASSERT_TRUE(v.has_weighted);
+    EXPECT_TRUE(v.weighted.weighted());
+    EXPECT_LE(v.weighted.auprc(), v.metrics.auprc() + 1e-12);
+    if (v.promoted) last_promoted = v.version;
+    // The run trained on the parts so far, never on P4.
+    absl::StatusOr<storage::v1::TrainingRun> run = storage_api_->GetRun(v.run_id);
+    ASSERT_THAT(run, IsOk());
+    EXPECT_EQ(run->status(), storage::v1::RUN_STATUS_SUCCEEDED);
+    EXPECT_EQ(run->trigger(), "replay");
+    EXPECT_THAT(run->lineage().upload_ids(), Not(Contains(p4_upload)));
+    expected_rows += result->parts[i].rows;
+    EXPECT_EQ(run->lineage().train_rows() + run->lineage().validation_rows(), expected_rows);
+    EXPECT_EQ(run->challenger_comparison().rows(), 5000);
+    EXPECT_EQ(run->candidates_size(), 2);
+  }
+  EXPECT_TRUE(result->versions[0].promoted);  // no champion before it
+  EXPECT_EQ(ChampionVersion(), last_promoted);
+  EXPECT_EQ(ServingVersion(), last_promoted);
+
+  // The champion history records every promotion with its run.
+  absl::StatusOr<std::vector<storage::v1::ChampionChange>> history =
+      storage_api_->ListChampionHistory();
+  ASSERT_THAT(history, IsOk());
+  std::set<int64_t> promoted_in_history;
+  for (const auto& c : *history) {
+    promoted_in_history.insert(c.version());
+    EXPECT_THAT(c.reason(), HasSubstr("run "));
+  }
+  for (const replay::VersionResult& v : result->versions) {
+    if (v.promoted) {
+      EXPECT_EQ(promoted_in_history.count(v.version), 1u) << v.version;
+    }
+  }
+
+  // A huge margin forces a non-promotion: registered, but the champion keeps serving.
+  v1::StartRunRequest request;
+  SmallRun(&request, {"logreg"});
+  for (int p = 0; p < 4; ++p) request.add_train_upload_ids(result->parts[p].upload_id);
+  request.add_comparison_upload_ids(p4_upload);
+  request.set_promotion_margin(10);
+  storage::v1::TrainingRun run = TrainAndWait(request);
+  EXPECT_EQ(run.status(), storage::v1::RUN_STATUS_SUCCEEDED);
+  EXPECT_FALSE(run.promoted());
+  EXPECT_GT(run.model_version(), previous);
+  EXPECT_EQ(run.champion_version_before(), last_promoted);
+  EXPECT_EQ(run.champion_comparison().rows(), 5000);
+  EXPECT_THAT(run.message(), HasSubstr("not promoted"));
+  EXPECT_EQ(ChampionVersion(), last_promoted);
+  EXPECT_EQ(ServingVersion(), last_promoted);
+  EXPECT_EQ(ListArtifacts(model_dir_).versions.size(), 5u);
+  EXPECT_TRUE(ListArtifacts(model_dir_).others.empty());
+}
+
+TEST_F(TrainingIntegrationTest, BootstrapPublishesVersionOneThenManualPromotionAndRollback) {
+  BootstrapOptions b;
+  b.rows = 20000;
+  b.seed = 42;
+  absl::StatusOr<int64_t> run_id = MaybeBootstrap(
+      *storage_api_, b,
+      [&](const v1::StartRunRequest& r) -> absl::StatusOr<storage::v1::TrainingRun> {
+        v1::StartRunRequest request = r;
+        SmallRun(&request, {"logreg"});
+        absl::StatusOr<std::map<std::string, std::string>> params =
+            ResolveRunParams(request, pipeline_);
+        if (!params.ok()) return params.status();
+        return runs_->Submit(request, *params);
+      });
+  ASSERT_THAT(run_id, IsOk());
+  ASSERT_GT(*run_id, 0);
+  absl::StatusOr<storage::v1::TrainingRun> run = runs_->WaitFor(*run_id, absl::Minutes(5));
+  ASSERT_THAT(run, IsOk());
+  EXPECT_EQ(run->status(), storage::v1::RUN_STATUS_SUCCEEDED) << run->message();
+  EXPECT_EQ(run->trigger(), "bootstrap");
+  EXPECT_TRUE(run->promoted());
+  const int64_t v1 = run->model_version();
+  EXPECT_EQ(ChampionVersion(), v1);
+  EXPECT_EQ(ServingVersion(), v1);
+  absl::StatusOr<storage::v1::GetDataStatsResponse> stats = storage_api_->GetDataStats(0);
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->labelled_rows(), 20000);
+  // With a model registered, bootstrap does nothing more.
+  absl::StatusOr<int64_t> again = MaybeBootstrap(
+      *storage_api_, b, [](const v1::StartRunRequest&) -> absl::StatusOr<storage::v1::TrainingRun> {
+        return absl::InternalError("must not be called");
+      });
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(*again, 0);
+
+  // A second version, registered only.
+  v1::StartRunRequest request;
+  SmallRun(&request, {"xgboost"});
+  request.set_no_promote(true);
+  storage::v1::TrainingRun second = TrainAndWait(request);
+  ASSERT_EQ(second.status(), storage::v1::RUN_STATUS_SUCCEEDED) << second.message();
+  const int64_t v2 = second.model_version();
+  EXPECT_EQ(ChampionVersion(), v1);
+
+  // Manual promotion, then rollback, each reloading inference.
+  for (int64_t target : {v2, v1}) {
+    grpc::ClientContext ctx;
+    rpc::AddBearerToken(&ctx, kAdminToken);
+    v1::PromoteRequest promote;
+    promote.set_version(target);
+    promote.set_reason(absl::StrCat("test: promote v", target));
+    v1::PromoteResponse response;
+    grpc::Status s = training_stub_->Promote(&ctx, promote, &response);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_TRUE(response.reloaded()) << response.message();
+    EXPECT_EQ(ChampionVersion(), target);
+    EXPECT_EQ(ServingVersion(), target);
+  }
+  absl::StatusOr<std::vector<storage::v1::ChampionChange>> history =
+      storage_api_->ListChampionHistory();
+  ASSERT_THAT(history, IsOk());
+  ASSERT_GE(history->size(), 3u);
+  bool saw_rollback = false;
+  for (const auto& c : *history) {
+    if (c.version() == v1 && c.previous_version() == v2) {
+      saw_rollback = true;
+      EXPECT_EQ(c.reason(), absl::StrCat("test: promote v", v1));
+    }
+  }
+  EXPECT_TRUE(saw_rollback);
+}
+
+TEST_F(TrainingIntegrationTest, CancelledRunLeavesNoArtifactAndTheRegistryUnchanged) {
+  BootstrapOptions b;
+  b.rows = 20000;
+  ASSERT_THAT(StoreInitialData(*storage_api_, b), IsOk());
+  v1::StartRunRequest request;
+  request.add_families("mlp");
+  (*request.mutable_params())["mlp.epochs"] = "500";
+  (*request.mutable_params())["mlp.patience"] = "500";
+  grpc::ClientContext ctx;
+  rpc::AddBearerToken(&ctx, kAdminToken);
+  v1::StartRunResponse started;
+  ASSERT_TRUE(training_stub_->StartRun(&ctx, request, &started).ok());
+  const int64_t id = started.run().id();
+  // Wait until it trains (an epoch reported), then cancel.
+  for (int i = 0; i < 600; ++i) {
+    absl::StatusOr<storage::v1::TrainingRun> r = runs_->Get(id);
+    ASSERT_THAT(r, IsOk());
+    if (r->progress().phase() == "training" && r->progress().epoch() >= 1) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  grpc::ClientContext cancel_ctx;
+  rpc::AddBearerToken(&cancel_ctx, kAdminToken);
+  v1::CancelRunRequest cancel;
+  cancel.set_run_id(id);
+  v1::CancelRunResponse cancelled;
+  ASSERT_TRUE(training_stub_->CancelRun(&cancel_ctx, cancel, &cancelled).ok());
+  absl::StatusOr<storage::v1::TrainingRun> done = runs_->WaitFor(id, absl::Minutes(2));
+  ASSERT_THAT(done, IsOk());
+  EXPECT_EQ(done->status(), storage::v1::RUN_STATUS_CANCELLED);
+  absl::StatusOr<storage::v1::TrainingRun> stored = storage_api_->GetRun(id);
+  ASSERT_THAT(stored, IsOk());
+  EXPECT_EQ(stored->status(), storage::v1::RUN_STATUS_CANCELLED);
+  EXPECT_EQ(ModelCount(), 0u);
+  EXPECT_EQ(ChampionVersion(), 0);
+  ArtifactListing artifacts = ListArtifacts(model_dir_);
+  EXPECT_TRUE(artifacts.versions.empty());
+  EXPECT_TRUE(artifacts.others.empty());
+}
+
+TEST_F(TrainingIntegrationTest, FailedRegistrationLeavesNoArtifactVisible) {
+  BootstrapOptions b;
+  b.rows = 10000;
+  ASSERT_THAT(StoreInitialData(*storage_api_, b), IsOk());
+  StopTraining();
+  std::unique_ptr<StorageApi> real = MakeGrpcStorageApi(storage_channel_);
+  FailingRegistryStorage failing(real.get());
+  storage_for_runs_ = &failing;
+  StartTraining();
+  v1::StartRunRequest request;
+  SmallRun(&request, {"logreg"});
+  storage::v1::TrainingRun run = TrainAndWait(request);
+  EXPECT_EQ(run.status(), storage::v1::RUN_STATUS_FAILED);
+  EXPECT_THAT(run.message(), HasSubstr("registry is down"));
+  EXPECT_EQ(ModelCount(), 0u);
+  ArtifactListing artifacts = ListArtifacts(model_dir_);
+  EXPECT_TRUE(artifacts.versions.empty());
+  EXPECT_TRUE(artifacts.others.empty());
+  StopTraining();
+  storage_for_runs_ = nullptr;
+}
+
+#ifdef TRAINING_BINARY
+TEST_F(TrainingIntegrationTest, KilledTrainingProcessLeavesNothingVisibleAndIsMarkedInterrupted) {
+  BootstrapOptions b;
+  b.rows = 30000;
+  ASSERT_THAT(StoreInitialData(*storage_api_, b), IsOk());
+  // A leftover of a writer killed mid-write: only the start-up clean-up may remove it.
+  const std::string leftover = model_dir_ + "/.tmp-7-deadbeef";
+  std::filesystem::create_directories(leftover);
+  std::ofstream(leftover + "/weights.pt") << "partial";
+
+  const std::string storage_flag = "--storage_target=" + storage_server_->target();
+  const std::string model_flag = "--model_dir=" + model_dir_;
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl(TRAINING_BINARY, TRAINING_BINARY, "--run_once", "--bootstrap=false",
+          "--inference_target=", "--families=mlp", "--log_level=warning", storage_flag.c_str(),
+          model_flag.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait until the child's run is training, then kill it without warning.
+  int64_t run_id = 0;
+  for (int i = 0; i < 1200 && run_id == 0; ++i) {
+    absl::StatusOr<storage::v1::ListRunsResponse> runs = storage_api_->ListRuns(10, 0);
+    ASSERT_THAT(runs, IsOk());
+    for (const auto& r : runs->runs()) {
+      if (r.status() == storage::v1::RUN_STATUS_RUNNING && r.progress().phase() == "training") {
+        run_id = r.id();
+      }
+    }
+    if (run_id == 0) absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_GT(run_id, 0) << "the child never started training";
+  // The child's start-up removed the leftover temporary directory.
+  EXPECT_FALSE(std::filesystem::exists(leftover));
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  EXPECT_TRUE(WIFSIGNALED(wstatus));
+
+  // Nothing was published: no version directory, no registry entry, inference has nothing.
+  EXPECT_TRUE(ListArtifacts(model_dir_).versions.empty());
+  EXPECT_EQ(ModelCount(), 0u);
+  EXPECT_EQ(ServingVersion(), 0);
+  absl::StatusOr<storage::v1::TrainingRun> stale = storage_api_->GetRun(run_id);
+  ASSERT_THAT(stale, IsOk());
+  EXPECT_EQ(stale->status(), storage::v1::RUN_STATUS_RUNNING);
+  // The next training service marks the run interrupted.
+  StopTraining();
+  StartTraining();
+  absl::StatusOr<storage::v1::TrainingRun> recovered = storage_api_->GetRun(run_id);
+  ASSERT_THAT(recovered, IsOk());
+  EXPECT_EQ(recovered->status(), storage::v1::RUN_STATUS_FAILED);
+  EXPECT_THAT(recovered->message(), HasSubstr("interrupted"));
+}
+#endif
+
+TEST_F(TrainingIntegrationTest, AutoTriggerStartsARunOnceEnoughNewRowsArrive) {
+  BootstrapOptions b;
+  b.rows = 6000;
+  b.seed = 3;
+  ASSERT_THAT(StoreInitialData(*storage_api_, b), IsOk());
+  AutoTriggerOptions options;
+  options.min_new_rows = 10000;
+  options.params = {{"grid", "small"}, {"max_epochs", "3"}};
+  auto submit = [&](const v1::StartRunRequest& r) -> absl::StatusOr<storage::v1::TrainingRun> {
+    v1::StartRunRequest request = r;
+    request.add_families("logreg");
+    absl::StatusOr<std::map<std::string, std::string>> params = ResolveRunParams(request, pipeline_);
+    if (!params.ok()) return params.status();
+    return runs_->Submit(request, *params);
+  };
+  AutoTrigger trigger(storage_api_.get(), [&] { return runs_->Busy(); }, submit, options);
+  absl::StatusOr<int64_t> none = trigger.CheckOnce();
+  ASSERT_THAT(none, IsOk());
+  EXPECT_EQ(*none, 0);  // 6,000 < 10,000
+  b.rows = 5000;
+  b.seed = 4;
+  ASSERT_THAT(StoreInitialData(*storage_api_, b), IsOk());
+  absl::StatusOr<int64_t> started = trigger.CheckOnce();
+  ASSERT_THAT(started, IsOk());
+  ASSERT_GT(*started, 0);
+  absl::StatusOr<storage::v1::TrainingRun> run = runs_->WaitFor(*started, absl::Minutes(5));
+  ASSERT_THAT(run, IsOk());
+  EXPECT_EQ(run->trigger(), "auto");
+  EXPECT_EQ(run->status(), storage::v1::RUN_STATUS_SUCCEEDED) << run->message();
+  // The run recorded the data it saw: the same rows do not trigger again.
+  absl::StatusOr<int64_t> after = trigger.CheckOnce();
+  ASSERT_THAT(after, IsOk());
+  EXPECT_EQ(*after, 0);
+}
+
+}  // namespace
+}  // namespace fraud::training::it
