@@ -136,6 +136,7 @@ absl::Status ServerRunner::Start() {
   builder.SetResourceQuota(quota);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
+  for (const auto& [name, value] : options_.int_channel_args) builder.AddChannelArgument(name, value);
   // Metric families live for the whole process (the registry owns them); the struct is leaked on
   // purpose so interceptors never outlive it.
   auto* rpc_metrics = new RpcMetrics(options_.service_name);

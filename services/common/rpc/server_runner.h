@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -41,6 +42,9 @@ struct ServerOptions {
   // PEM certificate chain and private key; TLS is used when both are set.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // Extra integer channel arguments for the server (e.g. {GRPC_ARG_HTTP2_BDP_PROBE, 0} to stop
+  // HTTP/2 flow control from reading far ahead of a slow client-streaming handler).
+  std::vector<std::pair<std::string, int>> int_channel_args;
 };
 
 class ServerRunner {
