@@ -156,6 +156,8 @@ class CsvReader {
   // plain or quoted number takes the fast path (fast_float_parse.h); anything else goes through
   // ParseFieldSlow. No allocation for an accepted row.
   void ParseRow(const char* begin, const char* end);
+  bool ParseRowFast(const char* begin, const char* end, double* out, int32_t* label) const;
+  void ParseRowInDetail(const char* begin, const char* end, size_t base);
   void AcceptRow(int32_t label);
   // Slow path for a field that is not a plain number followed by ',' or the end of the line.
   // Sets *value, *field_end (the ',' or `end`) and *text (the field's raw text, for messages).
