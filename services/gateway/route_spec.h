@@ -1,0 +1,51 @@
+// The REST routes as data: method, path pattern, what they take and return. The server registers
+// exactly these routes (gateway_server.cc) and the OpenAPI document is generated from the same
+// list (openapi.cc), so the two cannot drift.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace fraud::gateway {
+
+enum class BodyKind {
+  kNone,       // no request body
+  kJson,       // a JSON document (bounded by --max_json_bytes), `request_schema`
+  kCsvUpload,  // a streamed CSV: raw text/csv or multipart/form-data field `file`
+};
+
+struct QueryParamSpec {
+  std::string name;
+  // OpenAPI scalar type: "integer", "number", "boolean" or "string".
+  std::string type;
+  std::string description;
+  // Allowed values for strings (empty = any).
+  std::vector<std::string> values;
+};
+
+struct RouteSpec {
+  std::string method;  // "GET" or "POST"
+  // Path with {name} placeholders for integer path parameters: "/api/v1/uploads/{id}".
+  std::string path;
+  std::string operation_id;
+  std::string summary;
+  std::string tag;
+  // Requires "Authorization: Bearer <admin token>".
+  bool admin = false;
+  // Requires the upload token when one is configured.
+  bool upload_token = false;
+  BodyKind body = BodyKind::kNone;
+  // Schema names: a proto message's full name ("fraud.training.v1.StartRunRequest") or a
+  // gateway schema ("HealthResponse", "MonitoringResponse", "ScoreRequest", ...).
+  std::string request_schema;
+  std::string response_schema;
+  std::string response_content_type = "application/json";
+  std::vector<QueryParamSpec> query;
+};
+
+// Placeholder names of a path pattern, in order: "/a/{id}/b/{version}" -> {"id", "version"}.
+std::vector<std::string> PathParams(const std::string& pattern);
+// The std::regex (ECMAScript) the server registers for a pattern: placeholders match [0-9]+.
+std::string PathRegex(const std::string& pattern);
+
+}  // namespace fraud::gateway
