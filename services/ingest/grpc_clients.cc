@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/grpc_status.h"
 
@@ -15,6 +16,62 @@ void ToProto(const csv::RowBatch& rows, common::v1::TransactionBatch* out) {
   out->mutable_labels()->Assign(rows.labels.begin(), rows.labels.end());
   out->mutable_line_numbers()->Assign(rows.line_numbers.begin(), rows.line_numbers.end());
 }
+
+void FillPredictRequest(absl::Span<const double> features, absl::Span<const int64_t> line_numbers,
+                        inference::v1::PredictRequest* request) {
+  common::v1::TransactionBatch* rows = request->mutable_rows();
+  rows->Clear();
+  rows->set_num_rows(static_cast<uint32_t>(line_numbers.size()));
+  rows->mutable_features()->Assign(features.begin(), features.end());
+  rows->mutable_line_numbers()->Assign(line_numbers.begin(), line_numbers.end());
+}
+
+absl::Status MapInferenceError(const grpc::Status& status) {
+  // The inference service answers UNAVAILABLE "no model loaded yet" until its first load; that is
+  // a state of the service, not a failure to reach it.
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      absl::StrContains(status.error_message(), "no model")) {
+    return absl::NotFoundError(status.error_message());
+  }
+  return rpc::FromGrpcStatus(status);
+}
+
+namespace {
+
+// One Predict in flight on the callback API. The context, request and response live here until
+// the callback has run, so destroying the handle early cancels the call and waits for it.
+class GrpcPendingScore final : public PendingScore {
+ public:
+  GrpcPendingScore(inference::v1::InferenceService::StubInterface::async_interface* async,
+                   const std::string& request_id, absl::Duration timeout,
+                   absl::Span<const double> features, absl::Span<const int64_t> line_numbers) {
+    rpc::SetDeadline(&ctx_, timeout);
+    ctx_.AddMetadata("x-request-id", request_id);
+    FillPredictRequest(features, line_numbers, &request_);
+    async->Predict(&ctx_, &request_, &response_, [this](grpc::Status s) {
+      status_ = std::move(s);
+      done_.Notify();
+    });
+  }
+  ~GrpcPendingScore() override {
+    if (!done_.HasBeenNotified()) ctx_.TryCancel();
+    done_.WaitForNotification();
+  }
+  absl::StatusOr<common::v1::ScoreBatch> Wait() override {
+    done_.WaitForNotification();
+    if (!status_.ok()) return MapInferenceError(status_);
+    return std::move(*response_.mutable_scores());
+  }
+
+ private:
+  grpc::ClientContext ctx_;
+  inference::v1::PredictRequest request_;
+  inference::v1::PredictResponse response_;
+  grpc::Status status_;
+  absl::Notification done_;
+};
+
+}  // namespace
 
 GrpcScorer::GrpcScorer(inference::v1::InferenceService::StubInterface* stub, std::string request_id,
                        absl::Duration rpc_timeout)
@@ -30,15 +87,7 @@ absl::StatusOr<common::v1::ModelManifest> GrpcScorer::ServingModel() {
   Prepare(&ctx);
   inference::v1::GetModelResponse response;
   const grpc::Status s = stub_->GetModel(&ctx, inference::v1::GetModelRequest(), &response);
-  if (!s.ok()) {
-    // The inference service answers UNAVAILABLE "no model loaded yet" until its first load; that
-    // is a state of the service, not a failure to reach it.
-    if (s.error_code() == grpc::StatusCode::UNAVAILABLE &&
-        absl::StrContains(s.error_message(), "no model")) {
-      return absl::NotFoundError(s.error_message());
-    }
-    return rpc::FromGrpcStatus(s);
-  }
+  if (!s.ok()) return MapInferenceError(s);
   common::v1::ModelManifest manifest = std::move(*response.mutable_manifest());
   if (manifest.version() == 0) manifest.set_version(response.version());
   return manifest;
@@ -49,21 +98,19 @@ absl::StatusOr<common::v1::ScoreBatch> GrpcScorer::Score(absl::Span<const double
   grpc::ClientContext ctx;
   Prepare(&ctx);
   // Only features and line numbers travel: labels stay in ingest.
-  common::v1::TransactionBatch* rows = request_.mutable_rows();
-  rows->Clear();
-  rows->set_num_rows(static_cast<uint32_t>(line_numbers.size()));
-  rows->mutable_features()->Assign(features.begin(), features.end());
-  rows->mutable_line_numbers()->Assign(line_numbers.begin(), line_numbers.end());
+  FillPredictRequest(features, line_numbers, &request_);
   inference::v1::PredictResponse response;
   const grpc::Status s = stub_->Predict(&ctx, request_, &response);
-  if (!s.ok()) {
-    if (s.error_code() == grpc::StatusCode::UNAVAILABLE &&
-        absl::StrContains(s.error_message(), "no model")) {
-      return absl::NotFoundError(s.error_message());
-    }
-    return rpc::FromGrpcStatus(s);
-  }
+  if (!s.ok()) return MapInferenceError(s);
   return std::move(*response.mutable_scores());
+}
+
+std::unique_ptr<PendingScore> GrpcScorer::StartScore(absl::Span<const double> features,
+                                                     absl::Span<const int64_t> line_numbers) {
+  auto* async = stub_->async();
+  if (async == nullptr) return Scorer::StartScore(features, line_numbers);  // e.g. a mock stub
+  return std::make_unique<GrpcPendingScore>(async, request_id_, rpc_timeout_, features,
+                                            line_numbers);
 }
 
 GrpcStorageSink::GrpcStorageSink(storage::v1::StorageService::StubInterface* stub,

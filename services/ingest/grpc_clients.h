@@ -41,6 +41,9 @@ class GrpcScorer final : public Scorer {
   absl::StatusOr<common::v1::ModelManifest> ServingModel() override;
   absl::StatusOr<common::v1::ScoreBatch> Score(absl::Span<const double> features,
                                                absl::Span<const int64_t> line_numbers) override;
+  // Asynchronous Predict (gRPC callback API): returns as soon as the request is sent.
+  std::unique_ptr<PendingScore> StartScore(absl::Span<const double> features,
+                                           absl::Span<const int64_t> line_numbers) override;
 
  private:
   void Prepare(grpc::ClientContext* ctx) const;
@@ -80,6 +83,13 @@ class GrpcStorageSink final : public UploadSink {
   storage::v1::StoreUploadRequest request_;
   bool done_ = false;
 };
+
+// Fills a Predict request with features and line numbers only (never labels).
+void FillPredictRequest(absl::Span<const double> features, absl::Span<const int64_t> line_numbers,
+                        inference::v1::PredictRequest* request);
+// Maps a failed Predict/GetModel: "no model loaded yet" becomes NotFound, anything else keeps its
+// code (rpc::FromGrpcStatus).
+absl::Status MapInferenceError(const grpc::Status& status);
 
 // Copies a validated batch into its proto twin (features, labels, line numbers).
 void ToProto(const csv::RowBatch& rows, common::v1::TransactionBatch* out);

@@ -54,6 +54,23 @@ std::string FormatByteLimit(int64_t bytes) {
   return absl::StrCat(bytes, " bytes");
 }
 
+namespace {
+// Scores computed before StartScore returned.
+class ReadyScore final : public PendingScore {
+ public:
+  explicit ReadyScore(absl::StatusOr<common::v1::ScoreBatch> result) : result_(std::move(result)) {}
+  absl::StatusOr<common::v1::ScoreBatch> Wait() override { return std::move(result_); }
+
+ private:
+  absl::StatusOr<common::v1::ScoreBatch> result_;
+};
+}  // namespace
+
+std::unique_ptr<PendingScore> Scorer::StartScore(absl::Span<const double> features,
+                                                 absl::Span<const int64_t> line_numbers) {
+  return std::make_unique<ReadyScore>(Score(features, line_numbers));
+}
+
 bool UploadSession::LessSuspiciousFirst::operator()(const Suspicious& a,
                                                     const Suspicious& b) const {
   // std heap keeps the "largest" on top: make that the least suspicious row, so it is the one
@@ -134,6 +151,7 @@ absl::StatusOr<UploadSummary> UploadSession::Finish() {
   if (!status_.ok()) return status_;
   if (finished_) return absl::FailedPreconditionError("UploadSession::Finish called twice");
   absl::Status s = reader_.Finish();
+  if (s.ok() && holding_) s = CompleteHeld();
   if (!s.ok()) return Fail(batch_error_ ? batch_failure_ : UploadFailure::kInvalid, std::move(s));
   const csv::CsvCounters& c = reader_.counters();
   if (c.rows_accepted == 0) {
@@ -210,6 +228,7 @@ void UploadSession::Abort() {
     failure_ = UploadFailure::kCancelled;
     status_ = absl::CancelledError("upload cancelled");
   }
+  DropHeld();
   if (started_sink_ && !aborted_ && !finished_) {
     aborted_ = true;
     sink_->Abort();
@@ -224,52 +243,45 @@ UploadSummary UploadSession::PartialSummary() const {
 }
 
 absl::Status UploadSession::OnBatch(csv::RowBatch& batch) {
-  const size_t n = batch.num_rows();
-  if (n == 0) return absl::OkStatus();
-  common::v1::ScoreBatch scores;
-  bool scored = false;
-  if (absl::Status s = ScoreRows(batch, &scores, &scored); !s.ok()) {
-    batch_error_ = true;
-    batch_failure_ = UploadFailure::kScoring;
-    return s;
+  if (batch.num_rows() == 0) return absl::OkStatus();
+  if (!scoring_) return StoreBatch(batch, nullptr);
+  // Start scoring this batch first, so inference works while the previous batch is stored and
+  // the next chunk is parsed.
+  std::unique_ptr<PendingScore> pending = scorer_->StartScore(
+      absl::MakeConstSpan(batch.features), absl::MakeConstSpan(batch.line_numbers));
+  if (holding_) FRAUD_RETURN_IF_ERROR(CompleteHeld());
+  if (!scoring_) {
+    // The held batch turned scoring off: this batch is stored unscored too.
+    pending.reset();
+    return StoreBatch(batch, nullptr);
   }
-  if (sink_ != nullptr) {
-    if (absl::Status s = sink_->Append(batch, scored ? &scores : nullptr); !s.ok()) {
-      batch_error_ = true;
-      batch_failure_ = UploadFailure::kStorage;
-      return s;
-    }
-  }
-  Accumulate(batch, scored ? &scores : nullptr);
+  // Keep the rows without copying: the reader hands us the batch to modify or swap out.
+  std::swap(held_, batch);
+  held_score_ = std::move(pending);
+  holding_ = true;
   return absl::OkStatus();
 }
 
-absl::Status UploadSession::ScoreRows(const csv::RowBatch& batch, common::v1::ScoreBatch* scores,
-                                      bool* scored) {
-  *scored = false;
-  if (!scoring_) return absl::OkStatus();
-  const size_t n = batch.num_rows();
-  absl::StatusOr<common::v1::ScoreBatch> result =
-      scorer_->Score(absl::MakeConstSpan(batch.features), absl::MakeConstSpan(batch.line_numbers));
+absl::Status UploadSession::CompleteHeld() {
+  holding_ = false;
+  absl::StatusOr<common::v1::ScoreBatch> result = held_score_->Wait();
+  held_score_.reset();
+  const size_t n = held_.num_rows();
   if (result.ok() && (static_cast<size_t>(result->scores_size()) != n ||
                       static_cast<size_t>(result->decisions_size()) != n)) {
     result = absl::InternalError(
         absl::StrCat("the scorer returned ", result->scores_size(), " scores for ", n, " rows"));
   }
-  const int64_t first_line = batch.line_numbers.empty() ? 0 : batch.line_numbers.front();
+  const int64_t first_line = held_.line_numbers.empty() ? 0 : held_.line_numbers.front();
   if (!result.ok()) {
     if (batches_scored_ == 0) {
-      // Nothing was scored yet: the whole upload can still be stored consistently unscored.
-      scoring_ = false;
-      drift_.reset();
-      scoring_message_ = result.status().code() == absl::StatusCode::kNotFound
-                             ? std::string(kNoModelMessage)
-                             : absl::StrCat("scoring failed (", result.status().message(),
-                                            "); rows stored unscored");
-      FRAUD_LOG(WARNING) << "scoring unavailable; storing unscored" << Kv("line", first_line)
-                         << Kv("error", result.status().ToString());
-      return absl::OkStatus();
+      // Nothing was stored with scores yet: the whole upload can still be stored consistently
+      // unscored.
+      DisableScoring(result.status(), first_line);
+      return StoreBatch(held_, nullptr);
     }
+    batch_error_ = true;
+    batch_failure_ = UploadFailure::kScoring;
     return absl::UnavailableError(absl::StrCat(
         "scoring failed at line ", first_line, " after ", batches_scored_,
         " batches were scored: ", result.status().message(), "; nothing stored, retry the upload"));
@@ -280,9 +292,36 @@ absl::Status UploadSession::ScoreRows(const csv::RowBatch& batch, common::v1::Sc
   }
   versions_seen_.insert(result->model_version());
   ++batches_scored_;
-  *scores = std::move(*result);
-  *scored = true;
+  return StoreBatch(held_, &*result);
+}
+
+absl::Status UploadSession::StoreBatch(const csv::RowBatch& batch,
+                                       const common::v1::ScoreBatch* scores) {
+  if (sink_ != nullptr) {
+    if (absl::Status s = sink_->Append(batch, scores); !s.ok()) {
+      batch_error_ = true;
+      batch_failure_ = UploadFailure::kStorage;
+      return s;
+    }
+  }
+  Accumulate(batch, scores);
   return absl::OkStatus();
+}
+
+void UploadSession::DisableScoring(const absl::Status& why, int64_t first_line) {
+  scoring_ = false;
+  scoring_message_ =
+      why.code() == absl::StatusCode::kNotFound
+          ? std::string(kNoModelMessage)
+          : absl::StrCat("scoring failed (", why.message(), "); rows stored unscored");
+  FRAUD_LOG(WARNING) << "scoring unavailable; storing unscored" << Kv("line", first_line)
+                     << Kv("error", why.ToString());
+}
+
+void UploadSession::DropHeld() {
+  held_score_.reset();
+  holding_ = false;
+  held_.Clear();
 }
 
 void UploadSession::Accumulate(const csv::RowBatch& batch, const common::v1::ScoreBatch* scores) {
@@ -336,6 +375,7 @@ absl::Status UploadSession::Fail(UploadFailure kind, absl::Status status) {
     failure_ = kind;
     status_ = std::move(status);
   }
+  DropHeld();
   if (started_sink_ && !aborted_ && !finished_) {
     aborted_ = true;
     sink_->Abort();

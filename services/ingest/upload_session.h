@@ -7,14 +7,16 @@
 //   FRAUD_ASSIGN_OR_RETURN(UploadSummary summary, session.Finish());
 //
 // Pipeline per full batch of `batch_rows` validated rows (CsvReader emits them):
-//   1. the features (never the labels) go to Scorer::Score;
-//   2. rows + scores go to UploadSink::Append (one storage transaction per upload);
+//   1. the features (never the labels) go to Scorer::StartScore;
+//   2. while batch N is being scored, batch N-1 (whose scores are in) goes with its scores to
+//      UploadSink::Append (one storage transaction per upload) and the next chunk is parsed;
 //   3. scores + labels are kept for the metrics, the top-k heap, the 20-bin score histogram, and
 //      the data report (class ratio, Time range and order, Amount stats, drift) is accumulated.
-// Feed() returns only after the batch has been handed to the sink, so a caller that does not read
-// the next chunk before Feed() returns gets backpressure for free.
+// At most one batch waits for its scores; Feed() returns only after the batch before it has been
+// handed to the sink, so a caller that does not read the next chunk before Feed() returns gets
+// backpressure for free. Unscored uploads go to the sink batch by batch.
 //
-// Memory: one batch, one partial line, the top-k heap and, for the metrics, one float score and
+// Memory: two batches, one partial line, the top-k heap and, for the metrics, one float score and
 // one int8 label per scored labelled row (5 bytes/row: 35 MB for the largest 2 GiB upload of
 // about 7M rows). The metrics are exact (scikit-learn's average precision and ROC-AUC over every
 // row), which a binned streaming estimate would not be; the bootstrap interval is skipped when
@@ -59,6 +61,15 @@
 
 namespace fraud::ingest {
 
+// Scores being computed for one batch (see Scorer::StartScore).
+class PendingScore {
+ public:
+  // Destroying a handle that was not waited for abandons the call (and waits for it to end).
+  virtual ~PendingScore() = default;
+  // Blocks until the scores are there. Called at most once.
+  virtual absl::StatusOr<common::v1::ScoreBatch> Wait() = 0;
+};
+
 // Scores rows for one upload. Labels are never passed: the interface only carries features.
 class Scorer {
  public:
@@ -71,6 +82,11 @@ class Scorer {
   // Must return one score and one decision per row.
   virtual absl::StatusOr<common::v1::ScoreBatch> Score(absl::Span<const double> features,
                                                        absl::Span<const int64_t> line_numbers) = 0;
+  // Starts scoring and returns at once, so the session can parse and store the previous batch
+  // meanwhile (pipelining). The spans need to stay valid only during the call. The default
+  // implementation calls Score() before returning.
+  virtual std::unique_ptr<PendingScore> StartScore(absl::Span<const double> features,
+                                                   absl::Span<const int64_t> line_numbers);
 };
 
 // Receives the accepted rows of one upload; everything between Begin and Commit is one
@@ -171,7 +187,14 @@ class UploadSession {
   };
 
   absl::Status OnBatch(csv::RowBatch& batch);
-  absl::Status ScoreRows(const csv::RowBatch& batch, common::v1::ScoreBatch* scores, bool* scored);
+  // Waits for the held batch's scores, then stores and accumulates it. The first batch's scoring
+  // failure turns scoring off for the upload (stored unscored); a later one is an error.
+  absl::Status CompleteHeld();
+  // Hands a batch to the sink and accumulates it. Sets the batch failure kind on error.
+  absl::Status StoreBatch(const csv::RowBatch& batch, const common::v1::ScoreBatch* scores);
+  void DisableScoring(const absl::Status& why, int64_t first_line);
+  // Abandons the held batch and its scoring call, if any.
+  void DropHeld();
   void Accumulate(const csv::RowBatch& batch, const common::v1::ScoreBatch* scores);
   // Records a failure (first one wins), aborts the sink and returns the status.
   absl::Status Fail(UploadFailure kind, absl::Status status);
@@ -198,8 +221,11 @@ class UploadSession {
   bool batch_error_ = false;
   UploadFailure batch_failure_ = UploadFailure::kNone;
 
-  // Scoring.
+  // Scoring. `held_` is the batch whose scores `held_score_` is computing.
   bool scoring_ = false;
+  bool holding_ = false;
+  csv::RowBatch held_;
+  std::unique_ptr<PendingScore> held_score_;
   std::string scoring_message_;
   int64_t batches_scored_ = 0;
   int64_t model_version_ = 0;

@@ -620,9 +620,38 @@ TEST(UploadSessionTest, ScoringThatFailsOnTheFirstBatchFallsBackToUnscored) {
   ASSERT_THAT(summary, IsOk());
   EXPECT_FALSE(summary->scored());
   EXPECT_THAT(summary->scoring_message(), HasSubstr("inference restarting"));
-  EXPECT_EQ(scorer.calls, 1);  // not asked again for later batches
+  // The second batch was already being scored (pipelining); nothing after it was.
+  EXPECT_EQ(scorer.calls, 2);
   EXPECT_TRUE(sink.scores.empty());
   EXPECT_EQ(sink.stored_rows(), 1200u);
+}
+
+TEST(UploadSessionTest, ScoringRunsOneBatchAheadOfStorage) {
+  // Scoring batch N starts before batch N-1 is stored, so inference and storage work at once.
+  class CountingSink : public FakeSink {
+   public:
+    explicit CountingSink(const FakeScorer* scorer) : scorer_(scorer) {}
+    absl::Status Append(const csv::RowBatch& rows, const common::v1::ScoreBatch* s) override {
+      calls_at_append.push_back(scorer_->calls);
+      return FakeSink::Append(rows, s);
+    }
+    std::vector<int> calls_at_append;
+
+   private:
+    const FakeScorer* scorer_;
+  };
+  FakeScorer scorer;
+  CountingSink sink(&scorer);
+  UploadSession session(Options(), &scorer, &sink);  // 500-row batches
+  absl::StatusOr<UploadSummary> summary = RunUpload(session, SyntheticCsv(2100), 3000);
+  ASSERT_THAT(summary, IsOk());
+  EXPECT_EQ(sink.calls_at_append, (std::vector<int>{2, 3, 4, 5, 5}));
+  // Rows still arrive in file order, each with its own scores.
+  ASSERT_EQ(sink.lines.size(), 2100u);
+  for (size_t i = 0; i < sink.lines.size(); ++i) {
+    ASSERT_EQ(sink.lines[i], static_cast<int64_t>(i) + 2);
+    ASSERT_EQ(sink.scores[i], scorer.score_of_line.at(sink.lines[i]));
+  }
 }
 
 TEST(UploadSessionTest, ScoringThatFailsMidUploadStoresNothing) {
