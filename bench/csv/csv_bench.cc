@@ -188,7 +188,8 @@ int RssChild(const std::string& path) {
   if (p.seconds < 0) return 1;
   long peak = p.max_rss_bytes;
   if (peak_reset) peak = std::max(peak, bench::PeakRssBytes());
-  std::printf("%ld %ld %lld %d\n", before, peak, static_cast<long long>(p.rows), peak_reset ? 1 : 0);
+  std::printf("%ld %ld %lld %d\n", before, peak, static_cast<long long>(p.rows),
+              peak_reset ? 1 : 0);
   return 0;
 }
 
@@ -232,14 +233,16 @@ int Main(int argc, char** argv) {
   if (argc == 3 && std::string(argv[1]) == "--rss-child") return RssChild(argv[2]);
   Args args;
   if (!ParseArgs(argc, argv, &args)) {
-    std::fprintf(stderr, "usage: fraud-bench-csv [--file CSV] [--runs N] [--dir TMPDIR] [--skip-4x]\n");
+    std::fprintf(stderr,
+                 "usage: fraud-bench-csv [--file CSV] [--runs N] [--dir TMPDIR] [--skip-4x]\n");
     return 2;
   }
   std::string dir = args.dir;
   std::string tmpdir;
   if (dir.empty()) {
     const char* env = std::getenv("TMPDIR");
-    std::string templ = std::string(env != nullptr && *env ? env : "/tmp") + "/fraud-bench-csv-XXXXXX";
+    std::string templ =
+        std::string(env != nullptr && *env ? env : "/tmp") + "/fraud-bench-csv-XXXXXX";
     if (mkdtemp(templ.data()) == nullptr) {
       std::perror("mkdtemp");
       return 1;

@@ -133,8 +133,7 @@ absl::Status FlagSet::Parse(const std::vector<std::string>& args) {
     } else if (i + 1 < args.size()) {
       value = args[++i];
     } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat(command_, ": --", name, " needs a value"));
+      return absl::InvalidArgumentError(absl::StrCat(command_, ": --", name, " needs a value"));
     }
     if (absl::Status s = Assign(*flag, value); !s.ok()) return s;
   }

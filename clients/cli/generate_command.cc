@@ -17,12 +17,13 @@ int RunGenerate(const std::vector<std::string>& args, CommandIo& io) {
   bool no_labels = false;
   bool no_header = false;
   bool plain = false;
-  FlagSet flags("generate",
-                "Usage: fraudctl generate [--rows N] [--seed S] [--fraud-rate R] [--no-labels] "
-                "[--out FILE]\n\n"
-                "Writes a synthetic transactions CSV in the creditcardfraud format (Time, V1..V28,\n"
-                "Amount, Class), rows sorted by Time over two days. The same flags always give the\n"
-                "same bytes. Writes to stdout unless --out is given.");
+  FlagSet flags(
+      "generate",
+      "Usage: fraudctl generate [--rows N] [--seed S] [--fraud-rate R] [--no-labels] "
+      "[--out FILE]\n\n"
+      "Writes a synthetic transactions CSV in the creditcardfraud format (Time, V1..V28,\n"
+      "Amount, Class), rows sorted by Time over two days. The same flags always give the\n"
+      "same bytes. Writes to stdout unless --out is given.");
   flags.Int64("rows", &options.rows, "data rows to write");
   flags.Uint64("seed", &options.seed, "random seed");
   flags.Double("fraud-rate", &options.fraud_rate, "fraction of fraud rows, in [0, 1]");

@@ -1,5 +1,6 @@
 #include "services/common/csv/csv_reader.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -14,6 +15,8 @@ namespace {
 
 constexpr unsigned char kUtf8Bom[] = {0xEF, 0xBB, 0xBF};
 constexpr char kUtf16Message[] = "file is UTF-16; save as UTF-8";
+constexpr size_t kMaxListedColumns = 10;
+constexpr int64_t kMaxReservedRows = 65536;
 
 inline bool IsBlank(char c) { return c == ' ' || c == '\t'; }
 
@@ -380,8 +383,8 @@ void CsvReader::ProcessHeader(const char* begin, const char* end) {
       continue;
     }
     if (first_position[slot] != 0) {
-      duplicated.push_back(absl::StrCat("'", name, "' (columns ", first_position[slot], " and ",
-                                        position, ")"));
+      duplicated.push_back(
+          absl::StrCat("'", name, "' (columns ", first_position[slot], " and ", position, ")"));
       note_bad(position, name);
       continue;
     }
@@ -394,14 +397,24 @@ void CsvReader::ProcessHeader(const char* begin, const char* end) {
   }
   if (!missing.empty() || !unknown.empty() || !duplicated.empty()) {
     std::vector<std::string> parts;
-    if (!missing.empty()) parts.push_back(absl::StrCat("missing columns: ", absl::StrJoin(missing, ", ")));
-    if (!unknown.empty()) parts.push_back(absl::StrCat("unknown columns: ", absl::StrJoin(unknown, ", ")));
+    if (!missing.empty()) {
+      parts.push_back(absl::StrCat("missing columns: ", absl::StrJoin(missing, ", ")));
+    }
+    if (!unknown.empty()) {
+      // A wrong file can have thousands of columns: name the first few.
+      const size_t total = unknown.size();
+      if (total > kMaxListedColumns) unknown.resize(kMaxListedColumns);
+      std::string list = absl::StrJoin(unknown, ", ");
+      if (total > kMaxListedColumns)
+        absl::StrAppend(&list, " and ", total - kMaxListedColumns, " more");
+      parts.push_back(absl::StrCat("unknown columns: ", list));
+    }
     if (!duplicated.empty()) {
       parts.push_back(absl::StrCat("duplicated columns: ", absl::StrJoin(duplicated, ", ")));
     }
-    std::string reason = absl::StrCat(
-        "bad header (expected Time, V1..V28, Amount and optionally Class): ",
-        absl::StrJoin(parts, "; "));
+    std::string reason =
+        absl::StrCat("bad header (expected Time, V1..V28, Amount and optionally Class): ",
+                     absl::StrJoin(parts, "; "));
     if (first_bad_position == 0) {
       FailFile(RowError{line_, missing.front(), 0, std::move(reason)});
     } else {
@@ -418,10 +431,7 @@ void CsvReader::ProcessHeader(const char* begin, const char* end) {
     if (slot == kLabelSlot) label_position_ = static_cast<int>(i);
     if (slot == kTimeIndex || slot == kAmountIndex) non_negative_positions_ |= uint64_t{1} << i;
   }
-  const size_t cap = static_cast<size_t>(options_.batch_rows);
-  batch_.features.reserve(cap * kNumFeatures);
-  batch_.line_numbers.reserve(cap);
-  if (has_labels()) batch_.labels.reserve(cap);
+  ReserveBatch();
   state_ = State::kRows;
 }
 
@@ -449,7 +459,8 @@ void CsvReader::ParseRow(const char* begin, const char* end) {
 // The common case in a small function whose state fits in registers: every field a plain or
 // quoted number that the exact fast path handles, the right field count, valid label and signs.
 // Returns false at the first thing that is not so; ParseRowInDetail then redoes the row.
-bool CsvReader::ParseRowFast(const char* begin, const char* end, double* out, int32_t* label) const {
+bool CsvReader::ParseRowFast(const char* begin, const char* end, double* out,
+                             int32_t* label) const {
   const int num_fields = static_cast<int>(slot_of_position_.size());
   const int* slots = slot_of_position_.data();
   uint64_t negative = 0;
@@ -583,9 +594,9 @@ bool CsvReader::RejectIfNegative(const char* begin, const char* end, const doubl
     candidates &= candidates - 1;
     const int slot = slot_of_position_[position];
     if (!(row[slot] < 0)) continue;
-    RejectRow(position, absl::StrCat(slot == kTimeIndex ? "Time" : "Amount",
-                                     " must not be negative: ",
-                                     QuoteForMessage(FieldText(begin, end, position))));
+    RejectRow(position,
+              absl::StrCat(slot == kTimeIndex ? "Time" : "Amount", " must not be negative: ",
+                           QuoteForMessage(FieldText(begin, end, position))));
     return true;
   }
   return false;
@@ -741,7 +752,6 @@ void CsvReader::AddError(RowError error) {
 }
 
 void CsvReader::EmitBatch() {
-  const size_t cap = static_cast<size_t>(options_.batch_rows);
   if (on_batch_) {
     absl::Status s = on_batch_(batch_);
     batch_.Clear();
@@ -749,10 +759,7 @@ void CsvReader::EmitBatch() {
       status_ = std::move(s);
       state_ = State::kFailed;
     }
-    // The callback may have taken the buffers.
-    batch_.features.reserve(cap * kNumFeatures);
-    batch_.line_numbers.reserve(cap);
-    if (has_labels()) batch_.labels.reserve(cap);
+    ReserveBatch();  // the callback may have taken the buffers
     return;
   }
   ready_.push_back(std::move(batch_));
@@ -763,6 +770,13 @@ void CsvReader::EmitBatch() {
     batch_ = RowBatch();
   }
   batch_.Clear();
+  ReserveBatch();
+}
+
+void CsvReader::ReserveBatch() {
+  // Capped so that a huge batch_rows setting grows the vectors gradually instead of reserving
+  // gigabytes up front.
+  const size_t cap = static_cast<size_t>(std::min<int64_t>(options_.batch_rows, kMaxReservedRows));
   batch_.features.reserve(cap * kNumFeatures);
   batch_.line_numbers.reserve(cap);
   if (has_labels()) batch_.labels.reserve(cap);

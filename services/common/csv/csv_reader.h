@@ -179,6 +179,7 @@ class CsvReader {
   void FailFile(RowError error);
   void AddError(RowError error);
   void EmitBatch();
+  void ReserveBatch();
   std::string ColumnName(int position) const;
 
   CsvReaderOptions options_;

@@ -53,8 +53,8 @@ inline uint64_t Load8(const char* p) {
 // nibbles; no carries between bytes).
 inline uint64_t NonDigitBytes(uint64_t chunk) {
   const uint64_t high = (chunk & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL;
-  const uint64_t low = ((chunk & 0x0F0F0F0F0F0F0F0FULL) + 0x0606060606060606ULL) &
-                       0xF0F0F0F0F0F0F0F0ULL;
+  const uint64_t low =
+      ((chunk & 0x0F0F0F0F0F0F0F0FULL) + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL;
   return high | low;
 }
 

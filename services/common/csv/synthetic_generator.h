@@ -66,9 +66,9 @@ class SyntheticGenerator {
 
  private:
   uint64_t NextU64();
-  double Uniform();        // (0, 1)
-  double Normal();         // standard normal
-  double NextTime();       // ascending, integer seconds
+  double Uniform();   // (0, 1)
+  double Normal();    // standard normal
+  double NextTime();  // ascending, integer seconds
 
   GeneratorOptions options_;
   uint64_t s_[4];

@@ -21,10 +21,10 @@ namespace {
 
 using ::fraud::testing::IsOk;
 using ::fraud::testing::StatusIs;
+using testing::Chunking;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
-using testing::Chunking;
 using testing::Header;
 using testing::Join;
 using testing::Result;
@@ -87,7 +87,7 @@ std::vector<std::string> Spaced(const std::vector<std::string>& f) {
 struct ValidCase {
   std::string name;
   std::string data;
-  std::vector<int> row_ids;   // Row(i) values expected, in order
+  std::vector<int> row_ids;  // Row(i) values expected, in order
   std::vector<int64_t> lines;
   bool has_labels = true;
 };
@@ -98,31 +98,35 @@ std::vector<ValidCase> ValidCases() {
   c.push_back({"PlainHeaderAndLf", Lines({h, Row(1), Row(2)}), {1, 2}, {2, 3}});
   c.push_back({"NoTrailingNewline", h + "\n" + Row(1) + "\n" + Row(2), {1, 2}, {2, 3}});
   c.push_back({"Crlf", Lines({h, Row(1), Row(2)}, "\r\n"), {1, 2}, {2, 3}});
-  c.push_back({"CrlfWithoutTrailingNewline", h + "\r\n" + Row(1) + "\r\n" + Row(2), {1, 2}, {2, 3}});
+  c.push_back(
+      {"CrlfWithoutTrailingNewline", h + "\r\n" + Row(1) + "\r\n" + Row(2), {1, 2}, {2, 3}});
   c.push_back({"Utf8Bom", "\xEF\xBB\xBF" + Lines({h, Row(3)}), {3}, {2}});
   c.push_back({"QuotedHeader", Lines({Quoted(HeaderNames()), Row(4), Row(5)}), {4, 5}, {2, 3}});
-  c.push_back({"EveryValueQuoted", Lines({h, Quoted(RowFields(6)), Quoted(RowFields(7))}),
-               {6, 7},
-               {2, 3}});
+  c.push_back(
+      {"EveryValueQuoted", Lines({h, Quoted(RowFields(6)), Quoted(RowFields(7))}), {6, 7}, {2, 3}});
   {
     // The original file: quoted header, bare numbers, quoted Class values.
     std::vector<std::string> r = RowFields(8);
     r[30] = "\"" + r[30] + "\"";
-    c.push_back({"QuotedClassLikeTheOriginalFile", Lines({Quoted(HeaderNames()), Join(r)}), {8}, {2}});
+    c.push_back(
+        {"QuotedClassLikeTheOriginalFile", Lines({Quoted(HeaderNames()), Join(r)}), {8}, {2}});
   }
-  c.push_back({"ColumnsReversed",
-               Lines({Join(Permute(HeaderNames(), Reversed(31))),
-                      Join(Permute(RowFields(9), Reversed(31))),
-                      Join(Permute(RowFields(10), Reversed(31)))}),
-               {9, 10},
-               {2, 3}});
-  c.push_back({"ColumnsShuffled",
-               Lines({Join(Permute(HeaderNames(), Shuffled())),
-                      Join(Permute(RowFields(11), Shuffled()))}),
-               {11},
-               {2}});
-  c.push_back({"NoClassColumn", Lines({Header(false), Row(12, false), Row(13, false)}), {12, 13},
-               {2, 3}, false});
+  c.push_back(
+      {"ColumnsReversed",
+       Lines({Join(Permute(HeaderNames(), Reversed(31))), Join(Permute(RowFields(9), Reversed(31))),
+              Join(Permute(RowFields(10), Reversed(31)))}),
+       {9, 10},
+       {2, 3}});
+  c.push_back(
+      {"ColumnsShuffled",
+       Lines({Join(Permute(HeaderNames(), Shuffled())), Join(Permute(RowFields(11), Shuffled()))}),
+       {11},
+       {2}});
+  c.push_back({"NoClassColumn",
+               Lines({Header(false), Row(12, false), Row(13, false)}),
+               {12, 13},
+               {2, 3},
+               false});
   c.push_back({"NoClassColumnReversed",
                Lines({Join(Permute(HeaderNames(false), Reversed(30))),
                       Join(Permute(RowFields(14, false), Reversed(30)))}),
@@ -130,12 +134,18 @@ std::vector<ValidCase> ValidCases() {
                {2},
                false});
   c.push_back({"BlankLinesEverywhere",
-               "\n\n" + h + "\n\n" + Row(15) + "\n  \n\t\n" + Row(16) + "\n\n\n", {15, 16}, {5, 8}});
+               "\n\n" + h + "\n\n" + Row(15) + "\n  \n\t\n" + Row(16) + "\n\n\n",
+               {15, 16},
+               {5, 8}});
   c.push_back({"BlankCrlfLines", "\r\n" + h + "\r\n\r\n" + Row(17) + "\r\n \r\n", {17}, {4}});
   c.push_back({"SpacesAndTabsAroundNamesAndValues",
-               Lines({Join(Spaced(HeaderNames())), Join(Spaced(RowFields(18)))}), {18}, {2}});
+               Lines({Join(Spaced(HeaderNames())), Join(Spaced(RowFields(18)))}),
+               {18},
+               {2}});
   c.push_back({"SpacesAroundQuotedNamesAndInsideQuotedValues",
-               Lines({" \"Time\" ," + Header().substr(5), Quoted(Spaced(RowFields(19)))}), {19}, {2}});
+               Lines({" \"Time\" ," + Header().substr(5), Quoted(Spaced(RowFields(19)))}),
+               {19},
+               {2}});
   c.push_back({"BomQuotedCrlfReorderedTogether",
                "\xEF\xBB\xBF" + Lines({Quoted(Permute(HeaderNames(), Shuffled())),
                                        Join(Permute(RowFields(20), Shuffled())),
@@ -187,7 +197,9 @@ void ExpectValid(const ValidCase& c, const Result& r) {
   EXPECT_EQ(r.counters.bytes, static_cast<int64_t>(c.data.size()));
 }
 
-TEST_P(ValidFileTest, AcceptsEveryRowWithExactValues) { ExpectValid(GetParam(), RunReader(GetParam().data)); }
+TEST_P(ValidFileTest, AcceptsEveryRowWithExactValues) {
+  ExpectValid(GetParam(), RunReader(GetParam().data));
+}
 
 TEST_P(ValidFileTest, GivesTheSameRowsWhateverTheChunkBoundaries) {
   const ValidCase& c = GetParam();
@@ -242,7 +254,8 @@ std::vector<BadCase> BadCases() {
   c.push_back({"NaN", WithBadLine(RowWith(2, 1, "NaN")), 3, "V1", 2, "not a finite number: 'NaN'"});
   c.push_back({"LowercaseNan", WithBadLine(RowWith(2, 2, "nan")), 3, "V2", 3,
                "not a finite number: 'nan'"});
-  c.push_back({"NegativeNan", WithBadLine(RowWith(2, 2, "-nan")), 3, "V2", 3, "not a finite number"});
+  c.push_back(
+      {"NegativeNan", WithBadLine(RowWith(2, 2, "-nan")), 3, "V2", 3, "not a finite number"});
   c.push_back({"Inf", WithBadLine(RowWith(2, 4, "inf")), 3, "V4", 5, "not a finite number: 'inf'"});
   c.push_back({"NegativeInfinity", WithBadLine(RowWith(2, 4, "-Infinity")), 3, "V4", 5,
                "not a finite number: '-Infinity'"});
@@ -258,27 +271,35 @@ std::vector<BadCase> BadCases() {
                "Amount must not be negative: '-0.01'"});
   c.push_back({"NegativeQuotedAmount", WithBadLine(RowWith(2, 29, "\"-5\"")), 3, "Amount", 30,
                "Amount must not be negative: '-5'"});
-  c.push_back({"ClassTwo", WithBadLine(RowWith(2, 30, "2")), 3, "Class", 31, "Class must be 0 or 1: '2'"});
+  c.push_back(
+      {"ClassTwo", WithBadLine(RowWith(2, 30, "2")), 3, "Class", 31, "Class must be 0 or 1: '2'"});
   c.push_back({"ClassHalf", WithBadLine(RowWith(2, 30, "0.5")), 3, "Class", 31,
                "Class must be 0 or 1: '0.5'"});
   c.push_back({"ClassNegative", WithBadLine(RowWith(2, 30, "-1")), 3, "Class", 31,
                "Class must be 0 or 1: '-1'"});
-  c.push_back({"ClassText", WithBadLine(RowWith(2, 30, "fraud")), 3, "Class", 31,
-               "not a number: 'fraud'"});
-  c.push_back({"HexNumber", WithBadLine(RowWith(2, 8, "0x10")), 3, "V8", 9, "not a number: '0x10'"});
-  c.push_back({"SpaceInsideNumber", WithBadLine(RowWith(2, 8, "1 2")), 3, "V8", 9,
-               "not a number: '1 2'"});
-  c.push_back({"TrailingGarbage", WithBadLine(RowWith(2, 9, "1.5e")), 3, "V9", 10,
-               "not a number: '1.5e'"});
-  c.push_back({"DoubleSign", WithBadLine(RowWith(2, 9, "+-1")), 3, "V9", 10, "not a number: '+-1'"});
-  c.push_back({"NulByte", WithBadLine(RowWith(2, 10, std::string("1\0" "2", 3))), 3, "V10", 11,
-               "contains a NUL byte: '1\\x002'"});
+  c.push_back(
+      {"ClassText", WithBadLine(RowWith(2, 30, "fraud")), 3, "Class", 31, "not a number: 'fraud'"});
+  c.push_back(
+      {"HexNumber", WithBadLine(RowWith(2, 8, "0x10")), 3, "V8", 9, "not a number: '0x10'"});
+  c.push_back(
+      {"SpaceInsideNumber", WithBadLine(RowWith(2, 8, "1 2")), 3, "V8", 9, "not a number: '1 2'"});
+  c.push_back(
+      {"TrailingGarbage", WithBadLine(RowWith(2, 9, "1.5e")), 3, "V9", 10, "not a number: '1.5e'"});
+  c.push_back(
+      {"DoubleSign", WithBadLine(RowWith(2, 9, "+-1")), 3, "V9", 10, "not a number: '+-1'"});
+  c.push_back({"NulByte",
+               WithBadLine(RowWith(2, 10,
+                                   std::string("1\0"
+                                               "2",
+                                               3))),
+               3, "V10", 11, "contains a NUL byte: '1\\x002'"});
   c.push_back({"InvalidUtf8", WithBadLine(RowWith(2, 11, "\xff\xfe")), 3, "V11", 12,
                "invalid UTF-8: '\\xff\\xfe'"});
   c.push_back({"ValidUtf8Text", WithBadLine(RowWith(2, 11, "\xc3\xa9t\xc3\xa9")), 3, "V11", 12,
                "not a number: '\xc3\xa9t\xc3\xa9'"});
-  c.push_back({"LongValueIsTruncatedInTheMessage", WithBadLine(RowWith(2, 12, std::string(200, 'x'))),
-               3, "V12", 13, "not a number: '" + std::string(40, 'x') + "'..."});
+  c.push_back({"LongValueIsTruncatedInTheMessage",
+               WithBadLine(RowWith(2, 12, std::string(200, 'x'))), 3, "V12", 13,
+               "not a number: '" + std::string(40, 'x') + "'..."});
   c.push_back({"UnterminatedQuote", WithBadLine(RowWith(2, 30, "\"1")), 3, "Class", 31,
                "unterminated quoted value: '\"1'"});
   c.push_back({"UnterminatedQuoteSwallowsTheRestOfTheLine", WithBadLine(RowWith(2, 13, "\"1")), 3,
@@ -304,8 +325,7 @@ std::vector<BadCase> BadCases() {
                "too many fields: expected 31, got 32"});
   c.push_back({"FieldCountBeforeValueErrors", WithBadLine(RowWith(2, 3, "x") + ",y"), 3, "", 32,
                "too many fields: expected 31, got 32"});
-  c.push_back({"MissingFieldBeforeValueErrors",
-               WithBadLine(Join([] {
+  c.push_back({"MissingFieldBeforeValueErrors", WithBadLine(Join([] {
                  auto f = RowFields(2);
                  f.erase(f.begin() + 4);
                  f[10] = "x";
@@ -314,16 +334,14 @@ std::vector<BadCase> BadCases() {
                3, "Class", 31, "too few fields: expected 31, got 30"});
   c.push_back({"QuotedCommaCountsAsOneField", WithBadLine(RowWith(2, 3, "\"1,5\"")), 3, "V3", 4,
                "not a number: '1,5'"});
-  c.push_back({"FirstProblemOfTheRowIsReported",
-               WithBadLine(Join([] {
+  c.push_back({"FirstProblemOfTheRowIsReported", WithBadLine(Join([] {
                  auto f = RowFields(2);
                  f[2] = "a";
                  f[20] = "b";
                  return f;
                }())),
                3, "V2", 3, "not a number: 'a'"});
-  c.push_back({"NegativeTimeBeforeALaterTextValue",
-               WithBadLine(Join([] {
+  c.push_back({"NegativeTimeBeforeALaterTextValue", WithBadLine(Join([] {
                  auto f = RowFields(2);
                  f[0] = "-3";
                  f[20] = "x";
@@ -343,7 +361,8 @@ std::vector<BadCase> BadCases() {
   c.push_back({"OnlyABom", "\xEF\xBB\xBF", 0, "", 0, "file is empty"});
   c.push_back({"HeaderOnly", Header() + "\n", 0, "", 0, "file has no data rows"});
   c.push_back({"HeaderOnlyWithoutNewline", Header(), 0, "", 0, "file has no data rows"});
-  c.push_back({"HeaderThenBlankLines", Header() + "\r\n\r\n  \n", 0, "", 0, "file has no data rows"});
+  c.push_back(
+      {"HeaderThenBlankLines", Header() + "\r\n\r\n  \n", 0, "", 0, "file has no data rows"});
   c.push_back({"Utf16LittleEndianBom", std::string("\xFF\xFET\0i\0m\0e\0", 10), 0, "", 0,
                "file is UTF-16; save as UTF-8"});
   c.push_back({"Utf16BigEndianBom", std::string("\xFE\xFF\0T\0i\0m\0e", 10), 0, "", 0,
@@ -356,9 +375,10 @@ std::vector<BadCase> BadCases() {
     }
     c.push_back({"Utf16WithoutBom", utf16, 0, "", 0, "file is UTF-16; save as UTF-8"});
   }
-  c.push_back({"MissingColumn", Lines({"Time,V1,V2,V4,V5,V6,V7,V8,V9,V10,V11,V12,V13,V14,V15,V16,V17,"
-                                       "V18,V19,V20,V21,V22,V23,V24,V25,V26,V27,V28,Amount",
-                                       Row(1)}),
+  c.push_back({"MissingColumn",
+               Lines({"Time,V1,V2,V4,V5,V6,V7,V8,V9,V10,V11,V12,V13,V14,V15,V16,V17,"
+                      "V18,V19,V20,V21,V22,V23,V24,V25,V26,V27,V28,Amount",
+                      Row(1)}),
                1, "V3", 0, "missing columns: V3"});
   c.push_back({"SeveralMissingColumnsAreAllNamed", Lines({"Time,V1,Class", Row(1)}), 1, "V2", 0,
                "missing columns: V2, V3, V4"});
@@ -372,15 +392,22 @@ std::vector<BadCase> BadCases() {
                "unknown columns: '' (column 32, empty name)"});
   c.push_back({"MissingAndUnknownTogether", Lines({"Tim" + Header().substr(4), Row(1)}), 1, "Tim",
                1, "missing columns: Time; unknown columns: 'Tim' (column 1)"});
+  {
+    std::string h = Header();
+    for (int i = 0; i < 25; ++i) h += ",X" + std::to_string(i);
+    c.push_back({"ManyUnknownColumnsAreListedBriefly", Lines({h, Row(1)}), 1, "X0", 32,
+                 "'X9' (column 41) and 15 more"});
+  }
   c.push_back({"BareCrLineEndings", Header() + "\r" + Row(1) + "\r", 1, "", 0, "bare CR"});
-  c.push_back({"HeaderWithNulByte", Lines({std::string("Time,V1\0,V2", 11) + Header().substr(10), Row(1)}), 1, "", 0,
+  c.push_back({"HeaderWithNulByte",
+               Lines({std::string("Time,V1\0,V2", 11) + Header().substr(10), Row(1)}), 1, "", 0,
                "header contains a NUL byte"});
   c.push_back({"HeaderWithInvalidUtf8", Lines({"Time\xff" + Header().substr(4), Row(1)}), 1, "", 0,
                "header is not valid UTF-8"});
-  c.push_back({"HeaderWithUnterminatedQuote", Lines({"\"Time" + Header().substr(4), Row(1)}), 1,
-               "", 0, "unterminated quoted name"});
-  c.push_back({"HeaderTooLong", Lines({Header(), Row(1)}), 1, "", 0, "line is longer than 100 bytes",
-               100});
+  c.push_back({"HeaderWithUnterminatedQuote", Lines({"\"Time" + Header().substr(4), Row(1)}), 1, "",
+               0, "unterminated quoted name"});
+  c.push_back(
+      {"HeaderTooLong", Lines({Header(), Row(1)}), 1, "", 0, "line is longer than 100 bytes", 100});
   return c;
 }
 
@@ -479,7 +506,8 @@ INSTANTIATE_TEST_SUITE_P(
         NumberCase{"LeadingPlus", "+1.5", 1.5}, NumberCase{"NoIntegerPart", ".5", 0.5},
         NumberCase{"NegativeNoIntegerPart", "-.25", -0.25}, NumberCase{"NoFraction", "5.", 5},
         NumberCase{"UpperExponent", "1E3", 1000}, NumberCase{"NegativeExponent", "2.5e-3", 0.0025},
-        NumberCase{"NegativeZero", "-0", -0.0}, NumberCase{"NegativeZeroFraction", "-0.000", -0.0}, NumberCase{"LeadingZeros", "00012", 12},
+        NumberCase{"NegativeZero", "-0", -0.0}, NumberCase{"NegativeZeroFraction", "-0.000", -0.0},
+        NumberCase{"LeadingZeros", "00012", 12},
         NumberCase{"SixteenDecimals", "0.0986979012610507", 0.0986979012610507},
         NumberCase{"EighteenDigitsUseTheSlowPath", "-1.35980713367380012", -1.35980713367380012},
         NumberCase{"HugeIntegerMantissa", "1234567890123456789012", 1234567890123456789012.0},
@@ -497,8 +525,8 @@ TEST(CsvReaderTest, AcceptsNegativeZeroTimeAndAmount) {
 }
 
 TEST(CsvReaderTest, AcceptsClassWrittenAsAFloatingPointZeroOrOne) {
-  const Result r = RunReader(Lines({Header(), RowWith(1, 30, "1.0"), RowWith(2, 30, "0e0"),
-                                    RowWith(3, 30, "\"1\"")}));
+  const Result r = RunReader(
+      Lines({Header(), RowWith(1, 30, "1.0"), RowWith(2, 30, "0e0"), RowWith(3, 30, "\"1\"")}));
   ASSERT_THAT(r.status, IsOk());
   EXPECT_THAT(r.labels, ElementsAre(1, 0, 1));
 }
@@ -509,8 +537,8 @@ TEST(CsvReaderTest, AcceptsClassWrittenAsAFloatingPointZeroOrOne) {
 TEST(CsvReaderTest, LenientModeSkipsEachBadRowAndReportsItInFileOrder) {
   CsvReaderOptions o;
   o.mode = Mode::kLenient;
-  const std::string data = Lines({Header(), Row(1), RowWith(2, 29, "abc"), Row(3), "", RowWith(4, 0, "-5"),
-                                  Row(5) + ",9", Row(6)});
+  const std::string data = Lines({Header(), Row(1), RowWith(2, 29, "abc"), Row(3), "",
+                                  RowWith(4, 0, "-5"), Row(5) + ",9", Row(6)});
   const Result r = RunReader(data, o);
   ASSERT_THAT(r.status, IsOk());
   EXPECT_THAT(r.lines, ElementsAre(2, 4, 8));
@@ -693,7 +721,8 @@ TEST(CsvReaderTest, CallbackMayTakeTheBatchBuffers) {
   ASSERT_THAT(reader.Finish(), IsOk());
   ASSERT_EQ(taken.size(), 3u);
   EXPECT_THAT(taken[1].line_numbers, ElementsAre(4, 5));
-  EXPECT_EQ(std::vector<double>(taken[2].features.begin(), taken[2].features.end()), RowFeatures(5));
+  EXPECT_EQ(std::vector<double>(taken[2].features.begin(), taken[2].features.end()),
+            RowFeatures(5));
 }
 
 TEST(CsvReaderTest, CallbackErrorStopsTheReaderWithThatStatus) {
@@ -752,7 +781,8 @@ std::string ReadTestdata(const std::string& name) {
 
 TEST(TestdataFileTest, OriginalFormatAndBomCrlfReversedCopyGiveTheSameRows) {
   const Result kaggle = RunReader(ReadTestdata("kaggle_format_20_rows.csv"), {}, Chunking{-1, 333});
-  const Result reversed = RunReader(ReadTestdata("bom_crlf_reversed_columns.csv"), {}, Chunking{-1, 333});
+  const Result reversed =
+      RunReader(ReadTestdata("bom_crlf_reversed_columns.csv"), {}, Chunking{-1, 333});
   ASSERT_THAT(kaggle.status, IsOk());
   ASSERT_THAT(reversed.status, IsOk());
   EXPECT_EQ(kaggle.rows(), 20u);
@@ -772,8 +802,9 @@ TEST(TestdataFileTest, UnlabelledFileHasNoLabels) {
 TEST(TestdataFileTest, MixedErrorsFailStrictAtTheFirstAndAreListedInLenientMode) {
   const std::string data = ReadTestdata("mixed_errors.csv");
   const Result strict = RunReader(data);
-  EXPECT_THAT(strict.status, StatusIs(absl::StatusCode::kInvalidArgument,
-                                      HasSubstr("line 3, column Amount (30): not a number: 'abc'")));
+  EXPECT_THAT(strict.status,
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("line 3, column Amount (30): not a number: 'abc'")));
   CsvReaderOptions o;
   o.mode = Mode::kLenient;
   const Result r = RunReader(data, o, Chunking{-1, 100});
@@ -814,7 +845,8 @@ TEST(RowErrorTest, FormatsFileLineAndColumnErrors) {
   EXPECT_EQ((RowError{1, "", 0, "bad header"}).ToString(), "line 1: bad header");
   EXPECT_EQ((RowError{7, "Amount", 30, "not a number: 'abc'"}).ToString(),
             "line 7, column Amount (30): not a number: 'abc'");
-  EXPECT_EQ((RowError{7, "", 32, "too many fields"}).ToString(), "line 7, field 32: too many fields");
+  EXPECT_EQ((RowError{7, "", 32, "too many fields"}).ToString(),
+            "line 7, field 32: too many fields");
 }
 
 }  // namespace

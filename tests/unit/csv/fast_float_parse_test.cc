@@ -41,8 +41,8 @@ void ExpectAgreesWithFromChars(const std::string& text) {
     double expected = 0;
     const auto [ptr, ec] = std::from_chars(buf.data(), buf.data() + buf.size(), expected);
     ASSERT_EQ(ec, std::errc()) << text;
-    EXPECT_EQ(fast.consumed, static_cast<size_t>(ptr - buf.data())) << "'" << text << "' tail "
-                                                                     << tail.size();
+    EXPECT_EQ(fast.consumed, static_cast<size_t>(ptr - buf.data()))
+        << "'" << text << "' tail " << tail.size();
     uint64_t a, b;
     std::memcpy(&a, &fast.value, 8);
     std::memcpy(&b, &expected, 8);
@@ -51,13 +51,37 @@ void ExpectAgreesWithFromChars(const std::string& text) {
 }
 
 TEST(FastParseDoubleTest, AgreesWithFromCharsOnHandPickedTexts) {
-  for (const char* t :
-       {"0", "-0", "1", "-1", "0.5", "-0.5", ".5", "-.5", "5.", "00012", "172792", "149.62",
-        "-1.3598071336738", "0.0986979012610507", "-0.0727811733098497", "2.53634673796914",
-        "-2.68638196892377e-05", "1e22", "1e-22", "9007199254740992", "9007199254740993",
-        "123456789012345678", "1234567890123456789", "0.000000000000000000001", "1E5", "1e+5",
-        "3.14159265358979323846", "99999999.99999999", "12345678.12345678",
-        "0.1234567812345678", "1.0000000000000002"}) {
+  for (const char* t : {"0",
+                        "-0",
+                        "1",
+                        "-1",
+                        "0.5",
+                        "-0.5",
+                        ".5",
+                        "-.5",
+                        "5.",
+                        "00012",
+                        "172792",
+                        "149.62",
+                        "-1.3598071336738",
+                        "0.0986979012610507",
+                        "-0.0727811733098497",
+                        "2.53634673796914",
+                        "-2.68638196892377e-05",
+                        "1e22",
+                        "1e-22",
+                        "9007199254740992",
+                        "9007199254740993",
+                        "123456789012345678",
+                        "1234567890123456789",
+                        "0.000000000000000000001",
+                        "1E5",
+                        "1e+5",
+                        "3.14159265358979323846",
+                        "99999999.99999999",
+                        "12345678.12345678",
+                        "0.1234567812345678",
+                        "1.0000000000000002"}) {
     SCOPED_TRACE(t);
     ExpectAgreesWithFromChars(t);
   }
@@ -110,8 +134,8 @@ TEST(FastParseDoubleTest, AgreesWithFromCharsOnRandomDigitStrings) {
 }
 
 TEST(FastParseDoubleTest, LeavesEverythingUnusualToTheFallback) {
-  for (const char* t : {"", "-", ".", "-.", "+1", " 1", "\"1\"", "inf", "nan", "-Infinity",
-                        "1e400", "1e-400", "12345678901234567890", "0x10", "e5", "1e", "1e+"}) {
+  for (const char* t : {"", "-", ".", "-.", "+1", " 1", "\"1\"", "inf", "nan", "-Infinity", "1e400",
+                        "1e-400", "12345678901234567890", "0x10", "e5", "1e", "1e+"}) {
     SCOPED_TRACE(t);
     for (const std::string& tail : {std::string(), std::string(60, ',')}) {
       const Parsed p = Fast(t, tail);
@@ -142,8 +166,9 @@ TEST(FastParseDoubleTest, EightDigitHelpersMatchTheirDefinition) {
   EXPECT_EQ(LeadingDigits(Load8("12:45678")), 2);  // ':' is '9' + 1
   EXPECT_EQ(LeadingDigits(Load8("12/45678")), 2);  // '/' is '0' - 1
   for (int n = 0; n <= 8; ++n) {
-    EXPECT_EQ(ParseLeadingDigits(Load8("98765432"), n),
-              n == 0 ? 0u : static_cast<uint32_t>(std::stoul(std::string("98765432").substr(0, n))));
+    EXPECT_EQ(
+        ParseLeadingDigits(Load8("98765432"), n),
+        n == 0 ? 0u : static_cast<uint32_t>(std::stoul(std::string("98765432").substr(0, n))));
   }
 }
 

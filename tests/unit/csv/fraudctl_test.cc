@@ -119,18 +119,18 @@ TEST(FraudctlTest, GenerateFailsCleanlyWhenTheFileCannotBeWritten) {
 }
 
 TEST(FraudctlTest, GenerateRejectsBadArguments) {
-  for (const auto& args : std::vector<std::vector<std::string>>{
-           {"generate", "--rows", "x"},
-           {"generate", "--rows", "-5"},
-           {"generate", "--rows"},
-           {"generate", "--fraud-rate", "2"},
-           {"generate", "--fraud-rate", "nan"},
-           {"generate", "--seed", "-1"},
-           {"generate", "--time-offset", "-1"},
-           {"generate", "--colour", "red"},
-           {"generate", "stray"},
-           {"generate", "--rows", "1", "--rows", "2"},
-           {"generate", "-r", "5"}}) {
+  for (const auto& args :
+       std::vector<std::vector<std::string>>{{"generate", "--rows", "x"},
+                                             {"generate", "--rows", "-5"},
+                                             {"generate", "--rows"},
+                                             {"generate", "--fraud-rate", "2"},
+                                             {"generate", "--fraud-rate", "nan"},
+                                             {"generate", "--seed", "-1"},
+                                             {"generate", "--time-offset", "-1"},
+                                             {"generate", "--colour", "red"},
+                                             {"generate", "stray"},
+                                             {"generate", "--rows", "1", "--rows", "2"},
+                                             {"generate", "-r", "5"}}) {
     SCOPED_TRACE(::testing::PrintToString(args));
     const CliRun r = Fraudctl(args);
     EXPECT_EQ(r.code, kExitUsage);
@@ -175,13 +175,14 @@ TEST(FlagSetTest, ReportsUnknownRepeatedAndMalformedFlags) {
     flags.Bool("b", &b, "b");
     return flags.Parse(args);
   };
-  EXPECT_THAT(parse({"--m", "1"}), StatusIs(absl::StatusCode::kInvalidArgument,
-                                            HasSubstr("cmd: unknown flag --m")));
+  EXPECT_THAT(parse({"--m", "1"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cmd: unknown flag --m")));
   EXPECT_THAT(parse({"--n", "1", "--n=2"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("given twice")));
   EXPECT_THAT(parse({"--n", "1x"}), StatusIs(absl::StatusCode::kInvalidArgument,
                                              HasSubstr("--n needs an integer, got '1x'")));
-  EXPECT_THAT(parse({"--n"}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs a value")));
+  EXPECT_THAT(parse({"--n"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs a value")));
   EXPECT_THAT(parse({"--b=maybe"}), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(parse({"-n"}), StatusIs(absl::StatusCode::kInvalidArgument));
 }
