@@ -1,5 +1,6 @@
 #include "clients/cli/commands.h"
 #include "clients/cli/rpc_commands.h"
+#include "clients/cli/training_commands.h"
 
 #include <string>
 
@@ -29,6 +30,10 @@ const std::vector<Command>& Commands() {
       {"models", "list registered model versions and the champion", RunModels},
       {"health", "grpc.health.v1 check of one service or --all", RunHealth},
       {"rpc", "rpc list: the services a server exposes (reflection)", RunRpc},
+      {"train", "start a training run (--watch follows its progress)", RunTrain},
+      {"runs", "list training runs, or show one: fraudctl runs [ID]", RunRuns},
+      {"promote", "make a registered version champion (or roll back) and reload", RunPromote},
+      {"replay", "the time-ordered experiment: uploads, retraining, AUPRC on P4", RunReplayCommand},
   };
   return kCommands;
 }
