@@ -18,6 +18,7 @@
 #include "services/common/core/status_macros.h"
 #include "services/common/csv/synthetic_generator.h"
 #include "services/common/eval/drift.h"
+#include "services/ingest/ingest_service.h"
 #include "services/ingest/summary_trailer.h"
 #include "tests/testing/status_matchers.h"
 
@@ -804,6 +805,19 @@ TEST(SummaryTrailerTest, LargeSummariesAreTrimmedToFitTheMetadataLimit) {
   UploadSummary one;
   one.add_errors()->set_reason(std::string(20000, 'x'));
   EXPECT_LE(SerializeSummaryForTrailer(one).size(), kMaxSummaryTrailerBytes);
+}
+
+TEST(SanitizeFileNameTest, ControlCharactersAreReplacedAndLongNamesCutAtACharacter) {
+  EXPECT_EQ(*SanitizeFileName("part1.csv"), "part1.csv");
+  EXPECT_EQ(*SanitizeFileName("a\nb\tc\x7f.csv"), "a_b_c_.csv");
+  // 200 two-byte characters: the cut at 255 bytes must not split one.
+  std::string long_name;
+  for (int i = 0; i < 200; ++i) long_name += "\xC3\xA9";
+  absl::StatusOr<std::string> cut = SanitizeFileName(long_name);
+  ASSERT_THAT(cut, IsOk());
+  EXPECT_EQ(cut->size(), 254u);
+  EXPECT_THAT(SanitizeFileName("bad\xC3(.csv"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not valid UTF-8")));
 }
 
 }  // namespace
