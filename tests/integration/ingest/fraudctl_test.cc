@@ -42,7 +42,7 @@ int CountLines(const std::string& s) {
   return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
 }
 
-class FraudctlTest : public IngestServiceTest {
+class FraudctlRpcTest : public IngestServiceTest {
  protected:
   std::string WriteFile(const std::string& name, const std::string& data) {
     const std::string path = ::testing::TempDir() + "/" + schema() + "_" + name;
@@ -60,7 +60,7 @@ class FraudctlTest : public IngestServiceTest {
   std::vector<std::string> paths_;
 };
 
-TEST_F(FraudctlTest, UploadPrintsTheSummaryAndStoresTheFile) {
+TEST_F(FraudctlRpcTest, UploadPrintsTheSummaryAndStoresTheFile) {
   ServeModel();
   const std::string path = WriteFile("p1.csv", SyntheticCsv(5000, 31));
   CliResult r = RunCli({"upload", path, "--target", ingest()});
@@ -83,7 +83,7 @@ TEST_F(FraudctlTest, UploadPrintsTheSummaryAndStoresTheFile) {
   EXPECT_EQ(Count("uploads"), 1);
 }
 
-TEST_F(FraudctlTest, UploadJsonIsTheSummaryInProtoJson) {
+TEST_F(FraudctlRpcTest, UploadJsonIsTheSummaryInProtoJson) {
   ServeModel();
   const std::string path = WriteFile("p2.csv", SyntheticCsv(1200, 32));
   CliResult r = RunCli({"upload", path, "--json", "--target", ingest(), "--name", "named.csv"});
@@ -96,7 +96,7 @@ TEST_F(FraudctlTest, UploadJsonIsTheSummaryInProtoJson) {
   EXPECT_EQ(summary.top_suspicious_size(), 20);
 }
 
-TEST_F(FraudctlTest, ABadFileFailsWithOneErrorLineAndAnErrorsTable) {
+TEST_F(FraudctlRpcTest, ABadFileFailsWithOneErrorLineAndAnErrorsTable) {
   ServeModel();
   const std::string path = WriteFile("bad.csv", Header() + Row() + Row(29, "12,5"));
   CliResult r = RunCli({"upload", path, "--target", ingest()});
@@ -118,7 +118,7 @@ TEST_F(FraudctlTest, ABadFileFailsWithOneErrorLineAndAnErrorsTable) {
   EXPECT_EQ(details.errors(0).line(), 3);
 }
 
-TEST_F(FraudctlTest, LenientUploadStoresGoodRowsAndListsTheBadOnes) {
+TEST_F(FraudctlRpcTest, LenientUploadStoresGoodRowsAndListsTheBadOnes) {
   ServeModel();
   const std::string path =
       WriteFile("mixed.csv", Header() + Row() + Row(30, "3") + Row(0, "200") + Row(5, "x"));
@@ -130,7 +130,7 @@ TEST_F(FraudctlTest, LenientUploadStoresGoodRowsAndListsTheBadOnes) {
   EXPECT_EQ(Count("transactions"), 2);
 }
 
-TEST_F(FraudctlTest, ValidateExitsZeroOnlyForAValidFileAndStoresNothing) {
+TEST_F(FraudctlRpcTest, ValidateExitsZeroOnlyForAValidFileAndStoresNothing) {
   const std::string good = WriteFile("good.csv", SyntheticCsv(400, 33));
   CliResult ok = RunCli({"validate", good, "--target", ingest()});
   ASSERT_EQ(ok.code, 0) << ok.err;
@@ -146,7 +146,7 @@ TEST_F(FraudctlTest, ValidateExitsZeroOnlyForAValidFileAndStoresNothing) {
   EXPECT_EQ(Count("uploads"), 0);
 }
 
-TEST_F(FraudctlTest, MissingFilesAndDeadTargetsFailWithOneLine) {
+TEST_F(FraudctlRpcTest, MissingFilesAndDeadTargetsFailWithOneLine) {
   CliResult missing = RunCli({"upload", "/nonexistent/x.csv", "--target", ingest()});
   EXPECT_EQ(missing.code, 1);
   EXPECT_EQ(missing.err, "fraudctl upload: cannot open /nonexistent/x.csv\n");
@@ -159,7 +159,7 @@ TEST_F(FraudctlTest, MissingFilesAndDeadTargetsFailWithOneLine) {
   EXPECT_THAT(down.err, HasSubstr("(target " + dead + ")"));
 }
 
-TEST_F(FraudctlTest, ScoreSendsFeaturesOnlyAndPrintsOneLinePerRow) {
+TEST_F(FraudctlRpcTest, ScoreSendsFeaturesOnlyAndPrintsOneLinePerRow) {
   ServeModel();
   std::vector<double> row(kF);
   for (int i = 0; i < kF; ++i) row[i] = 0.5 * i - 3;
@@ -191,7 +191,7 @@ TEST_F(FraudctlTest, ScoreSendsFeaturesOnlyAndPrintsOneLinePerRow) {
   EXPECT_THAT(bad.err, StartsWith("score: --rows-json row 1 must be an array of 30 numbers"));
 }
 
-TEST_F(FraudctlTest, ModelsListsTheRegistryAndMarksTheChampion) {
+TEST_F(FraudctlRpcTest, ModelsListsTheRegistryAndMarksTheChampion) {
   auto stub = storage::v1::StorageService::NewStub(storage_server_->channel());
   CliResult empty = RunCli({"models", "--target", storage_server_->target()});
   ASSERT_EQ(empty.code, 0) << empty.err;
@@ -238,7 +238,7 @@ TEST_F(FraudctlTest, ModelsListsTheRegistryAndMarksTheChampion) {
   EXPECT_EQ(doc["registry"]["models"].size(), 2u);
 }
 
-TEST_F(FraudctlTest, HealthAndRpcListTalkToEveryService) {
+TEST_F(FraudctlRpcTest, HealthAndRpcListTalkToEveryService) {
   CliResult h = RunCli({"health", "--target", ingest()});
   ASSERT_EQ(h.code, 0) << h.err;
   EXPECT_EQ(h.out, ingest() + " SERVING\n");
@@ -272,7 +272,7 @@ TEST_F(FraudctlTest, HealthAndRpcListTalkToEveryService) {
   EXPECT_EQ(RunCli({"rpc", "describe", "--target", ingest()}).code, 2);
 }
 
-TEST(FraudctlHelpTest, EveryRpcCommandHasHelpAndRejectsUnknownFlags) {
+TEST(FraudctlRpcHelpTest, EveryRpcCommandHasHelpAndRejectsUnknownFlags) {
   for (const std::string command : {"upload", "validate", "score", "models", "health", "rpc"}) {
     SCOPED_TRACE(command);
     CliResult help = RunCli({command, "--help"});
