@@ -211,14 +211,16 @@ class IngestUploadCall final : public ChunkSink {
 
   bool opened() const { return writer_ != nullptr; }
 
-  // Half-closes (complete file) or cancels (anything else), then waits for ingest's status.
-  grpc::Status Finish(bool complete) {
+  enum class End {
+    kComplete,  // the whole file was sent: half-close
+    kCancel,    // the body was cut off or refused: ingest must store nothing
+    kClosed,    // ingest already ended the call: just collect its status
+  };
+  // Ends the stream as `end` says, then waits for ingest's status.
+  grpc::Status Finish(End end) {
     if (writer_ == nullptr) return grpc::Status(grpc::StatusCode::CANCELLED, "never opened");
-    if (complete) {
-      writer_->WritesDone();
-    } else {
-      ctx_.TryCancel();
-    }
+    if (end == End::kComplete) writer_->WritesDone();
+    if (end == End::kCancel) ctx_.TryCancel();
     return writer_->Finish();
   }
 
@@ -1165,7 +1167,7 @@ void GatewayServer::Impl::UploadOrValidate(Call& call, bool validate_only) {
   const bool sink_closed = forwarder.sink_closed();
   if (!local.ok() && !sink_closed) {
     // A cut-off, oversized or malformed body: cancel so ingest stores nothing.
-    if (sink.opened()) sink.Finish(/*complete=*/false);
+    if (sink.opened()) sink.Finish(IngestUploadCall::End::kCancel);
     m.uploads.Add({{"result", local.code() == absl::StatusCode::kResourceExhausted
                                   ? "too_large"
                                   : "invalid"}})
@@ -1173,7 +1175,8 @@ void GatewayServer::Impl::UploadOrValidate(Call& call, bool validate_only) {
     ReplyError(call, local);
     return;
   }
-  const grpc::Status s = sink.Finish(/*complete=*/!sink_closed);
+  const grpc::Status s = sink.Finish(sink_closed ? IngestUploadCall::End::kClosed
+                                                 : IngestUploadCall::End::kComplete);
   if (s.ok()) {
     m.uploads.Add({{"result", validate_only ? "validated" : "ok"}}).Increment();
     ReplyProto(call, sink.summary());
