@@ -161,6 +161,24 @@ struct Call {
   std::string upload_result;
 };
 
+// After an early answer, reads and drops at most `limit` bytes of the body so a client that sends
+// the whole body before reading (browsers do) gets the answer rather than a connection reset.
+constexpr int64_t kDrainBytes = 32 << 20;
+
+void Drain(const Request& req, const ContentReader* reader, int64_t limit = kDrainBytes) {
+  if (reader == nullptr) return;
+  int64_t n = 0;
+  auto count = [&](const char*, size_t len) {
+    n += static_cast<int64_t>(len);
+    return n <= limit;
+  };
+  if (req.is_multipart_form_data()) {
+    (*reader)([](const httplib::MultipartFormData&) { return true; }, count);
+  } else {
+    (*reader)(count);
+  }
+}
+
 std::string Param(const Request& req, const char* name) {
   return req.has_param(name) ? req.get_param_value(name) : "";
 }
@@ -606,6 +624,21 @@ void GatewayServer::Impl::Register() {
   http_->Get(".*", [this](const Request& req, Response& res) { ServeStatic(req, res); });
   http_->set_pre_routing_handler(
       [this](const Request& req, Response& res) { return PreRouting(req, res); });
+  // Clients that wait for "100 Continue" learn about an oversized body before sending it.
+  http_->set_expect_100_continue_handler([this](const Request& req, Response& res) {
+    const uint64_t declared = req.get_header_value<uint64_t>("Content-Length");
+    const bool upload = req.path == "/api/v1/uploads" || req.path == "/api/v1/uploads:validate";
+    const int64_t limit =
+        upload ? options_.max_upload_bytes + (req.is_multipart_form_data() ? 64 * 1024 : 0)
+               : options_.max_json_bytes;
+    if (req.method == "POST" && declared > static_cast<uint64_t>(limit)) {
+      ReplyError(res, PayloadTooLarge(absl::StrCat("the body (", declared,
+                                                   " bytes) exceeds the limit of ", limit,
+                                                   " bytes; nothing was stored")));
+      return 413;
+    }
+    return 100;
+  });
   http_->set_error_handler(Server::HandlerWithResponse(
       [this](const Request& req, Response& res) { return OnError(req, res); }));
   http_->set_exception_handler([this](const Request& req, Response& res, std::exception_ptr ep) {
@@ -802,10 +835,12 @@ void GatewayServer::Impl::Dispatch(const Route& route, const Request& req, Respo
                                             options_.max_json_bytes, " bytes"));
     } else {
       bool too_large = false;
+      int64_t dropped = 0;
       const bool read = (*reader)([&](const char* data, size_t n) {
-        if (call.body.size() + n > static_cast<size_t>(options_.max_json_bytes)) {
+        if (too_large || call.body.size() + n > static_cast<size_t>(options_.max_json_bytes)) {
           too_large = true;
-          return false;
+          dropped += static_cast<int64_t>(n);
+          return dropped <= kDrainBytes;
         }
         call.body.append(data, n);
         return true;
@@ -822,6 +857,7 @@ void GatewayServer::Impl::Dispatch(const Route& route, const Request& req, Respo
     if (status.code() == absl::StatusCode::kUnauthenticated) {
       res.set_header("WWW-Authenticate", "Bearer");
     }
+    if (route.spec.body != BodyKind::kNone && call.body.empty()) Drain(req, reader);
     ReplyError(call, status);
   } else {
     (this->*route.handler)(call);
@@ -1081,6 +1117,7 @@ void GatewayServer::Impl::UploadOrValidate(Call& call, bool validate_only) {
   const Request& req = call.req;
   auto refuse = [&](const absl::Status& s, const char* result) {
     m.uploads.Add({{"result", result}}).Increment();
+    Drain(req, call.reader);
     if (s.code() == absl::StatusCode::kUnauthenticated) {
       call.res.set_header("WWW-Authenticate", "Bearer");
     }

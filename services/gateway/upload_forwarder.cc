@@ -48,12 +48,15 @@ bool UploadForwarder::Fail(State state, absl::Status status) {
     state_ = state;
     error_ = std::move(status);
   }
-  return state_ == State::kSinkClosed;  // only a closed sink keeps (draining) the body
+  return Draining(0);
 }
 
+// After a closed sink or an oversized body the rest is read and dropped, up to drain_bytes, so a
+// client that does not wait for "100 Continue" still reads the answer instead of a reset.
 bool UploadForwarder::Draining(size_t size) {
   drained_ += static_cast<int64_t>(size);
-  return state_ == State::kSinkClosed && drained_ <= params_.drain_bytes;
+  return (state_ == State::kSinkClosed || state_ == State::kTooLarge) &&
+         drained_ <= params_.drain_bytes;
 }
 
 bool UploadForwarder::EnsureOpen() {
@@ -95,7 +98,7 @@ bool UploadForwarder::Forward(const char* data, size_t size) {
                                              HumanBytes(params_.max_bytes),
                                              " (--max_upload_bytes); nothing was stored")));
   }
-  if (!EnsureOpen()) return state_ == State::kSinkClosed;
+  if (!EnsureOpen()) return Draining(0);
   while (size > 0) {
     const size_t take = std::min(size, params_.chunk_bytes - buffer_.size());
     buffer_.append(data, take);
@@ -109,7 +112,7 @@ bool UploadForwarder::Forward(const char* data, size_t size) {
 bool UploadForwarder::OnData(const char* data, size_t size) { return Forward(data, size); }
 
 bool UploadForwarder::OnPartHeader(const std::string& name, const std::string& filename) {
-  if (state_ != State::kOk) return state_ == State::kSinkClosed;
+  if (state_ != State::kOk) return Draining(0);
   if (part_ == Part::kField) {
     if (field_name_ == "mode") form_mode_ = field_value_;
     if (field_name_ == "file_name") form_file_name_ = field_value_;

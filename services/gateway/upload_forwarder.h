@@ -45,8 +45,9 @@ struct UploadRequestParams {
   std::string file_name;
   int64_t max_bytes = int64_t{2} << 30;
   size_t chunk_bytes = 64 * 1024;
-  // After the sink closed early, keep reading (and discarding) at most this many bytes so the
-  // client finishes sending and reads the answer instead of a connection reset.
+  // After the sink closed early or the body overflowed max_bytes, keep reading (and discarding)
+  // at most this many bytes so the client finishes sending and reads the answer instead of a
+  // connection reset.
   int64_t drain_bytes = 32 << 20;
   // The body is multipart/form-data (a body without a `file` part is then an error).
   bool multipart = false;

@@ -187,7 +187,9 @@ TEST_F(GatewayTest, UploadOverTheLimitIs413AndIsCancelledNotCommitted) {
   EXPECT_FALSE(got.completed);
   EXPECT_TRUE(got.cancelled);
   EXPECT_LE(got.bytes, 1 << 20);
-  if (r) {
+  // The overflow (2 MiB) is within the drain allowance, so the client reads the answer.
+  ASSERT_TRUE(r);
+  {
     EXPECT_EQ(r->status, 413);
     EXPECT_EQ(Body(r)["code"], "PAYLOAD_TOO_LARGE");
     EXPECT_THAT(Body(r)["message"].get<std::string>(), HasSubstr("1 MiB"));
@@ -276,6 +278,30 @@ void SendCutOffUpload(int port, size_t announced, size_t sent) {
   }
   absl::SleepFor(absl::Milliseconds(100));
   ::close(fd);
+}
+
+TEST_F(GatewayTest, ClientsWaitingFor100ContinueGet413BeforeSendingTheBody) {
+  GatewayOptions o = DefaultOptions();
+  o.max_upload_bytes = 1 << 20;
+  StartGateway(o);
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(gateway_->port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const std::string head =
+      "POST /api/v1/uploads HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+      "Expect: 100-continue\r\nContent-Length: 10000000000\r\n\r\n";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+  std::string answer(4096, '\0');
+  const ssize_t n = ::recv(fd, answer.data(), answer.size(), 0);
+  ::close(fd);
+  ASSERT_GT(n, 0);
+  answer.resize(static_cast<size_t>(n));
+  EXPECT_THAT(answer, ::testing::StartsWith("HTTP/1.1 413"));
+  EXPECT_THAT(answer, HasSubstr("PAYLOAD_TOO_LARGE"));
+  EXPECT_EQ(ingest_.Count("Upload"), 0);
 }
 
 TEST_F(GatewayTest, UploadCutOffMidStreamIsCancelledAndNeverCompleted) {
