@@ -85,8 +85,8 @@ bool UploadForwarder::Flush() {
   const bool ok = sink_->Write(buffer_);
   ++chunks_;
   buffer_.clear();
-  if (!ok) return Fail(State::kSinkClosed, absl::UnavailableError("the upload stream was closed"));
-  return true;
+  if (!ok) Fail(State::kSinkClosed, absl::UnavailableError("the upload stream was closed"));
+  return ok;
 }
 
 bool UploadForwarder::Forward(const char* data, size_t size) {
