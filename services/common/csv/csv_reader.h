@@ -152,11 +152,14 @@ class CsvReader {
   // One complete line without its '\n'.
   void ConsumeLine(const char* begin, const char* end);
   void ProcessHeader(const char* begin, const char* end);
-  // Parses one data line; accepts the row or rejects it with its first error. A field that is a
-  // plain or quoted number takes the fast path (fast_float_parse.h); anything else goes through
-  // ParseFieldSlow. No allocation for an accepted row.
+  // Parses one data line; accepts the row or rejects it with its first error. No allocation for
+  // an accepted row.
   void ParseRow(const char* begin, const char* end);
+  // Every field a plain or quoted number on the exact fast path (fast_float_parse.h), the right
+  // field count, a valid label and signs: writes the row to `out` and returns true. Otherwise
+  // returns false (`out` partly written) and ParseRowInDetail redoes the row.
   bool ParseRowFast(const char* begin, const char* end, double* out, int32_t* label) const;
+  // Field by field with ParseFieldSlow where needed; accepts, or rejects with the first problem.
   void ParseRowInDetail(const char* begin, const char* end, size_t base);
   void AcceptRow(int32_t label);
   // Slow path for a field that is not a plain number followed by ',' or the end of the line.
