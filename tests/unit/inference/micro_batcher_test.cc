@@ -98,6 +98,28 @@ TEST_F(MicroBatcherTest, ConcurrentCallsAreMergedAndEachCallerGetsItsOwnScores) 
   EXPECT_LT(behavior_->score_calls.load(), 8 * 50) << "merging must save Score calls";
 }
 
+TEST_F(MicroBatcherTest, ALeaderWaitsForCompanyOnlyWhileCallersKeepComingConcurrently) {
+  Load(1);
+  behavior_->score_delay_us = 300;
+  BatcherOptions o;
+  o.max_delay = absl::Seconds(1);
+  MicroBatcher batcher(o, &holder_);
+  ASSERT_EQ(RunConcurrentCallers(&batcher, 6, 30, 1), 0);
+  ASSERT_GT(batcher.stats().max_batch_requests, 1);
+  // Concurrency is gone: the first lone call may wait once (at most max_delay), after which the
+  // target drops back to one caller and nobody waits any more.
+  behavior_->score_delay_us = 0;
+  const std::vector<double> f = RandomRows(1, 4);
+  float out;
+  const absl::Time first = absl::Now();
+  ASSERT_THAT(batcher.Score(f.data(), 1, &out), IsOk());
+  EXPECT_LT(absl::Now() - first, absl::Seconds(3));
+  const absl::Time rest = absl::Now();
+  for (int i = 0; i < 20; ++i) ASSERT_THAT(batcher.Score(f.data(), 1, &out), IsOk());
+  EXPECT_LT(absl::Now() - rest, absl::Seconds(1))
+      << "lone calls must not wait for company (each wait would last max_delay = 1 s)";
+}
+
 TEST_F(MicroBatcherTest, MergedBatchesNeverExceedMaxBatchRows) {
   Load(1);
   behavior_->score_delay_us = 200;
