@@ -1,0 +1,539 @@
+// fraud-bench-upload: a full-size upload end to end through the REST gateway, against the real
+// services started as child processes, beside the floor of `psql \copy` of the same file into a
+// bare table in the same PostgreSQL, same run.
+//
+//   FRAUD_BENCH_PG_URI=postgresql://fraud@127.0.0.1:PORT/fraud fraud-bench-upload
+//
+// The bench creates its own database (fraud_bench_<pid>) on that server and drops it at the end.
+// Binaries come from $FRAUD_BIN_DIR, else the directory of this executable. The training service
+// bootstraps a quick logistic model on synthetic rows; the upload starts once every service is
+// SERVING (inference only serves with a model loaded).
+//
+// Figures (JSON lines, bench_util.h):
+//   upload_e2e_rows_per_s     median of 3 uploads of 284,807 synthetic labelled rows (~150 MB):
+//                             validated, stored, scored, predictions stored, summary returned;
+//                             floor: psql \copy of the same file (time_ratio = e2e / floor time,
+//                             target <= 2)
+//   peak_rss_gateway_mb / peak_rss_ingest_mb   during the upload (VmHWM reset before it); floor:
+//                             the idle RSS before it (target < 100 MB)
+//   upload_e2e_4x_rows_per_s, peak_rss_*_4x_mb   the same with a 4x file (one run)
+//   concurrent_uploads_stored 8 concurrent uploads of 10,000 rows, each stored exactly once
+//                             (counted in the database); floor: 8
+// Flags: --runs=3 --rows=284807 --big_factor=4 (0 skips the 4x file) --keep (keep logs/db).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <httplib.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "bench/common/bench_util.h"
+#include "services/common/csv/synthetic_generator.h"
+
+extern char** environ;
+
+namespace fraud::bench {
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// A child process with its output in a log file; SIGTERM and wait on destruction.
+class Child {
+ public:
+  Child(const std::string& name, const std::string& binary, std::vector<std::string> args,
+        const fs::path& log)
+      : name_(name) {
+    args.insert(args.begin(), binary);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    if (posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(), environ) != 0) {
+      pid_ = 0;
+    }
+    posix_spawn_file_actions_destroy(&actions);
+  }
+  ~Child() { Stop(); }
+  void Stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 150; ++i) {
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = 0;
+        return;
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &status, 0);
+    pid_ = 0;
+  }
+  bool alive() const { return pid_ > 0 && ::kill(pid_, 0) == 0; }
+  int pid() const { return pid_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  pid_t pid_ = 0;
+};
+
+// Resets a process's VmHWM to its current RSS (Linux clear_refs 5).
+void ResetPeak(int pid) { std::ofstream(absl::StrCat("/proc/", pid, "/clear_refs")) << "5"; }
+
+// Samples VmRSS of some processes until stopped; keeps the maximum of each.
+class RssSampler {
+ public:
+  explicit RssSampler(std::vector<int> pids) : pids_(std::move(pids)), peak_(pids_.size(), 0) {
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        for (size_t i = 0; i < pids_.size(); ++i) {
+          peak_[i] = std::max(peak_[i], RssBytes(pids_[i]));
+        }
+        absl::SleepFor(absl::Milliseconds(10));
+      }
+    });
+  }
+  std::vector<long> Stop() {
+    stop_ = true;
+    thread_.join();
+    for (size_t i = 0; i < pids_.size(); ++i) {
+      peak_[i] = std::max(peak_[i], PeakRssBytes(pids_[i]));
+    }
+    return peak_;
+  }
+
+ private:
+  std::vector<int> pids_;
+  std::vector<long> peak_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+std::string WithDatabase(const std::string& uri, const std::string& db) {
+  const size_t scheme = uri.find("://");
+  const size_t slash = uri.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  const size_t query = uri.find('?');
+  std::string base = slash == std::string::npos ? uri.substr(0, query) : uri.substr(0, slash);
+  std::string tail = query == std::string::npos ? "" : uri.substr(query);
+  return absl::StrCat(base, "/", db, tail);
+}
+
+void Exec(const std::string& uri, const std::string& sql) {
+  pqxx::connection c(uri);
+  pqxx::nontransaction n(c);
+  n.exec(sql);
+}
+
+int64_t Scalar(const std::string& uri, const std::string& sql) {
+  pqxx::connection c(uri);
+  pqxx::nontransaction n(c);
+  return n.exec1(sql)[0].as<int64_t>();
+}
+
+bool WriteCsv(const fs::path& path, int64_t rows, uint64_t seed) {
+  csv::GeneratorOptions g;
+  g.rows = rows;
+  g.seed = seed;
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) return false;
+  const bool ok = csv::WriteSyntheticCsv(g, f).ok();
+  return std::fclose(f) == 0 && ok;
+}
+
+struct UploadOutcome {
+  int status = 0;
+  double seconds = 0;
+  json summary;
+  std::string error;
+};
+
+// Streams `file` to the gateway as a raw text/csv body in 64 KiB pieces.
+UploadOutcome UploadFile(int port, const fs::path& file, const std::string& name) {
+  UploadOutcome out;
+  const size_t size = fs::file_size(file);
+  std::FILE* f = std::fopen(file.c_str(), "rb");
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(3600, 0);
+  client.set_write_timeout(600, 0);
+  std::vector<char> buf(64 * 1024);
+  const double start = NowSeconds();
+  auto r = client.Post(
+      absl::StrCat("/api/v1/uploads?mode=strict&file_name=", name), size,
+      [&](size_t offset, size_t length, httplib::DataSink& sink) {
+        std::fseek(f, static_cast<long>(offset), SEEK_SET);
+        const size_t n = std::fread(buf.data(), 1, std::min(length, buf.size()), f);
+        return n > 0 && sink.write(buf.data(), n);
+      },
+      "text/csv");
+  out.seconds = NowSeconds() - start;
+  std::fclose(f);
+  if (!r) {
+    out.error = httplib::to_string(r.error());
+    return out;
+  }
+  out.status = r->status;
+  out.summary = json::parse(r->body, nullptr, false);
+  if (r->status != 200) out.error = r->body.substr(0, 500);
+  return out;
+}
+
+void DeleteUpload(const std::string& uri, int64_t id) {
+  Exec(uri, absl::StrCat("DELETE FROM predictions WHERE upload_id = ", id,
+                         "; DELETE FROM transactions WHERE upload_id = ", id,
+                         "; DELETE FROM uploads WHERE id = ", id));
+}
+
+double PsqlCopySeconds(const std::string& uri, const fs::path& file, const fs::path& log) {
+  Exec(uri, "TRUNCATE bench_floor");
+  const std::string cmd = absl::StrCat("\\copy bench_floor FROM '", file.string(),
+                                       "' WITH (FORMAT csv, HEADER true)");
+  const double start = NowSeconds();
+  Child psql("psql", "/usr/bin/psql", {uri, "-v", "ON_ERROR_STOP=1", "-q", "-c", cmd}, log);
+  int status = 0;
+  ::waitpid(psql.pid(), &status, 0);
+  const double seconds = NowSeconds() - start;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
+  return seconds;
+}
+
+std::string Flag(int argc, char** argv, const std::string& name, const std::string& def) {
+  const std::string prefix = "--" + name + "=";
+  for (int i = 1; i < argc; ++i) {
+    if (absl::StartsWith(argv[i], prefix)) return std::string(argv[i]).substr(prefix.size());
+    if (std::string(argv[i]) == "--" + name) return "true";
+  }
+  return def;
+}
+
+int Run(int argc, char** argv) {
+  const char* pg = std::getenv("FRAUD_BENCH_PG_URI");
+  std::string base_uri = Flag(argc, argv, "uri", pg ? pg : "");
+  if (base_uri.empty()) {
+    std::fprintf(stderr, "fraud-bench-upload: FRAUD_BENCH_PG_URI not set; skipped\n");
+    return 0;
+  }
+  int runs = 3;
+  int64_t rows = 284807;
+  int big_factor = 4;
+  (void)absl::SimpleAtoi(Flag(argc, argv, "runs", "3"), &runs);
+  (void)absl::SimpleAtoi(Flag(argc, argv, "rows", "284807"), &rows);
+  (void)absl::SimpleAtoi(Flag(argc, argv, "big_factor", "4"), &big_factor);
+  const bool keep = Flag(argc, argv, "keep", "false") == "true";
+  const char* bin_env = std::getenv("FRAUD_BIN_DIR");
+  const fs::path bin = bin_env ? fs::path(bin_env) : fs::read_symlink("/proc/self/exe").parent_path();
+  for (const char* b : {"fraud-storage", "fraud-inference", "fraud-training", "fraud-ingest",
+                        "fraud-gateway"}) {
+    if (!fs::exists(bin / b)) {
+      std::fprintf(stderr, "fraud-bench-upload: %s missing in %s (build it or set FRAUD_BIN_DIR)\n",
+                   b, bin.c_str());
+      return 1;
+    }
+  }
+  const fs::path work = fs::temp_directory_path() / absl::StrCat("fraud-bench-upload-", ::getpid());
+  fs::create_directories(work / "models");
+  const std::string db = absl::StrCat("fraud_bench_", ::getpid());
+  const std::string uri = WithDatabase(base_uri, db);
+  try {
+    Exec(base_uri, absl::StrCat("CREATE DATABASE ", db));
+    std::string cols = "\"Time\" double precision";
+    for (int i = 1; i <= 28; ++i) absl::StrAppend(&cols, ", \"V", i, "\" double precision");
+    absl::StrAppend(&cols, ", \"Amount\" double precision, \"Class\" smallint");
+    Exec(uri, absl::StrCat("CREATE TABLE bench_floor (", cols, ")"));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fraud-bench-upload: database setup: %s\n", e.what());
+    return 1;
+  }
+
+  // Ports and children, in dependency order.
+  const int storage_port = FreePort(), inference_port = FreePort(), training_port = FreePort(),
+            ingest_port = FreePort(), gateway_port = FreePort();
+  const int storage_mport = FreePort(), inference_mport = FreePort(),
+            training_mport = FreePort(), ingest_mport = FreePort();
+  auto target = [](int p) { return absl::StrCat("127.0.0.1:", p); };
+  auto common = [&](int port, int mport) {
+    return std::vector<std::string>{"--host=127.0.0.1", absl::StrCat("--port=", port),
+                                    absl::StrCat("--metrics_port=", mport), "--log_level=warning"};
+  };
+  std::vector<std::unique_ptr<Child>> children;
+  auto start = [&](const std::string& name, std::vector<std::string> args) {
+    children.push_back(std::make_unique<Child>(name, (bin / ("fraud-" + name)).string(),
+                                               std::move(args), work / (name + ".log")));
+    return children.back().get();
+  };
+  auto with = [](std::vector<std::string> a, std::vector<std::string> b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  start("storage", with(common(storage_port, storage_mport), {"--database_url=" + uri}));
+  absl::SleepFor(absl::Seconds(1));
+  Child* inference = start(
+      "inference", with(common(inference_port, inference_mport),
+                        {"--model_dir=" + (work / "models").string(),
+                         "--storage_target=" + target(storage_port)}));
+  start("training", with(common(training_port, training_mport),
+                         {"--model_dir=" + (work / "models").string(),
+                          "--storage_target=" + target(storage_port),
+                          "--inference_target=" + target(inference_port), "--auto_train=false",
+                          "--bootstrap_rows=20000", "--families=logreg"}));
+  Child* ingest = start("ingest", with(common(ingest_port, ingest_mport),
+                                       {"--storage_target=" + target(storage_port),
+                                        "--inference_target=" + target(inference_port),
+                                        "--max_upload_bytes=8589934592"}));
+  Child* gateway =
+      start("gateway", {"--host=127.0.0.1", absl::StrCat("--port=", gateway_port),
+                        "--log_level=warning", "--ingest_target=" + target(ingest_port),
+                        "--storage_target=" + target(storage_port),
+                        "--inference_target=" + target(inference_port),
+                        "--training_target=" + target(training_port),
+                        "--max_upload_bytes=8589934592", "--max_concurrent_uploads=8",
+                        "--rate_limit_rps=0"});
+  (void)inference;
+
+  // Every service SERVING (inference only once the bootstrap model is loaded).
+  httplib::Client probe("127.0.0.1", gateway_port);
+  probe.set_read_timeout(5, 0);
+  bool ready = false;
+  std::string last_health;
+  const double wait_start = NowSeconds();
+  while (!ready && NowSeconds() - wait_start < 900) {
+    for (const auto& c : children) {
+      if (!c->alive()) {
+        std::fprintf(stderr, "fraud-bench-upload: %s exited; see %s\n", c->name().c_str(),
+                     (work / (c->name() + ".log")).c_str());
+        return 1;
+      }
+    }
+    auto r = probe.Get("/api/v1/health");
+    if (r) last_health = r->body;
+    ready = r && r->status == 200;
+    if (!ready) absl::SleepFor(absl::Milliseconds(500));
+  }
+  if (!ready) {
+    std::fprintf(stderr, "fraud-bench-upload: services not ready after 900 s: %s\n",
+                 last_health.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "fraud-bench-upload: constellation ready after %.1f s\n",
+               NowSeconds() - wait_start);
+
+  const fs::path file = work / "full.csv";
+  if (!WriteCsv(file, rows, 1)) {
+    std::fprintf(stderr, "fraud-bench-upload: cannot write %s\n", file.c_str());
+    return 1;
+  }
+  const double mb = static_cast<double>(fs::file_size(file)) / 1e6;
+  // Warm the page cache for both paths.
+  (void)PsqlCopySeconds(uri, file, work / "psql.log");
+
+  std::vector<double> e2e, floor, rss_gw, rss_ingest;
+  const long idle_gw = RssBytes(gateway->pid()), idle_ingest = RssBytes(ingest->pid());
+  int rc = 0;
+  json last_summary;
+  for (int i = 0; i < runs; ++i) {
+    const double f = PsqlCopySeconds(uri, file, work / "psql.log");
+    if (f < 0) {
+      std::fprintf(stderr, "fraud-bench-upload: psql \\copy failed; see %s\n",
+                   (work / "psql.log").c_str());
+      return 1;
+    }
+    floor.push_back(f);
+    ResetPeak(gateway->pid());
+    ResetPeak(ingest->pid());
+    RssSampler sampler({gateway->pid(), ingest->pid()});
+    UploadOutcome u = UploadFile(gateway_port, file, "full.csv");
+    std::vector<long> peak = sampler.Stop();
+    if (u.status != 200) {
+      std::fprintf(stderr, "fraud-bench-upload: upload failed (%d): %s\n", u.status,
+                   u.error.c_str());
+      rc = 1;
+      break;
+    }
+    const int64_t id = std::stoll(u.summary.value("uploadId", "0"));
+    const int64_t stored = Scalar(uri, absl::StrCat("SELECT count(*) FROM transactions WHERE "
+                                                    "upload_id = ", id));
+    const int64_t predicted = Scalar(uri, absl::StrCat("SELECT count(*) FROM predictions WHERE "
+                                                       "upload_id = ", id));
+    if (stored != rows || predicted != rows || !u.summary.value("scored", false)) {
+      std::fprintf(stderr, "fraud-bench-upload: upload %lld stored %lld rows, %lld predictions\n",
+                   static_cast<long long>(id), static_cast<long long>(stored),
+                   static_cast<long long>(predicted));
+      rc = 1;
+    }
+    e2e.push_back(u.seconds);
+    rss_gw.push_back(static_cast<double>(peak[0]) / 1048576.0);
+    rss_ingest.push_back(static_cast<double>(peak[1]) / 1048576.0);
+    last_summary = u.summary;
+    std::fprintf(stderr, "  run %d: e2e %.2f s, psql \\copy %.2f s, RSS gateway %.1f MB, ingest %.1f MB\n",
+                 i + 1, u.seconds, f, rss_gw.back(), rss_ingest.back());
+    DeleteUpload(uri, id);
+  }
+  if (!e2e.empty()) {
+    Figure fig{"upload", "upload_e2e_rows_per_s", static_cast<double>(rows) / Median(e2e),
+               "rows/s", "psql_copy_rows_per_s", static_cast<double>(rows) / Median(floor),
+               static_cast<int>(e2e.size()), Spread(e2e)};
+    fig.extra["seconds"] = Median(e2e);
+    fig.extra["floor_seconds"] = Median(floor);
+    fig.extra["time_ratio"] = Median(e2e) / Median(floor);
+    fig.extra["file_mb"] = mb;
+    fig.extra["mb_per_s"] = mb / Median(e2e);
+    fig.extra["rows"] = static_cast<double>(rows);
+    if (last_summary.contains("metrics")) {
+      fig.extra["auprc"] = last_summary["metrics"].value("auprc", 0.0);
+    }
+    fig.notes["target"] = "time_ratio <= 2";
+    Print(fig);
+    Figure g{"upload", "peak_rss_gateway_mb", Median(rss_gw), "MB", "idle_rss_mb",
+             static_cast<double>(idle_gw) / 1048576.0, static_cast<int>(rss_gw.size()),
+             Spread(rss_gw)};
+    g.notes["target"] = "< 100 MB";
+    Print(g);
+    Figure n{"upload", "peak_rss_ingest_mb", Median(rss_ingest), "MB", "idle_rss_mb",
+             static_cast<double>(idle_ingest) / 1048576.0, static_cast<int>(rss_ingest.size()),
+             Spread(rss_ingest)};
+    n.notes["target"] = "< 100 MB";
+    Print(n);
+  }
+
+  if (rc == 0 && big_factor > 1) {
+    const fs::path big = work / "big.csv";
+    const int64_t big_rows = rows * big_factor;
+    if (WriteCsv(big, big_rows, 2)) {
+      fs::remove(file);
+      const double f = PsqlCopySeconds(uri, big, work / "psql.log");
+      ResetPeak(gateway->pid());
+      ResetPeak(ingest->pid());
+      RssSampler sampler({gateway->pid(), ingest->pid()});
+      UploadOutcome u = UploadFile(gateway_port, big, "big.csv");
+      std::vector<long> peak = sampler.Stop();
+      if (u.status == 200) {
+        Figure fig{"upload", "upload_e2e_4x_rows_per_s", static_cast<double>(big_rows) / u.seconds,
+                   "rows/s", "psql_copy_rows_per_s", static_cast<double>(big_rows) / f, 1, 0};
+        fig.extra["seconds"] = u.seconds;
+        fig.extra["floor_seconds"] = f;
+        fig.extra["time_ratio"] = u.seconds / f;
+        fig.extra["file_mb"] = static_cast<double>(fs::file_size(big)) / 1e6;
+        fig.extra["rows"] = static_cast<double>(big_rows);
+        Print(fig);
+        Figure g{"upload", "peak_rss_gateway_4x_mb", static_cast<double>(peak[0]) / 1048576.0,
+                 "MB", "idle_rss_mb", static_cast<double>(idle_gw) / 1048576.0, 1, 0};
+        g.notes["target"] = "< 100 MB";
+        Print(g);
+        Figure n{"upload", "peak_rss_ingest_4x_mb", static_cast<double>(peak[1]) / 1048576.0,
+                 "MB", "idle_rss_mb", static_cast<double>(idle_ingest) / 1048576.0, 1, 0};
+        n.notes["target"] = "< 100 MB";
+        Print(n);
+        DeleteUpload(uri, std::stoll(u.summary.value("uploadId", "0")));
+      } else {
+        std::fprintf(stderr, "fraud-bench-upload: 4x upload failed (%d): %s\n", u.status,
+                     u.error.c_str());
+        rc = 1;
+      }
+      fs::remove(big);
+    }
+  }
+
+  if (rc == 0) {
+    // 8 concurrent uploads of distinct 10,000-row files.
+    constexpr int kConcurrent = 8;
+    constexpr int64_t kRows = 10000;
+    std::vector<fs::path> files;
+    for (int i = 0; i < kConcurrent; ++i) {
+      files.push_back(work / absl::StrCat("c", i, ".csv"));
+      WriteCsv(files.back(), kRows, 100 + i);
+    }
+    std::vector<UploadOutcome> outcomes(kConcurrent);
+    std::vector<std::thread> threads;
+    const double t0 = NowSeconds();
+    for (int i = 0; i < kConcurrent; ++i) {
+      threads.emplace_back([&, i] {
+        outcomes[i] = UploadFile(gateway_port, files[i], absl::StrCat("c", i, ".csv"));
+      });
+    }
+    for (auto& t : threads) t.join();
+    const double seconds = NowSeconds() - t0;
+    int ok = 0;
+    std::string ids;
+    for (const UploadOutcome& o : outcomes) {
+      if (o.status != 200) {
+        std::fprintf(stderr, "  concurrent upload failed (%d): %s\n", o.status, o.error.c_str());
+        continue;
+      }
+      ++ok;
+      absl::StrAppend(&ids, ids.empty() ? "" : ",", o.summary.value("uploadId", "0"));
+    }
+    const int64_t uploads =
+        Scalar(uri, "SELECT count(*) FROM uploads WHERE file_name LIKE 'c%.csv'");
+    const int64_t stored = Scalar(uri, "SELECT count(*) FROM transactions t JOIN uploads u ON "
+                                       "u.id = t.upload_id WHERE u.file_name LIKE 'c%.csv'");
+    const int64_t exactly_once = Scalar(
+        uri, absl::StrCat("SELECT count(*) FROM (SELECT upload_id FROM transactions WHERE "
+                          "upload_id IN (",
+                          ids.empty() ? "0" : ids, ") GROUP BY upload_id HAVING count(*) = ",
+                          kRows, ") s"));
+    Figure c{"upload", "concurrent_uploads_stored", static_cast<double>(exactly_once), "uploads",
+             "uploads_sent", kConcurrent, 1, 0};
+    c.extra["ok_answers"] = ok;
+    c.extra["uploads_rows"] = static_cast<double>(uploads);
+    c.extra["rows_in_db"] = static_cast<double>(stored);
+    c.extra["expected_rows"] = static_cast<double>(kConcurrent * kRows);
+    c.extra["seconds"] = seconds;
+    c.extra["rows_per_s"] = kConcurrent * kRows / seconds;
+    Print(c);
+    if (exactly_once != kConcurrent || stored != kConcurrent * kRows) rc = 1;
+  }
+
+  for (auto it = children.rbegin(); it != children.rend(); ++it) (*it)->Stop();
+  if (!keep) {
+    try {
+      Exec(base_uri, absl::StrCat("DROP DATABASE IF EXISTS ", db));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "fraud-bench-upload: drop database: %s\n", e.what());
+    }
+    fs::remove_all(work);
+  } else {
+    std::fprintf(stderr, "fraud-bench-upload: kept %s and database %s\n", work.c_str(),
+                 db.c_str());
+  }
+  return rc;
+}
+
+}  // namespace
+}  // namespace fraud::bench
+
+int main(int argc, char** argv) { return fraud::bench::Run(argc, argv); }
