@@ -264,6 +264,8 @@ TEST_F(GatewayTest, StreamsRunUpdatesAsServerSentEvents) {
   ASSERT_EQ(r->status, 200);
   EXPECT_EQ(r->get_header_value("Content-Type"), "text/event-stream");
   EXPECT_EQ(r->get_header_value("Cache-Control"), "no-cache");
+  // Never compressed (a gzip stream would be buffered by browsers and proxies).
+  EXPECT_FALSE(r->has_header("Content-Encoding"));
   EXPECT_EQ(EventsOf(r->body), "run,run,run,end,");
   // Each event is `event: run\ndata: <TrainingRun JSON>\n\n`.
   const size_t first = r->body.find("event: run\ndata: ");
@@ -536,6 +538,36 @@ TEST_F(GatewayTest, RefusesTooManyHeaders) {
   auto r = Client()->Get("/api/v1/models", h);
   EXPECT_EQ(r->status, 431);
   EXPECT_EQ(storage_.Count("ListModels"), 0);
+}
+
+TEST_F(GatewayTest, ServesHttpsWhenGivenACertificate) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / absl::StrCat("gw-tls-", ::getpid());
+  std::filesystem::create_directories(dir);
+  const std::string cert = (dir / "cert.pem").string(), key = (dir / "key.pem").string();
+  const std::string cmd = absl::StrCat(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout ", key,
+      " -out ", cert, " >/dev/null 2>&1");
+  if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "openssl not available";
+  GatewayOptions o = DefaultOptions();
+  o.tls_cert_file = cert;
+  o.tls_key_file = key;
+  StartGateway(o);
+  httplib::SSLClient c("127.0.0.1", gateway_->port());
+  c.enable_server_certificate_verification(false);
+  auto r = c.Get("/api/v1/models");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 200);
+  // Plain HTTP on the TLS port gets no answer.
+  httplib::Client plain("127.0.0.1", gateway_->port());
+  plain.set_read_timeout(2, 0);
+  auto p = plain.Get("/api/v1/models");
+  EXPECT_TRUE(!p || p->status != 200);
+  gateway_->Shutdown(absl::ZeroDuration());
+  o.tls_key_file = (dir / "missing.pem").string();
+  GatewayServer bad(Backends{}, o);
+  EXPECT_EQ(bad.Start().code(), absl::StatusCode::kInvalidArgument);
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(GatewayTest, OpenApiDocumentListsExactlyTheRegisteredRoutes) {
