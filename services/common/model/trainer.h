@@ -25,8 +25,14 @@
 // keep the best epoch's weights; xgboost likewise keeps the best round.
 //
 // Resources: training uses `threads` threads (LibTorch intra-op, XGBoost nthread) and restores the
-// LibTorch thread count afterwards. The default candidate set trains on 200,000 rows within about
-// two minutes on 2 cores, peak RSS well below 1.5 GB (see the report in the slow test).
+// LibTorch thread count afterwards. The default candidate set (7 candidates) trains on 200,000
+// synthetic rows in ~30-40 s on 2 cores with a peak RSS of ~350 MB (tests/unit/model/
+// budget_test.cc, label slow).
+// IMPORTANT: both libraries use OpenMP (libgomp), whose idle threads spin-wait by default. On a
+// busy 2-core machine that made threads=2 about 10x slower (390-480 s instead of 39 s for the
+// default set at load ~8). Run processes that train with OMP_WAIT_POLICY=PASSIVE in their
+// environment (it is read when libgomp loads, so it cannot be set from code), or train with
+// threads = 1 when the machine is shared (48 s at the same load).
 #pragma once
 
 #include <atomic>
