@@ -34,6 +34,13 @@ export FRAUD_E2E_URL=$url FRAUD_E2E_TOKEN=$(cat "$FRAUD_STATE_DIR/admin_token")
 export FRAUD_E2E_ARTIFACTS=${FRAUD_E2E_ARTIFACTS:-$ROOT/build/e2e-artifacts}
 mkdir -p "$FRAUD_E2E_ARTIFACTS"
 
+# Ready = every service SERVING, which for inference means the bootstrap model is published.
+for i in $(seq 1 600); do
+  if curl -fsS -o /dev/null "$url/api/v1/health" 2>/dev/null; then break; fi
+  if [ "$i" = 600 ]; then echo "constellation not healthy after 300 s: $(curl -sS "$url/api/v1/health")"; fi
+  sleep 0.5
+done
+
 status=0
 if [ "$WHAT" = http ] || [ "$WHAT" = all ]; then
   node "$ROOT/tests/e2e/constellation/http_e2e.mjs" || status=1
