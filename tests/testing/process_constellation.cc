@@ -96,10 +96,12 @@ double MetricValue(const std::string& text, const std::string& metric,
 // ---- ServiceProcess --------------------------------------------------------------------------
 
 ServiceProcess::ServiceProcess(std::string name, std::string binary, std::vector<std::string> args,
-                               std::string log_path, int health_port, Health health)
+                               std::string log_path, int health_port, Health health,
+                               std::vector<std::string> env)
     : name_(std::move(name)),
       binary_(std::move(binary)),
       args_(std::move(args)),
+      env_(std::move(env)),
       log_path_(std::move(log_path)),
       health_port_(health_port),
       health_(health) {}
@@ -120,6 +122,21 @@ absl::Status ServiceProcess::Spawn() {
   std::vector<char*> argv;
   for (std::string& a : argv_storage) argv.push_back(a.data());
   argv.push_back(nullptr);
+  // Environment: ours, with env_ entries replacing variables of the same name.
+  std::vector<std::string> env_storage;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string key = entry.substr(0, entry.find('='));
+    bool replaced = false;
+    for (const std::string& mine : env_) {
+      if (mine.substr(0, mine.find('=')) == key) replaced = true;
+    }
+    if (!replaced) env_storage.push_back(entry);
+  }
+  env_storage.insert(env_storage.end(), env_.begin(), env_.end());
+  std::vector<char*> envp;
+  for (std::string& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
   const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) {
     return absl::InternalError(absl::StrCat("cannot open ", log_path_, ": ", std::strerror(errno)));
@@ -145,7 +162,7 @@ absl::Status ServiceProcess::Spawn() {
     ::dup2(log_fd, STDERR_FILENO);
     const int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
-    ::execv(argv[0], argv.data());
+    ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
   ::close(log_fd);
@@ -379,7 +396,8 @@ ProcessConstellation::ProcessConstellation(ConstellationOptions options)
         name == "inference" ? ServiceProcess::Health::kListening : ServiceProcess::Health::kReady;
     processes_[name] = std::make_unique<ServiceProcess>(
         name, absl::StrCat(options_.bin_dir, "/fraud-", name), ArgsFor(name),
-        absl::StrCat(work_dir_, "/", name, ".log"), metrics_ports_[name], health);
+        absl::StrCat(work_dir_, "/", name, ".log"), metrics_ports_[name], health,
+        std::vector<std::string>{absl::StrCat("FRAUD_ADMIN_TOKEN=", options_.admin_token)});
   }
 }
 
@@ -401,7 +419,6 @@ std::vector<std::string> ProcessConstellation::ArgsFor(const std::string& name) 
   std::vector<std::string> args = {"--host=127.0.0.1",
                                    absl::StrCat("--port=", ports_.at(name))};
   if (name != "gateway") args.push_back(absl::StrCat("--metrics_port=", metrics_ports_.at(name)));
-  args.push_back(absl::StrCat("--admin_token=", options_.admin_token));
   if (name == "storage") {
     args.push_back(absl::StrCat("--database_url=", options_.database_url));
   } else if (name == "inference") {

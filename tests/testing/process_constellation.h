@@ -59,8 +59,12 @@ class ServiceProcess {
     kListening,  // /healthz answers anything (the process is up, maybe not ready)
   };
 
+  // `env` ("NAME=value") is added to the inherited environment: the place for secrets such as
+  // FRAUD_ADMIN_TOKEN, which must not appear on a command line (visible in ps, and in the log's
+  // spawn banner).
   ServiceProcess(std::string name, std::string binary, std::vector<std::string> args,
-                 std::string log_path, int health_port, Health health);
+                 std::string log_path, int health_port, Health health,
+                 std::vector<std::string> env = {});
   ~ServiceProcess();
   ServiceProcess(const ServiceProcess&) = delete;
   ServiceProcess& operator=(const ServiceProcess&) = delete;
@@ -101,6 +105,7 @@ class ServiceProcess {
   std::string name_;
   std::string binary_;
   std::vector<std::string> args_;
+  std::vector<std::string> env_;
   std::string log_path_;
   int health_port_;
   Health health_;
@@ -147,7 +152,7 @@ struct ConstellationOptions {
   // Working directory for logs and models ("" = a new temporary directory, removed at the end).
   std::string work_dir;
   std::string database_url;
-  // Admin token passed to every service (--admin_token).
+  // Admin token given to every service (as FRAUD_ADMIN_TOKEN in its environment).
   std::string admin_token = "fault-test-admin-token";
   // Services to start, in this order (a missing gateway binary is skipped with a note).
   std::vector<std::string> services = {"storage", "inference", "training", "ingest", "gateway"};

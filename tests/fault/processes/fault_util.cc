@@ -56,7 +56,7 @@ std::string SyntheticCsv(int64_t rows, uint64_t seed, int64_t time_offset) {
 std::string Sha256Hex(const std::string& data) { return fraud::Sha256Hex(data); }
 
 absl::Status Env::Start(const std::map<std::string, std::vector<std::string>>& extra,
-                        std::vector<std::string> services) {
+                        std::vector<std::string> services, const std::string& admin_token) {
   const std::string root = testing::SourceRoot(FRAUD_SOURCE_DIR);
   absl::StatusOr<std::unique_ptr<testing::PgCluster>> cluster =
       testing::PgCluster::Start(root + "/deploy/local/pg.sh");
@@ -70,6 +70,7 @@ absl::Status Env::Start(const std::map<std::string, std::vector<std::string>>& e
   o.bin_dir = FRAUD_BIN_DIR_DEFAULT;
   o.database_url = db_uri;
   if (!services.empty()) o.services = std::move(services);
+  if (!admin_token.empty()) o.admin_token = admin_token;
   // Small, fast and deterministic: version 1 is a logreg trained on 4,000 synthetic rows; nothing
   // trains behind the test's back; inference follows the champion quickly; ingest batches are
   // small so an upload is under way in storage long before its last byte.

@@ -40,9 +40,10 @@ struct Env {
   std::unique_ptr<testing::ProcessConstellation> c;
   std::string db_uri;
 
-  // Starts everything; `extra` adds flags per service.
+  // Starts everything; `extra` adds flags per service; `services` (empty = all) and
+  // `admin_token` (empty = the fixture's default) override the defaults.
   absl::Status Start(const std::map<std::string, std::vector<std::string>>& extra = {},
-                     std::vector<std::string> services = {});
+                     std::vector<std::string> services = {}, const std::string& admin_token = "");
   // Waits until inference /healthz answers 200 (a model serves).
   absl::Status WaitModelServing(absl::Duration timeout);
 
