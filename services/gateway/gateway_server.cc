@@ -580,6 +580,9 @@ absl::Status GatewayServer::Impl::Start() {
         absl::StrCat("cannot listen on ", options_.host, ":", options_.port));
   }
   thread_ = std::thread([this] { http_->listen_after_bind(); });
+  // httplib's stop() is a no-op until the accept loop runs: wait for it, so that an early
+  // Shutdown cannot leave the loop running forever.
+  for (int i = 0; i < 5000 && !http_->is_running(); ++i) absl::SleepFor(absl::Milliseconds(1));
   FRAUD_LOG(INFO) << "gateway listening" << Kv("host", options_.host) << Kv("port", port_)
                   << Kv("tls", !options_.tls_cert_file.empty())
                   << Kv("web_root", options_.web_root.empty() ? "-" : options_.web_root);

@@ -344,6 +344,7 @@ TEST_F(GatewayTest, MonitoringAggregatesHealthMetricsChampionAndUploads) {
   o.inference_metrics = inference_metrics.target();
   o.storage_metrics = "127.0.0.1:1";  // nothing listens: reported, not fatal
   StartGateway(o);
+  ASSERT_EQ(Client()->Get("/api/v1/models")->status, 200);  // something for the gateway to count
   auto r = Client()->Get("/api/v1/monitoring");
   ASSERT_EQ(r->status, 200) << r->body;
   json b = Body(r);
