@@ -21,6 +21,7 @@
 //                             (counted in the database); floor: 8
 // Flags: --runs=3 --rows=284807 --big_factor=4 (0 skips the 4x file) --keep (keep logs/db).
 #include <arpa/inet.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -39,8 +40,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <httplib.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -221,8 +220,8 @@ void DeleteUpload(const std::string& uri, int64_t id) {
 
 double PsqlCopySeconds(const std::string& uri, const fs::path& file, const fs::path& log) {
   Exec(uri, "TRUNCATE bench_floor");
-  const std::string cmd = absl::StrCat("\\copy bench_floor FROM '", file.string(),
-                                       "' WITH (FORMAT csv, HEADER true)");
+  const std::string cmd =
+      absl::StrCat("\\copy bench_floor FROM '", file.string(), "' WITH (FORMAT csv, HEADER true)");
   const double start = NowSeconds();
   Child psql("psql", "/usr/bin/psql", {uri, "-v", "ON_ERROR_STOP=1", "-q", "-c", cmd}, log);
   int status = 0;
@@ -256,9 +255,10 @@ int Run(int argc, char** argv) {
   (void)absl::SimpleAtoi(Flag(argc, argv, "big_factor", "4"), &big_factor);
   const bool keep = Flag(argc, argv, "keep", "false") == "true";
   const char* bin_env = std::getenv("FRAUD_BIN_DIR");
-  const fs::path bin = bin_env ? fs::path(bin_env) : fs::read_symlink("/proc/self/exe").parent_path();
-  for (const char* b : {"fraud-storage", "fraud-inference", "fraud-training", "fraud-ingest",
-                        "fraud-gateway"}) {
+  const fs::path bin =
+      bin_env ? fs::path(bin_env) : fs::read_symlink("/proc/self/exe").parent_path();
+  for (const char* b :
+       {"fraud-storage", "fraud-inference", "fraud-training", "fraud-ingest", "fraud-gateway"}) {
     if (!fs::exists(bin / b)) {
       std::fprintf(stderr, "fraud-bench-upload: %s missing in %s (build it or set FRAUD_BIN_DIR)\n",
                    b, bin.c_str());
@@ -283,8 +283,8 @@ int Run(int argc, char** argv) {
   // Ports and children, in dependency order.
   const int storage_port = FreePort(), inference_port = FreePort(), training_port = FreePort(),
             ingest_port = FreePort(), gateway_port = FreePort();
-  const int storage_mport = FreePort(), inference_mport = FreePort(),
-            training_mport = FreePort(), ingest_mport = FreePort();
+  const int storage_mport = FreePort(), inference_mport = FreePort(), training_mport = FreePort(),
+            ingest_mport = FreePort();
   auto target = [](int p) { return absl::StrCat("127.0.0.1:", p); };
   auto common = [&](int port, int mport) {
     return std::vector<std::string>{"--host=127.0.0.1", absl::StrCat("--port=", port),
@@ -302,10 +302,9 @@ int Run(int argc, char** argv) {
   };
   start("storage", with(common(storage_port, storage_mport), {"--database_url=" + uri}));
   absl::SleepFor(absl::Seconds(1));
-  Child* inference = start(
-      "inference", with(common(inference_port, inference_mport),
-                        {"--model_dir=" + (work / "models").string(),
-                         "--storage_target=" + target(storage_port)}));
+  Child* inference = start("inference", with(common(inference_port, inference_mport),
+                                             {"--model_dir=" + (work / "models").string(),
+                                              "--storage_target=" + target(storage_port)}));
   start("training", with(common(training_port, training_mport),
                          {"--model_dir=" + (work / "models").string(),
                           "--storage_target=" + target(storage_port),
@@ -315,14 +314,12 @@ int Run(int argc, char** argv) {
                                        {"--storage_target=" + target(storage_port),
                                         "--inference_target=" + target(inference_port),
                                         "--max_upload_bytes=8589934592"}));
-  Child* gateway =
-      start("gateway", {"--host=127.0.0.1", absl::StrCat("--port=", gateway_port),
-                        "--log_level=warning", "--ingest_target=" + target(ingest_port),
-                        "--storage_target=" + target(storage_port),
-                        "--inference_target=" + target(inference_port),
-                        "--training_target=" + target(training_port),
-                        "--max_upload_bytes=8589934592", "--max_concurrent_uploads=8",
-                        "--rate_limit_rps=0"});
+  Child* gateway = start(
+      "gateway",
+      {"--host=127.0.0.1", absl::StrCat("--port=", gateway_port), "--log_level=warning",
+       "--ingest_target=" + target(ingest_port), "--storage_target=" + target(storage_port),
+       "--inference_target=" + target(inference_port), "--training_target=" + target(training_port),
+       "--max_upload_bytes=8589934592", "--max_concurrent_uploads=8", "--rate_limit_rps=0"});
   (void)inference;
 
   // Every service SERVING (inference only once the bootstrap model is loaded).
@@ -386,9 +383,11 @@ int Run(int argc, char** argv) {
     }
     const int64_t id = std::stoll(u.summary.value("uploadId", "0"));
     const int64_t stored = Scalar(uri, absl::StrCat("SELECT count(*) FROM transactions WHERE "
-                                                    "upload_id = ", id));
+                                                    "upload_id = ",
+                                                    id));
     const int64_t predicted = Scalar(uri, absl::StrCat("SELECT count(*) FROM predictions WHERE "
-                                                       "upload_id = ", id));
+                                                       "upload_id = ",
+                                                       id));
     if (stored != rows || predicted != rows || !u.summary.value("scored", false)) {
       std::fprintf(stderr, "fraud-bench-upload: upload %lld stored %lld rows, %lld predictions\n",
                    static_cast<long long>(id), static_cast<long long>(stored),
@@ -399,14 +398,20 @@ int Run(int argc, char** argv) {
     rss_gw.push_back(static_cast<double>(peak[0]) / 1048576.0);
     rss_ingest.push_back(static_cast<double>(peak[1]) / 1048576.0);
     last_summary = u.summary;
-    std::fprintf(stderr, "  run %d: e2e %.2f s, psql \\copy %.2f s, RSS gateway %.1f MB, ingest %.1f MB\n",
+    std::fprintf(stderr,
+                 "  run %d: e2e %.2f s, psql \\copy %.2f s, RSS gateway %.1f MB, ingest %.1f MB\n",
                  i + 1, u.seconds, f, rss_gw.back(), rss_ingest.back());
     DeleteUpload(uri, id);
   }
   if (!e2e.empty()) {
-    Figure fig{"upload", "upload_e2e_rows_per_s", static_cast<double>(rows) / Median(e2e),
-               "rows/s", "psql_copy_rows_per_s", static_cast<double>(rows) / Median(floor),
-               static_cast<int>(e2e.size()), Spread(e2e)};
+    Figure fig{"upload",
+               "upload_e2e_rows_per_s",
+               static_cast<double>(rows) / Median(e2e),
+               "rows/s",
+               "psql_copy_rows_per_s",
+               static_cast<double>(rows) / Median(floor),
+               static_cast<int>(e2e.size()),
+               Spread(e2e)};
     fig.extra["seconds"] = Median(e2e);
     fig.extra["floor_seconds"] = Median(floor);
     fig.extra["time_ratio"] = Median(e2e) / Median(floor);
@@ -418,13 +423,23 @@ int Run(int argc, char** argv) {
     }
     fig.notes["target"] = "time_ratio <= 2";
     Print(fig);
-    Figure g{"upload", "peak_rss_gateway_mb", Median(rss_gw), "MB", "idle_rss_mb",
-             static_cast<double>(idle_gw) / 1048576.0, static_cast<int>(rss_gw.size()),
+    Figure g{"upload",
+             "peak_rss_gateway_mb",
+             Median(rss_gw),
+             "MB",
+             "idle_rss_mb",
+             static_cast<double>(idle_gw) / 1048576.0,
+             static_cast<int>(rss_gw.size()),
              Spread(rss_gw)};
     g.notes["target"] = "< 100 MB";
     Print(g);
-    Figure n{"upload", "peak_rss_ingest_mb", Median(rss_ingest), "MB", "idle_rss_mb",
-             static_cast<double>(idle_ingest) / 1048576.0, static_cast<int>(rss_ingest.size()),
+    Figure n{"upload",
+             "peak_rss_ingest_mb",
+             Median(rss_ingest),
+             "MB",
+             "idle_rss_mb",
+             static_cast<double>(idle_ingest) / 1048576.0,
+             static_cast<int>(rss_ingest.size()),
              Spread(rss_ingest)};
     n.notes["target"] = "< 100 MB";
     Print(n);
@@ -442,20 +457,38 @@ int Run(int argc, char** argv) {
       UploadOutcome u = UploadFile(gateway_port, big, "big.csv");
       std::vector<long> peak = sampler.Stop();
       if (u.status == 200) {
-        Figure fig{"upload", "upload_e2e_4x_rows_per_s", static_cast<double>(big_rows) / u.seconds,
-                   "rows/s", "psql_copy_rows_per_s", static_cast<double>(big_rows) / f, 1, 0};
+        Figure fig{"upload",
+                   "upload_e2e_4x_rows_per_s",
+                   static_cast<double>(big_rows) / u.seconds,
+                   "rows/s",
+                   "psql_copy_rows_per_s",
+                   static_cast<double>(big_rows) / f,
+                   1,
+                   0};
         fig.extra["seconds"] = u.seconds;
         fig.extra["floor_seconds"] = f;
         fig.extra["time_ratio"] = u.seconds / f;
         fig.extra["file_mb"] = static_cast<double>(fs::file_size(big)) / 1e6;
         fig.extra["rows"] = static_cast<double>(big_rows);
         Print(fig);
-        Figure g{"upload", "peak_rss_gateway_4x_mb", static_cast<double>(peak[0]) / 1048576.0,
-                 "MB", "idle_rss_mb", static_cast<double>(idle_gw) / 1048576.0, 1, 0};
+        Figure g{"upload",
+                 "peak_rss_gateway_4x_mb",
+                 static_cast<double>(peak[0]) / 1048576.0,
+                 "MB",
+                 "idle_rss_mb",
+                 static_cast<double>(idle_gw) / 1048576.0,
+                 1,
+                 0};
         g.notes["target"] = "< 100 MB";
         Print(g);
-        Figure n{"upload", "peak_rss_ingest_4x_mb", static_cast<double>(peak[1]) / 1048576.0,
-                 "MB", "idle_rss_mb", static_cast<double>(idle_ingest) / 1048576.0, 1, 0};
+        Figure n{"upload",
+                 "peak_rss_ingest_4x_mb",
+                 static_cast<double>(peak[1]) / 1048576.0,
+                 "MB",
+                 "idle_rss_mb",
+                 static_cast<double>(idle_ingest) / 1048576.0,
+                 1,
+                 0};
         n.notes["target"] = "< 100 MB";
         Print(n);
         DeleteUpload(uri, std::stoll(u.summary.value("uploadId", "0")));
@@ -499,15 +532,22 @@ int Run(int argc, char** argv) {
     }
     const int64_t uploads =
         Scalar(uri, "SELECT count(*) FROM uploads WHERE file_name LIKE 'c%.csv'");
-    const int64_t stored = Scalar(uri, "SELECT count(*) FROM transactions t JOIN uploads u ON "
-                                       "u.id = t.upload_id WHERE u.file_name LIKE 'c%.csv'");
-    const int64_t exactly_once = Scalar(
-        uri, absl::StrCat("SELECT count(*) FROM (SELECT upload_id FROM transactions WHERE "
-                          "upload_id IN (",
-                          ids.empty() ? "0" : ids, ") GROUP BY upload_id HAVING count(*) = ",
-                          kRows, ") s"));
-    Figure c{"upload", "concurrent_uploads_stored", static_cast<double>(exactly_once), "uploads",
-             "uploads_sent", kConcurrent, 1, 0};
+    const int64_t stored = Scalar(uri,
+                                  "SELECT count(*) FROM transactions t JOIN uploads u ON "
+                                  "u.id = t.upload_id WHERE u.file_name LIKE 'c%.csv'");
+    const int64_t exactly_once =
+        Scalar(uri, absl::StrCat("SELECT count(*) FROM (SELECT upload_id FROM transactions WHERE "
+                                 "upload_id IN (",
+                                 ids.empty() ? "0" : ids,
+                                 ") GROUP BY upload_id HAVING count(*) = ", kRows, ") s"));
+    Figure c{"upload",
+             "concurrent_uploads_stored",
+             static_cast<double>(exactly_once),
+             "uploads",
+             "uploads_sent",
+             kConcurrent,
+             1,
+             0};
     c.extra["ok_answers"] = ok;
     c.extra["uploads_rows"] = static_cast<double>(uploads);
     c.extra["rows_in_db"] = static_cast<double>(stored);
@@ -527,8 +567,7 @@ int Run(int argc, char** argv) {
     }
     fs::remove_all(work);
   } else {
-    std::fprintf(stderr, "fraud-bench-upload: kept %s and database %s\n", work.c_str(),
-                 db.c_str());
+    std::fprintf(stderr, "fraud-bench-upload: kept %s and database %s\n", work.c_str(), db.c_str());
   }
   return rc;
 }

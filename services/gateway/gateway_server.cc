@@ -216,8 +216,8 @@ class IngestUploadCall final : public ChunkSink {
   grpc::ClientContext* context() { return &ctx_; }
 
   bool Open(const ingestpb::UploadOptions& options) override {
-    writer_ = validate_only_ ? stub_->ValidateOnly(&ctx_, &response_)
-                             : stub_->Upload(&ctx_, &response_);
+    writer_ =
+        validate_only_ ? stub_->ValidateOnly(&ctx_, &response_) : stub_->Upload(&ctx_, &response_);
     *request_.mutable_options() = options;
     return writer_->Write(request_);
   }
@@ -310,13 +310,12 @@ class GatewayServer::Impl {
 
  private:
   void Register();
-  void Dispatch(const Route& route, const Request& req, Response& res,
-                const ContentReader* reader);
+  void Dispatch(const Route& route, const Request& req, Response& res, const ContentReader* reader);
   Server::HandlerResponse PreRouting(const Request& req, Response& res);
   Server::HandlerResponse OnError(const Request& req, Response& res);
   void ServeStatic(const Request& req, Response& res);
-  void Record(const std::string& route, const Request& req, const Response& res,
-              absl::Time start, const std::string& request_id);
+  void Record(const std::string& route, const Request& req, const Response& res, absl::Time start,
+              const std::string& request_id);
   std::string ClientKey(const Request& req) const;
   void ApplyCors(const Request& req, Response& res) const;
 
@@ -408,12 +407,19 @@ const std::vector<GatewayServer::Impl::Route>& GatewayServer::Impl::Routes() {
   using I = Impl;
   const std::vector<QueryParamSpec> paging = {
       {"page_size", "integer", "Items per page (server default and maximum apply)", {}},
-      {"before_id", "integer", "Only items with a smaller id (the previous page's nextBeforeId)",
+      {"before_id",
+       "integer",
+       "Only items with a smaller id (the previous page's nextBeforeId)",
        {}}};
   const std::vector<QueryParamSpec> upload_query = {
-      {"mode", "string", "strict (default: any invalid row rejects the file) or lenient (skip "
-       "and report invalid rows)", {"strict", "lenient"}},
-      {"file_name", "string", "Name recorded with the upload (default: the multipart filename)",
+      {"mode",
+       "string",
+       "strict (default: any invalid row rejects the file) or lenient (skip "
+       "and report invalid rows)",
+       {"strict", "lenient"}},
+      {"file_name",
+       "string",
+       "Name recorded with the upload (default: the multipart filename)",
        {}}};
   auto r = [](RouteSpec s, Handler h) { return Route{std::move(s), h}; };
   static const auto* routes = new std::vector<Route>{
@@ -426,40 +432,56 @@ const std::vector<GatewayServer::Impl::Route>& GatewayServer::Impl::Routes() {
         &I::Health),
       r({"POST", "/api/v1/uploads", "upload",
          "Upload a CSV (streamed to ingest): validated, stored, scored, summarised", "uploads",
-         false, true, BodyKind::kCsvUpload, "CsvUpload", "fraud.ingest.v1.UploadSummary",
-         kJsonType, upload_query},
+         false, true, BodyKind::kCsvUpload, "CsvUpload", "fraud.ingest.v1.UploadSummary", kJsonType,
+         upload_query},
         &I::Upload),
       r({"POST", "/api/v1/uploads:validate", "validateUpload",
          "Validate a CSV without storing or scoring it", "uploads", false, true,
          BodyKind::kCsvUpload, "CsvUpload", "fraud.ingest.v1.UploadSummary", kJsonType,
          upload_query},
         &I::Validate),
-      r({"GET", "/api/v1/uploads", "listUploads", "Uploads, newest first", "uploads", false,
-         false, BodyKind::kNone, "", "fraud.storage.v1.ListUploadsResponse", kJsonType, paging},
+      r({"GET", "/api/v1/uploads", "listUploads", "Uploads, newest first", "uploads", false, false,
+         BodyKind::kNone, "", "fraud.storage.v1.ListUploadsResponse", kJsonType, paging},
         &I::ListUploads),
       r({"GET", "/api/v1/uploads/{id}", "getUpload", "One upload (summaryJson holds its summary)",
          "uploads", false, false, BodyKind::kNone, "", "fraud.storage.v1.GetUploadResponse"},
         &I::GetUpload),
-      r({"GET", "/api/v1/uploads/{id}/predictions", "listPredictions",
-         "Stored predictions of an upload, by line or by descending score", "uploads", false,
-         false, BodyKind::kNone, "", "fraud.storage.v1.ListPredictionsResponse", kJsonType,
+      r({"GET",
+         "/api/v1/uploads/{id}/predictions",
+         "listPredictions",
+         "Stored predictions of an upload, by line or by descending score",
+         "uploads",
+         false,
+         false,
+         BodyKind::kNone,
+         "",
+         "fraud.storage.v1.ListPredictionsResponse",
+         kJsonType,
          {{"order", "string", "line (default) or score (highest first)", {"line", "score"}},
           {"offset", "integer", "Rows to skip", {}},
           {"page_size", "integer", "Rows per page (default 100, max 1000)", {}},
-          {"model_version", "integer", "Predictions of this version (default: the upload's)",
-           {}}}},
+          {"model_version", "integer", "Predictions of this version (default: the upload's)", {}}}},
         &I::ListPredictions),
-      r({"GET", "/api/v1/data/stats", "getDataStats", "Counts of stored rows, labels and frauds",
-         "uploads", false, false, BodyKind::kNone, "", "fraud.storage.v1.GetDataStatsResponse",
-         kJsonType, {{"after_upload_id", "integer", "Count only uploads with a larger id", {}}}},
+      r({"GET",
+         "/api/v1/data/stats",
+         "getDataStats",
+         "Counts of stored rows, labels and frauds",
+         "uploads",
+         false,
+         false,
+         BodyKind::kNone,
+         "",
+         "fraud.storage.v1.GetDataStatsResponse",
+         kJsonType,
+         {{"after_upload_id", "integer", "Count only uploads with a larger id", {}}}},
         &I::DataStats),
       r({"POST", "/api/v1/score", "score",
          "Score rows with the serving model: {\"rows\": [[30 numbers], ...]} or a PredictRequest",
          "inference", false, false, BodyKind::kJson, "ScoreRequest",
          "fraud.inference.v1.PredictResponse"},
         &I::Score),
-      r({"GET", "/api/v1/models", "listModels", "Registered model versions", "models", false,
-         false, BodyKind::kNone, "", "fraud.storage.v1.ListModelsResponse"},
+      r({"GET", "/api/v1/models", "listModels", "Registered model versions", "models", false, false,
+         BodyKind::kNone, "", "fraud.storage.v1.ListModelsResponse"},
         &I::ListModels),
       r({"GET", "/api/v1/models/champion", "getChampion", "The champion version", "models", false,
          false, BodyKind::kNone, "", "fraud.storage.v1.GetChampionResponse"},
@@ -468,8 +490,8 @@ const std::vector<GatewayServer::Impl::Route>& GatewayServer::Impl::Routes() {
          "Every champion change (promotions and rollbacks)", "models", false, false,
          BodyKind::kNone, "", "fraud.storage.v1.ListChampionHistoryResponse"},
         &I::ChampionHistory),
-      r({"GET", "/api/v1/models/{version}", "getModel", "One model version", "models", false,
-         false, BodyKind::kNone, "", "fraud.storage.v1.GetModelResponse"},
+      r({"GET", "/api/v1/models/{version}", "getModel", "One model version", "models", false, false,
+         BodyKind::kNone, "", "fraud.storage.v1.GetModelResponse"},
         &I::GetModel),
       r({"POST", "/api/v1/models/{version}/promote", "promoteModel",
          "Make a version champion (promotion or rollback) and reload inference", "models", true,
@@ -481,11 +503,10 @@ const std::vector<GatewayServer::Impl::Route>& GatewayServer::Impl::Routes() {
         &I::InferenceModel),
       r({"POST", "/api/v1/inference/reload", "reloadModel",
          "Load a version (0 = the champion) into inference", "inference", true, false,
-         BodyKind::kJson, "fraud.inference.v1.ReloadRequest",
-         "fraud.inference.v1.ReloadResponse"},
+         BodyKind::kJson, "fraud.inference.v1.ReloadRequest", "fraud.inference.v1.ReloadResponse"},
         &I::Reload),
-      r({"POST", "/api/v1/training/runs", "startRun", "Start (or queue) a training run",
-         "training", true, false, BodyKind::kJson, "fraud.training.v1.StartRunRequest",
+      r({"POST", "/api/v1/training/runs", "startRun", "Start (or queue) a training run", "training",
+         true, false, BodyKind::kJson, "fraud.training.v1.StartRunRequest",
          "fraud.training.v1.StartRunResponse"},
         &I::StartRun),
       r({"GET", "/api/v1/training/runs", "listRuns", "Training runs, newest first", "training",
@@ -501,22 +522,30 @@ const std::vector<GatewayServer::Impl::Route>& GatewayServer::Impl::Routes() {
          "lines as heartbeats",
          "training", false, false, BodyKind::kNone, "", "Text", "text/event-stream"},
         &I::RunEvents),
-      r({"POST", "/api/v1/training/runs/{id}/cancel", "cancelRun",
-         "Cancel a queued or running run", "training", true, false, BodyKind::kJson,
-         "fraud.training.v1.CancelRunRequest", "fraud.training.v1.CancelRunResponse"},
+      r({"POST", "/api/v1/training/runs/{id}/cancel", "cancelRun", "Cancel a queued or running run",
+         "training", true, false, BodyKind::kJson, "fraud.training.v1.CancelRunRequest",
+         "fraud.training.v1.CancelRunResponse"},
         &I::CancelRun),
       r({"POST", "/api/v1/training/evaluate", "evaluateModels",
-         "Score registered versions on stored labelled rows (read-only but expensive)",
-         "training", true, false, BodyKind::kJson, "fraud.training.v1.EvaluateRequest",
+         "Score registered versions on stored labelled rows (read-only but expensive)", "training",
+         true, false, BodyKind::kJson, "fraud.training.v1.EvaluateRequest",
          "fraud.training.v1.EvaluateResponse"},
         &I::Evaluate),
       r({"GET", "/api/v1/monitoring", "getMonitoring",
          "Health and key metrics of every service, the champion, recent uploads", "monitoring",
          false, false, BodyKind::kNone, "", "MonitoringResponse"},
         &I::Monitoring),
-      r({"GET", "/api/v1/demo/sample.csv", "demoSample",
-         "A synthetic CSV in the dataset's format (streamed)", "demo", false, false,
-         BodyKind::kNone, "", "Text", "text/csv",
+      r({"GET",
+         "/api/v1/demo/sample.csv",
+         "demoSample",
+         "A synthetic CSV in the dataset's format (streamed)",
+         "demo",
+         false,
+         false,
+         BodyKind::kNone,
+         "",
+         "Text",
+         "text/csv",
          {{"rows", "integer", "Data rows (default 1000, at most --max_demo_rows)", {}},
           {"seed", "integer", "Generator seed (default 1)", {}},
           {"fraud_rate", "number", "Fraction of frauds (default 0.00172)", {}},
@@ -550,9 +579,8 @@ absl::Status GatewayServer::Impl::Start() {
     auto ssl = std::make_unique<httplib::SSLServer>(options_.tls_cert_file.c_str(),
                                                     options_.tls_key_file.c_str());
     if (!ssl->is_valid()) {
-      return absl::InvalidArgumentError(absl::StrCat("cannot use TLS certificate ",
-                                                     options_.tls_cert_file, " / key ",
-                                                     options_.tls_key_file));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cannot use TLS certificate ", options_.tls_cert_file, " / key ", options_.tls_key_file));
     }
     http_ = std::move(ssl);
   } else {
@@ -635,9 +663,9 @@ void GatewayServer::Impl::Register() {
         upload ? options_.max_upload_bytes + (req.is_multipart_form_data() ? 64 * 1024 : 0)
                : options_.max_json_bytes;
     if (req.method == "POST" && declared > static_cast<uint64_t>(limit)) {
-      ReplyError(res, PayloadTooLarge(absl::StrCat("the body (", declared,
-                                                   " bytes) exceeds the limit of ", limit,
-                                                   " bytes; nothing was stored")));
+      ReplyError(
+          res, PayloadTooLarge(absl::StrCat("the body (", declared, " bytes) exceeds the limit of ",
+                                            limit, " bytes; nothing was stored")));
       return 413;
     }
     return 100;
@@ -693,11 +721,11 @@ httplib::Server::HandlerResponse GatewayServer::Impl::PreRouting(const Request& 
       header_bytes > options_.max_header_bytes) {
     m.refused.Add({{"reason", "headers"}}).Increment();
     res.status = 431;
-    res.set_content(ErrorBodyJson({431, "INVALID_ARGUMENT",
-                                   absl::StrCat("request headers exceed ",
-                                                options_.max_header_count, " fields or ",
-                                                options_.max_header_bytes, " bytes")}),
-                    kJsonType);
+    res.set_content(
+        ErrorBodyJson({431, "INVALID_ARGUMENT",
+                       absl::StrCat("request headers exceed ", options_.max_header_count,
+                                    " fields or ", options_.max_header_bytes, " bytes")}),
+        kJsonType);
     Record("refused", req, res, start, "");
     return Server::HandlerResponse::Handled;
   }
@@ -718,16 +746,15 @@ httplib::Server::HandlerResponse GatewayServer::Impl::PreRouting(const Request& 
   if (req.method != "GET" && req.method != "HEAD" && req.method != "POST") {
     res.status = 405;
     res.set_header("Allow", "GET, HEAD, POST, OPTIONS");
-    res.set_content(ErrorBodyJson({405, "UNIMPLEMENTED",
-                                   absl::StrCat("method ", req.method.substr(0, 16),
-                                                " is not supported")}),
-                    kJsonType);
+    res.set_content(
+        ErrorBodyJson({405, "UNIMPLEMENTED",
+                       absl::StrCat("method ", req.method.substr(0, 16), " is not supported")}),
+        kJsonType);
     Record("refused", req, res, start, "");
     return Server::HandlerResponse::Handled;
   }
-  if (req.method != "POST" &&
-      (req.get_header_value_count("Transfer-Encoding") > 0 ||
-       req.get_header_value<uint64_t>("Content-Length") > 0)) {
+  if (req.method != "POST" && (req.get_header_value_count("Transfer-Encoding") > 0 ||
+                               req.get_header_value<uint64_t>("Content-Length") > 0)) {
     res.status = 400;
     res.set_content(ErrorBodyJson({400, "INVALID_ARGUMENT",
                                    absl::StrCat(req.method, " requests take no body")}),
@@ -753,8 +780,7 @@ httplib::Server::HandlerResponse GatewayServer::Impl::PreRouting(const Request& 
   return Server::HandlerResponse::Unhandled;
 }
 
-httplib::Server::HandlerResponse GatewayServer::Impl::OnError(const Request& req,
-                                                              Response& res) {
+httplib::Server::HandlerResponse GatewayServer::Impl::OnError(const Request& req, Response& res) {
   // Routes write their own error bodies; only fill in answers nobody wrote.
   if (!res.body.empty() || res.content_provider_) return Server::HandlerResponse::Unhandled;
   const absl::Time start = absl::Now();
@@ -771,24 +797,23 @@ httplib::Server::HandlerResponse GatewayServer::Impl::OnError(const Request& req
                                                   "; use ", absl::StrJoin(allowed, " or "))}),
                       kJsonType);
     } else {
-      res.set_content(ErrorBodyJson({404, "NOT_FOUND",
-                                     absl::StrCat("no route for ", req.method, " ",
-                                                  req.path.substr(0, 200))}),
-                      kJsonType);
+      res.set_content(
+          ErrorBodyJson({404, "NOT_FOUND",
+                         absl::StrCat("no route for ", req.method, " ", req.path.substr(0, 200))}),
+          kJsonType);
     }
   } else {
-    res.set_content(ErrorBodyJson({res.status, res.status == 413 ? "PAYLOAD_TOO_LARGE"
-                                                                 : "INVALID_ARGUMENT",
-                                   ReasonPhrase(res.status)}),
-                    kJsonType);
+    res.set_content(
+        ErrorBodyJson({res.status, res.status == 413 ? "PAYLOAD_TOO_LARGE" : "INVALID_ARGUMENT",
+                       ReasonPhrase(res.status)}),
+        kJsonType);
   }
   Record("unmatched", req, res, start, "");
   return Server::HandlerResponse::Handled;
 }
 
-void GatewayServer::Impl::Record(const std::string& route, const Request& req,
-                                 const Response& res, absl::Time start,
-                                 const std::string& request_id) {
+void GatewayServer::Impl::Record(const std::string& route, const Request& req, const Response& res,
+                                 absl::Time start, const std::string& request_id) {
   GatewayMetrics& m = Metrics();
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   m.requests.Add({{"route", route}, {"method", req.method}, {"status", std::to_string(res.status)}})
@@ -799,8 +824,7 @@ void GatewayServer::Impl::Record(const std::string& route, const Request& req,
                      << Kv("status", res.status);
   } else {
     FRAUD_LOG(INFO) << "http" << Kv("method", req.method) << Kv("route", route)
-                    << Kv("status", res.status)
-                    << Kv("ms", static_cast<int64_t>(seconds * 1000))
+                    << Kv("status", res.status) << Kv("ms", static_cast<int64_t>(seconds * 1000))
                     << Kv("request_id", request_id.empty() ? "-" : request_id)
                     << Kv("client", req.remote_addr);
   }
@@ -815,9 +839,8 @@ void GatewayServer::Impl::Dispatch(const Route& route, const Request& req, Respo
   res.set_header("X-Request-Id", call.request_id);
   absl::Status status;
   for (size_t i = 1; status.ok() && i < req.matches.size(); ++i) {
-    absl::StatusOr<int64_t> id =
-        ParseInt(PathParams(route.spec.path)[i - 1], req.matches[i].str(), 0,
-                 std::numeric_limits<int64_t>::max());
+    absl::StatusOr<int64_t> id = ParseInt(PathParams(route.spec.path)[i - 1], req.matches[i].str(),
+                                          0, std::numeric_limits<int64_t>::max());
     if (id.ok()) {
       call.ids.push_back(*id);
     } else {
@@ -825,8 +848,8 @@ void GatewayServer::Impl::Dispatch(const Route& route, const Request& req, Respo
     }
   }
   if (status.ok() && route.spec.admin) {
-    status = rpc::CheckAuthorizationHeader(req.get_header_value("Authorization"),
-                                           options_.admin_token);
+    status =
+        rpc::CheckAuthorizationHeader(req.get_header_value("Authorization"), options_.admin_token);
   }
   if (status.ok() && route.spec.body == BodyKind::kJson) {
     const uint64_t declared = req.get_header_value<uint64_t>("Content-Length");
@@ -834,8 +857,8 @@ void GatewayServer::Impl::Dispatch(const Route& route, const Request& req, Respo
     if (req.is_multipart_form_data()) {
       status = UnsupportedMediaType("this route takes a JSON body (application/json)");
     } else if (declared > static_cast<uint64_t>(options_.max_json_bytes)) {
-      status = PayloadTooLarge(absl::StrCat("JSON bodies are limited to ",
-                                            options_.max_json_bytes, " bytes"));
+      status = PayloadTooLarge(
+          absl::StrCat("JSON bodies are limited to ", options_.max_json_bytes, " bytes"));
     } else {
       bool too_large = false;
       int64_t dropped = 0;
@@ -849,8 +872,8 @@ void GatewayServer::Impl::Dispatch(const Route& route, const Request& req, Respo
         return true;
       });
       if (too_large) {
-        status = PayloadTooLarge(absl::StrCat("JSON bodies are limited to ",
-                                              options_.max_json_bytes, " bytes"));
+        status = PayloadTooLarge(
+            absl::StrCat("JSON bodies are limited to ", options_.max_json_bytes, " bytes"));
       } else if (!read) {
         status = absl::InvalidArgumentError("the request body could not be read");
       }
@@ -879,7 +902,7 @@ void GatewayServer::Impl::ServeStatic(const Request& req, Response& res) {
   absl::StatusOr<StaticFile> file = static_files_.Resolve(req.path);
   if (!file.ok()) {
     const absl::StatusCode code = file.status().code();
-    res.status = code == absl::StatusCode::kNotFound ? 404
+    res.status = code == absl::StatusCode::kNotFound           ? 404
                  : code == absl::StatusCode::kPermissionDenied ? 403
                                                                : 400;
     res.set_content(ErrorBodyJson(ToHttpError(file.status())), kJsonType);
@@ -895,15 +918,16 @@ void GatewayServer::Impl::ServeStatic(const Request& req, Response& res) {
   auto handle = std::shared_ptr<std::FILE>(f, [](std::FILE* p) { std::fclose(p); });
   res.status = 200;
   res.set_header("Cache-Control", file->cache_control);
-  res.set_content_provider(
-      static_cast<size_t>(file->size), file->content_type,
-      [handle](size_t offset, size_t length, DataSink& sink) {
-        char buf[64 * 1024];
-        if (std::fseek(handle.get(), static_cast<long>(offset), SEEK_SET) != 0) return false;
-        const size_t n = std::fread(buf, 1, std::min(length, sizeof(buf)), handle.get());
-        if (n == 0) return false;
-        return sink.write(buf, n);
-      });
+  res.set_content_provider(static_cast<size_t>(file->size), file->content_type,
+                           [handle](size_t offset, size_t length, DataSink& sink) {
+                             char buf[64 * 1024];
+                             if (std::fseek(handle.get(), static_cast<long>(offset), SEEK_SET) != 0)
+                               return false;
+                             const size_t n =
+                                 std::fread(buf, 1, std::min(length, sizeof(buf)), handle.get());
+                             if (n == 0) return false;
+                             return sink.write(buf, n);
+                           });
   Record("static", req, res, start, "");
 }
 
@@ -982,7 +1006,8 @@ json GatewayServer::Impl::HealthDocument(bool* all_serving) {
       {"training", backends_.training}};
   std::vector<std::future<std::string>> checks;
   for (const auto& [name, channel] : services) {
-    checks.push_back(std::async(std::launch::async, [this, ch = channel] { return CheckHealth(ch); }));
+    checks.push_back(
+        std::async(std::launch::async, [this, ch = channel] { return CheckHealth(ch); }));
   }
   json doc = {{"services", json::object()}};
   *all_serving = true;
@@ -1011,7 +1036,9 @@ json GatewayServer::Impl::ScrapeService(const std::string& name,
                                         const std::shared_ptr<grpc::ChannelInterface>& channel,
                                         const std::string& metrics_target) {
   const std::string health = CheckHealth(channel);
-  json out = {{"name", name}, {"healthy", health == "SERVING"}, {"status", health},
+  json out = {{"name", name},
+              {"healthy", health == "SERVING"},
+              {"status", health},
               {"metrics", json::object()}};
   if (metrics_target.empty()) return out;
   int port = 0;
@@ -1026,9 +1053,9 @@ json GatewayServer::Impl::ScrapeService(const std::string& name,
   client.set_read_timeout(ms / 1000, (ms % 1000) * 1000);
   httplib::Result r = client.Get("/metrics");
   if (!r || r->status != 200) {
-    out["metricsError"] = r ? absl::StrCat("HTTP ", r->status)
-                            : absl::StrCat("cannot reach ", metrics_target, ": ",
-                                           httplib::to_string(r.error()));
+    out["metricsError"] =
+        r ? absl::StrCat("HTTP ", r->status)
+          : absl::StrCat("cannot reach ", metrics_target, ": ", httplib::to_string(r.error()));
     return out;
   }
   absl::StatusOr<std::vector<PromSample>> samples = ParsePrometheusText(r->body);
@@ -1054,14 +1081,13 @@ void GatewayServer::Impl::Monitoring(Call& call) {
                                      {"training", backends_.training, options_.training_metrics}};
   std::vector<std::future<json>> scrapes;
   for (const Svc& s : services) {
-    scrapes.push_back(std::async(std::launch::async, [this, s] {
-      return ScrapeService(s.name, s.channel, s.metrics);
-    }));
+    scrapes.push_back(std::async(
+        std::launch::async, [this, s] { return ScrapeService(s.name, s.channel, s.metrics); }));
   }
   json doc = {{"services", json::array()}, {"uploads", json::array()}};
   {
-    json gw = {{"name", "gateway"}, {"healthy", true}, {"status", "SERVING"},
-               {"metrics", json::object()}};
+    json gw = {
+        {"name", "gateway"}, {"healthy", true}, {"status", "SERVING"}, {"metrics", json::object()}};
     absl::StatusOr<std::vector<PromSample>> own = ParsePrometheusText(metrics::RenderText());
     if (own.ok()) {
       for (const auto& [k, v] : SummarizeMetrics(*own, {"fraud_gateway_"})) {
@@ -1142,10 +1168,16 @@ void GatewayServer::Impl::UploadOrValidate(Call& call, bool validate_only) {
   }
   const bool multipart = req.is_multipart_form_data();
   const std::string type = absl::AsciiStrToLower(req.get_header_value("Content-Type"));
-  const std::string base_type = std::string(absl::StripAsciiWhitespace(type.substr(0, type.find(';'))));
-  static const std::set<std::string>* kRawTypes = new std::set<std::string>{
-      "", "text/csv", "text/plain", "application/csv", "application/octet-stream",
-      "application/vnd.ms-excel", "text/comma-separated-values"};
+  const std::string base_type =
+      std::string(absl::StripAsciiWhitespace(type.substr(0, type.find(';'))));
+  static const std::set<std::string>* kRawTypes =
+      new std::set<std::string>{"",
+                                "text/csv",
+                                "text/plain",
+                                "application/csv",
+                                "application/octet-stream",
+                                "application/vnd.ms-excel",
+                                "text/comma-separated-values"};
   if (!multipart && kRawTypes->count(base_type) == 0) {
     return refuse(UnsupportedMediaType(absl::StrCat(
                       "unsupported Content-Type '", base_type.substr(0, 60),
@@ -1154,20 +1186,19 @@ void GatewayServer::Impl::UploadOrValidate(Call& call, bool validate_only) {
   }
   if (req.get_header_value<uint64_t>("Content-Length") >
       static_cast<uint64_t>(options_.max_upload_bytes) + (multipart ? 64 * 1024 : 0)) {
-    return refuse(PayloadTooLarge(absl::StrCat("the upload (",
-                                               req.get_header_value("Content-Length"),
-                                               " bytes) exceeds the limit of ",
-                                               options_.max_upload_bytes,
-                                               " bytes (--max_upload_bytes); nothing was stored")),
-                  "too_large");
+    return refuse(
+        PayloadTooLarge(absl::StrCat("the upload (", req.get_header_value("Content-Length"),
+                                     " bytes) exceeds the limit of ", options_.max_upload_bytes,
+                                     " bytes (--max_upload_bytes); nothing was stored")),
+        "too_large");
   }
   if (uploads_in_flight_.fetch_add(1) >= options_.max_concurrent_uploads) {
     uploads_in_flight_.fetch_sub(1);
     m.refused.Add({{"reason", "concurrent_uploads"}}).Increment();
     call.res.set_header("Retry-After", "5");
-    return refuse(absl::ResourceExhaustedError(absl::StrCat(
-                      "too many concurrent uploads (limit ", options_.max_concurrent_uploads,
-                      "); retry later")),
+    return refuse(absl::ResourceExhaustedError(absl::StrCat("too many concurrent uploads (limit ",
+                                                            options_.max_concurrent_uploads,
+                                                            "); retry later")),
                   "busy");
   }
   m.uploads_in_flight.Increment();
@@ -1208,15 +1239,15 @@ void GatewayServer::Impl::UploadOrValidate(Call& call, bool validate_only) {
   if (!local.ok() && !sink_closed) {
     // A cut-off, oversized or malformed body: cancel so ingest stores nothing.
     if (sink.opened()) sink.Finish(IngestUploadCall::End::kCancel);
-    m.uploads.Add({{"result", local.code() == absl::StatusCode::kResourceExhausted
-                                  ? "too_large"
-                                  : "invalid"}})
+    m.uploads
+        .Add({{"result",
+               local.code() == absl::StatusCode::kResourceExhausted ? "too_large" : "invalid"}})
         .Increment();
     ReplyError(call, local);
     return;
   }
-  const grpc::Status s = sink.Finish(sink_closed ? IngestUploadCall::End::kClosed
-                                                 : IngestUploadCall::End::kComplete);
+  const grpc::Status s =
+      sink.Finish(sink_closed ? IngestUploadCall::End::kClosed : IngestUploadCall::End::kComplete);
   if (s.ok()) {
     m.uploads.Add({{"result", validate_only ? "validated" : "ok"}}).Increment();
     ReplyProto(call, sink.summary());
@@ -1276,9 +1307,9 @@ void GatewayServer::Impl::ListPredictions(Call& call) {
   } else if (order == "score") {
     request.set_order(storagepb::PREDICTION_ORDER_SCORE_DESC);
   } else {
-    return ReplyError(call, absl::InvalidArgumentError(absl::StrCat(
-                                "parameter order must be 'line' or 'score', got '",
-                                order.substr(0, 40), "'")));
+    return ReplyError(
+        call, absl::InvalidArgumentError(absl::StrCat(
+                  "parameter order must be 'line' or 'score', got '", order.substr(0, 40), "'")));
   }
   struct IntParam {
     const char* name;
@@ -1300,8 +1331,8 @@ void GatewayServer::Impl::ListPredictions(Call& call) {
   grpc::ClientContext ctx;
   Prepare(call, &ctx, false);
   storagepb::ListPredictionsResponse response;
-  ReplyGrpc(call, "storage", "ListPredictions",
-            storage_->ListPredictions(&ctx, request, &response), response);
+  ReplyGrpc(call, "storage", "ListPredictions", storage_->ListPredictions(&ctx, request, &response),
+            response);
 }
 
 void GatewayServer::Impl::DataStats(Call& call) {
@@ -1371,8 +1402,8 @@ void GatewayServer::Impl::Score(Call& call) {
                       doc.fields().at("rows").kind_case() == google::protobuf::Value::kListValue;
   if (simple) {
     if (doc.fields_size() != 1) {
-      return ReplyError(call, absl::InvalidArgumentError(
-                                  "a {\"rows\": [[...], ...]} body takes no other field"));
+      return ReplyError(
+          call, absl::InvalidArgumentError("a {\"rows\": [[...], ...]} body takes no other field"));
     }
     const auto& rows = doc.fields().at("rows").list_value().values();
     common::v1::TransactionBatch* batch = request.mutable_rows();
@@ -1382,9 +1413,9 @@ void GatewayServer::Impl::Score(Call& call) {
       const google::protobuf::Value& row = rows.Get(i);
       if (row.kind_case() != google::protobuf::Value::kListValue ||
           row.list_value().values_size() != 30) {
-        return ReplyError(call, absl::InvalidArgumentError(absl::StrCat(
-                                    "rows[", i,
-                                    "] must be an array of 30 numbers (Time, V1..V28, Amount)")));
+        return ReplyError(
+            call, absl::InvalidArgumentError(absl::StrCat(
+                      "rows[", i, "] must be an array of 30 numbers (Time, V1..V28, Amount)")));
       }
       for (int j = 0; j < 30; ++j) {
         const google::protobuf::Value& v = row.list_value().values(j);
@@ -1435,9 +1466,9 @@ void GatewayServer::Impl::Promote(Call& call) {
   trainingpb::PromoteRequest request;
   if (absl::Status s = ParseBody(call, &request); !s.ok()) return ReplyError(call, s);
   if (request.version() != 0 && request.version() != call.ids[0]) {
-    return ReplyError(call, absl::InvalidArgumentError(absl::StrCat(
-                                "body version ", request.version(),
-                                " differs from the path's version ", call.ids[0])));
+    return ReplyError(call, absl::InvalidArgumentError(
+                                absl::StrCat("body version ", request.version(),
+                                             " differs from the path's version ", call.ids[0])));
   }
   request.set_version(call.ids[0]);
   grpc::ClientContext ctx;
@@ -1453,8 +1484,7 @@ void GatewayServer::Impl::StartRun(Call& call) {
   grpc::ClientContext ctx;
   Prepare(call, &ctx, true);
   trainingpb::StartRunResponse response;
-  ReplyGrpc(call, "training", "StartRun", training_->StartRun(&ctx, request, &response),
-            response);
+  ReplyGrpc(call, "training", "StartRun", training_->StartRun(&ctx, request, &response), response);
 }
 
 void GatewayServer::Impl::ListRuns(Call& call) {
@@ -1508,8 +1538,7 @@ void GatewayServer::Impl::Evaluate(Call& call) {
   grpc::ClientContext ctx;
   Prepare(call, &ctx, true, std::max(options_.rpc_timeout, absl::Minutes(10)));
   trainingpb::EvaluateResponse response;
-  ReplyGrpc(call, "training", "Evaluate", training_->Evaluate(&ctx, request, &response),
-            response);
+  ReplyGrpc(call, "training", "Evaluate", training_->Evaluate(&ctx, request, &response), response);
 }
 
 void GatewayServer::Impl::RunEvents(Call& call) {
@@ -1527,10 +1556,10 @@ void GatewayServer::Impl::RunEvents(Call& call) {
   call.res.set_header("X-Accel-Buffering", "no");
   const int64_t run_id = call.ids[0];
   const std::string request_id = call.request_id;
-  call.res.set_chunked_content_provider(
-      "text/event-stream", [this, run_id, request_id](size_t, DataSink& sink) {
-        return StreamRunEvents(run_id, request_id, sink);
-      });
+  call.res.set_chunked_content_provider("text/event-stream",
+                                        [this, run_id, request_id](size_t, DataSink& sink) {
+                                          return StreamRunEvents(run_id, request_id, sink);
+                                        });
 }
 
 bool GatewayServer::Impl::StreamRunEvents(int64_t run_id, const std::string& request_id,
@@ -1572,9 +1601,7 @@ bool GatewayServer::Impl::StreamRunEvents(int64_t run_id, const std::string& req
     grpc::Status status;
     {
       absl::MutexLock l(&shared.mu);
-      auto ready = [&shared]() {
-        return !shared.runs.empty() || shared.done;
-      };
+      auto ready = [&shared]() { return !shared.runs.empty() || shared.done; };
       shared.mu.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(250));
       batch.swap(shared.runs);
       done = shared.done;
@@ -1591,7 +1618,8 @@ bool GatewayServer::Impl::StreamRunEvents(int64_t run_id, const std::string& req
       const std::string event =
           status.ok()
               ? SseEvent("end", last)
-              : SseEvent("error", ErrorBodyJson(ToHttpError(Backend("training", "WatchRun", status))));
+              : SseEvent("error",
+                         ErrorBodyJson(ToHttpError(Backend("training", "WatchRun", status))));
       ok = sink.write(event.data(), event.size());
       finished = true;
     } else if (stopping_.load()) {
@@ -1647,12 +1675,10 @@ void GatewayServer::Impl::DemoSample(Call& call) {
   };
   auto state = std::make_shared<State>(g);
   call.res.status = 200;
-  call.res.set_header("Content-Disposition",
-                      absl::StrCat("attachment; filename=\"synthetic-", g.rows, "-seed", g.seed,
-                                   ".csv\""));
+  call.res.set_header("Content-Disposition", absl::StrCat("attachment; filename=\"synthetic-",
+                                                          g.rows, "-seed", g.seed, ".csv\""));
   call.res.set_header("Cache-Control", "no-store");
-  call.res.set_chunked_content_provider("text/csv; charset=utf-8", [state](size_t,
-                                                                            DataSink& sink) {
+  call.res.set_chunked_content_provider("text/csv; charset=utf-8", [state](size_t, DataSink& sink) {
     std::string& out = state->buffer;
     out.clear();
     if (!state->header_sent) {

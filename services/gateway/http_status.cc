@@ -84,7 +84,8 @@ HttpError ToHttpError(const absl::Status& status) {
 std::string ErrorBodyJson(const HttpError& error, const std::string& details_json) {
   nlohmann::json body = {{"code", error.code}, {"message", error.message}};
   if (!details_json.empty()) {
-    nlohmann::json details = nlohmann::json::parse(details_json, nullptr, /*allow_exceptions=*/false);
+    nlohmann::json details =
+        nlohmann::json::parse(details_json, nullptr, /*allow_exceptions=*/false);
     if (!details.is_discarded()) body["details"] = std::move(details);
   }
   // Replace invalid UTF-8 (a message may quote raw bytes of a bad file) instead of throwing.
@@ -93,25 +94,44 @@ std::string ErrorBodyJson(const HttpError& error, const std::string& details_jso
 
 const char* ReasonPhrase(int http_status) {
   switch (http_status) {
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 499: return "Client Closed Request";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "";
+    case 200:
+      return "OK";
+    case 204:
+      return "No Content";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 499:
+      return "Client Closed Request";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "";
   }
 }
 

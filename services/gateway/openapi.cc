@@ -95,8 +95,7 @@ const std::map<std::string, json>& GatewaySchemas() {
               {"minItems", 30},
               {"maxItems", 30},
               {"items", {{"type", "number"}}}}}}}}}}},
-      {"ScoreRequest",
-       {{"oneOf", {Ref("ScoreRows"), Ref("fraud.inference.v1.PredictRequest")}}}},
+      {"ScoreRequest", {{"oneOf", {Ref("ScoreRows"), Ref("fraud.inference.v1.PredictRequest")}}}},
       {"CsvUpload",
        {{"type", "string"},
         {"format", "binary"},
@@ -176,8 +175,8 @@ class SchemaBuilder {
       json s = FieldSchema(f);
       if (f->containing_oneof() != nullptr) {
         s = {{"allOf", {s}},
-             {"description", absl::StrCat("one of the '", f->containing_oneof()->name(),
-                                          "' fields")}};
+             {"description",
+              absl::StrCat("one of the '", f->containing_oneof()->name(), "' fields")}};
       }
       props[f->json_name()] = std::move(s);
     }

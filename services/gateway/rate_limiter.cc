@@ -10,8 +10,7 @@ constexpr absl::Duration kEvictEvery = absl::Seconds(30);
 constexpr size_t kEvictAbove = 4096;
 }  // namespace
 
-RateLimiter::RateLimiter(double rate, double burst)
-    : rate_(rate), burst_(std::max(1.0, burst)) {}
+RateLimiter::RateLimiter(double rate, double burst) : rate_(rate), burst_(std::max(1.0, burst)) {}
 
 size_t RateLimiter::tracked_keys() const {
   absl::MutexLock l(&mu_);

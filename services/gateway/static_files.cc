@@ -70,8 +70,7 @@ StaticFiles::StaticFiles(const std::string& root) {
   while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
 }
 
-absl::StatusOr<StaticFile> StaticFiles::Stat(const std::string& relative,
-                                             bool spa_fallback) const {
+absl::StatusOr<StaticFile> StaticFiles::Stat(const std::string& relative, bool spa_fallback) const {
   const std::string candidate = absl::StrCat(root_, "/", relative);
   struct stat st {};
   if (::stat(candidate.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -86,8 +85,8 @@ absl::StatusOr<StaticFile> StaticFiles::Stat(const std::string& relative,
   f.size = st.st_size;
   f.content_type = ContentTypeForPath(real);
   f.spa_fallback = spa_fallback;
-  f.cache_control = absl::StartsWith(relative, "assets/") && !spa_fallback ? kImmutable
-                                                                           : kRevalidate;
+  f.cache_control =
+      absl::StartsWith(relative, "assets/") && !spa_fallback ? kImmutable : kRevalidate;
   return f;
 }
 

@@ -140,10 +140,9 @@ bool UploadForwarder::OnPartData(const char* data, size_t size) {
       return Forward(data, size);
     case Part::kField:
       if (field_value_.size() + size > kMaxFieldBytes) {
-        return Fail(State::kBadRequest,
-                    absl::InvalidArgumentError(absl::StrCat("form field '", field_name_,
-                                                            "' is longer than ", kMaxFieldBytes,
-                                                            " bytes")));
+        return Fail(State::kBadRequest, absl::InvalidArgumentError(absl::StrCat(
+                                            "form field '", field_name_, "' is longer than ",
+                                            kMaxFieldBytes, " bytes")));
       }
       field_value_.append(data, size);
       return true;

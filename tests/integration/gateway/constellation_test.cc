@@ -2,6 +2,7 @@
 // PostgreSQL (PgFixture), the real inference handlers serving a deterministic logistic model, the
 // real ingest service, and the gateway. Checks what lands in the database, not only the answers.
 #include <arpa/inet.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -29,8 +30,6 @@
 #include "tests/testing/in_process_server.h"
 #include "tests/testing/pg_fixture.h"
 #include "tests/testing/status_matchers.h"
-
-#include <httplib.h>
 
 namespace fraud::gateway {
 namespace {
@@ -141,8 +140,8 @@ class ConstellationTest : public fraud::testing::PgFixture {
     io.batch_rows = 1000;
     ingest_ = std::make_unique<ingest::IngestService>(storage_server_->channel(),
                                                       inference_server_->channel(), io);
-    ingest_server_ = std::make_unique<InProcessServer>(
-        std::vector<grpc::Service*>{ingest_.get()}, "ingest_e2e", 24);
+    ingest_server_ = std::make_unique<InProcessServer>(std::vector<grpc::Service*>{ingest_.get()},
+                                                       "ingest_e2e", 24);
     ASSERT_THAT(ingest_server_->Start(), IsOk());
     StartGateway("");
   }
@@ -263,9 +262,9 @@ TEST_F(ConstellationTest, UnlabelledUploadIsScoredWithoutMetrics) {
   const std::string id = s["uploadId"];
   EXPECT_TRUE(s["scored"].get<bool>());
   EXPECT_FALSE(s.contains("metrics"));
-  EXPECT_EQ(Count("SELECT count(*) FROM transactions WHERE upload_id = " + id +
-                  " AND class IS NULL"),
-            800);
+  EXPECT_EQ(
+      Count("SELECT count(*) FROM transactions WHERE upload_id = " + id + " AND class IS NULL"),
+      800);
   EXPECT_EQ(Count("SELECT count(*) FROM predictions WHERE upload_id = " + id), 800);
 }
 

@@ -82,8 +82,8 @@ class FakeIngest final : public ingestpb::IngestService::Service, public Recorde
     int64_t bytes = 0;
     std::string data;  // only when keep_data
     std::string sha256;
-    bool cancelled = false;   // the client cancelled (no clean end of stream)
-    bool completed = false;   // the stream ended with WritesDone
+    bool cancelled = false;  // the client cancelled (no clean end of stream)
+    bool completed = false;  // the stream ended with WritesDone
     bool validate_only = false;
   };
 
@@ -430,9 +430,9 @@ class GatewayTest : public ::testing::Test {
   }
 
   static std::unique_ptr<fraud::testing::InProcessServer> Start(grpc::Service* s,
-                                                               const std::string& name) {
-    auto server = std::make_unique<fraud::testing::InProcessServer>(
-        std::vector<grpc::Service*>{s}, name, 24);
+                                                                const std::string& name) {
+    auto server =
+        std::make_unique<fraud::testing::InProcessServer>(std::vector<grpc::Service*>{s}, name, 24);
     EXPECT_THAT(server->Start(), fraud::testing::IsOk());
     return server;
   }

@@ -36,13 +36,20 @@ TEST_F(GatewayTest, MapsEveryGrpcCodeThroughTheOneStatusTable) {
   StartGateway();
   auto c = Client();
   const std::vector<std::pair<grpc::StatusCode, int>> table = {
-      {grpc::StatusCode::INVALID_ARGUMENT, 400},   {grpc::StatusCode::OUT_OF_RANGE, 400},
-      {grpc::StatusCode::FAILED_PRECONDITION, 400}, {grpc::StatusCode::UNAUTHENTICATED, 401},
-      {grpc::StatusCode::PERMISSION_DENIED, 403},  {grpc::StatusCode::NOT_FOUND, 404},
-      {grpc::StatusCode::ALREADY_EXISTS, 409},     {grpc::StatusCode::ABORTED, 409},
-      {grpc::StatusCode::RESOURCE_EXHAUSTED, 429}, {grpc::StatusCode::UNAVAILABLE, 503},
-      {grpc::StatusCode::DEADLINE_EXCEEDED, 504},  {grpc::StatusCode::INTERNAL, 500},
-      {grpc::StatusCode::UNKNOWN, 500},            {grpc::StatusCode::DATA_LOSS, 500}};
+      {grpc::StatusCode::INVALID_ARGUMENT, 400},
+      {grpc::StatusCode::OUT_OF_RANGE, 400},
+      {grpc::StatusCode::FAILED_PRECONDITION, 400},
+      {grpc::StatusCode::UNAUTHENTICATED, 401},
+      {grpc::StatusCode::PERMISSION_DENIED, 403},
+      {grpc::StatusCode::NOT_FOUND, 404},
+      {grpc::StatusCode::ALREADY_EXISTS, 409},
+      {grpc::StatusCode::ABORTED, 409},
+      {grpc::StatusCode::RESOURCE_EXHAUSTED, 429},
+      {grpc::StatusCode::UNAVAILABLE, 503},
+      {grpc::StatusCode::DEADLINE_EXCEEDED, 504},
+      {grpc::StatusCode::INTERNAL, 500},
+      {grpc::StatusCode::UNKNOWN, 500},
+      {grpc::StatusCode::DATA_LOSS, 500}};
   for (const auto& [code, http] : table) {
     auto r = c->Get(absl::StrCat("/api/v1/uploads/", 1000 + static_cast<int>(code)));
     ASSERT_TRUE(r);
@@ -185,7 +192,8 @@ TEST_F(GatewayTest, ScoresRowsGivenAsArraysOrAsAPredictRequest) {
   json b = Body(r);
   EXPECT_EQ(b["scores"]["scores"].size(), 2u);
   EXPECT_EQ(b["scores"]["modelVersion"], "4");
-  r = c->Post("/api/v1/score", R"({"rows":{"numRows":1,"features":[)" + row.substr(1, row.size() - 2) + "]}}",
+  r = c->Post("/api/v1/score",
+              R"({"rows":{"numRows":1,"features":[)" + row.substr(1, row.size() - 2) + "]}}",
               "application/json");
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(inference_.last_predict.rows().num_rows(), 1u);
@@ -275,7 +283,8 @@ TEST_F(GatewayTest, StreamsRunUpdatesAsServerSentEvents) {
   json run = json::parse(r->body.substr(data, end - data));
   EXPECT_EQ(run["id"], "9");
   EXPECT_EQ(run["status"], "RUN_STATUS_RUNNING");
-  EXPECT_THAT(r->body, HasSubstr("event: end\ndata: {\"id\":\"9\",\"status\":\"RUN_STATUS_SUCCEEDED\""));
+  EXPECT_THAT(r->body,
+              HasSubstr("event: end\ndata: {\"id\":\"9\",\"status\":\"RUN_STATUS_SUCCEEDED\""));
 }
 
 TEST_F(GatewayTest, SendsHeartbeatsWhileARunIsQuiet) {
@@ -360,7 +369,9 @@ TEST_F(GatewayTest, MonitoringAggregatesHealthMetricsChampionAndUploads) {
   // Rank 3.5 of 7 falls in (0.1, 1] holding 4 samples: 0.1 + 0.9 * 0.5 / 4.
   EXPECT_NEAR(im["fraud_ingest_rpc_latency_seconds_p50"].get<double>(), 0.2125, 1e-9);
   EXPECT_FALSE(im.contains("go_threads"));
-  EXPECT_EQ(services["inference"]["metrics"]["fraud_inference_model_reloads_total{result=\"failed\"}"], 1);
+  EXPECT_EQ(
+      services["inference"]["metrics"]["fraud_inference_model_reloads_total{result=\"failed\"}"],
+      1);
   EXPECT_EQ(services["inference"]["metrics"]["fraud_inference_model_reloads_total"], 4);
   EXPECT_TRUE(services["storage"].contains("metricsError"));
   EXPECT_TRUE(services["storage"]["healthy"].get<bool>());
@@ -546,9 +557,9 @@ TEST_F(GatewayTest, ServesHttpsWhenGivenACertificate) {
       std::filesystem::temp_directory_path() / absl::StrCat("gw-tls-", ::getpid());
   std::filesystem::create_directories(dir);
   const std::string cert = (dir / "cert.pem").string(), key = (dir / "key.pem").string();
-  const std::string cmd = absl::StrCat(
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout ", key,
-      " -out ", cert, " >/dev/null 2>&1");
+  const std::string cmd =
+      absl::StrCat("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout ",
+                   key, " -out ", cert, " >/dev/null 2>&1");
   if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "openssl not available";
   GatewayOptions o = DefaultOptions();
   o.tls_cert_file = cert;

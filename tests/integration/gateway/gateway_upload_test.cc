@@ -80,10 +80,9 @@ TEST_F(GatewayTest, RawUploadReachesIngestByteForByteInChunksOfAtMost64KiB) {
 TEST_F(GatewayTest, MultipartFileFieldIsStreamedWithItsFilenameAndFormMode) {
   StartGateway();
   const std::string data = Bytes(200000, 3);
-  httplib::MultipartFormDataItems items = {
-      {"mode", "lenient", "", ""},
-      {"note", "ignored", "", ""},
-      {"file", data, "transactions.csv", "text/csv"}};
+  httplib::MultipartFormDataItems items = {{"mode", "lenient", "", ""},
+                                           {"note", "ignored", "", ""},
+                                           {"file", data, "transactions.csv", "text/csv"}};
   auto r = Client()->Post("/api/v1/uploads", items);
   ASSERT_EQ(r->status, 200) << r->body;
   FakeIngest::Received got = ingest_.last();

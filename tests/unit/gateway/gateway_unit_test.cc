@@ -127,10 +127,10 @@ TEST(UploadForwarderTest, StopsAtTheLimitWithPayloadTooLargeAndDrainsABit) {
   UploadForwarder f(&sink, Params(25));
   const std::string piece(20, 'x');
   EXPECT_TRUE(f.OnData(piece.data(), piece.size()));
-  EXPECT_TRUE(f.OnData(piece.data(), piece.size()));    // 40 > 25: refused, drained
-  EXPECT_TRUE(f.OnData(piece.data(), piece.size()));    // drained 20 + 20 <= 100
+  EXPECT_TRUE(f.OnData(piece.data(), piece.size()));  // 40 > 25: refused, drained
+  EXPECT_TRUE(f.OnData(piece.data(), piece.size()));  // drained 20 + 20 <= 100
   for (int i = 0; i < 5; ++i) f.OnData(piece.data(), piece.size());
-  EXPECT_FALSE(f.OnData(piece.data(), piece.size()));   // past the drain allowance
+  EXPECT_FALSE(f.OnData(piece.data(), piece.size()));  // past the drain allowance
   absl::Status s = f.Finish(true);
   EXPECT_EQ(ToHttpError(s).http_status, 413);
   EXPECT_THAT(std::string(s.message()), HasSubstr("25 bytes"));
@@ -302,8 +302,7 @@ TEST_F(StaticFilesUnitTest, ResolvesFilesFallbackAndRefusesTraversal) {
   EXPECT_TRUE(f->spa_fallback);
   EXPECT_EQ(files.Resolve("/assets/b-2.js").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(files.Resolve("/../outside.txt").status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(files.Resolve("/assets/./a-1.js").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(files.Resolve("/assets/./a-1.js").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(files.Resolve("/a//b").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(files.Resolve(std::string("/a\0b", 4)).status().code(),
             absl::StatusCode::kInvalidArgument);
