@@ -21,7 +21,7 @@
 //
 // Usage: fraud-bench-inference [--runs N] [--rows N] [--batch_rows N] [--single_calls N]
 //          [--reload_seconds S] [--reload_interval S] [--clients N] [--train_rows N]
-//          [--skip_reload] [--no_batching] [--model_root DIR]
+//          [--skip_reload] [--no_batching] [--batch_delay_us N] [--model_root DIR]
 // --model_root keeps the written versions 1 and 2 in DIR (handy to try fraud-inference by hand).
 #include <grpcpp/client_context.h>
 #include <stdlib.h>
@@ -64,6 +64,7 @@ struct Args {
   int64_t train_rows = 60000;
   bool skip_reload = false;
   bool batching = true;
+  int batch_delay_us = 200;
   // Where to write the model versions; kept afterwards when set (default: a temporary directory).
   std::string model_root;
 };
@@ -93,6 +94,8 @@ bool ParseArgs(int argc, char** argv, Args* a) {
       a->reload_interval = std::atof(v);
     } else if (k == "--clients") {
       a->clients = std::max(1, std::atoi(v));
+    } else if (k == "--batch_delay_us") {
+      a->batch_delay_us = std::max(0, std::atoi(v));
     } else if (k == "--model_root") {
       a->model_root = v;
     } else if (k == "--train_rows") {
@@ -159,11 +162,12 @@ v1::PredictRequest MakeRequest(const double* features, size_t rows) {
 // The service under test, in-process on 127.0.0.1:0.
 class Server {
  public:
-  Server(const std::string& root, bool batching) {
+  Server(const std::string& root, bool batching, int batch_delay_us) {
     reloader_ = std::make_unique<ModelReloader>(root, RuntimeModelLoader(), &holder_, nullptr);
     if (absl::StatusOr<ReloadResult> r = reloader_->Reload(1); !r.ok()) Die("loading v1", r.status());
     BatcherOptions b;
     b.enabled = batching;
+    b.max_delay = absl::Microseconds(batch_delay_us);
     predictor_ = std::make_unique<Predictor>(&holder_, b);
     service_ = std::make_unique<InferenceService>(predictor_.get(), reloader_.get(), &holder_, "");
     rpc::ServerOptions o;
@@ -378,7 +382,8 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: fraud-bench-inference [--runs N] [--rows N] [--batch_rows N] "
                  "[--single_calls N] [--reload_seconds S] [--reload_interval S] [--clients N] "
-                 "[--train_rows N] [--skip_reload] [--no_batching] [--model_root DIR]\n");
+                 "[--train_rows N] [--skip_reload] [--no_batching] [--batch_delay_us N] "
+                 "[--model_root DIR]\n");
     return 2;
   }
   std::string root = args.model_root;
@@ -389,7 +394,7 @@ int Main(int argc, char** argv) {
   WriteModels(root, args.train_rows);
   const std::vector<double> rows = SyntheticFeatures(args.rows, 2, nullptr);
   {
-    Server server(root, args.batching);
+    Server server(root, args.batching, args.batch_delay_us);
     auto stub = v1::InferenceService::NewStub(server.channel());
     const ScoringModel& direct = *server.model()->model;
     const size_t chunk = static_cast<size_t>(args.batch_rows);
@@ -455,7 +460,7 @@ int Main(int argc, char** argv) {
 
   // (c) Hot reload under load (a fresh server, so earlier phases leave no state behind).
   if (!args.skip_reload && args.reload_seconds > 0) {
-    Server server(root, args.batching);
+    Server server(root, args.batching, args.batch_delay_us);
     RunLoad(server, rows, args.clients, 1.0, 0);  // warm-up
     const BatcherStats before = server.predictor().batcher().stats();
     LoadResult quiet = RunLoad(server, rows, args.clients, args.reload_seconds, 0);
@@ -488,6 +493,7 @@ int Main(int argc, char** argv) {
                     : static_cast<double>(after.merged_batches - before.merged_batches) /
                           static_cast<double>(after.batches - before.batches)}};
     c.notes = {{"batching", args.batching ? "on" : "off"}};
+    c.extra["batch_delay_us"] = args.batch_delay_us;
     bench::Print(c);
   }
   if (args.model_root.empty()) {

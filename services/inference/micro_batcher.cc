@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "services/common/core/metrics.h"
 
 namespace fraud::inference {
@@ -106,8 +107,17 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> MicroBatcher::Score(const dou
     // Leader: this request is at the head of the queue. A leader that starts from an idle queue
     // waits (bounded) for as many callers as the previous batch had; a leader handed over from a
     // running batch scores at once, since its batch queued up while the previous one scored.
-    if (fresh_leader && options_.max_delay > absl::ZeroDuration() && target_requests_ > 1) {
-      mu_.AwaitWithTimeout(absl::Condition(this, &MicroBatcher::BatchReady), options_.max_delay);
+    if (fresh_leader && target_requests_ > 1) {
+      const absl::Duration budget =
+          std::min(options_.max_delay, score_time_ * static_cast<int64_t>(target_requests_ - 1));
+      if (budget > absl::ZeroDuration()) {
+        ++stats_.leader_waits;
+        const absl::Time wait_start = absl::Now();
+        if (!mu_.AwaitWithTimeout(absl::Condition(this, &MicroBatcher::BatchReady), budget)) {
+          ++stats_.wait_timeouts;
+        }
+        stats_.max_wait = std::max(stats_.max_wait, absl::Now() - wait_start);
+      }
     }
     while (!queue_.empty()) {
       Request* r = queue_.front();
@@ -121,10 +131,14 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> MicroBatcher::Score(const dou
     }
   }
 
+  const absl::Time start = absl::Now();
   RunBatch(batch, batch_rows);
+  const absl::Duration took = absl::Now() - start;
 
   {
     absl::MutexLock lock(&mu_);
+    // Exponential moving average over roughly the last 8 batches.
+    score_time_ = score_time_ == absl::ZeroDuration() ? took : (score_time_ * 7 + took) / 8;
     for (Request* r : batch) r->done = true;
     ++stats_.batches;
     stats_.requests += static_cast<int64_t>(batch.size());
