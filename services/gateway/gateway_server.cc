@@ -29,6 +29,66 @@ using internal::ScopedCall;
 using internal::HostPort;
 using internal::SaneRequestId;
 
+namespace {
+
+// httplib hands every accepted connection to a worker before reading a byte, so connections that
+// send nothing (or half a request line) hold workers until the read timeout. This pool runs
+// `core` workers and, when all are busy, adds more up to `max` so such connections cannot lock
+// out other clients; beyond `max` connections wait in the queue. Workers stay until shutdown.
+class ElasticThreadPool final : public httplib::TaskQueue {
+ public:
+  ElasticThreadPool(size_t core, size_t max) : max_(std::max(core, max)) {
+    absl::MutexLock l(&mu_);
+    for (size_t i = 0; i < core; ++i) Spawn();
+  }
+  ~ElasticThreadPool() override = default;
+
+  void enqueue(std::function<void()> fn) override {
+    absl::MutexLock l(&mu_);
+    jobs_.push_back(std::move(fn));
+    if (idle_ < jobs_.size() && threads_.size() < max_) Spawn();
+  }
+
+  void shutdown() override {
+    {
+      absl::MutexLock l(&mu_);
+      stop_ = true;
+    }
+    for (std::thread& t : threads_) t.join();
+  }
+
+ private:
+  void Spawn() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    threads_.emplace_back([this] { Work(); });
+  }
+
+  void Work() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        absl::MutexLock l(&mu_);
+        ++idle_;
+        mu_.Await(absl::Condition(
+            +[](ElasticThreadPool* p) { return p->stop_ || !p->jobs_.empty(); }, this));
+        --idle_;
+        if (jobs_.empty()) return;  // stopping and nothing left
+        fn = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      fn();
+    }
+  }
+
+  const size_t max_;
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> jobs_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> threads_;  // appended under mu_, joined after stop_
+  size_t idle_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
 // ---- the route table ---------------------------------------------------------------------------
 
 const std::vector<GatewayServer::Impl::Route>& GatewayServer::Impl::Routes() {
@@ -215,12 +275,12 @@ absl::Status GatewayServer::Impl::Start() {
     http_ = std::make_unique<httplib::Server>();
   }
   const size_t threads = static_cast<size_t>(options_.max_connections);
-  http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http_->new_task_queue = [threads] { return new ElasticThreadPool(threads, 4 * threads); };
   // Every POST route reads its body itself with its own limit; this only bounds what httplib
   // would buffer for a request no route reads.
   http_->set_payload_max_length(
       static_cast<size_t>(std::max(options_.max_upload_bytes, options_.max_json_bytes)) + 1);
-  http_->set_read_timeout(60, 0);
+  http_->set_read_timeout(30, 0);
   http_->set_write_timeout(60, 0);
   http_->set_keep_alive_max_count(100);
   http_->set_keep_alive_timeout(5);

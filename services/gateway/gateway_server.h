@@ -56,7 +56,8 @@ struct GatewayOptions {
   absl::Duration sse_heartbeat = absl::Seconds(15);
   int64_t max_json_bytes = 8 << 20;
   size_t upload_chunk_bytes = 64 * 1024;
-  // HTTP worker threads = connections served at once (more wait in the accept queue).
+  // HTTP worker threads; while all are busy up to 4x more are added (idle or slow connections
+  // hold a worker each until the 30 s read timeout), beyond that connections wait.
   int max_connections = 64;
   int max_header_count = 100;
   int64_t max_header_bytes = 32 * 1024;

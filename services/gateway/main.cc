@@ -37,7 +37,9 @@ ABSL_FLAG(bool, trust_forwarded_for, false,
           "Rate-limit by the first X-Forwarded-For address (only behind a trusted proxy)");
 ABSL_FLAG(double, rpc_timeout_seconds, 30, "Deadline of each unary backend call");
 ABSL_FLAG(double, upload_timeout_seconds, 7200, "Deadline of one upload stream to ingest");
-ABSL_FLAG(int, max_connections, 64, "HTTP worker threads (connections served at once)");
+ABSL_FLAG(int, max_connections, 64,
+          "HTTP worker threads; up to 4x more are added while all are busy, so idle or slow "
+          "connections cannot lock other clients out");
 ABSL_FLAG(int64_t, max_json_bytes, 8 << 20, "Largest JSON request body in bytes (413 beyond)");
 ABSL_FLAG(int64_t, max_demo_rows, 200000, "Most rows /api/v1/demo/sample.csv generates");
 

@@ -385,6 +385,33 @@ TEST_F(GatewayTest, SlowIngestAppliesBackpressureWithoutBuffering) {
   EXPECT_LT((peak - baseline) / 1024, 20);
 }
 
+TEST_F(GatewayTest, IdleConnectionsDoNotLockOutOtherClients) {
+  GatewayOptions o = DefaultOptions();
+  o.max_connections = 4;
+  StartGateway(o);
+  std::vector<int> idle;
+  for (int i = 0; i < 10; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(gateway_->port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ASSERT_GT(::send(fd, "GET /api/v1/mod", 15, MSG_NOSIGNAL), 0);
+    idle.push_back(fd);
+  }
+  absl::SleepFor(absl::Milliseconds(200));
+  auto c = Client();
+  c->set_read_timeout(5, 0);
+  const absl::Time start = absl::Now();
+  auto r = c->Get("/api/v1/models");
+  const absl::Duration took = absl::Now() - start;
+  for (int fd : idle) ::close(fd);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_LT(took, absl::Seconds(2));
+}
+
 TEST_F(GatewayTest, UploadMetricsCountBytesAndResults) {
   StartGateway();
   auto c = Client();
