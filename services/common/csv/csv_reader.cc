@@ -400,18 +400,18 @@ void CsvReader::ProcessHeader(const char* begin, const char* end) {
     if (!missing.empty()) {
       parts.push_back(absl::StrCat("missing columns: ", absl::StrJoin(missing, ", ")));
     }
-    if (!unknown.empty()) {
-      // A wrong file can have thousands of columns: name the first few.
-      const size_t total = unknown.size();
-      if (total > kMaxListedColumns) unknown.resize(kMaxListedColumns);
-      std::string list = absl::StrJoin(unknown, ", ");
+    // A wrong file can have thousands of columns: name the first few of each kind, so the
+    // message (which travels in gRPC status and metadata) stays small.
+    auto listed = [](absl::string_view what, std::vector<std::string> names) {
+      const size_t total = names.size();
+      if (total > kMaxListedColumns) names.resize(kMaxListedColumns);
+      std::string list = absl::StrCat(what, ": ", absl::StrJoin(names, ", "));
       if (total > kMaxListedColumns)
         absl::StrAppend(&list, " and ", total - kMaxListedColumns, " more");
-      parts.push_back(absl::StrCat("unknown columns: ", list));
-    }
-    if (!duplicated.empty()) {
-      parts.push_back(absl::StrCat("duplicated columns: ", absl::StrJoin(duplicated, ", ")));
-    }
+      return list;
+    };
+    if (!unknown.empty()) parts.push_back(listed("unknown columns", std::move(unknown)));
+    if (!duplicated.empty()) parts.push_back(listed("duplicated columns", std::move(duplicated)));
     std::string reason =
         absl::StrCat("bad header (expected Time, V1..V28, Amount and optionally Class): ",
                      absl::StrJoin(parts, "; "));
