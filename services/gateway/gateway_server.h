@@ -1,4 +1,4 @@
-// The REST gateway: serves /api/v1 (docs/rest-api.md) by calling the gRPC services, streams
+// The REST gateway: serves /api/v1 (services/gateway/API.md) by calling the gRPC services, streams
 // uploads to ingest, relays training progress as Server-Sent Events, aggregates monitoring, serves
 // the web build, /healthz and /metrics. Routes are data (RouteSpecs()); the OpenAPI document at
 // /api/v1/openapi.json is generated from the same list.

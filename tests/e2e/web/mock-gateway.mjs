@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// An in-memory stand-in for the gateway's REST contract (docs/rest-api.md), for developing the
+// An in-memory stand-in for the gateway's REST contract (services/gateway/API.md), for developing the
 // web UI and checking tests/e2e/web/e2e.spec.mjs without the C++ services. It is NOT the
 // product: scores come from a toy linear rule, training is simulated with timers.
 //

@@ -1,4 +1,4 @@
-// Typed client of the gateway's REST API (docs/rest-api.md). One instance per app; tests inject
+// Typed client of the gateway's REST API (services/gateway/API.md). One instance per app; tests inject
 // their own fetch, XMLHttpRequest and EventSource implementations.
 
 import { int64 } from './format';
