@@ -47,6 +47,7 @@
 #include "bench/common/bench_util.h"
 #include "fraud/inference/v1/inference.grpc.pb.h"
 #include "httplib.h"
+#include "nlohmann/json.hpp"
 #include "services/common/csv/synthetic_generator.h"
 #include "services/common/csv/transaction_row.h"
 #include "services/common/rpc/channel.h"
@@ -164,7 +165,11 @@ class Worker {
           shed = true;
         } else if (res->status != 200) {
           error = absl::StrCat("http_", res->status);
-          stats->samples.try_emplace(error, res->body.substr(0, 300));
+          // The error's message (the body is {"code", "message", "details"}).
+          const auto body = nlohmann::json::parse(res->body, nullptr, /*allow_exceptions=*/false);
+          stats->samples.try_emplace(error, body.is_object() && body.contains("message")
+                                                ? body["message"].dump()
+                                                : res->body.substr(0, 300));
         }
       }
     }
