@@ -203,8 +203,11 @@ grpc::Status IngestService::Run(grpc::ServerContext* ctx,
   v1::UploadSummary partial;
   if (!status.ok() && session.has_value()) {
     partial = session->PartialSummary();
+    // The summary travels only with the caller's own problems: invalid rows, or a file over the
+    // size limit. A RESOURCE_EXHAUSTED from a busy downstream (storage's pool) carries none, so
+    // the gateway answers 429 "busy", never 413 "too large".
     if (status.code() == absl::StatusCode::kInvalidArgument ||
-        status.code() == absl::StatusCode::kResourceExhausted) {
+        session->failure() == UploadFailure::kTooLarge) {
       AttachSummaryTrailer(ctx, partial);
     }
   }

@@ -31,7 +31,8 @@
 ABSL_FLAG(std::string, database_url, "",
           "libpq connection string or URI (e.g. postgresql://user:pass@host:5432/db?sslmode=require"
           "); empty = libpq's PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE environment variables");
-ABSL_FLAG(int, pool_size, 8, "Database connections (= concurrent database calls)");
+ABSL_FLAG(int, pool_size, 16,
+          "Database connections (= concurrent database calls; each open upload holds one)");
 ABSL_FLAG(int, statement_timeout_ms, 30000,
           "PostgreSQL statement_timeout of every connection (0 = none; scans are exempt)");
 ABSL_FLAG(bool, migrate_only, false, "Apply the schema migrations and exit");
