@@ -16,7 +16,25 @@ db="e2e_$(date +%s)_$$"
 base=${FRAUD_TEST_PG_URI%/*}
 psql "$FRAUD_TEST_PG_URI" -qAtc "CREATE DATABASE $db" >/dev/null
 export FRAUD_STATE_DIR=$work/state FRAUD_BUILD_DIR=${BIN%/bin}
-offset=$(( (RANDOM % 40) * 100 + 1000 ))
+# An offset whose ten ports (gRPC 5005x, metrics 910x, HTTP 8080) are all free to bind right now.
+ports_free() {
+  /usr/bin/python3 - "$1" <<'PY'
+import socket, sys
+off = int(sys.argv[1])
+for p in [50051, 50052, 50053, 50054, 9101, 9102, 9103, 9104, 8080]:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p + off))
+    except OSError:
+        sys.exit(1)
+    finally:
+        s.close()
+PY
+}
+for _ in $(seq 1 50); do
+  offset=$(( (RANDOM % 60) * 100 + 1000 ))
+  ports_free "$offset" && break
+done
 cleanup() {
   "$ROOT/fraud" down >/dev/null 2>&1 || true
   psql "$FRAUD_TEST_PG_URI" -qAtc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
