@@ -177,7 +177,10 @@ TEST_F(ModelFaultTest, TrainingKilledMidRunLeavesRegistryChampionAndArtifactsInt
 
   // A run long enough to be killed in the middle of training: an MLP with many epochs.
   absl::StatusOr<storage::v1::TrainingRun> run =
-      StartRun({"mlp"}, {{"grid", "small"}, {"mlp.epochs", "400"}});
+      StartRun({"mlp"}, {{"grid", "small"},
+                         {"mlp.epochs", "400"},
+                         {"mlp.patience", "400"},
+                         {"mlp.batch_size", "256"}});
   ASSERT_TRUE(run.ok()) << run.status();
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   bool mid_run = false;
