@@ -350,7 +350,7 @@ void UploadSession::Accumulate(const csv::RowBatch& batch, const common::v1::Sco
     if (scores->decisions(static_cast<int>(i))) ++predicted_frauds_;
     if (labelled_) {
       scores_.push_back(score);
-      labels_.push_back(static_cast<int8_t>(label));
+      labels_.push_back(label);
     }
     histogram_.Add(score, label);
     if (options_.top_k > 0) {
@@ -426,7 +426,6 @@ void UploadSession::FillReport(ingest::v1::DataReport* report) const {
 
 absl::Status UploadSession::FillMetrics(UploadSummary* summary) const {
   if (scores_.empty()) return absl::OkStatus();
-  std::vector<int32_t> labels(labels_.begin(), labels_.end());
   eval::MetricsOptions m;
   m.threshold = threshold_;
   m.top_k = options_.precision_at_k;
@@ -435,7 +434,7 @@ absl::Status UploadSession::FillMetrics(UploadSummary* summary) const {
       std::min<int64_t>(kMaxBootstrapResamples, options_.bootstrap_row_budget / rows);
   m.bootstrap_resamples = resamples >= kMinBootstrapResamples ? static_cast<int>(resamples) : 0;
   FRAUD_ASSIGN_OR_RETURN(*summary->mutable_metrics(), eval::ComputeClassificationMetrics(
-                                                          absl::MakeConstSpan(scores_), labels, m));
+                                                          absl::MakeConstSpan(scores_), labels_, m));
   return absl::OkStatus();
 }
 

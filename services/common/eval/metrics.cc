@@ -12,14 +12,21 @@ namespace fraud::eval {
 namespace {
 
 // Rows sorted by descending score, cut into groups of equal scores. Everything curve-shaped is a
-// walk over the groups, so the sort (the only O(n log n) step) happens once per call.
+// walk over the ranked rows, so the sort (the only O(n log n) step) happens once per call. Memory
+// is 5 bytes per row (+8 with weights): ingest computes this over uploads of millions of rows.
 struct Ranked {
-  std::vector<uint32_t> order;      // row indices, highest score first (stable among ties)
-  std::vector<uint32_t> group_end;  // exclusive end (position in `order`) of each tie group
-  std::vector<double> y;            // label of order[i] as 0/1
-  std::vector<double> w;            // weight of order[i]
-  double positives = 0;             // weighted
-  double negatives = 0;             // weighted
+  static constexpr uint8_t kFraud = 1;     // the row's label is 1
+  static constexpr uint8_t kGroupEnd = 2;  // last row of a tie group
+  std::vector<uint32_t> order;  // row indices, highest score first (stable among ties)
+  std::vector<uint8_t> flags;   // kFraud | kGroupEnd of order[i]
+  std::vector<double> w;        // weight of order[i]; empty when every row weighs 1
+  double positives = 0;         // weighted
+  double negatives = 0;         // weighted
+
+  size_t size() const { return order.size(); }
+  double weight(size_t i) const { return w.empty() ? 1.0 : w[i]; }
+  bool fraud(size_t i) const { return (flags[i] & kFraud) != 0; }
+  bool group_end(size_t i) const { return (flags[i] & kGroupEnd) != 0; }
 };
 
 Ranked Rank(absl::Span<const float> scores, absl::Span<const int32_t> labels,
@@ -30,81 +37,102 @@ Ranked Rank(absl::Span<const float> scores, absl::Span<const int32_t> labels,
   std::iota(r.order.begin(), r.order.end(), 0u);
   std::stable_sort(r.order.begin(), r.order.end(),
                    [&](uint32_t a, uint32_t b) { return scores[a] > scores[b]; });
-  r.y.resize(n);
-  r.w.resize(n);
+  r.flags.resize(n);
+  if (!weights.empty()) r.w.resize(n);
   for (size_t i = 0; i < n; ++i) {
     const uint32_t row = r.order[i];
-    r.y[i] = labels[row] == 1 ? 1.0 : 0.0;
-    r.w[i] = weights.empty() ? 1.0 : weights[row];
-    if (r.y[i] > 0) {
-      r.positives += r.w[i];
-    } else {
-      r.negatives += r.w[i];
-    }
-    if (i + 1 == n || scores[r.order[i + 1]] != scores[row]) {
-      r.group_end.push_back(static_cast<uint32_t>(i + 1));
-    }
+    const bool fraud = labels[row] == 1;
+    const bool end = i + 1 == n || scores[r.order[i + 1]] != scores[row];
+    r.flags[i] = static_cast<uint8_t>((fraud ? Ranked::kFraud : 0) | (end ? Ranked::kGroupEnd : 0));
+    if (!weights.empty()) r.w[i] = weights[row];
+    (fraud ? r.positives : r.negatives) += r.weight(i);
   }
   return r;
 }
 
-// Cumulative weighted true/false positives at the end of every tie group.
-struct Cumulative {
-  std::vector<double> tps;
-  std::vector<double> fps;
-};
-
-Cumulative Accumulate(const Ranked& r) {
-  Cumulative c;
-  c.tps.reserve(r.group_end.size());
-  c.fps.reserve(r.group_end.size());
+// Calls visit(tp, fp, i) at the last position i of every tie group with the cumulative weighted
+// true/false positives there. `count` holds per-position multiplicities (bootstrap) or is null.
+template <typename Visit>
+void WalkGroups(const Ranked& r, const uint32_t* count, Visit&& visit) {
   double tp = 0;
   double fp = 0;
-  size_t i = 0;
-  for (uint32_t end : r.group_end) {
-    for (; i < end; ++i) {
-      tp += r.w[i] * r.y[i];
-      fp += r.w[i] * (1.0 - r.y[i]);
-    }
-    c.tps.push_back(tp);
-    c.fps.push_back(fp);
+  for (size_t i = 0; i < r.size(); ++i) {
+    double wi = r.weight(i);
+    if (count != nullptr) wi *= count[i];
+    (r.fraud(i) ? tp : fp) += wi;
+    if (r.group_end(i)) visit(tp, fp, i);
   }
-  return c;
 }
 
 double SafeDiv(double num, double den) { return den > 0 ? num / den : 0.0; }
 
 // sum_n (R_n - R_{n-1}) * P_n over tie groups, with per-row multiplicities `count` (bootstrap) or
-// none (count == nullptr).
+// none (count == nullptr). -1 when there is no positive.
 double ApFromRanked(const Ranked& r, const uint32_t* count) {
   double total_pos = 0;
   if (count == nullptr) {
     total_pos = r.positives;
   } else {
-    for (size_t i = 0; i < r.y.size(); ++i) total_pos += r.w[i] * r.y[i] * count[i];
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (r.fraud(i)) total_pos += r.weight(i) * count[i];
+    }
   }
   if (total_pos <= 0) return -1.0;
-  double tp = 0;
-  double fp = 0;
   double prev_tp = 0;
   double ap = 0;
-  size_t i = 0;
-  for (uint32_t end : r.group_end) {
-    for (; i < end; ++i) {
-      const double wi = count == nullptr ? r.w[i] : r.w[i] * count[i];
-      tp += wi * r.y[i];
-      fp += wi * (1.0 - r.y[i]);
-    }
+  WalkGroups(r, count, [&](double tp, double fp, size_t) {
     if (tp > prev_tp) {
       ap += (tp - prev_tp) / total_pos * SafeDiv(tp, tp + fp);
       prev_tp = tp;
     }
-  }
+  });
   return ap;
+}
+
+// Trapezoids between distinct thresholds; the caller checks that both classes are present.
+double RocFromRanked(const Ranked& r) {
+  double auc = 0;
+  double prev_fpr = 0;
+  double prev_tpr = 0;
+  WalkGroups(r, nullptr, [&](double tp, double fp, size_t) {
+    const double fpr = fp / r.negatives;
+    const double tpr = tp / r.positives;
+    auc += (fpr - prev_fpr) * (tpr + prev_tpr) / 2.0;
+    prev_fpr = fpr;
+    prev_tpr = tpr;
+  });
+  return auc;
+}
+
+// Precision among the first k ranked rows for every k (validated >= 1 by the caller).
+std::vector<double> TopKFromRanked(const Ranked& r, absl::Span<const int> ks) {
+  size_t longest = 0;
+  for (int k : ks) longest = std::max(longest, std::min(static_cast<size_t>(k), r.size()));
+  // Prefix sums over the first `longest` positions answer every k in O(1).
+  std::vector<double> pos(longest + 1, 0.0);
+  std::vector<double> all(longest + 1, 0.0);
+  for (size_t i = 0; i < longest; ++i) {
+    pos[i + 1] = pos[i] + (r.fraud(i) ? r.weight(i) : 0.0);
+    all[i + 1] = all[i] + r.weight(i);
+  }
+  std::vector<double> out;
+  out.reserve(ks.size());
+  for (int k : ks) {
+    const size_t top = std::min(static_cast<size_t>(k), r.size());
+    out.push_back(SafeDiv(pos[top], all[top]));
+  }
+  return out;
 }
 
 absl::Status EnsureNonEmpty(absl::Span<const float> scores) {
   if (scores.empty()) return absl::InvalidArgumentError("no rows to evaluate");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTopK(absl::Span<const int> ks) {
+  for (int k : ks) {
+    if (k < 1) return absl::InvalidArgumentError(absl::StrCat("top-k needs k >= 1, got ", k));
+  }
   return absl::OkStatus();
 }
 
@@ -122,32 +150,37 @@ double LinearPercentile(const std::vector<double>& sorted, double q) {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * frac;
 }
 
+// The curve's corners (groups where recall increases), down-sampled while walking: a first walk
+// counts them, the second keeps the evenly spaced ones, so memory is O(max_points), not O(rows).
 std::vector<PrPoint> CurveFromRanked(const Ranked& r, absl::Span<const float> scores,
                                      size_t max_points) {
-  std::vector<PrPoint> points;
-  double tp = 0;
-  double fp = 0;
+  size_t corners = 0;
   double prev_tp = 0;
-  size_t i = 0;
-  for (uint32_t end : r.group_end) {
-    for (; i < end; ++i) {
-      tp += r.w[i] * r.y[i];
-      fp += r.w[i] * (1.0 - r.y[i]);
-    }
+  WalkGroups(r, nullptr, [&](double tp, double, size_t) {
     if (tp > prev_tp) {
-      points.push_back({tp / r.positives, SafeDiv(tp, tp + fp), scores[r.order[end - 1]]});
+      ++corners;
       prev_tp = tp;
     }
-  }
+  });
   max_points = std::max<size_t>(max_points, 2);
-  if (points.size() <= max_points) return points;
-  std::vector<PrPoint> sampled;
-  sampled.reserve(max_points);
-  const double step = static_cast<double>(points.size() - 1) / static_cast<double>(max_points - 1);
-  for (size_t j = 0; j < max_points; ++j) {
-    sampled.push_back(points[static_cast<size_t>(std::llround(step * static_cast<double>(j)))]);
-  }
-  return sampled;
+  const bool sample = corners > max_points;
+  const double step =
+      sample ? static_cast<double>(corners - 1) / static_cast<double>(max_points - 1) : 1.0;
+  std::vector<PrPoint> points;
+  points.reserve(std::min(corners, max_points));
+  size_t corner = 0;
+  prev_tp = 0;
+  WalkGroups(r, nullptr, [&](double tp, double fp, size_t i) {
+    if (tp <= prev_tp) return;
+    prev_tp = tp;
+    // step > 1 when sampling, so the wanted corner indices are strictly increasing.
+    const size_t wanted =
+        sample ? static_cast<size_t>(std::llround(step * static_cast<double>(points.size())))
+               : corner;
+    if (corner++ != wanted || points.size() == max_points) return;
+    points.push_back({tp / r.positives, SafeDiv(tp, tp + fp), scores[r.order[i]]});
+  });
+  return points;
 }
 
 absl::StatusOr<Interval> BootstrapFromRanked(const Ranked& r, int resamples, uint64_t seed,
@@ -156,7 +189,7 @@ absl::StatusOr<Interval> BootstrapFromRanked(const Ranked& r, int resamples, uin
   if (!(confidence > 0 && confidence < 1)) {
     return absl::InvalidArgumentError("bootstrap confidence must be in (0, 1)");
   }
-  const size_t n = r.order.size();
+  const size_t n = r.size();
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<size_t> pick(0, n - 1);
   std::vector<uint32_t> count(n);
@@ -220,18 +253,7 @@ absl::StatusOr<double> RocAuc(absl::Span<const float> scores, absl::Span<const i
   if (r.positives <= 0 || r.negatives <= 0) {
     return absl::FailedPreconditionError("ROC AUC is undefined: the labels hold one class only");
   }
-  const Cumulative c = Accumulate(r);
-  double auc = 0;
-  double prev_fpr = 0;
-  double prev_tpr = 0;
-  for (size_t g = 0; g < c.tps.size(); ++g) {
-    const double fpr = c.fps[g] / r.negatives;
-    const double tpr = c.tps[g] / r.positives;
-    auc += (fpr - prev_fpr) * (tpr + prev_tpr) / 2.0;
-    prev_fpr = fpr;
-    prev_tpr = tpr;
-  }
-  return auc;
+  return RocFromRanked(r);
 }
 
 absl::StatusOr<ThresholdMetrics> MetricsAtThreshold(absl::Span<const float> scores,
@@ -267,24 +289,8 @@ absl::StatusOr<std::vector<double>> PrecisionAtTopK(absl::Span<const float> scor
                                                     absl::Span<const double> weights) {
   FRAUD_RETURN_IF_ERROR(ValidateInputs(scores, labels, weights));
   FRAUD_RETURN_IF_ERROR(EnsureNonEmpty(scores));
-  for (int k : ks) {
-    if (k < 1) return absl::InvalidArgumentError(absl::StrCat("top-k needs k >= 1, got ", k));
-  }
-  const Ranked r = Rank(scores, labels, weights);
-  // Prefix sums over the ranked order answer every k in O(1).
-  std::vector<double> pos(r.order.size() + 1, 0.0);
-  std::vector<double> all(r.order.size() + 1, 0.0);
-  for (size_t i = 0; i < r.order.size(); ++i) {
-    pos[i + 1] = pos[i] + r.w[i] * r.y[i];
-    all[i + 1] = all[i] + r.w[i];
-  }
-  std::vector<double> out;
-  out.reserve(ks.size());
-  for (int k : ks) {
-    const size_t top = std::min(static_cast<size_t>(k), r.order.size());
-    out.push_back(SafeDiv(pos[top], all[top]));
-  }
-  return out;
+  FRAUD_RETURN_IF_ERROR(ValidateTopK(ks));
+  return TopKFromRanked(Rank(scores, labels, weights), ks);
 }
 
 absl::StatusOr<std::vector<PrPoint>> PrecisionRecallCurve(absl::Span<const float> scores,
@@ -313,17 +319,16 @@ absl::StatusOr<double> SelectThresholdMaxF1(absl::Span<const float> scores,
   FRAUD_RETURN_IF_ERROR(ValidateInputs(scores, labels, weights));
   const Ranked r = Rank(scores, labels, weights);
   if (r.positives <= 0) return NoPositives("the F1-maximising threshold");
-  const Cumulative c = Accumulate(r);
   double best_f1 = -1;
   double best_threshold = 0;
-  for (size_t g = 0; g < c.tps.size(); ++g) {
+  WalkGroups(r, nullptr, [&](double tp, double fp, size_t i) {
     // F1 = 2TP / (2TP + FP + FN) = 2TP / (TP + FP + P).
-    const double f1 = 2 * c.tps[g] / (c.tps[g] + c.fps[g] + r.positives);
+    const double f1 = 2 * tp / (tp + fp + r.positives);
     if (f1 > best_f1) {
       best_f1 = f1;
-      best_threshold = scores[r.order[r.group_end[g] - 1]];
+      best_threshold = scores[r.order[i]];
     }
-  }
+  });
   return best_threshold;
 }
 
@@ -332,6 +337,7 @@ absl::StatusOr<ClassificationMetrics> ComputeClassificationMetrics(
     absl::Span<const double> weights) {
   FRAUD_RETURN_IF_ERROR(ValidateInputs(scores, labels, weights));
   FRAUD_RETURN_IF_ERROR(EnsureNonEmpty(scores));
+  FRAUD_RETURN_IF_ERROR(ValidateTopK(options.top_k));
   const Ranked r = Rank(scores, labels, weights);
   ClassificationMetrics m;
   m.set_rows(std::llround(r.positives + r.negatives));
@@ -340,8 +346,7 @@ absl::StatusOr<ClassificationMetrics> ComputeClassificationMetrics(
   m.set_single_class(r.positives <= 0 || r.negatives <= 0);
   if (!m.single_class()) {
     m.set_auprc(ApFromRanked(r, nullptr));
-    FRAUD_ASSIGN_OR_RETURN(double auc, RocAuc(scores, labels, weights));
-    m.set_roc_auc(auc);
+    m.set_roc_auc(RocFromRanked(r));
     if (options.bootstrap_resamples > 0) {
       FRAUD_ASSIGN_OR_RETURN(
           Interval ci, BootstrapFromRanked(r, options.bootstrap_resamples, options.seed, 0.95));
@@ -366,8 +371,7 @@ absl::StatusOr<ClassificationMetrics> ComputeClassificationMetrics(
   m.mutable_confusion()->set_false_positives(std::llround(t.false_positives));
   m.mutable_confusion()->set_true_negatives(std::llround(t.true_negatives));
   m.mutable_confusion()->set_false_negatives(std::llround(t.false_negatives));
-  FRAUD_ASSIGN_OR_RETURN(std::vector<double> at_k,
-                         PrecisionAtTopK(scores, labels, options.top_k, weights));
+  const std::vector<double> at_k = TopKFromRanked(r, options.top_k);
   for (size_t i = 0; i < at_k.size(); ++i) {
     common::v1::PrecisionAtK* p = m.add_precision_at_k();
     p->set_k(options.top_k[i]);

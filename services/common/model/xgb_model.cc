@@ -263,6 +263,14 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> MakeXgboostRuntime(
   if (model == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("artifact lacks ", kXgboostModelFileName));
   }
+  // We always write XGBoost's JSON format. Anything else would reach XGBoost's legacy binary
+  // reader, which trusts length fields in the bytes (a fuzzed artifact made it allocate 2.4e18
+  // bytes), so only a JSON object is handed to XGBoost at all.
+  const size_t first = model->bytes.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos || model->bytes[first] != '{') {
+    return absl::DataLossError(absl::StrCat(kXgboostModelFileName,
+                                            " is not a JSON object (XGBoost's JSON model format)"));
+  }
   Booster booster;
   FRAUD_XGB(XGBoosterCreate(nullptr, 0, booster.out()), "creating a booster");
   if (XGBoosterLoadModelFromBuffer(booster.get(), model->bytes.data(), model->bytes.size()) != 0) {

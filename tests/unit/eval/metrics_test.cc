@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -170,6 +171,33 @@ TEST(PrecisionRecallCurveTest, DownSamplesLongCurvesKeepingBothEnds) {
   EXPECT_NEAR(curve->back().recall, 1.0, 1e-12);
   for (size_t i = 1; i < curve->size(); ++i) {
     EXPECT_GT((*curve)[i].recall, (*curve)[i - 1].recall);
+  }
+}
+
+TEST(PrecisionRecallCurveTest, SampledPointsAreEvenlySpacedCornersOfTheFullCurve) {
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> bucket(0, 400);  // ties: several rows share a score
+  std::vector<float> scores;
+  std::vector<int32_t> labels;
+  for (int i = 0; i < 2000; ++i) {
+    const int b = bucket(rng);
+    scores.push_back(static_cast<float>(b) / 400.0f);
+    labels.push_back(static_cast<int32_t>(rng() % 400) < b ? 1 : 0);
+  }
+  absl::StatusOr<std::vector<PrPoint>> full = PrecisionRecallCurve(scores, labels, 1u << 20);
+  ASSERT_THAT(full, IsOk());
+  ASSERT_GT(full->size(), 50u);
+  for (size_t max_points : {2u, 7u, 50u}) {
+    absl::StatusOr<std::vector<PrPoint>> sampled = PrecisionRecallCurve(scores, labels, max_points);
+    ASSERT_THAT(sampled, IsOk());
+    ASSERT_EQ(sampled->size(), max_points);
+    const double step = static_cast<double>(full->size() - 1) / static_cast<double>(max_points - 1);
+    for (size_t j = 0; j < max_points; ++j) {
+      const PrPoint& want = (*full)[static_cast<size_t>(std::llround(step * j))];
+      EXPECT_EQ((*sampled)[j].recall, want.recall) << max_points << " " << j;
+      EXPECT_EQ((*sampled)[j].precision, want.precision) << max_points << " " << j;
+      EXPECT_EQ((*sampled)[j].threshold, want.threshold) << max_points << " " << j;
+    }
   }
 }
 

@@ -139,6 +139,23 @@ TEST_P(ArtifactFamilyTest, RefusesWeightsOfAnotherFileWithAFixedChecksumAsSmokeF
   EXPECT_THAT(LoadModel(dir), StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
+TEST(ArtifactTest, RefusesANonJsonXgboostModelWithAConsistentChecksumAsDataLoss) {
+  // XGBoost's legacy binary reader trusts the lengths inside the bytes: these (found by
+  // fuzz_manifest) asked it for a 2.4e18-byte string. They must never reach XGBoost.
+  const std::string dir = WriteTiny(common::v1::MODEL_FAMILY_XGBOOST);
+  for (const std::string& bytes :
+       {std::string("binf\0\0\0\0\xff\xff\xff\xff\xff\xff\xff\x21", 16), std::string("  \n"),
+        std::string()}) {
+    WriteFile((fs::path(dir) / kXgboostModelFileName).string(), bytes);
+    absl::StatusOr<ModelManifest> m = ReadManifest(dir);
+    ASSERT_THAT(m, IsOk());
+    m->mutable_files(0)->set_sha256(Sha256Hex(bytes));
+    m->mutable_files(0)->set_size_bytes(static_cast<int64_t>(bytes.size()));
+    RewriteManifest(dir, *m);
+    EXPECT_THAT(LoadModel(dir), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("not a JSON")));
+  }
+}
+
 TEST(ArtifactTest, RefusesAMissingManifestAsNotFound) {
   EXPECT_THAT(LoadModel(MakeTempDir()), StatusIs(absl::StatusCode::kNotFound));
   EXPECT_THAT(LoadModel("/nonexistent/dir/3"), StatusIs(absl::StatusCode::kNotFound));
