@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/grpc_status.h"
 
@@ -36,19 +37,38 @@ absl::Status MapInferenceError(const grpc::Status& status) {
   return rpc::FromGrpcStatus(status);
 }
 
+grpc::Status RetryPredictWhileBusy(inference::v1::InferenceService::StubInterface* stub,
+                                   const std::string& request_id, absl::Time deadline,
+                                   const inference::v1::PredictRequest& request,
+                                   inference::v1::PredictResponse* response, grpc::Status status) {
+  absl::Duration backoff = kPredictBusyFirstBackoff;
+  while (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+         absl::Now() + backoff < deadline) {
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, kPredictBusyMaxBackoff);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(deadline));
+    ctx.AddMetadata("x-request-id", request_id);
+    response->Clear();
+    status = stub->Predict(&ctx, request, response);
+  }
+  return status;
+}
+
 namespace {
 
 // One Predict in flight on the callback API. The context, request and response live here until
 // the callback has run, so destroying the handle early cancels the call and waits for it.
 class GrpcPendingScore final : public PendingScore {
  public:
-  GrpcPendingScore(inference::v1::InferenceService::StubInterface::async_interface* async,
+  GrpcPendingScore(inference::v1::InferenceService::StubInterface* stub,
                    const std::string& request_id, absl::Duration timeout,
-                   absl::Span<const double> features, absl::Span<const int64_t> line_numbers) {
-    rpc::SetDeadline(&ctx_, timeout);
+                   absl::Span<const double> features, absl::Span<const int64_t> line_numbers)
+      : stub_(stub), request_id_(request_id), deadline_(absl::Now() + timeout) {
+    ctx_.set_deadline(absl::ToChronoTime(deadline_));
     ctx_.AddMetadata("x-request-id", request_id);
     FillPredictRequest(features, line_numbers, &request_);
-    async->Predict(&ctx_, &request_, &response_, [this](grpc::Status s) {
+    stub->async()->Predict(&ctx_, &request_, &response_, [this](grpc::Status s) {
       status_ = std::move(s);
       done_.Notify();
     });
@@ -59,11 +79,18 @@ class GrpcPendingScore final : public PendingScore {
   }
   absl::StatusOr<common::v1::ScoreBatch> Wait() override {
     done_.WaitForNotification();
+    // Inference sheds load when its threads are busy; within the deadline that is worth waiting
+    // for (synchronously: this batch loses its overlap, the upload does not fail).
+    status_ = RetryPredictWhileBusy(stub_, request_id_, deadline_, request_, &response_,
+                                    std::move(status_));
     if (!status_.ok()) return MapInferenceError(status_);
     return std::move(*response_.mutable_scores());
   }
 
  private:
+  inference::v1::InferenceService::StubInterface* const stub_;
+  const std::string request_id_;
+  const absl::Time deadline_;
   grpc::ClientContext ctx_;
   inference::v1::PredictRequest request_;
   inference::v1::PredictResponse response_;
@@ -96,20 +123,22 @@ absl::StatusOr<common::v1::ModelManifest> GrpcScorer::ServingModel() {
 absl::StatusOr<common::v1::ScoreBatch> GrpcScorer::Score(absl::Span<const double> features,
                                                          absl::Span<const int64_t> line_numbers) {
   grpc::ClientContext ctx;
-  Prepare(&ctx);
+  const absl::Time deadline = absl::Now() + rpc_timeout_;
+  ctx.set_deadline(absl::ToChronoTime(deadline));
+  ctx.AddMetadata("x-request-id", request_id_);
   // Only features and line numbers travel: labels stay in ingest.
   FillPredictRequest(features, line_numbers, &request_);
   inference::v1::PredictResponse response;
-  const grpc::Status s = stub_->Predict(&ctx, request_, &response);
+  grpc::Status s = stub_->Predict(&ctx, request_, &response);
+  s = RetryPredictWhileBusy(stub_, request_id_, deadline, request_, &response, std::move(s));
   if (!s.ok()) return MapInferenceError(s);
   return std::move(*response.mutable_scores());
 }
 
 std::unique_ptr<PendingScore> GrpcScorer::StartScore(absl::Span<const double> features,
                                                      absl::Span<const int64_t> line_numbers) {
-  auto* async = stub_->async();
-  if (async == nullptr) return Scorer::StartScore(features, line_numbers);  // e.g. a mock stub
-  return std::make_unique<GrpcPendingScore>(async, request_id_, rpc_timeout_, features,
+  if (stub_->async() == nullptr) return Scorer::StartScore(features, line_numbers);  // a mock
+  return std::make_unique<GrpcPendingScore>(stub_, request_id_, rpc_timeout_, features,
                                             line_numbers);
 }
 

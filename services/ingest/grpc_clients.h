@@ -8,6 +8,9 @@
 //     arrive.
 //
 // Status mapping (absl codes, converted from gRPC with rpc::FromGrpcStatus):
+//   GrpcScorer::Score         RESOURCE_EXHAUSTED (inference shedding load) is retried with
+//                             exponential backoff (10 ms .. 500 ms) until the rpc_timeout of the
+//                             batch: a busy inference slows an upload down instead of failing it.
 //   GrpcScorer::ServingModel  NotFound when inference answers "no model loaded yet"; the gRPC
 //                             error otherwise (UNAVAILABLE when it cannot be reached).
 //   GrpcStorageSink           UNAVAILABLE "storage service unavailable: ...; nothing stored" when
@@ -83,6 +86,17 @@ class GrpcStorageSink final : public UploadSink {
   storage::v1::StoreUploadRequest request_;
   bool done_ = false;
 };
+
+inline constexpr absl::Duration kPredictBusyFirstBackoff = absl::Milliseconds(10);
+inline constexpr absl::Duration kPredictBusyMaxBackoff = absl::Milliseconds(500);
+
+// Re-sends `request` while `status` is RESOURCE_EXHAUSTED and the next attempt can start before
+// `deadline`, sleeping 10 ms, 20 ms, ... (at most 500 ms) in between; returns the last status
+// (`response` holds the answer when it is OK). Other statuses are returned unchanged at once.
+grpc::Status RetryPredictWhileBusy(inference::v1::InferenceService::StubInterface* stub,
+                                   const std::string& request_id, absl::Time deadline,
+                                   const inference::v1::PredictRequest& request,
+                                   inference::v1::PredictResponse* response, grpc::Status status);
 
 // Fills a Predict request with features and line numbers only (never labels).
 void FillPredictRequest(absl::Span<const double> features, absl::Span<const int64_t> line_numbers,

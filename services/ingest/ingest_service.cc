@@ -54,6 +54,8 @@ std::string ResultLabel(const absl::Status& s, bool store, const v1::UploadSumma
       return "too_large";
     case absl::StatusCode::kCancelled:
       return "cancelled";
+    case absl::StatusCode::kDeadlineExceeded:
+      return "idle_timeout";
     case absl::StatusCode::kUnauthenticated:
       return "unauthenticated";
     default:
@@ -106,7 +108,8 @@ IngestService::IngestService(std::shared_ptr<grpc::ChannelInterface> storage,
                              IngestOptions options)
     : options_(std::move(options)),
       storage_(storage::v1::StorageService::NewStub(storage)),
-      inference_(inference::v1::InferenceService::NewStub(inference)) {
+      inference_(inference::v1::InferenceService::NewStub(inference)),
+      watchdog_(options_.idle_timeout) {
   Metrics();
 }
 
@@ -173,8 +176,12 @@ grpc::Status IngestService::Run(grpc::ServerContext* ctx,
       sink.emplace(storage_.get(), request_id, options_.upload_timeout, ctx);
     }
     session.emplace(so, scorer ? &*scorer : nullptr, sink ? &*sink : nullptr);
+    IdleWatchdog::Lease lease = watchdog_.Watch([ctx] { ctx->TryCancel(); });
     status = session->Start();
-    while (status.ok() && reader->Read(&request)) {
+    while (status.ok()) {
+      lease.Waiting();
+      if (!reader->Read(&request)) break;
+      lease.Busy();
       if (ctx->IsCancelled()) break;
       if (request.has_options()) {
         session->Abort();
@@ -186,7 +193,11 @@ grpc::Status IngestService::Run(grpc::ServerContext* ctx,
     // Read() also returns false when the client cancelled: never commit a cut-off file.
     if (status.ok() && ctx->IsCancelled()) {
       session->Abort();
-      status = absl::CancelledError("the client cancelled the upload; nothing stored");
+      status = lease.fired()
+                   ? absl::DeadlineExceededError(absl::StrCat(
+                         "no data arrived for ", absl::FormatDuration(watchdog_.idle_timeout()),
+                         ": the stalled upload was cut off; nothing stored"))
+                   : absl::CancelledError("the client cancelled the upload; nothing stored");
     }
     if (status.ok()) {
       absl::StatusOr<v1::UploadSummary> summary = session->Finish();
@@ -229,6 +240,7 @@ grpc::Status IngestService::Run(grpc::ServerContext* ctx,
                                    status.code() != absl::StatusCode::kInvalidArgument &&
                                    status.code() != absl::StatusCode::kResourceExhausted &&
                                    status.code() != absl::StatusCode::kCancelled &&
+                                   status.code() != absl::StatusCode::kDeadlineExceeded &&
                                    status.code() != absl::StatusCode::kUnauthenticated;
   if (server_side_failure) {
     FRAUD_LOG(WARNING) << line;

@@ -13,7 +13,9 @@
 //   - RESOURCE_EXHAUSTED "upload exceeds the 2 GiB limit" (the configured limit), summary
 //     attached as well;
 //   - UNAVAILABLE: storage unreachable (nothing stored), or scoring broke mid-upload;
-//   - CANCELLED: the client went away; the storage stream is cancelled, nothing stored;
+//   - CANCELLED: the client went away; the storage stream is cancelled, nothing stored. Also what
+//     a client sees when it sent nothing for `idle_timeout` mid-upload: the server cuts the call
+//     off (logged and counted as result="idle_timeout") and releases its storage stream;
 //   - UNAUTHENTICATED: a token is configured and the call lacks "authorization: Bearer <token>".
 //   No model serving is not an error: rows are stored unscored and the summary says so.
 // ValidateOnly: the same parsing and the same status codes, nothing stored or scored.
@@ -33,6 +35,7 @@
 #include "fraud/inference/v1/inference.grpc.pb.h"
 #include "fraud/ingest/v1/ingest.grpc.pb.h"
 #include "fraud/storage/v1/storage.grpc.pb.h"
+#include "services/ingest/idle_watchdog.h"
 
 namespace fraud::ingest {
 
@@ -48,6 +51,8 @@ struct IngestOptions {
   absl::Duration rpc_timeout = absl::Seconds(30);
   // Deadline of the StoreUpload stream (the whole upload).
   absl::Duration upload_timeout = absl::Hours(1);
+  // An upload whose client sends nothing for this long is cut off (0 = never); see IdleWatchdog.
+  absl::Duration idle_timeout = absl::Seconds(60);
   // Bearer token Upload requires ("" = none).
   std::string upload_token;
 };
@@ -70,6 +75,7 @@ class IngestService final : public v1::IngestService::Service {
   const IngestOptions options_;
   std::unique_ptr<storage::v1::StorageService::Stub> storage_;
   std::unique_ptr<inference::v1::InferenceService::Stub> inference_;
+  IdleWatchdog watchdog_;
 };
 
 // Makes a client-supplied file name safe to store and show: invalid UTF-8 -> InvalidArgument;

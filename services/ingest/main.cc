@@ -25,6 +25,8 @@ ABSL_FLAG(double, rpc_timeout_seconds, 30,
           "Deadline of each call to inference (GetModel, Predict)");
 ABSL_FLAG(double, upload_timeout_seconds, 3600,
           "Deadline of the storage stream of one upload (the whole upload must finish in it)");
+ABSL_FLAG(double, upload_idle_timeout_seconds, 60,
+          "Cut off an upload whose client sends nothing for this long (0 = never)");
 ABSL_FLAG(std::string, upload_token, "",
           "Bearer token Upload requires (empty = none). Prefer FRAUD_UPLOAD_TOKEN.");
 
@@ -42,6 +44,7 @@ int main(int argc, char** argv) {
   options.rpc_timeout = absl::Seconds(absl::GetFlag(FLAGS_rpc_timeout_seconds));
   options.upload_timeout = absl::Seconds(absl::GetFlag(FLAGS_upload_timeout_seconds));
   options.upload_token = absl::GetFlag(FLAGS_upload_token);
+  options.idle_timeout = absl::Seconds(absl::GetFlag(FLAGS_upload_idle_timeout_seconds));
   if (options.batch_rows < 1 || options.batch_rows > 65536 || options.max_upload_bytes < 1 ||
       options.max_errors < 0 || options.top_k < 0 || options.rpc_timeout <= absl::ZeroDuration() ||
       options.upload_timeout <= absl::ZeroDuration()) {

@@ -350,7 +350,7 @@ void UploadSession::Accumulate(const csv::RowBatch& batch, const common::v1::Sco
     if (scores->decisions(static_cast<int>(i))) ++predicted_frauds_;
     if (labelled_) {
       scores_.push_back(score);
-      labels_.push_back(label);
+      labels_.push_back(static_cast<int8_t>(label));
     }
     histogram_.Add(score, label);
     if (options_.top_k > 0) {
@@ -433,8 +433,8 @@ absl::Status UploadSession::FillMetrics(UploadSummary* summary) const {
   const int64_t resamples =
       std::min<int64_t>(kMaxBootstrapResamples, options_.bootstrap_row_budget / rows);
   m.bootstrap_resamples = resamples >= kMinBootstrapResamples ? static_cast<int>(resamples) : 0;
-  FRAUD_ASSIGN_OR_RETURN(*summary->mutable_metrics(), eval::ComputeClassificationMetrics(
-                                                          absl::MakeConstSpan(scores_), labels_, m));
+  FRAUD_ASSIGN_OR_RETURN(*summary->mutable_metrics(),
+                         eval::ComputeClassificationMetricsInt8(scores_, labels_, m));
   return absl::OkStatus();
 }
 

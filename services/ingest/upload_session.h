@@ -232,10 +232,10 @@ class UploadSession {
   double threshold_ = 0;
   std::set<int64_t> versions_seen_;
   int64_t predicted_frauds_ = 0;
-  // Score and label of every labelled row, for the ranking metrics (8 bytes per row; labels kept
-  // as int32 so the metrics read them in place instead of from a copy).
+  // Score and label of every labelled row, for the ranking metrics (5 bytes per row; the metrics
+  // read them in place).
   std::vector<float> scores_;
-  std::vector<int32_t> labels_;
+  std::vector<int8_t> labels_;
   eval::ScoreHistogram histogram_;
   std::vector<Suspicious> top_;
 

@@ -29,14 +29,17 @@ struct Ranked {
   bool group_end(size_t i) const { return (flags[i] & kGroupEnd) != 0; }
 };
 
-Ranked Rank(absl::Span<const float> scores, absl::Span<const int32_t> labels,
+template <typename Label>
+Ranked Rank(absl::Span<const float> scores, absl::Span<const Label> labels,
             absl::Span<const double> weights) {
   Ranked r;
   const size_t n = scores.size();
   r.order.resize(n);
   std::iota(r.order.begin(), r.order.end(), 0u);
-  std::stable_sort(r.order.begin(), r.order.end(),
-                   [&](uint32_t a, uint32_t b) { return scores[a] > scores[b]; });
+  // Row order among ties (what a stable sort keeps) without a stable sort's n-element buffer.
+  std::sort(r.order.begin(), r.order.end(), [&](uint32_t a, uint32_t b) {
+    return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
+  });
   r.flags.resize(n);
   if (!weights.empty()) r.w.resize(n);
   for (size_t i = 0; i < n; ++i) {
@@ -208,10 +211,11 @@ absl::StatusOr<Interval> BootstrapFromRanked(const Ranked& r, int resamples, uin
   return Interval{LinearPercentile(aps, alpha), LinearPercentile(aps, 1.0 - alpha)};
 }
 
-}  // namespace
-
-absl::Status ValidateInputs(absl::Span<const float> scores, absl::Span<const int32_t> labels,
-                            absl::Span<const double> weights) {
+// The entry points are templates over the label type so that callers holding millions of labels
+// (ingest) can keep them as bytes; the public functions take int32_t, plus int8_t where needed.
+template <typename Label>
+absl::Status ValidateImpl(absl::Span<const float> scores, absl::Span<const Label> labels,
+                          absl::Span<const double> weights) {
   if (labels.size() != scores.size()) {
     return absl::InvalidArgumentError(
         absl::StrCat("got ", scores.size(), " scores but ", labels.size(), " labels"));
@@ -227,7 +231,7 @@ absl::Status ValidateInputs(absl::Span<const float> scores, absl::Span<const int
     }
     if (labels[i] != 0 && labels[i] != 1) {
       return absl::InvalidArgumentError(
-          absl::StrCat("row ", i, ": label ", labels[i], " is not 0 or 1"));
+          absl::StrCat("row ", i, ": label ", static_cast<int>(labels[i]), " is not 0 or 1"));
     }
     if (!weights.empty() && !(std::isfinite(weights[i]) && weights[i] >= 0)) {
       return absl::InvalidArgumentError(
@@ -235,6 +239,90 @@ absl::Status ValidateInputs(absl::Span<const float> scores, absl::Span<const int
     }
   }
   return absl::OkStatus();
+}
+
+template <typename Label>
+absl::StatusOr<ThresholdMetrics> ThresholdImpl(absl::Span<const float> scores,
+                                               absl::Span<const Label> labels, double threshold,
+                                               absl::Span<const double> weights) {
+  FRAUD_RETURN_IF_ERROR(ValidateImpl(scores, labels, weights));
+  FRAUD_RETURN_IF_ERROR(EnsureNonEmpty(scores));
+  ThresholdMetrics m;
+  m.threshold = threshold;
+  // Scores are floats: compare in float so that a threshold of 0.7 flags a score of 0.7f.
+  const float cut = static_cast<float>(threshold);
+  for (size_t i = 0; i < scores.size(); ++i) {
+    const double w = weights.empty() ? 1.0 : weights[i];
+    const bool flagged = scores[i] >= cut;
+    if (labels[i] == 1) {
+      (flagged ? m.true_positives : m.false_negatives) += w;
+    } else {
+      (flagged ? m.false_positives : m.true_negatives) += w;
+    }
+  }
+  m.precision = SafeDiv(m.true_positives, m.true_positives + m.false_positives);
+  m.recall = SafeDiv(m.true_positives, m.true_positives + m.false_negatives);
+  m.f1 = SafeDiv(2 * m.precision * m.recall, m.precision + m.recall);
+  const double total = m.true_positives + m.false_positives + m.true_negatives + m.false_negatives;
+  m.accuracy = SafeDiv(m.true_positives + m.true_negatives, total);
+  return m;
+}
+
+template <typename Label>
+absl::StatusOr<ClassificationMetrics> ComputeImpl(absl::Span<const float> scores,
+                                                  absl::Span<const Label> labels,
+                                                  const MetricsOptions& options,
+                                                  absl::Span<const double> weights) {
+  FRAUD_RETURN_IF_ERROR(ValidateImpl(scores, labels, weights));
+  FRAUD_RETURN_IF_ERROR(EnsureNonEmpty(scores));
+  FRAUD_RETURN_IF_ERROR(ValidateTopK(options.top_k));
+  const Ranked r = Rank(scores, labels, weights);
+  ClassificationMetrics m;
+  m.set_rows(std::llround(r.positives + r.negatives));
+  m.set_positives(std::llround(r.positives));
+  m.set_weighted(!weights.empty());
+  m.set_single_class(r.positives <= 0 || r.negatives <= 0);
+  if (!m.single_class()) {
+    m.set_auprc(ApFromRanked(r, nullptr));
+    m.set_roc_auc(RocFromRanked(r));
+    if (options.bootstrap_resamples > 0) {
+      FRAUD_ASSIGN_OR_RETURN(
+          Interval ci, BootstrapFromRanked(r, options.bootstrap_resamples, options.seed, 0.95));
+      m.set_auprc_ci_low(ci.low);
+      m.set_auprc_ci_high(ci.high);
+    }
+    for (const PrPoint& p : CurveFromRanked(r, scores, options.max_curve_points)) {
+      common::v1::PrPoint* out = m.add_pr_curve();
+      out->set_recall(p.recall);
+      out->set_precision(p.precision);
+      out->set_threshold(p.threshold);
+    }
+  }
+  FRAUD_ASSIGN_OR_RETURN(ThresholdMetrics t,
+                         ThresholdImpl(scores, labels, options.threshold, weights));
+  m.set_threshold(options.threshold);
+  m.set_precision(t.precision);
+  m.set_recall(t.recall);
+  m.set_f1(t.f1);
+  m.set_accuracy(t.accuracy);
+  m.mutable_confusion()->set_true_positives(std::llround(t.true_positives));
+  m.mutable_confusion()->set_false_positives(std::llround(t.false_positives));
+  m.mutable_confusion()->set_true_negatives(std::llround(t.true_negatives));
+  m.mutable_confusion()->set_false_negatives(std::llround(t.false_negatives));
+  const std::vector<double> at_k = TopKFromRanked(r, options.top_k);
+  for (size_t i = 0; i < at_k.size(); ++i) {
+    common::v1::PrecisionAtK* p = m.add_precision_at_k();
+    p->set_k(options.top_k[i]);
+    p->set_precision(at_k[i]);
+  }
+  return m;
+}
+
+}  // namespace
+
+absl::Status ValidateInputs(absl::Span<const float> scores, absl::Span<const int32_t> labels,
+                            absl::Span<const double> weights) {
+  return ValidateImpl(scores, labels, weights);
 }
 
 absl::StatusOr<double> AveragePrecision(absl::Span<const float> scores,
@@ -260,27 +348,7 @@ absl::StatusOr<ThresholdMetrics> MetricsAtThreshold(absl::Span<const float> scor
                                                     absl::Span<const int32_t> labels,
                                                     double threshold,
                                                     absl::Span<const double> weights) {
-  FRAUD_RETURN_IF_ERROR(ValidateInputs(scores, labels, weights));
-  FRAUD_RETURN_IF_ERROR(EnsureNonEmpty(scores));
-  ThresholdMetrics m;
-  m.threshold = threshold;
-  // Scores are floats: compare in float so that a threshold of 0.7 flags a score of 0.7f.
-  const float cut = static_cast<float>(threshold);
-  for (size_t i = 0; i < scores.size(); ++i) {
-    const double w = weights.empty() ? 1.0 : weights[i];
-    const bool flagged = scores[i] >= cut;
-    if (labels[i] == 1) {
-      (flagged ? m.true_positives : m.false_negatives) += w;
-    } else {
-      (flagged ? m.false_positives : m.true_negatives) += w;
-    }
-  }
-  m.precision = SafeDiv(m.true_positives, m.true_positives + m.false_positives);
-  m.recall = SafeDiv(m.true_positives, m.true_positives + m.false_negatives);
-  m.f1 = SafeDiv(2 * m.precision * m.recall, m.precision + m.recall);
-  const double total = m.true_positives + m.false_positives + m.true_negatives + m.false_negatives;
-  m.accuracy = SafeDiv(m.true_positives + m.true_negatives, total);
-  return m;
+  return ThresholdImpl(scores, labels, threshold, weights);
 }
 
 absl::StatusOr<std::vector<double>> PrecisionAtTopK(absl::Span<const float> scores,
@@ -335,49 +403,12 @@ absl::StatusOr<double> SelectThresholdMaxF1(absl::Span<const float> scores,
 absl::StatusOr<ClassificationMetrics> ComputeClassificationMetrics(
     absl::Span<const float> scores, absl::Span<const int32_t> labels, const MetricsOptions& options,
     absl::Span<const double> weights) {
-  FRAUD_RETURN_IF_ERROR(ValidateInputs(scores, labels, weights));
-  FRAUD_RETURN_IF_ERROR(EnsureNonEmpty(scores));
-  FRAUD_RETURN_IF_ERROR(ValidateTopK(options.top_k));
-  const Ranked r = Rank(scores, labels, weights);
-  ClassificationMetrics m;
-  m.set_rows(std::llround(r.positives + r.negatives));
-  m.set_positives(std::llround(r.positives));
-  m.set_weighted(!weights.empty());
-  m.set_single_class(r.positives <= 0 || r.negatives <= 0);
-  if (!m.single_class()) {
-    m.set_auprc(ApFromRanked(r, nullptr));
-    m.set_roc_auc(RocFromRanked(r));
-    if (options.bootstrap_resamples > 0) {
-      FRAUD_ASSIGN_OR_RETURN(
-          Interval ci, BootstrapFromRanked(r, options.bootstrap_resamples, options.seed, 0.95));
-      m.set_auprc_ci_low(ci.low);
-      m.set_auprc_ci_high(ci.high);
-    }
-    for (const PrPoint& p : CurveFromRanked(r, scores, options.max_curve_points)) {
-      common::v1::PrPoint* out = m.add_pr_curve();
-      out->set_recall(p.recall);
-      out->set_precision(p.precision);
-      out->set_threshold(p.threshold);
-    }
-  }
-  FRAUD_ASSIGN_OR_RETURN(ThresholdMetrics t,
-                         MetricsAtThreshold(scores, labels, options.threshold, weights));
-  m.set_threshold(options.threshold);
-  m.set_precision(t.precision);
-  m.set_recall(t.recall);
-  m.set_f1(t.f1);
-  m.set_accuracy(t.accuracy);
-  m.mutable_confusion()->set_true_positives(std::llround(t.true_positives));
-  m.mutable_confusion()->set_false_positives(std::llround(t.false_positives));
-  m.mutable_confusion()->set_true_negatives(std::llround(t.true_negatives));
-  m.mutable_confusion()->set_false_negatives(std::llround(t.false_negatives));
-  const std::vector<double> at_k = TopKFromRanked(r, options.top_k);
-  for (size_t i = 0; i < at_k.size(); ++i) {
-    common::v1::PrecisionAtK* p = m.add_precision_at_k();
-    p->set_k(options.top_k[i]);
-    p->set_precision(at_k[i]);
-  }
-  return m;
+  return ComputeImpl(scores, labels, options, weights);
+}
+
+absl::StatusOr<ClassificationMetrics> ComputeClassificationMetricsInt8(
+    absl::Span<const float> scores, absl::Span<const int8_t> labels, const MetricsOptions& options) {
+  return ComputeImpl(scores, labels, options, {});
 }
 
 ScoreHistogram::ScoreHistogram(int bins)

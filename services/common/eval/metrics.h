@@ -126,6 +126,12 @@ absl::StatusOr<ClassificationMetrics> ComputeClassificationMetrics(
     absl::Span<const float> scores, absl::Span<const int32_t> labels,
     const MetricsOptions& options = {}, absl::Span<const double> weights = {});
 
+// The same with one byte per label, for callers that hold millions of rows (ingest keeps every
+// labelled row of an upload).
+absl::StatusOr<ClassificationMetrics> ComputeClassificationMetricsInt8(
+    absl::Span<const float> scores, absl::Span<const int8_t> labels,
+    const MetricsOptions& options = {});
+
 // Histogram of scores in [0, 1] split by label, for plotting. Bins are [i/n, (i+1)/n); the last
 // bin also holds 1.0; scores outside [0, 1] (or NaN) are clamped into the first/last bin.
 // Streaming: add batches of any size. Not thread-safe (one per upload).

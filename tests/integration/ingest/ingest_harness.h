@@ -83,8 +83,16 @@ class RecordingInference final : public inference::v1::InferenceService::Service
   grpc::Status Predict(grpc::ServerContext* ctx, const inference::v1::PredictRequest* request,
                        inference::v1::PredictResponse* response) override {
     if (request->rows().labels_size() > 0) ++requests_with_labels;
-    rows += request->rows().num_rows();
     Record(ctx);
+    // Shedding as a real inference does when all its threads are busy.
+    int64_t busy = busy_predicts.load();
+    while (busy > 0 && !busy_predicts.compare_exchange_weak(busy, busy - 1)) {
+    }
+    if (busy > 0) {
+      ++shed_predicts;
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "Server Threadpool Exhausted");
+    }
+    rows += request->rows().num_rows();
     return real_->Predict(ctx, request, response);
   }
   grpc::Status GetModel(grpc::ServerContext* ctx, const inference::v1::GetModelRequest* request,
@@ -97,6 +105,9 @@ class RecordingInference final : public inference::v1::InferenceService::Service
     return ids_;
   }
   std::atomic<int64_t> requests_with_labels{0};
+  // The next this-many Predicts answer RESOURCE_EXHAUSTED.
+  std::atomic<int64_t> busy_predicts{0};
+  std::atomic<int64_t> shed_predicts{0};
   std::atomic<int64_t> rows{0};
 
  private:

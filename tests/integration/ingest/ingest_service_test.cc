@@ -277,6 +277,83 @@ TEST_F(IngestServiceTest, ClientCancellingMidStreamLeavesNothing) {
   EXPECT_GT(recording_->rows.load(), 0);  // batches were really in flight
 }
 
+TEST_F(IngestServiceTest, AStalledClientIsCutOffAfterTheIdleTimeoutAndNothingIsStored) {
+  ServeModel();
+  IngestOptions options;
+  options.batch_rows = 1000;
+  options.idle_timeout = absl::Milliseconds(500);
+  StartIngest(options);
+  const std::string data = SyntheticCsv(6000, 21);
+  const size_t cut = data.find('\n', data.size() / 2) + 1;
+  grpc::ClientContext ctx;
+  rpc::SetDeadline(&ctx, absl::Seconds(60));
+  v1::UploadResponse response;
+  auto writer = stub_->Upload(&ctx, &response);
+  v1::UploadRequest request;
+  request.mutable_options()->set_file_name("stalled.csv");
+  ASSERT_TRUE(writer->Write(request));
+  request.set_data(data.substr(0, cut));
+  ASSERT_TRUE(writer->Write(request));
+  // Half a file arrived (batches went to storage, which holds a transaction): now stall, neither
+  // sending nor cancelling, as a hung client would.
+  const absl::Time start = absl::Now();
+  const grpc::Status status = writer->Finish();  // returns once the server gives up on us
+  const absl::Duration waited = absl::Now() - start;
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED) << status.error_message();
+  EXPECT_GE(waited, absl::Milliseconds(400));
+  EXPECT_LT(waited, absl::Seconds(30)) << "cut off by the idle timeout, not the call deadline";
+  WaitForStorageIdle();
+  EXPECT_EQ(Count("uploads"), 0);
+  EXPECT_EQ(Count("transactions"), 0);
+  EXPECT_GT(recording_->rows.load(), 0);  // batches were really in flight
+  for (int i = 0; i < 300; ++i) {
+    if (MetricValue("fraud_ingest_uploads_total{result=\"idle_timeout\",rpc=\"Upload\"}") +
+            MetricValue("fraud_ingest_uploads_total{rpc=\"Upload\",result=\"idle_timeout\"}") >
+        0) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_GT(MetricValue("fraud_ingest_uploads_total{result=\"idle_timeout\",rpc=\"Upload\"}") +
+                MetricValue("fraud_ingest_uploads_total{rpc=\"Upload\",result=\"idle_timeout\"}"),
+            0);
+  // A client that keeps sending, however slowly overall, is not cut off.
+  UploadResult r = Upload(data, storage::v1::UPLOAD_MODE_STRICT, false, 4096);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  EXPECT_EQ(Count("transactions"), 6000);
+}
+
+TEST_F(IngestServiceTest, ABusyInferenceIsRetriedAndTheUploadIsFullyScored) {
+  ServeModel();
+  // Every batch's first attempts are shed, including the very first (which, failing, would
+  // otherwise store the whole upload unscored).
+  recording_->busy_predicts = 5;
+  UploadResult r = Upload(SyntheticCsv(5000, 22));
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  EXPECT_TRUE(r.summary.scored()) << r.summary.scoring_message();
+  EXPECT_EQ(recording_->shed_predicts.load(), 5);
+  EXPECT_EQ(Count("transactions"), 5000);
+  EXPECT_EQ(Count("predictions"), 5000);
+}
+
+TEST_F(IngestServiceTest, AnInferenceBusyForTheWholeDeadlineStoresRowsUnscored) {
+  ServeModel();
+  IngestOptions options;
+  options.batch_rows = 1000;
+  options.rpc_timeout = absl::Milliseconds(400);
+  StartIngest(options);
+  recording_->busy_predicts = 1 << 30;
+  UploadResult r = Upload(SyntheticCsv(1500, 23));
+  recording_->busy_predicts = 0;
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  EXPECT_FALSE(r.summary.scored());
+  EXPECT_THAT(r.summary.scoring_message(), HasSubstr("Threadpool Exhausted"));
+  EXPECT_GT(recording_->shed_predicts.load(), 3);  // retried, with backoff, within 400 ms
+  EXPECT_LT(recording_->shed_predicts.load(), 40);
+  EXPECT_EQ(Count("transactions"), 1500);
+  EXPECT_EQ(Count("predictions"), 0);
+}
+
 TEST_F(IngestServiceTest, NoModelServingStoresRowsUnscoredWithAMessage) {
   UploadResult r = Upload(SyntheticCsv(1200, 14));
   ASSERT_TRUE(r.status.ok()) << r.status.error_message();

@@ -330,6 +330,31 @@ TEST(ClassificationMetricsTest, FillsEveryField) {
   EXPECT_FALSE(m->single_class());
 }
 
+TEST(ClassificationMetricsTest, ByteLabelsGiveTheSameMetricsAsInt32Labels) {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> bucket(0, 300);
+  std::vector<float> scores;
+  std::vector<int32_t> labels;
+  std::vector<int8_t> bytes;
+  for (int i = 0; i < 3000; ++i) {
+    const int b = bucket(rng);
+    scores.push_back(static_cast<float>(b) / 300.0f);
+    labels.push_back(static_cast<int32_t>(rng() % 300) < b ? 1 : 0);
+    bytes.push_back(static_cast<int8_t>(labels.back()));
+  }
+  MetricsOptions o;
+  o.bootstrap_resamples = 20;
+  absl::StatusOr<ClassificationMetrics> wide = ComputeClassificationMetrics(scores, labels, o);
+  absl::StatusOr<ClassificationMetrics> narrow = ComputeClassificationMetricsInt8(scores, bytes, o);
+  ASSERT_THAT(wide, IsOk());
+  ASSERT_THAT(narrow, IsOk());
+  EXPECT_GT(wide->pr_curve_size(), 10);
+  EXPECT_EQ(wide->SerializeAsString(), narrow->SerializeAsString());
+  bytes[17] = 2;
+  EXPECT_THAT(ComputeClassificationMetricsInt8(scores, bytes, o),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("row 17: label 2")));
+}
+
 TEST(ClassificationMetricsTest, MarksOneClassLabelsAndStillReportsThresholdFigures) {
   absl::StatusOr<ClassificationMetrics> m =
       ComputeClassificationMetrics({0.1f, 0.7f, 0.2f}, {0, 0, 0});
