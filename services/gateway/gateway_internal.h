@@ -49,8 +49,8 @@
 #include "services/gateway/upload_forwarder.h"
 
 namespace fraud::gateway {
-namespace internal {
 
+// Short names for every gateway source file (this header is included only by them).
 using httplib::ContentReader;
 using httplib::DataSink;
 using httplib::Request;
@@ -62,6 +62,8 @@ namespace storagepb = ::fraud::storage::v1;
 namespace inferencepb = ::fraud::inference::v1;
 namespace trainingpb = ::fraud::training::v1;
 namespace healthpb = ::grpc::health::v1;
+
+namespace internal {
 
 inline constexpr char kJsonType[] = "application/json";
 inline constexpr char kSummaryTrailer[] = "fraud-upload-summary-bin";
@@ -201,18 +203,37 @@ inline std::string HostPort(const std::string& target, int* port) {
   return host;
 }
 
+// Largest page_size a list route passes on (the backends apply their own, smaller maximum).
+inline constexpr int64_t kMaxPageSize = 100000;
+inline constexpr int64_t kMaxInt64 = std::numeric_limits<int64_t>::max();
+
 }  // namespace internal
+
+// The helpers above by their short names, for the route files.
+using internal::Call;
+using internal::CallRegistry;
+using internal::CounterGuard;
+using internal::Drain;
+using internal::GatewayMetrics;
+using internal::HostPort;
+using internal::kApiPrefix;
+using internal::kDrainBytes;
+using internal::kJsonType;
+using internal::kMaxInt64;
+using internal::kMaxPageSize;
+using internal::kSummaryTrailer;
+using internal::Metrics;
+using internal::Param;
+using internal::SaneRequestId;
+using internal::ScopedCall;
 
 class GatewayServer::Impl {
  public:
   using Server = httplib::Server;
-  using Request = httplib::Request;
-  using Response = httplib::Response;
-  using ContentReader = httplib::ContentReader;
-  using DataSink = httplib::DataSink;
-  using json = nlohmann::json;
-  using Call = internal::Call;
   using Handler = void (Impl::*)(Call&);
+  using StorageStub = storagepb::StorageService::Stub;
+  using InferenceStub = inferencepb::InferenceService::Stub;
+  using TrainingStub = trainingpb::TrainingService::Stub;
   struct Route {
     RouteSpec spec;
     Handler handler;
@@ -225,16 +246,14 @@ class GatewayServer::Impl {
         limiter_(options_.rate_limit_rps, options_.rate_limit_burst > 0
                                               ? options_.rate_limit_burst
                                               : 2 * options_.rate_limit_rps) {
-    if (backends_.ingest) ingest_ = internal::ingestpb::IngestService::NewStub(backends_.ingest);
-    if (backends_.storage)
-      storage_ = internal::storagepb::StorageService::NewStub(backends_.storage);
+    if (backends_.ingest) ingest_ = ingestpb::IngestService::NewStub(backends_.ingest);
+    if (backends_.storage) storage_ = storagepb::StorageService::NewStub(backends_.storage);
     if (backends_.inference) {
-      inference_ = internal::inferencepb::InferenceService::NewStub(backends_.inference);
+      inference_ = inferencepb::InferenceService::NewStub(backends_.inference);
     }
-    if (backends_.training)
-      training_ = internal::trainingpb::TrainingService::NewStub(backends_.training);
+    if (backends_.training) training_ = trainingpb::TrainingService::NewStub(backends_.training);
     openapi_ = BuildOpenApiJson(Specs(), options_.version);
-    internal::Metrics();
+    Metrics();
   }
 
   ~Impl() { Shutdown(absl::ZeroDuration()); }
@@ -283,7 +302,45 @@ class GatewayServer::Impl {
   }
   void Prepare(const Call& call, grpc::ClientContext* ctx, bool admin,
                absl::Duration timeout = absl::ZeroDuration());
+  // The unary call `method` on `stub` with a context from Prepare (the caller's credentials go
+  // along on admin routes), answered by ReplyGrpc. A zero `timeout` means --rpc_timeout.
+  template <typename Stub, typename Req, typename Resp>
+  void Forward(Call& call, Stub* stub, const char* service, const char* rpc,
+               grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+               const Req& request, absl::Duration timeout = absl::ZeroDuration()) {
+    grpc::ClientContext ctx;
+    Prepare(call, &ctx, call.route->admin, timeout);
+    Resp response;
+    ReplyGrpc(call, service, rpc, (stub->*method)(&ctx, request, &response), response);
+  }
   bool Require(Call& call, const void* stub, const char* service);
+  // The optional integer query parameter `name`, in [0, max], into *value (left alone when absent
+  // or empty). False after replying 400 when it is not such an integer.
+  template <typename Int>
+  bool QueryInt(Call& call, const char* name, int64_t max, Int* value) {
+    const std::string text = Param(call.req, name);
+    if (text.empty()) return true;
+    absl::StatusOr<int64_t> n = ParseInt(name, text, 0, max);
+    if (!n.ok()) {
+      ReplyError(call, n.status());
+      return false;
+    }
+    *value = static_cast<Int>(*n);
+    return true;
+  }
+  // The page_size and before_id query parameters of a list route, into its request.
+  template <typename ListRequest>
+  bool QueryPaging(Call& call, ListRequest* request) {
+    int32_t page_size = 0;
+    int64_t before_id = 0;
+    if (!QueryInt(call, "page_size", kMaxPageSize, &page_size) ||
+        !QueryInt(call, "before_id", kMaxInt64, &before_id)) {
+      return false;
+    }
+    request->set_page_size(page_size);
+    request->set_before_id(before_id);
+    return true;
+  }
   absl::Status ParseBody(Call& call, google::protobuf::Message* m);
 
   // Handlers (thin: parse, call, reply).
@@ -324,14 +381,14 @@ class GatewayServer::Impl {
 
   const GatewayOptions options_;
   const Backends backends_;
-  std::unique_ptr<internal::ingestpb::IngestService::Stub> ingest_;
-  std::unique_ptr<internal::storagepb::StorageService::Stub> storage_;
-  std::unique_ptr<internal::inferencepb::InferenceService::Stub> inference_;
-  std::unique_ptr<internal::trainingpb::TrainingService::Stub> training_;
+  std::unique_ptr<ingestpb::IngestService::Stub> ingest_;
+  std::unique_ptr<StorageStub> storage_;
+  std::unique_ptr<InferenceStub> inference_;
+  std::unique_ptr<TrainingStub> training_;
   StaticFiles static_files_;
   RateLimiter limiter_;
   std::string openapi_;
-  internal::CallRegistry calls_;
+  CallRegistry calls_;
   std::atomic<int> uploads_in_flight_{0};
   // Uploads, event streams and generated downloads in progress (Shutdown waits for them).
   std::atomic<int> streams_{0};

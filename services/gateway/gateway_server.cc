@@ -5,30 +5,6 @@
 
 namespace fraud::gateway {
 
-using httplib::ContentReader;
-using httplib::DataSink;
-using httplib::Request;
-using httplib::Response;
-using nlohmann::json;
-namespace ingestpb = ::fraud::ingest::v1;
-namespace storagepb = ::fraud::storage::v1;
-namespace inferencepb = ::fraud::inference::v1;
-namespace trainingpb = ::fraud::training::v1;
-namespace healthpb = ::grpc::health::v1;
-using internal::Call;
-using internal::CounterGuard;
-using internal::Drain;
-using internal::GatewayMetrics;
-using internal::kApiPrefix;
-using internal::kDrainBytes;
-using internal::kJsonType;
-using internal::Metrics;
-using internal::Param;
-using internal::ScopedCall;
-
-using internal::HostPort;
-using internal::SaneRequestId;
-
 namespace {
 
 // httplib hands every accepted connection to a worker before reading a byte, so connections that
@@ -530,8 +506,8 @@ void GatewayServer::Impl::Dispatch(const Route& route, const Request& req, Respo
   res.set_header("X-Request-Id", call.request_id);
   absl::Status status;
   for (size_t i = 1; status.ok() && i < req.matches.size(); ++i) {
-    absl::StatusOr<int64_t> id = ParseInt(PathParams(route.spec.path)[i - 1], req.matches[i].str(),
-                                          0, std::numeric_limits<int64_t>::max());
+    absl::StatusOr<int64_t> id =
+        ParseInt(PathParams(route.spec.path)[i - 1], req.matches[i].str(), 0, kMaxInt64);
     if (id.ok()) {
       call.ids.push_back(*id);
     } else {
@@ -679,31 +655,15 @@ absl::Status GatewayServer::Impl::ParseBody(Call& call, google::protobuf::Messag
 void GatewayServer::Impl::ListUploads(Call& call) {
   if (!Require(call, storage_.get(), "storage")) return;
   storagepb::ListUploadsRequest request;
-  if (std::string v = Param(call.req, "page_size"); !v.empty()) {
-    absl::StatusOr<int64_t> n = ParseInt("page_size", v, 0, 100000);
-    if (!n.ok()) return ReplyError(call, n.status());
-    request.set_page_size(static_cast<int32_t>(*n));
-  }
-  if (std::string v = Param(call.req, "before_id"); !v.empty()) {
-    absl::StatusOr<int64_t> n = ParseInt("before_id", v, 0, std::numeric_limits<int64_t>::max());
-    if (!n.ok()) return ReplyError(call, n.status());
-    request.set_before_id(*n);
-  }
-  grpc::ClientContext ctx;
-  Prepare(call, &ctx, false);
-  storagepb::ListUploadsResponse response;
-  ReplyGrpc(call, "storage", "ListUploads", storage_->ListUploads(&ctx, request, &response),
-            response);
+  if (!QueryPaging(call, &request)) return;
+  Forward(call, storage_.get(), "storage", "ListUploads", &StorageStub::ListUploads, request);
 }
 
 void GatewayServer::Impl::GetUpload(Call& call) {
   if (!Require(call, storage_.get(), "storage")) return;
   storagepb::GetUploadRequest request;
   request.set_upload_id(call.ids[0]);
-  grpc::ClientContext ctx;
-  Prepare(call, &ctx, false);
-  storagepb::GetUploadResponse response;
-  ReplyGrpc(call, "storage", "GetUpload", storage_->GetUpload(&ctx, request, &response), response);
+  Forward(call, storage_.get(), "storage", "GetUpload", &StorageStub::GetUpload, request);
 }
 
 void GatewayServer::Impl::ListPredictions(Call& call) {
@@ -720,82 +680,53 @@ void GatewayServer::Impl::ListPredictions(Call& call) {
         call, absl::InvalidArgumentError(absl::StrCat(
                   "parameter order must be 'line' or 'score', got '", order.substr(0, 40), "'")));
   }
-  struct IntParam {
-    const char* name;
-    int64_t max;
-    std::function<void(int64_t)> set;
-  };
-  const std::vector<IntParam> ints = {
-      {"offset", std::numeric_limits<int64_t>::max(), [&](int64_t v) { request.set_offset(v); }},
-      {"page_size", 100000, [&](int64_t v) { request.set_page_size(static_cast<int32_t>(v)); }},
-      {"model_version", std::numeric_limits<int64_t>::max(),
-       [&](int64_t v) { request.set_model_version(v); }}};
-  for (const IntParam& p : ints) {
-    const std::string v = Param(call.req, p.name);
-    if (v.empty()) continue;
-    absl::StatusOr<int64_t> n = ParseInt(p.name, v, 0, p.max);
-    if (!n.ok()) return ReplyError(call, n.status());
-    p.set(*n);
+  int64_t offset = 0;
+  int32_t page_size = 0;
+  int64_t model_version = 0;
+  if (!QueryInt(call, "offset", kMaxInt64, &offset) ||
+      !QueryInt(call, "page_size", kMaxPageSize, &page_size) ||
+      !QueryInt(call, "model_version", kMaxInt64, &model_version)) {
+    return;
   }
-  grpc::ClientContext ctx;
-  Prepare(call, &ctx, false);
-  storagepb::ListPredictionsResponse response;
-  ReplyGrpc(call, "storage", "ListPredictions", storage_->ListPredictions(&ctx, request, &response),
-            response);
+  request.set_offset(offset);
+  request.set_page_size(page_size);
+  request.set_model_version(model_version);
+  Forward(call, storage_.get(), "storage", "ListPredictions", &StorageStub::ListPredictions,
+          request);
 }
 
 void GatewayServer::Impl::DataStats(Call& call) {
   if (!Require(call, storage_.get(), "storage")) return;
   storagepb::GetDataStatsRequest request;
-  if (std::string v = Param(call.req, "after_upload_id"); !v.empty()) {
-    absl::StatusOr<int64_t> n =
-        ParseInt("after_upload_id", v, 0, std::numeric_limits<int64_t>::max());
-    if (!n.ok()) return ReplyError(call, n.status());
-    request.set_after_upload_id(*n);
-  }
-  grpc::ClientContext ctx;
-  Prepare(call, &ctx, false);
-  storagepb::GetDataStatsResponse response;
-  ReplyGrpc(call, "storage", "GetDataStats", storage_->GetDataStats(&ctx, request, &response),
-            response);
+  int64_t after_upload_id = 0;
+  if (!QueryInt(call, "after_upload_id", kMaxInt64, &after_upload_id)) return;
+  request.set_after_upload_id(after_upload_id);
+  Forward(call, storage_.get(), "storage", "GetDataStats", &StorageStub::GetDataStats, request);
 }
 
 void GatewayServer::Impl::ListModels(Call& call) {
   if (!Require(call, storage_.get(), "storage")) return;
-  grpc::ClientContext ctx;
-  Prepare(call, &ctx, false);
-  storagepb::ListModelsResponse response;
-  ReplyGrpc(call, "storage", "ListModels",
-            storage_->ListModels(&ctx, storagepb::ListModelsRequest(), &response), response);
+  Forward(call, storage_.get(), "storage", "ListModels", &StorageStub::ListModels,
+          storagepb::ListModelsRequest());
 }
 
 void GatewayServer::Impl::GetChampion(Call& call) {
   if (!Require(call, storage_.get(), "storage")) return;
-  grpc::ClientContext ctx;
-  Prepare(call, &ctx, false);
-  storagepb::GetChampionResponse response;
-  ReplyGrpc(call, "storage", "GetChampion",
-            storage_->GetChampion(&ctx, storagepb::GetChampionRequest(), &response), response);
+  Forward(call, storage_.get(), "storage", "GetChampion", &StorageStub::GetChampion,
+          storagepb::GetChampionRequest());
 }
 
 void GatewayServer::Impl::ChampionHistory(Call& call) {
   if (!Require(call, storage_.get(), "storage")) return;
-  grpc::ClientContext ctx;
-  Prepare(call, &ctx, false);
-  storagepb::ListChampionHistoryResponse response;
-  ReplyGrpc(call, "storage", "ListChampionHistory",
-            storage_->ListChampionHistory(&ctx, storagepb::ListChampionHistoryRequest(), &response),
-            response);
+  Forward(call, storage_.get(), "storage", "ListChampionHistory", &StorageStub::ListChampionHistory,
+          storagepb::ListChampionHistoryRequest());
 }
 
 void GatewayServer::Impl::GetModel(Call& call) {
   if (!Require(call, storage_.get(), "storage")) return;
   storagepb::GetModelRequest request;
   request.set_version(call.ids[0]);
-  grpc::ClientContext ctx;
-  Prepare(call, &ctx, false);
-  storagepb::GetModelResponse response;
-  ReplyGrpc(call, "storage", "GetModel", storage_->GetModel(&ctx, request, &response), response);
+  Forward(call, storage_.get(), "storage", "GetModel", &StorageStub::GetModel, request);
 }
 
 // ---- inference routes --------------------------------------------------------------------------
@@ -843,29 +774,20 @@ void GatewayServer::Impl::Score(Call& call) {
   if (request.rows().num_rows() == 0) {
     return ReplyError(call, absl::InvalidArgumentError("no rows to score"));
   }
-  grpc::ClientContext ctx;
-  Prepare(call, &ctx, false);
-  inferencepb::PredictResponse response;
-  ReplyGrpc(call, "inference", "Predict", inference_->Predict(&ctx, request, &response), response);
+  Forward(call, inference_.get(), "inference", "Predict", &InferenceStub::Predict, request);
 }
 
 void GatewayServer::Impl::InferenceModel(Call& call) {
   if (!Require(call, inference_.get(), "inference")) return;
-  grpc::ClientContext ctx;
-  Prepare(call, &ctx, false);
-  inferencepb::GetModelResponse response;
-  ReplyGrpc(call, "inference", "GetModel",
-            inference_->GetModel(&ctx, inferencepb::GetModelRequest(), &response), response);
+  Forward(call, inference_.get(), "inference", "GetModel", &InferenceStub::GetModel,
+          inferencepb::GetModelRequest());
 }
 
 void GatewayServer::Impl::Reload(Call& call) {
   if (!Require(call, inference_.get(), "inference")) return;
   inferencepb::ReloadRequest request;
   if (absl::Status s = ParseBody(call, &request); !s.ok()) return ReplyError(call, s);
-  grpc::ClientContext ctx;
-  Prepare(call, &ctx, true);
-  inferencepb::ReloadResponse response;
-  ReplyGrpc(call, "inference", "Reload", inference_->Reload(&ctx, request, &response), response);
+  Forward(call, inference_.get(), "inference", "Reload", &InferenceStub::Reload, request);
 }
 
 // ---- training routes ---------------------------------------------------------------------------
@@ -880,49 +802,28 @@ void GatewayServer::Impl::Promote(Call& call) {
                                              " differs from the path's version ", call.ids[0])));
   }
   request.set_version(call.ids[0]);
-  grpc::ClientContext ctx;
-  Prepare(call, &ctx, true);
-  trainingpb::PromoteResponse response;
-  ReplyGrpc(call, "training", "Promote", training_->Promote(&ctx, request, &response), response);
+  Forward(call, training_.get(), "training", "Promote", &TrainingStub::Promote, request);
 }
 
 void GatewayServer::Impl::StartRun(Call& call) {
   if (!Require(call, training_.get(), "training")) return;
   trainingpb::StartRunRequest request;
   if (absl::Status s = ParseBody(call, &request); !s.ok()) return ReplyError(call, s);
-  grpc::ClientContext ctx;
-  Prepare(call, &ctx, true);
-  trainingpb::StartRunResponse response;
-  ReplyGrpc(call, "training", "StartRun", training_->StartRun(&ctx, request, &response), response);
+  Forward(call, training_.get(), "training", "StartRun", &TrainingStub::StartRun, request);
 }
 
 void GatewayServer::Impl::ListRuns(Call& call) {
   if (!Require(call, training_.get(), "training")) return;
   trainingpb::ListRunsRequest request;
-  if (std::string v = Param(call.req, "page_size"); !v.empty()) {
-    absl::StatusOr<int64_t> n = ParseInt("page_size", v, 0, 100000);
-    if (!n.ok()) return ReplyError(call, n.status());
-    request.set_page_size(static_cast<int32_t>(*n));
-  }
-  if (std::string v = Param(call.req, "before_id"); !v.empty()) {
-    absl::StatusOr<int64_t> n = ParseInt("before_id", v, 0, std::numeric_limits<int64_t>::max());
-    if (!n.ok()) return ReplyError(call, n.status());
-    request.set_before_id(*n);
-  }
-  grpc::ClientContext ctx;
-  Prepare(call, &ctx, false);
-  trainingpb::ListRunsResponse response;
-  ReplyGrpc(call, "training", "ListRuns", training_->ListRuns(&ctx, request, &response), response);
+  if (!QueryPaging(call, &request)) return;
+  Forward(call, training_.get(), "training", "ListRuns", &TrainingStub::ListRuns, request);
 }
 
 void GatewayServer::Impl::GetRun(Call& call) {
   if (!Require(call, training_.get(), "training")) return;
   trainingpb::GetRunRequest request;
   request.set_run_id(call.ids[0]);
-  grpc::ClientContext ctx;
-  Prepare(call, &ctx, false);
-  trainingpb::GetRunResponse response;
-  ReplyGrpc(call, "training", "GetRun", training_->GetRun(&ctx, request, &response), response);
+  Forward(call, training_.get(), "training", "GetRun", &TrainingStub::GetRun, request);
 }
 
 void GatewayServer::Impl::CancelRun(Call& call) {
@@ -933,21 +834,16 @@ void GatewayServer::Impl::CancelRun(Call& call) {
     return ReplyError(call, absl::InvalidArgumentError("body runId differs from the path's id"));
   }
   request.set_run_id(call.ids[0]);
-  grpc::ClientContext ctx;
-  Prepare(call, &ctx, true);
-  trainingpb::CancelRunResponse response;
-  ReplyGrpc(call, "training", "CancelRun", training_->CancelRun(&ctx, request, &response),
-            response);
+  Forward(call, training_.get(), "training", "CancelRun", &TrainingStub::CancelRun, request);
 }
 
 void GatewayServer::Impl::Evaluate(Call& call) {
   if (!Require(call, training_.get(), "training")) return;
   trainingpb::EvaluateRequest request;
   if (absl::Status s = ParseBody(call, &request); !s.ok()) return ReplyError(call, s);
-  grpc::ClientContext ctx;
-  Prepare(call, &ctx, true, std::max(options_.rpc_timeout, absl::Minutes(10)));
-  trainingpb::EvaluateResponse response;
-  ReplyGrpc(call, "training", "Evaluate", training_->Evaluate(&ctx, request, &response), response);
+  // Evaluation scores every version on the stored rows: it may take minutes.
+  Forward(call, training_.get(), "training", "Evaluate", &TrainingStub::Evaluate, request,
+          std::max(options_.rpc_timeout, absl::Minutes(10)));
 }
 
 // ---- demo, OpenAPI, metrics --------------------------------------------------------------------
@@ -957,15 +853,9 @@ void GatewayServer::Impl::DemoSample(Call& call) {
   g.rows = 1000;
   g.seed = 1;
   g.fraud_rate = 0.00172;
-  if (std::string v = Param(call.req, "rows"); !v.empty()) {
-    absl::StatusOr<int64_t> n = ParseInt("rows", v, 0, options_.max_demo_rows);
-    if (!n.ok()) return ReplyError(call, n.status());
-    g.rows = *n;
-  }
-  if (std::string v = Param(call.req, "seed"); !v.empty()) {
-    absl::StatusOr<int64_t> n = ParseInt("seed", v, 0, std::numeric_limits<int64_t>::max());
-    if (!n.ok()) return ReplyError(call, n.status());
-    g.seed = static_cast<uint64_t>(*n);
+  if (!QueryInt(call, "rows", options_.max_demo_rows, &g.rows) ||
+      !QueryInt(call, "seed", kMaxInt64, &g.seed)) {
+    return;
   }
   if (std::string v = Param(call.req, "fraud_rate"); !v.empty()) {
     absl::StatusOr<double> r = ParseDouble("fraud_rate", v, 0, 1);

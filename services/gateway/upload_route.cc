@@ -4,29 +4,6 @@
 
 namespace fraud::gateway {
 
-using httplib::ContentReader;
-using httplib::DataSink;
-using httplib::Request;
-using httplib::Response;
-using nlohmann::json;
-namespace ingestpb = ::fraud::ingest::v1;
-namespace storagepb = ::fraud::storage::v1;
-namespace inferencepb = ::fraud::inference::v1;
-namespace trainingpb = ::fraud::training::v1;
-namespace healthpb = ::grpc::health::v1;
-using internal::Call;
-using internal::CallRegistry;
-using internal::CounterGuard;
-using internal::Drain;
-using internal::GatewayMetrics;
-using internal::kApiPrefix;
-using internal::kDrainBytes;
-using internal::kJsonType;
-using internal::kSummaryTrailer;
-using internal::Metrics;
-using internal::Param;
-using internal::ScopedCall;
-
 namespace {
 
 // The ingest client stream behind an upload.
