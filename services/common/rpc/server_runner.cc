@@ -163,6 +163,8 @@ absl::Status ServerRunner::Start() {
   if (server_ == nullptr || port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
   }
+  // gRPC's health service starts SERVING; a server that is not ready yet must not say so.
+  if (ready_ && !ready_()) SetServing("", false);
   if (options_.metrics_port >= 0) {
     auto ready = ready_;
     absl::Status s = http_.Start(options_.host, options_.metrics_port, ready);

@@ -56,7 +56,8 @@ class ServerRunner {
 
   // Adds a service (not owned; must outlive this runner). Call before Start().
   void Register(grpc::Service* service);
-  // Extra readiness condition for /healthz and the health service's overall status.
+  // Extra readiness condition for /healthz and the health service's overall status ("" is
+  // NOT_SERVING right from Start() while it is false; later changes go through SetServing).
   void SetReadyCheck(std::function<bool()> ready);
 
   // Builds and starts the server. Unavailable when the port cannot be bound, InvalidArgument on bad

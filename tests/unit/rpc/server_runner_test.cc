@@ -2,6 +2,8 @@
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+
+#include <atomic>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -116,6 +118,20 @@ TEST(ServerRunnerTest, HealthReportsServingAndNotServing) {
   server.runner().SetServing("fraud.inference.v1.InferenceService", true);
   EXPECT_EQ(check("fraud.inference.v1.InferenceService"),
             grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+TEST(ServerRunnerTest, AServerThatIsNotReadyIsNotServingFromTheStart) {
+  SleepyInference service;
+  InProcessServer server({&service});
+  std::atomic<bool> ready{false};
+  server.runner().SetReadyCheck([&] { return ready.load(); });
+  ASSERT_THAT(server.Start(), IsOk());
+  auto health = grpc::health::v1::Health::NewStub(server.channel());
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, absl::Seconds(5));
+  grpc::health::v1::HealthCheckResponse resp;
+  ASSERT_TRUE(health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp).ok());
+  EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
 }
 
 TEST(ServerRunnerTest, ShutdownLetsAnInFlightCallFinish) {
