@@ -4,6 +4,11 @@
 
 namespace fraud::inference {
 
+ModelHolder::~ModelHolder() {
+  absl::MutexLock lock(&mu_);
+  model_.reset();
+}
+
 std::shared_ptr<const LoadedModel> ModelHolder::Get() const {
   absl::MutexLock lock(&mu_);
   return model_;
