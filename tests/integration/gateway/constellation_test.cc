@@ -1,132 +1,62 @@
 // End to end through the gateway's REST API with the real services in-process: storage on a real
 // PostgreSQL (PgFixture), the real inference handlers serving a deterministic logistic model, the
 // real ingest service, and the gateway. Checks what lands in the database, not only the answers.
-#include <arpa/inet.h>
 #include <httplib.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
+#include <cerrno>
+#include <cstring>
 #include <nlohmann/json.hpp>
-#include <pqxx/pqxx>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "services/common/csv/synthetic_generator.h"
 #include "services/gateway/gateway_server.h"
 #include "services/inference/inference_service.h"
-#include "services/inference/loaded_model.h"
 #include "services/inference/model_holder.h"
 #include "services/inference/predictor.h"
 #include "services/ingest/ingest_service.h"
-#include "services/storage/migrations.h"
-#include "services/storage/pg_pool.h"
-#include "services/storage/pg_store.h"
-#include "services/storage/storage_service.h"
 #include "tests/testing/in_process_server.h"
+#include "tests/testing/in_process_storage.h"
+#include "tests/testing/logistic_model.h"
+#include "tests/testing/loopback.h"
 #include "tests/testing/pg_fixture.h"
+#include "tests/testing/reference_metrics.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/synthetic_csv.h"
 
 namespace fraud::gateway {
 namespace {
 
+using ::fraud::testing::ConnectLoopback;
 using ::fraud::testing::InProcessServer;
+using ::fraud::testing::InProcessStorage;
 using ::fraud::testing::IsOk;
+using ::fraud::testing::LoadedLogisticModel;
+using ::fraud::testing::NaiveAveragePrecision;
+using ::fraud::testing::ReadStoredPredictions;
+using ::fraud::testing::ReplaceLine;
+using ::fraud::testing::StoredPredictions;
+using ::fraud::testing::SyntheticCsv;
 using ::testing::HasSubstr;
 using json = nlohmann::json;
-
-constexpr int kF = csv::kNumFeatures;
-
-double Logistic(const double* f) {
-  const double z = -0.8 * f[14] - 0.5 * f[12] - 0.4 * f[10] + 0.3 * f[4] - 4.0;
-  return 1.0 / (1.0 + std::exp(-z));
-}
-
-class LogisticModel final : public inference::ScoringModel {
- public:
-  explicit LogisticModel(common::v1::ModelManifest m) : manifest_(std::move(m)) {}
-  absl::Status Score(const double* features, size_t rows, float* out) const override {
-    for (size_t i = 0; i < rows; ++i) out[i] = static_cast<float>(Logistic(features + i * kF));
-    return absl::OkStatus();
-  }
-  const common::v1::ModelManifest& manifest() const override { return manifest_; }
-
- private:
-  common::v1::ModelManifest manifest_;
-};
-
-std::string SyntheticCsv(int64_t rows, uint64_t seed, bool labels = true) {
-  csv::GeneratorOptions o;
-  o.rows = rows;
-  o.seed = seed;
-  o.with_labels = labels;
-  o.fraud_rate = 0.03;
-  std::ostringstream out;
-  EXPECT_THAT(csv::WriteSyntheticCsv(o, out), IsOk());
-  return out.str();
-}
-
-// scikit-learn's average precision, written out plainly.
-double NaiveAveragePrecision(const std::vector<float>& s, const std::vector<int>& y) {
-  std::vector<size_t> idx(s.size());
-  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return s[a] > s[b]; });
-  double positives = 0;
-  for (int v : y) positives += v;
-  double tp = 0, fp = 0, ap = 0, prev = 0;
-  for (size_t i = 0; i < idx.size();) {
-    size_t j = i;
-    while (j < idx.size() && s[idx[j]] == s[idx[i]]) {
-      tp += y[idx[j]];
-      fp += 1 - y[idx[j]];
-      ++j;
-    }
-    ap += (tp / positives - prev) * tp / (tp + fp);
-    prev = tp / positives;
-    i = j;
-  }
-  return ap;
-}
-
-// Replaces line `line` (1-based) of `text`.
-std::string ReplaceLine(const std::string& text, int line, const std::string& replacement) {
-  size_t begin = 0;
-  for (int l = 1; l < line; ++l) begin = text.find('\n', begin) + 1;
-  const size_t end = text.find('\n', begin) + 1;
-  return text.substr(0, begin) + replacement + text.substr(end);
-}
 
 class ConstellationTest : public fraud::testing::PgFixture {
  protected:
   void SetUp() override {
     PgFixture::SetUp();
     if (IsSkipped() || HasFailure()) return;
-    storage::PgPoolOptions pool_options;
-    pool_options.conninfo = conninfo();
-    pool_options.size = 16;
-    pool_ = std::make_unique<storage::PgPool>(pool_options);
-    ASSERT_THAT(storage::ApplyMigrations(*pool_, storage::EmbeddedMigrations()), IsOk());
-    store_ = std::make_unique<storage::PgStore>(pool_.get());
-    storage_service_ = std::make_unique<storage::StorageService>(pool_.get(), store_.get());
-    storage_service_->SetReady(true);
-    storage_server_ = std::make_unique<InProcessServer>(
-        std::vector<grpc::Service*>{storage_service_.get()}, "storage_e2e", 24);
-    ASSERT_THAT(storage_server_->Start(), IsOk());
+    absl::StatusOr<std::unique_ptr<InProcessStorage>> storage = InProcessStorage::Start(
+        {conninfo(), /*pool_size=*/16, /*server_name=*/"storage_e2e", /*max_threads=*/24});
+    ASSERT_THAT(storage, IsOk());
+    storage_ = std::move(*storage);
 
     common::v1::ModelManifest manifest;
     manifest.set_version(3);
     manifest.set_threshold(0.35);
-    auto loaded = std::make_shared<inference::LoadedModel>();
-    loaded->version = 3;
-    loaded->artifact_path = "/test/3";
-    loaded->loaded_at = absl::Now();
-    loaded->threshold = 0.35;
-    loaded->model = std::make_unique<LogisticModel>(manifest);
-    holder_.Swap(std::move(loaded));
+    holder_.Swap(LoadedLogisticModel(manifest));
     inference::BatcherOptions batching;
     batching.enabled = false;
     predictor_ = std::make_unique<inference::Predictor>(&holder_, batching);
@@ -138,7 +68,7 @@ class ConstellationTest : public fraud::testing::PgFixture {
 
     ingest::IngestOptions io;
     io.batch_rows = 1000;
-    ingest_ = std::make_unique<ingest::IngestService>(storage_server_->channel(),
+    ingest_ = std::make_unique<ingest::IngestService>(storage_->channel(),
                                                       inference_server_->channel(), io);
     ingest_server_ = std::make_unique<InProcessServer>(std::vector<grpc::Service*>{ingest_.get()},
                                                        "ingest_e2e", 24);
@@ -155,7 +85,7 @@ class ConstellationTest : public fraud::testing::PgFixture {
     o.upload_token = upload_token;
     Backends b;
     b.ingest = ingest_server_->channel();
-    b.storage = storage_server_->channel();
+    b.storage = storage_->channel();
     b.inference = inference_server_->channel();
     gateway_ = std::make_unique<GatewayServer>(b, o);
     ASSERT_THAT(gateway_->Start(), IsOk());
@@ -165,9 +95,10 @@ class ConstellationTest : public fraud::testing::PgFixture {
 
   void TearDown() override {
     if (gateway_) gateway_->Shutdown(absl::Seconds(1));
-    for (auto* s : {&ingest_server_, &inference_server_, &storage_server_}) {
+    for (auto* s : {&ingest_server_, &inference_server_}) {
       if (*s) (*s)->Shutdown();
     }
+    if (storage_) storage_->Shutdown();
     PgFixture::TearDown();
   }
 
@@ -183,13 +114,10 @@ class ConstellationTest : public fraud::testing::PgFixture {
                         Count("SELECT count(*) FROM predictions"));
   }
   void WaitForStorageIdle() {
-    for (int i = 0; i < 300 && pool_->in_use() > 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+    for (int i = 0; i < 300 && storage_->pool().in_use() > 0; ++i) absl::SleepFor(absl::Milliseconds(10));
   }
 
-  std::unique_ptr<storage::PgPool> pool_;
-  std::unique_ptr<storage::PgStore> store_;
-  std::unique_ptr<storage::StorageService> storage_service_;
-  std::unique_ptr<InProcessServer> storage_server_;
+  std::unique_ptr<InProcessStorage> storage_;
   inference::ModelHolder holder_;
   std::unique_ptr<inference::Predictor> predictor_;
   std::unique_ptr<inference::InferenceService> inference_;
@@ -217,24 +145,14 @@ TEST_F(ConstellationTest, LabelledUploadIsStoredScoredAndItsMetricsMatchTheStore
   EXPECT_EQ(Count(absl::StrCat("SELECT count(*) FROM predictions WHERE upload_id = ", id)), 5000);
 
   // Metrics recomputed independently from what the database holds.
-  pqxx::connection conn(conninfo());
-  pqxx::work txn(conn);
-  std::vector<float> scores;
-  std::vector<int> labels;
-  int64_t flagged = 0;
-  for (const auto& row : txn.exec(absl::StrCat(
-           "SELECT p.score, t.class, p.decision FROM predictions p JOIN transactions t "
-           "USING (upload_id, line) WHERE upload_id = ",
-           id))) {
-    scores.push_back(row[0].as<float>());
-    labels.push_back(row[1].as<int>());
-    flagged += row[2].as<bool>();
-  }
-  ASSERT_EQ(scores.size(), 5000u);
-  EXPECT_NEAR(s["metrics"]["auprc"].get<double>(), NaiveAveragePrecision(scores, labels), 1e-9);
+  const StoredPredictions stored = ReadStoredPredictions(conninfo(), id);
+  ASSERT_EQ(stored.scores.size(), 5000u);
+  EXPECT_NEAR(s["metrics"]["auprc"].get<double>(),
+              NaiveAveragePrecision(stored.scores, stored.labels), 1e-9);
+  const int64_t flagged = std::count(stored.decisions.begin(), stored.decisions.end(), true);
   EXPECT_EQ(s["predictedFrauds"], std::to_string(flagged));
   int64_t frauds = 0;
-  for (int y : labels) frauds += y;
+  for (int32_t y : stored.labels) frauds += y;
   EXPECT_EQ(s["metrics"]["positives"], std::to_string(frauds));
 
   // The same upload through the read routes.
@@ -247,7 +165,7 @@ TEST_F(ConstellationTest, LabelledUploadIsStoredScoredAndItsMetricsMatchTheStore
   ASSERT_EQ(r->status, 200) << r->body;
   json p = json::parse(r->body);
   EXPECT_FLOAT_EQ(p["predictions"][0]["score"].get<float>(),
-                  *std::max_element(scores.begin(), scores.end()));
+                  *std::max_element(stored.scores.begin(), stored.scores.end()));
   r = client_->Get("/api/v1/monitoring");
   ASSERT_EQ(r->status, 200);
   json mon = json::parse(r->body);
@@ -329,12 +247,8 @@ TEST_F(ConstellationTest, MalformedFilesAre400WithASpecificMessageAndChangeNothi
 TEST_F(ConstellationTest, UploadCutOffMidStreamLeavesNothing) {
   const std::string csv = SyntheticCsv(20000, 16);
   const std::string before = DbState();
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(gateway_->port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const int fd = ConnectLoopback(gateway_->port());
+  ASSERT_GE(fd, 0) << std::strerror(errno);
   const std::string head = absl::StrCat(
       "POST /api/v1/uploads HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: ",
       csv.size(), "\r\n\r\n");

@@ -6,16 +6,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "services/common/core/sha256.h"
 #include "tests/integration/gateway/gateway_fakes.h"
+#include "tests/testing/loopback.h"
 
 namespace fraud::gateway::testing {
 namespace {
 
+using ::fraud::testing::ConnectLoopback;
 using ::testing::Each;
 using ::testing::HasSubstr;
 using ::testing::Le;
@@ -50,6 +54,35 @@ long RssKb() {
     std::getline(in, rest);
   }
   return 0;
+}
+
+// The answer to a streamed upload and how far the RSS rose above its value before the upload.
+struct StreamedUpload {
+  httplib::Result result;
+  long rss_growth_mb;
+};
+
+// Posts `total` bytes, `block` repeated and produced on the fly (the client holds no copy of the
+// body), to /api/v1/uploads while a sampler records the peak RSS every 5 ms.
+StreamedUpload PostRepeatedBlock(httplib::Client& client, const std::string& block, size_t total) {
+  const long baseline = RssKb();
+  std::atomic<long> peak{baseline};
+  std::atomic<bool> done{false};
+  std::thread sampler([&] {
+    while (!done) {
+      peak = std::max(peak.load(), RssKb());
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  });
+  httplib::Result result = client.Post(
+      "/api/v1/uploads", total,
+      [&](size_t offset, size_t length, httplib::DataSink& sink) {
+        return sink.write(block.data(), std::min(length, block.size() - offset % block.size()));
+      },
+      "text/csv");
+  done = true;
+  sampler.join();
+  return {std::move(result), (peak - baseline) / 1024};
 }
 
 TEST_F(GatewayTest, RawUploadReachesIngestByteForByteInChunksOfAtMost64KiB) {
@@ -258,12 +291,8 @@ TEST_F(GatewayTest, RejectsUnsupportedContentTypesAndModes) {
 
 // Opens a raw connection, announces `announced` bytes, sends `sent`, then closes.
 void SendCutOffUpload(int port, size_t announced, size_t sent) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const int fd = ConnectLoopback(port);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
   const std::string head = absl::StrCat(
       "POST /api/v1/uploads HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: ",
       announced, "\r\n\r\n");
@@ -283,12 +312,8 @@ TEST_F(GatewayTest, ClientsWaitingFor100ContinueGet413BeforeSendingTheBody) {
   GatewayOptions o = DefaultOptions();
   o.max_upload_bytes = 1 << 20;
   StartGateway(o);
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(gateway_->port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const int fd = ConnectLoopback(gateway_->port());
+  ASSERT_GE(fd, 0) << std::strerror(errno);
   const std::string head =
       "POST /api/v1/uploads HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
       "Expect: 100-continue\r\nContent-Length: 10000000000\r\n\r\n";
@@ -329,30 +354,15 @@ TEST_F(GatewayTest, FiftyMegabyteUploadStreamsInFlatMemory) {
   std::string block = Bytes(kChunk, 5);
   Sha256 expected;
   for (size_t off = 0; off < kTotal; off += block.size()) expected.Update(block);
-  const long baseline = RssKb();
-  std::atomic<long> peak{baseline};
-  std::atomic<bool> done{false};
-  std::thread sampler([&] {
-    while (!done) {
-      peak = std::max(peak.load(), RssKb());
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-  });
-  auto r = Client()->Post(
-      "/api/v1/uploads", kTotal,
-      [&](size_t offset, size_t length, httplib::DataSink& sink) {
-        return sink.write(block.data(), std::min(length, block.size() - offset % block.size()));
-      },
-      "text/csv");
-  done = true;
-  sampler.join();
+  StreamedUpload upload = PostRepeatedBlock(*Client(), block, kTotal);
+  const httplib::Result& r = upload.result;
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
   FakeIngest::Received got = ingest_.last();
   EXPECT_EQ(got.bytes, static_cast<int64_t>(kTotal));
   EXPECT_EQ(got.sha256, expected.HexDigest());
   EXPECT_THAT(got.chunk_sizes, Each(Le(kChunk)));
-  const long growth_mb = (peak - baseline) / 1024;
+  const long growth_mb = upload.rss_growth_mb;
   RecordProperty("rss_growth_mb", static_cast<int>(growth_mb));
   EXPECT_LT(growth_mb, 30) << "RSS grew by " << growth_mb << " MB for a 50 MB upload";
 }
@@ -363,26 +373,10 @@ TEST_F(GatewayTest, SlowIngestAppliesBackpressureWithoutBuffering) {
   ingest_.per_chunk_delay_ms = 2;
   constexpr size_t kTotal = 16u << 20;
   std::string block = Bytes(kChunk, 6);
-  const long baseline = RssKb();
-  std::atomic<long> peak{baseline};
-  std::atomic<bool> done{false};
-  std::thread sampler([&] {
-    while (!done) {
-      peak = std::max(peak.load(), RssKb());
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-  });
-  auto r = Client()->Post(
-      "/api/v1/uploads", kTotal,
-      [&](size_t offset, size_t length, httplib::DataSink& sink) {
-        return sink.write(block.data(), std::min(length, block.size() - offset % block.size()));
-      },
-      "text/csv");
-  done = true;
-  sampler.join();
-  ASSERT_EQ(r->status, 200);
+  StreamedUpload upload = PostRepeatedBlock(*Client(), block, kTotal);
+  ASSERT_EQ(upload.result->status, 200);
   EXPECT_EQ(ingest_.last().bytes, static_cast<int64_t>(kTotal));
-  EXPECT_LT((peak - baseline) / 1024, 20);
+  EXPECT_LT(upload.rss_growth_mb, 20);
 }
 
 TEST_F(GatewayTest, IdleConnectionsDoNotLockOutOtherClients) {
@@ -391,12 +385,8 @@ TEST_F(GatewayTest, IdleConnectionsDoNotLockOutOtherClients) {
   StartGateway(o);
   std::vector<int> idle;
   for (int i = 0; i < 10; ++i) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(gateway_->port()));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const int fd = ConnectLoopback(gateway_->port());
+    ASSERT_GE(fd, 0) << std::strerror(errno);
     ASSERT_GT(::send(fd, "GET /api/v1/mod", 15, MSG_NOSIGNAL), 0);
     idle.push_back(fd);
   }

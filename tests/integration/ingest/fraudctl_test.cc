@@ -5,7 +5,6 @@
 #include <stdlib.h>
 
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -14,29 +13,16 @@
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
 #include "tests/integration/ingest/ingest_harness.h"
+#include "tests/testing/fraudctl_runner.h"
 
 namespace fraud::ingest::it {
 namespace {
 
+using ::fraud::testing::CliResult;
+using ::fraud::testing::RunCli;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
-
-struct CliResult {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-CliResult RunCli(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  cli::CommandIo io{out, err};
-  CliResult r;
-  r.code = cli::RunFraudctl(args, io);
-  r.out = out.str();
-  r.err = err.str();
-  return r;
-}
 
 int CountLines(const std::string& s) {
   return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
@@ -192,8 +178,8 @@ TEST_F(FraudctlRpcTest, ScoreSendsFeaturesOnlyAndPrintsOneLinePerRow) {
 }
 
 TEST_F(FraudctlRpcTest, ModelsListsTheRegistryAndMarksTheChampion) {
-  auto stub = storage::v1::StorageService::NewStub(storage_server_->channel());
-  CliResult empty = RunCli({"models", "--target", storage_server_->target()});
+  auto stub = storage::v1::StorageService::NewStub(storage_->channel());
+  CliResult empty = RunCli({"models", "--target", storage_->target()});
   ASSERT_EQ(empty.code, 0) << empty.err;
   EXPECT_THAT(empty.out, HasSubstr("no model registered yet"));
   for (int64_t version : {1, 2}) {
@@ -221,7 +207,7 @@ TEST_F(FraudctlRpcTest, ModelsListsTheRegistryAndMarksTheChampion) {
     const grpc::Status s = stub->SetChampion(&ctx, req, &resp);
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
-  CliResult r = RunCli({"models", "--target", storage_server_->target()});
+  CliResult r = RunCli({"models", "--target", storage_->target()});
   ASSERT_EQ(r.code, 0) << r.err;
   std::vector<std::string> lines = absl::StrSplit(r.out, '\n');
   ASSERT_GE(lines.size(), 4u) << r.out;
@@ -231,7 +217,7 @@ TEST_F(FraudctlRpcTest, ModelsListsTheRegistryAndMarksTheChampion) {
   EXPECT_THAT(lines[2], StartsWith("* 2 "));
   EXPECT_THAT(lines[2], HasSubstr("0.7000"));
   EXPECT_THAT(r.out, HasSubstr("champion: v2"));
-  CliResult j = RunCli({"models", "--json", "--target", storage_server_->target()});
+  CliResult j = RunCli({"models", "--json", "--target", storage_->target()});
   ASSERT_EQ(j.code, 0) << j.err;
   nlohmann::json doc = nlohmann::json::parse(j.out);
   EXPECT_EQ(doc["championVersion"], 2);
@@ -248,7 +234,7 @@ TEST_F(FraudctlRpcTest, HealthAndRpcListTalkToEveryService) {
   EXPECT_EQ(d.err, "fraudctl health: 1 of 1 service is not serving\n");
 
   ::setenv("FRAUD_INGEST_TARGET", ingest().c_str(), 1);
-  ::setenv("FRAUD_STORAGE_TARGET", storage_server_->target().c_str(), 1);
+  ::setenv("FRAUD_STORAGE_TARGET", storage_->target().c_str(), 1);
   ::setenv("FRAUD_INFERENCE_TARGET", inference_server_->target().c_str(), 1);
   ::setenv("FRAUD_TRAINING_TARGET", dead.c_str(), 1);
   CliResult all = RunCli({"health", "--all", "--timeout", "2"});
@@ -267,7 +253,7 @@ TEST_F(FraudctlRpcTest, HealthAndRpcListTalkToEveryService) {
   EXPECT_EQ(list.out,
             "fraud.ingest.v1.IngestService\ngrpc.health.v1.Health\n"
             "grpc.reflection.v1alpha.ServerReflection\n");
-  CliResult storage_list = RunCli({"rpc", "list", "--target", storage_server_->target()});
+  CliResult storage_list = RunCli({"rpc", "list", "--target", storage_->target()});
   EXPECT_THAT(storage_list.out, HasSubstr("fraud.storage.v1.StorageService"));
   EXPECT_EQ(RunCli({"rpc", "describe", "--target", ingest()}).code, 2);
 }

@@ -38,43 +38,34 @@
 #include "services/ingest/ingest_service.h"
 #include "services/ingest/summary_trailer.h"
 #include "services/ingest/upload_session.h"
-#include "services/storage/migrations.h"
 #include "services/storage/pg_pool.h"
-#include "services/storage/pg_store.h"
-#include "services/storage/storage_service.h"
 #include "tests/testing/in_process_server.h"
+#include "tests/testing/in_process_storage.h"
+#include "tests/testing/logistic_model.h"
 #include "tests/testing/pg_fixture.h"
+#include "tests/testing/reference_metrics.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/synthetic_csv.h"
 
 namespace fraud::ingest::it {
 
 using ::fraud::testing::InProcessServer;
+using ::fraud::testing::InProcessStorage;
 using ::fraud::testing::IsOk;
+using ::fraud::testing::LoadedLogisticModel;
+using ::fraud::testing::Logistic;
+using ::fraud::testing::NaiveAveragePrecision;
+using ::fraud::testing::NaiveRocAuc;
+using ::fraud::testing::ReadStoredPredictions;
+using ::fraud::testing::ReplaceLine;
+using ::fraud::testing::StoredPredictions;
+using ::fraud::testing::SyntheticCsv;
 using ::testing::HasSubstr;
 using v1::UploadSummary;
 
 constexpr int kF = csv::kNumFeatures;
 constexpr int64_t kModelVersion = 3;
 constexpr double kThreshold = 0.35;
-
-inline double Logistic(const double* f) {
-  const double z = -0.8 * f[14] - 0.5 * f[12] - 0.4 * f[10] + 0.3 * f[4] - 4.0;
-  return 1.0 / (1.0 + std::exp(-z));
-}
-
-// A deterministic model behind the real inference service.
-class LogisticModel final : public inference::ScoringModel {
- public:
-  explicit LogisticModel(common::v1::ModelManifest manifest) : manifest_(std::move(manifest)) {}
-  absl::Status Score(const double* features, size_t rows, float* out) const override {
-    for (size_t i = 0; i < rows; ++i) out[i] = static_cast<float>(Logistic(features + i * kF));
-    return absl::OkStatus();
-  }
-  const common::v1::ModelManifest& manifest() const override { return manifest_; }
-
- private:
-  common::v1::ModelManifest manifest_;
-};
 
 // Forwards to the real inference handlers and records what ingest sent.
 class RecordingInference final : public inference::v1::InferenceService::Service {
@@ -120,18 +111,6 @@ class RecordingInference final : public inference::v1::InferenceService::Service
   std::set<std::string> ids_;
 };
 
-inline std::string SyntheticCsv(int64_t rows, uint64_t seed, bool labels = true,
-                                double fraud_rate = 0.03) {
-  csv::GeneratorOptions o;
-  o.rows = rows;
-  o.seed = seed;
-  o.with_labels = labels;
-  o.fraud_rate = fraud_rate;
-  std::ostringstream out;
-  EXPECT_THAT(csv::WriteSyntheticCsv(o, out), IsOk());
-  return out.str();
-}
-
 inline std::string Header(bool with_class = true) {
   std::string h = "Time";
   for (int i = 1; i <= 28; ++i) absl::StrAppend(&h, ",V", i);
@@ -153,14 +132,6 @@ inline std::string Row(int position = -1, const std::string& value = "") {
     out += fields[i];
   }
   return out + "\n";
-}
-
-// Replaces line `line` (1-based) of `text` with `replacement` (which ends with '\n').
-inline std::string ReplaceLine(const std::string& text, int line, const std::string& replacement) {
-  size_t begin = 0;
-  for (int l = 1; l < line; ++l) begin = text.find('\n', begin) + 1;
-  const size_t end = text.find('\n', begin) + 1;
-  return text.substr(0, begin) + replacement + text.substr(end);
 }
 
 inline int FreePortThatNothingListensOn() {
@@ -198,17 +169,10 @@ class IngestServiceTest : public fraud::testing::PgFixture {
   void SetUp() override {
     PgFixture::SetUp();
     if (IsSkipped() || HasFailure()) return;
-    storage::PgPoolOptions pool_options;
-    pool_options.conninfo = conninfo();
-    pool_options.size = 24;
-    pool_ = std::make_unique<storage::PgPool>(pool_options);
-    ASSERT_THAT(storage::ApplyMigrations(*pool_, storage::EmbeddedMigrations()), IsOk());
-    store_ = std::make_unique<storage::PgStore>(pool_.get());
-    storage_service_ = std::make_unique<storage::StorageService>(pool_.get(), store_.get());
-    storage_service_->SetReady(true);
-    storage_server_ = std::make_unique<InProcessServer>(
-        std::vector<grpc::Service*>{storage_service_.get()}, "storage_it", 40);
-    ASSERT_THAT(storage_server_->Start(), IsOk());
+    absl::StatusOr<std::unique_ptr<InProcessStorage>> storage = InProcessStorage::Start(
+        {conninfo(), /*pool_size=*/24, /*server_name=*/"storage_it", /*max_threads=*/40});
+    ASSERT_THAT(storage, IsOk());
+    storage_ = std::move(*storage);
 
     inference::BatcherOptions batching;
     batching.enabled = false;
@@ -228,10 +192,10 @@ class IngestServiceTest : public fraud::testing::PgFixture {
   void TearDown() override {
     if (ingest_server_) ingest_server_->Shutdown();
     if (inference_server_) inference_server_->Shutdown();
-    if (storage_server_) storage_server_->Shutdown();
+    if (storage_) storage_->Shutdown();
     ingest_server_.reset();
     ingest_.reset();
-    storage_server_.reset();
+    storage_.reset();
     PgFixture::TearDown();
   }
 
@@ -239,7 +203,7 @@ class IngestServiceTest : public fraud::testing::PgFixture {
                    std::string inference_target = "") {
     if (ingest_server_) ingest_server_->Shutdown();
     ingest_server_.reset();
-    if (storage_target.empty()) storage_target = storage_server_->target();
+    if (storage_target.empty()) storage_target = storage_->target();
     if (inference_target.empty()) inference_target = inference_server_->target();
     ingest_ = std::make_unique<IngestService>(rpc::MakeChannel({storage_target}),
                                               rpc::MakeChannel({inference_target}), options);
@@ -266,13 +230,7 @@ class IngestServiceTest : public fraud::testing::PgFixture {
         std::vector<std::string>(csv::kFeatureNames.begin(), csv::kFeatureNames.end()));
     ASSERT_THAT(refs, IsOk());
     for (auto& r : *refs) *manifest.add_reference() = r;
-    auto loaded = std::make_shared<inference::LoadedModel>();
-    loaded->version = kModelVersion;
-    loaded->artifact_path = "/test/3";
-    loaded->loaded_at = absl::Now();
-    loaded->threshold = kThreshold;
-    loaded->model = std::make_unique<LogisticModel>(manifest);
-    holder_.Swap(std::move(loaded));
+    holder_.Swap(LoadedLogisticModel(manifest));
   }
 
   UploadResult Upload(const std::string& data,
@@ -316,14 +274,12 @@ class IngestServiceTest : public fraud::testing::PgFixture {
   // Waits until storage has no upload stream holding a connection (the aborted stream's rollback
   // happens on storage's thread, after the client already saw its status).
   void WaitForStorageIdle() {
-    for (int i = 0; i < 200 && pool_->in_use() > 0; ++i) absl::SleepFor(absl::Milliseconds(10));
-    EXPECT_EQ(pool_->in_use(), 0);
+    storage::PgPool& pool = storage_->pool();
+    for (int i = 0; i < 200 && pool.in_use() > 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+    EXPECT_EQ(pool.in_use(), 0);
   }
 
-  std::unique_ptr<storage::PgPool> pool_;
-  std::unique_ptr<storage::PgStore> store_;
-  std::unique_ptr<storage::StorageService> storage_service_;
-  std::unique_ptr<InProcessServer> storage_server_;
+  std::unique_ptr<InProcessStorage> storage_;
   inference::ModelHolder holder_;
   std::unique_ptr<inference::Predictor> predictor_;
   std::unique_ptr<inference::InferenceService> inference_;
@@ -333,40 +289,5 @@ class IngestServiceTest : public fraud::testing::PgFixture {
   std::unique_ptr<InProcessServer> ingest_server_;
   std::unique_ptr<v1::IngestService::Stub> stub_;
 };
-
-// scikit-learn's average precision and ROC-AUC, written out plainly.
-inline double NaiveAveragePrecision(const std::vector<float>& s, const std::vector<int>& y) {
-  std::vector<size_t> idx(s.size());
-  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return s[a] > s[b]; });
-  double positives = 0;
-  for (int v : y) positives += v;
-  double tp = 0, fp = 0, ap = 0, prev = 0;
-  for (size_t i = 0; i < idx.size();) {
-    size_t j = i;
-    while (j < idx.size() && s[idx[j]] == s[idx[i]]) {
-      tp += y[idx[j]];
-      fp += 1 - y[idx[j]];
-      ++j;
-    }
-    ap += (tp / positives - prev) * tp / (tp + fp);
-    prev = tp / positives;
-    i = j;
-  }
-  return ap;
-}
-
-inline double NaiveRocAuc(const std::vector<float>& s, const std::vector<int>& y) {
-  double wins = 0, pairs = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (y[i] != 1) continue;
-    for (size_t j = 0; j < s.size(); ++j) {
-      if (y[j] != 0) continue;
-      pairs += 1;
-      wins += s[i] > s[j] ? 1.0 : (s[i] == s[j] ? 0.5 : 0.0);
-    }
-  }
-  return wins / pairs;
-}
 
 }  // namespace fraud::ingest::it

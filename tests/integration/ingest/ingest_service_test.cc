@@ -39,22 +39,13 @@ TEST_F(IngestServiceTest, LabelledUploadIsStoredScoredAndSummarisedFromTheStored
             std::to_string(n));
 
   // Metrics recomputed from what the database holds.
-  std::vector<float> scores;
-  std::vector<int> labels;
-  {
-    pqxx::connection c(conninfo());
-    pqxx::work w(c);
-    pqxx::result rows = w.exec(
-        "SELECT p.score, t.class, p.decision FROM predictions p JOIN transactions t "
-        "USING (upload_id, line) WHERE upload_id = " +
-        id + " ORDER BY line");
-    for (const auto& row : rows) {
-      scores.push_back(row[0].as<float>());
-      labels.push_back(row[1].as<int>());
-      EXPECT_EQ(row[2].as<bool>(), scores.back() >= static_cast<float>(kThreshold));
-    }
-  }
+  const StoredPredictions stored = ReadStoredPredictions(conninfo(), s.upload_id());
+  const std::vector<float>& scores = stored.scores;
+  const std::vector<int32_t>& labels = stored.labels;
   ASSERT_EQ(scores.size(), static_cast<size_t>(n));
+  for (size_t i = 0; i < scores.size(); ++i) {
+    EXPECT_EQ(stored.decisions[i], scores[i] >= static_cast<float>(kThreshold)) << "row " << i;
+  }
   int64_t tp = 0, fp = 0, fn = 0, tn = 0;
   for (size_t i = 0; i < scores.size(); ++i) {
     const bool flagged = scores[i] >= static_cast<float>(kThreshold);

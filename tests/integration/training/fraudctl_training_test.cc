@@ -1,51 +1,37 @@
 // fraudctl's training commands (train, runs, promote, replay) run in-process against the
 // training harness: exit codes, --help, output, and the replay's JSON.
 #include <fstream>
-#include <sstream>
 
 #include "clients/cli/commands.h"
 #include "nlohmann/json.hpp"
 #include "services/training/bootstrap.h"
 #include "tests/integration/training/training_harness.h"
+#include "tests/testing/fraudctl_runner.h"
 
 namespace fraud::training::it {
 namespace {
 
+using ::fraud::testing::CliResult;
+using ::fraud::testing::RunCli;
 using ::testing::HasSubstr;
-
-struct CliResult {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-CliResult Cli(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  cli::CommandIo io{out, err};
-  CliResult r;
-  r.code = cli::RunFraudctl(args, io);
-  r.out = out.str();
-  r.err = err.str();
-  return r;
-}
 
 TEST(FraudctlTrainingHelpTest, EveryTrainingCommandHasHelpAndRejectsBadArguments) {
   for (const std::string command : {"train", "runs", "promote", "replay"}) {
-    CliResult help = Cli({command, "--help"});
+    CliResult help = RunCli({command, "--help"});
     EXPECT_EQ(help.code, cli::kExitOk) << command;
     EXPECT_THAT(help.out, HasSubstr("Usage: fraudctl " + command)) << command;
-    CliResult bad = Cli({command, "--no-such-flag"});
+    CliResult bad = RunCli({command, "--no-such-flag"});
     EXPECT_EQ(bad.code, cli::kExitUsage) << command;
   }
-  EXPECT_EQ(Cli({"promote"}).code, cli::kExitUsage);
-  EXPECT_EQ(Cli({"promote", "vx"}).code, cli::kExitUsage);
-  EXPECT_EQ(Cli({"replay"}).code, cli::kExitUsage);
-  EXPECT_EQ(Cli({"replay", "x.csv", "--boundaries", "3,2,1,0"}).code, cli::kExitUsage);
-  EXPECT_EQ(Cli({"train", "--params", "novalue"}).code, cli::kExitUsage);
+  EXPECT_EQ(RunCli({"promote"}).code, cli::kExitUsage);
+  EXPECT_EQ(RunCli({"promote", "vx"}).code, cli::kExitUsage);
+  EXPECT_EQ(RunCli({"replay"}).code, cli::kExitUsage);
+  EXPECT_EQ(RunCli({"replay", "x.csv", "--boundaries", "3,2,1,0"}).code, cli::kExitUsage);
+  EXPECT_EQ(RunCli({"train", "--params", "novalue"}).code, cli::kExitUsage);
 }
 
 TEST(FraudctlTrainingHelpTest, UnreachableServiceFailsWithExitOne) {
-  CliResult r = Cli({"runs", "--target", "127.0.0.1:1", "--timeout", "2"});
+  CliResult r = RunCli({"runs", "--target", "127.0.0.1:1", "--timeout", "2"});
   EXPECT_EQ(r.code, cli::kExitFailure);
   EXPECT_THAT(r.err, HasSubstr("UNAVAILABLE"));
 }
@@ -57,11 +43,11 @@ TEST_F(TrainingIntegrationTest, FraudctlTrainWatchRunsAndPromote) {
   const std::string target = training_server_->target();
 
   // Without the token: refused.
-  CliResult refused = Cli({"train", "--target", target, "--token", ""});
+  CliResult refused = RunCli({"train", "--target", target, "--token", ""});
   EXPECT_EQ(refused.code, cli::kExitFailure);
   EXPECT_THAT(refused.err, HasSubstr("UNAUTHENTICATED"));
 
-  CliResult train = Cli({"train", "--target", target, "--token", kAdminToken, "--families",
+  CliResult train = RunCli({"train", "--target", target, "--token", kAdminToken, "--families",
                          "logreg", "--params", "grid=small,max_epochs=3", "--watch"});
   ASSERT_EQ(train.code, cli::kExitOk) << train.err << train.out;
   EXPECT_THAT(train.out, HasSubstr("run 1"));
@@ -69,29 +55,29 @@ TEST_F(TrainingIntegrationTest, FraudctlTrainWatchRunsAndPromote) {
   EXPECT_THAT(train.out, HasSubstr("version v1 (promoted)"));
   EXPECT_EQ(ServingVersion(), 1);
 
-  CliResult list = Cli({"runs", "--target", target});
+  CliResult list = RunCli({"runs", "--target", target});
   ASSERT_EQ(list.code, cli::kExitOk) << list.err;
   EXPECT_THAT(list.out, HasSubstr("succeeded"));
   EXPECT_THAT(list.out, HasSubstr("v1"));
-  CliResult detail = Cli({"runs", "1", "--target", target});
+  CliResult detail = RunCli({"runs", "1", "--target", target});
   ASSERT_EQ(detail.code, cli::kExitOk) << detail.err;
   EXPECT_THAT(detail.out, HasSubstr("logreg"));
   EXPECT_THAT(detail.out, HasSubstr("val AUPRC"));
-  CliResult json = Cli({"runs", "1", "--json", "--target", target});
+  CliResult json = RunCli({"runs", "1", "--json", "--target", target});
   ASSERT_EQ(json.code, cli::kExitOk);
   EXPECT_EQ(nlohmann::json::parse(json.out)["status"], "RUN_STATUS_SUCCEEDED");
 
-  CliResult second = Cli({"train", "--target", target, "--token", kAdminToken, "--families",
+  CliResult second = RunCli({"train", "--target", target, "--token", kAdminToken, "--families",
                           "xgboost", "--params", "grid=small,max_epochs=3", "--no-promote",
                           "--watch"});
   ASSERT_EQ(second.code, cli::kExitOk) << second.err;
   EXPECT_EQ(ChampionVersion(), 1);
-  CliResult promote = Cli({"promote", "v2", "--reason", "cli test", "--target", target, "--token",
+  CliResult promote = RunCli({"promote", "v2", "--reason", "cli test", "--target", target, "--token",
                            kAdminToken});
   EXPECT_EQ(promote.code, cli::kExitOk) << promote.err;
   EXPECT_EQ(ChampionVersion(), 2);
   EXPECT_EQ(ServingVersion(), 2);
-  CliResult missing = Cli({"promote", "99", "--target", target, "--token", kAdminToken});
+  CliResult missing = RunCli({"promote", "99", "--target", target, "--token", kAdminToken});
   EXPECT_EQ(missing.code, cli::kExitFailure);
   EXPECT_THAT(missing.err, HasSubstr("NOT_FOUND"));
 }
@@ -99,7 +85,7 @@ TEST_F(TrainingIntegrationTest, FraudctlTrainWatchRunsAndPromote) {
 TEST_F(TrainingIntegrationTest, FraudctlReplayPrintsTheTableAndWritesJson) {
   const std::string csv = WriteSyntheticCsv(root_ + "/small.csv", 16000, 9, 0.015);
   const std::string json_path = root_ + "/replay.json";
-  CliResult r = Cli({"replay", csv, "--initial-rows", "8000", "--target",
+  CliResult r = RunCli({"replay", csv, "--initial-rows", "8000", "--target",
                      training_server_->target(), "--ingest-target", ingest_server_->target(),
                      "--token", kAdminToken, "--families", "logreg", "--params",
                      "grid=small,max_epochs=3", "--weight-to-rate", "0.001727", "--bootstrap",
@@ -117,7 +103,7 @@ TEST_F(TrainingIntegrationTest, FraudctlReplayPrintsTheTableAndWritesJson) {
     EXPECT_TRUE(v.contains("weighted_metrics"));
   }
   // A file that cannot be split fails with exit code 1.
-  CliResult bad = Cli({"replay", csv, "--initial-rows", "20000", "--target",
+  CliResult bad = RunCli({"replay", csv, "--initial-rows", "20000", "--target",
                        training_server_->target(), "--ingest-target", ingest_server_->target()});
   EXPECT_EQ(bad.code, cli::kExitFailure);
   EXPECT_THAT(bad.err, HasSubstr("--boundaries"));

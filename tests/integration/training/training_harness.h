@@ -28,22 +28,20 @@
 #include "services/inference/predictor.h"
 #include "services/inference/runtime_loader.h"
 #include "services/ingest/ingest_service.h"
-#include "services/storage/migrations.h"
-#include "services/storage/pg_pool.h"
-#include "services/storage/pg_store.h"
-#include "services/storage/storage_service.h"
 #include "services/training/clients.h"
 #include "services/training/pipeline.h"
 #include "services/training/replay.h"
 #include "services/training/run_manager.h"
 #include "services/training/training_service.h"
 #include "tests/testing/in_process_server.h"
+#include "tests/testing/in_process_storage.h"
 #include "tests/testing/pg_fixture.h"
 #include "tests/testing/status_matchers.h"
 
 namespace fraud::training::it {
 
 using ::fraud::testing::InProcessServer;
+using ::fraud::testing::InProcessStorage;
 using ::fraud::testing::IsOk;
 
 inline constexpr char kAdminToken[] = "integration-admin-token";
@@ -87,18 +85,11 @@ class TrainingIntegrationTest : public fraud::testing::PgFixture {
     std::filesystem::create_directories(model_dir_);
 
     // Storage.
-    storage::PgPoolOptions pool_options;
-    pool_options.conninfo = conninfo();
-    pool_options.size = 16;
-    pool_ = std::make_unique<storage::PgPool>(pool_options);
-    ASSERT_THAT(storage::ApplyMigrations(*pool_, storage::EmbeddedMigrations()), IsOk());
-    store_ = std::make_unique<storage::PgStore>(pool_.get());
-    storage_service_ = std::make_unique<storage::StorageService>(pool_.get(), store_.get());
-    storage_service_->SetReady(true);
-    storage_server_ = std::make_unique<InProcessServer>(
-        std::vector<grpc::Service*>{storage_service_.get()}, "storage_it", 40);
-    ASSERT_THAT(storage_server_->Start(), IsOk());
-    storage_channel_ = storage_server_->channel();
+    absl::StatusOr<std::unique_ptr<InProcessStorage>> storage = InProcessStorage::Start(
+        {conninfo(), /*pool_size=*/16, /*server_name=*/"storage_it", /*max_threads=*/40});
+    ASSERT_THAT(storage, IsOk());
+    storage_ = std::move(*storage);
+    storage_channel_ = storage_->channel();
 
     // Inference (real loader, reload behind the admin token).
     storage_stub_ = storage::v1::StorageService::NewStub(storage_channel_);
@@ -130,10 +121,10 @@ class TrainingIntegrationTest : public fraud::testing::PgFixture {
     StopTraining();
     if (ingest_server_) ingest_server_->Shutdown();
     if (inference_server_) inference_server_->Shutdown();
-    if (storage_server_) storage_server_->Shutdown();
+    if (storage_) storage_->Shutdown();
     ingest_server_.reset();
     inference_server_.reset();
-    storage_server_.reset();
+    storage_.reset();
     std::error_code ec;
     if (!root_.empty()) std::filesystem::remove_all(root_, ec);
     PgFixture::TearDown();
@@ -218,10 +209,7 @@ class TrainingIntegrationTest : public fraud::testing::PgFixture {
 
   std::string root_;
   std::string model_dir_;
-  std::unique_ptr<storage::PgPool> pool_;
-  std::unique_ptr<storage::PgStore> store_;
-  std::unique_ptr<storage::StorageService> storage_service_;
-  std::unique_ptr<InProcessServer> storage_server_;
+  std::unique_ptr<InProcessStorage> storage_;
   std::shared_ptr<grpc::Channel> storage_channel_;
   std::unique_ptr<storage::v1::StorageService::Stub> storage_stub_;
   std::unique_ptr<inference::StorageChampionSource> champion_source_;

@@ -320,7 +320,7 @@ TEST_F(TrainingIntegrationTest, KilledTrainingProcessLeavesNothingVisibleAndIsMa
   std::filesystem::create_directories(leftover);
   std::ofstream(leftover + "/weights.pt") << "partial";
 
-  const std::string storage_flag = "--storage_target=" + storage_server_->target();
+  const std::string storage_flag = "--storage_target=" + storage_->target();
   const std::string model_flag = "--model_dir=" + model_dir_;
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);

@@ -20,12 +20,16 @@
 #include "services/common/eval/drift.h"
 #include "services/ingest/ingest_service.h"
 #include "services/ingest/summary_trailer.h"
+#include "tests/testing/reference_metrics.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/synthetic_csv.h"
 
 namespace fraud::ingest {
 namespace {
 
 using ::fraud::testing::IsOk;
+using ::fraud::testing::NaiveAveragePrecision;
+using ::fraud::testing::NaiveRocAuc;
 using ::fraud::testing::StatusIs;
 using ingest::v1::UploadSummary;
 using ::testing::HasSubstr;
@@ -146,16 +150,10 @@ class FakeSink : public UploadSink {
   size_t stored_rows() const { return committed && aborts == 0 ? lines.size() : 0; }
 };
 
+// The shared generator with this file's defaults (seed 3, 5 % fraud).
 std::string SyntheticCsv(int64_t rows, uint64_t seed = 3, bool labels = true,
                          double fraud_rate = 0.05) {
-  csv::GeneratorOptions o;
-  o.rows = rows;
-  o.seed = seed;
-  o.with_labels = labels;
-  o.fraud_rate = fraud_rate;
-  std::ostringstream out;
-  EXPECT_THAT(csv::WriteSyntheticCsv(o, out), IsOk());
-  return out.str();
+  return ::fraud::testing::SyntheticCsv(rows, seed, labels, fraud_rate);
 }
 
 // Labels of the synthetic rows, straight from the generator (independent of any CSV parsing).
@@ -204,43 +202,6 @@ absl::StatusOr<UploadSummary> RunUpload(UploadSession& session, const std::strin
     FRAUD_RETURN_IF_ERROR(session.Feed(std::string_view(data).substr(pos, chunk)));
   }
   return session.Finish();
-}
-
-// scikit-learn's average precision, written out plainly.
-double NaiveAveragePrecision(const std::vector<float>& s, const std::vector<int32_t>& y) {
-  std::vector<size_t> idx(s.size());
-  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return s[a] > s[b]; });
-  double positives = 0;
-  for (int32_t v : y) positives += v;
-  double tp = 0, fp = 0, ap = 0, prev_recall = 0;
-  for (size_t i = 0; i < idx.size();) {
-    size_t j = i;
-    while (j < idx.size() && s[idx[j]] == s[idx[i]]) {
-      tp += y[idx[j]];
-      fp += 1 - y[idx[j]];
-      ++j;
-    }
-    const double recall = tp / positives;
-    ap += (recall - prev_recall) * (tp / (tp + fp));
-    prev_recall = recall;
-    i = j;
-  }
-  return ap;
-}
-
-// ROC-AUC as the probability that a fraud outscores a normal row (ties count one half).
-double NaiveRocAuc(const std::vector<float>& s, const std::vector<int32_t>& y) {
-  double wins = 0, pairs = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (y[i] != 1) continue;
-    for (size_t j = 0; j < s.size(); ++j) {
-      if (y[j] != 0) continue;
-      pairs += 1;
-      wins += s[i] > s[j] ? 1.0 : (s[i] == s[j] ? 0.5 : 0.0);
-    }
-  }
-  return wins / pairs;
 }
 
 TEST(UploadSessionTest, StrictModeFailsOnTheFirstBadRowAndStoresNothing) {
