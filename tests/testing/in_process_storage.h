@@ -3,7 +3,7 @@
 // on 127.0.0.1:0.
 //
 //   absl::StatusOr<std::unique_ptr<InProcessStorage>> s =
-//       InProcessStorage::Start({.conninfo = conninfo(), .pool_size = 16});
+//       InProcessStorage::Start({conninfo(), /*pool_size=*/16, "storage_it", /*max_threads=*/40});
 //   ASSERT_THAT(s, IsOk());
 //   storage_ = std::move(*s);
 //   ... storage_->channel(), storage_->target(), storage_->pool().in_use() ...
