@@ -4,8 +4,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "clients/cli/cli_rpc.h"
 #include "clients/cli/flag_parser.h"
@@ -16,19 +18,12 @@
 namespace fraud::cli {
 namespace {
 
+// "logreg", "mlp", "xgboost", "random_forest": the enum's own name without its prefix (this
+// binary does not link the model library that owns model::FamilyName).
 std::string FamilyName(common::v1::ModelFamily family) {
-  switch (family) {
-    case common::v1::MODEL_FAMILY_LOGREG:
-      return "logreg";
-    case common::v1::MODEL_FAMILY_MLP:
-      return "mlp";
-    case common::v1::MODEL_FAMILY_XGBOOST:
-      return "xgboost";
-    case common::v1::MODEL_FAMILY_RANDOM_FOREST:
-      return "random_forest";
-    default:
-      return "?";
-  }
+  const std::string& name = common::v1::ModelFamily_Name(family);
+  if (name.empty()) return "?";
+  return absl::AsciiStrToLower(absl::StripPrefix(name, "MODEL_FAMILY_"));
 }
 
 std::string When(const google::protobuf::Timestamp& t) {
