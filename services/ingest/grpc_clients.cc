@@ -1,5 +1,6 @@
 #include "services/ingest/grpc_clients.h"
 
+#include <functional>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -37,20 +38,18 @@ absl::Status MapInferenceError(const grpc::Status& status) {
   return rpc::FromGrpcStatus(status);
 }
 
-grpc::Status RetryPredictWhileBusy(inference::v1::InferenceService::StubInterface* stub,
-                                   const std::string& request_id, absl::Time deadline,
-                                   const inference::v1::PredictRequest& request,
-                                   inference::v1::PredictResponse* response, grpc::Status status) {
-  absl::Duration backoff = kPredictBusyFirstBackoff;
+grpc::Status RetryWhileBusy(const std::string& request_id, absl::Time deadline,
+                            const std::function<grpc::Status(grpc::ClientContext*)>& call,
+                            grpc::Status status) {
+  absl::Duration backoff = kBusyFirstBackoff;
   while (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
          absl::Now() + backoff < deadline) {
     absl::SleepFor(backoff);
-    backoff = std::min(backoff * 2, kPredictBusyMaxBackoff);
+    backoff = std::min(backoff * 2, kBusyMaxBackoff);
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(deadline));
     ctx.AddMetadata("x-request-id", request_id);
-    response->Clear();
-    status = stub->Predict(&ctx, request, response);
+    status = call(&ctx);
   }
   return status;
 }
@@ -81,8 +80,10 @@ class GrpcPendingScore final : public PendingScore {
     done_.WaitForNotification();
     // Inference sheds load when its threads are busy; within the deadline that is worth waiting
     // for (synchronously: this batch loses its overlap, the upload does not fail).
-    status_ = RetryPredictWhileBusy(stub_, request_id_, deadline_, request_, &response_,
-                                    std::move(status_));
+    status_ = RetryWhileBusy(
+        request_id_, deadline_,
+        [this](grpc::ClientContext* ctx) { return stub_->Predict(ctx, request_, &response_); },
+        std::move(status_));
     if (!status_.ok()) return MapInferenceError(status_);
     return std::move(*response_.mutable_scores());
   }
@@ -104,16 +105,18 @@ GrpcScorer::GrpcScorer(inference::v1::InferenceService::StubInterface* stub, std
                        absl::Duration rpc_timeout)
     : stub_(stub), request_id_(std::move(request_id)), rpc_timeout_(rpc_timeout) {}
 
-void GrpcScorer::Prepare(grpc::ClientContext* ctx) const {
-  rpc::SetDeadline(ctx, rpc_timeout_);
-  ctx->AddMetadata("x-request-id", request_id_);
-}
-
 absl::StatusOr<common::v1::ModelManifest> GrpcScorer::ServingModel() {
   grpc::ClientContext ctx;
-  Prepare(&ctx);
+  const absl::Time deadline = absl::Now() + rpc_timeout_;
+  ctx.set_deadline(absl::ToChronoTime(deadline));
+  ctx.AddMetadata("x-request-id", request_id_);
+  const inference::v1::GetModelRequest request;
   inference::v1::GetModelResponse response;
-  const grpc::Status s = stub_->GetModel(&ctx, inference::v1::GetModelRequest(), &response);
+  grpc::Status s = stub_->GetModel(&ctx, request, &response);
+  s = RetryWhileBusy(
+      request_id_, deadline,
+      [&](grpc::ClientContext* c) { return stub_->GetModel(c, request, &response); },
+      std::move(s));
   if (!s.ok()) return MapInferenceError(s);
   common::v1::ModelManifest manifest = std::move(*response.mutable_manifest());
   if (manifest.version() == 0) manifest.set_version(response.version());
@@ -130,7 +133,10 @@ absl::StatusOr<common::v1::ScoreBatch> GrpcScorer::Score(absl::Span<const double
   FillPredictRequest(features, line_numbers, &request_);
   inference::v1::PredictResponse response;
   grpc::Status s = stub_->Predict(&ctx, request_, &response);
-  s = RetryPredictWhileBusy(stub_, request_id_, deadline, request_, &response, std::move(s));
+  s = RetryWhileBusy(
+      request_id_, deadline,
+      [&](grpc::ClientContext* c) { return stub_->Predict(c, request_, &response); },
+      std::move(s));
   if (!s.ok()) return MapInferenceError(s);
   return std::move(*response.mutable_scores());
 }

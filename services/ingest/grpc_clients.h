@@ -8,9 +8,10 @@
 //     arrive.
 //
 // Status mapping (absl codes, converted from gRPC with rpc::FromGrpcStatus):
-//   GrpcScorer::Score         RESOURCE_EXHAUSTED (inference shedding load) is retried with
-//                             exponential backoff (10 ms .. 500 ms) until the rpc_timeout of the
-//                             batch: a busy inference slows an upload down instead of failing it.
+//   GrpcScorer (every call)   RESOURCE_EXHAUSTED (inference shedding load) is retried with
+//                             exponential backoff (10 ms .. 500 ms) until the call's rpc_timeout:
+//                             a busy inference slows an upload down instead of failing it or
+//                             leaving it unscored.
 //   GrpcScorer::ServingModel  NotFound when inference answers "no model loaded yet"; the gRPC
 //                             error otherwise (UNAVAILABLE when it cannot be reached).
 //   GrpcStorageSink           UNAVAILABLE "storage service unavailable: ...; nothing stored" when
@@ -25,6 +26,7 @@
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/sync_stream.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -49,8 +51,6 @@ class GrpcScorer final : public Scorer {
                                            absl::Span<const int64_t> line_numbers) override;
 
  private:
-  void Prepare(grpc::ClientContext* ctx) const;
-
   inference::v1::InferenceService::StubInterface* const stub_;
   const std::string request_id_;
   const absl::Duration rpc_timeout_;
@@ -87,16 +87,15 @@ class GrpcStorageSink final : public UploadSink {
   bool done_ = false;
 };
 
-inline constexpr absl::Duration kPredictBusyFirstBackoff = absl::Milliseconds(10);
-inline constexpr absl::Duration kPredictBusyMaxBackoff = absl::Milliseconds(500);
+inline constexpr absl::Duration kBusyFirstBackoff = absl::Milliseconds(10);
+inline constexpr absl::Duration kBusyMaxBackoff = absl::Milliseconds(500);
 
-// Re-sends `request` while `status` is RESOURCE_EXHAUSTED and the next attempt can start before
-// `deadline`, sleeping 10 ms, 20 ms, ... (at most 500 ms) in between; returns the last status
-// (`response` holds the answer when it is OK). Other statuses are returned unchanged at once.
-grpc::Status RetryPredictWhileBusy(inference::v1::InferenceService::StubInterface* stub,
-                                   const std::string& request_id, absl::Time deadline,
-                                   const inference::v1::PredictRequest& request,
-                                   inference::v1::PredictResponse* response, grpc::Status status);
+// Calls `call` again (with a fresh context carrying `deadline` and `request_id`) while `status`
+// is RESOURCE_EXHAUSTED and the next attempt can start before `deadline`, sleeping 10 ms, 20 ms,
+// ... (at most 500 ms) in between; returns the last status. Other statuses return at once.
+grpc::Status RetryWhileBusy(const std::string& request_id, absl::Time deadline,
+                            const std::function<grpc::Status(grpc::ClientContext*)>& call,
+                            grpc::Status status);
 
 // Fills a Predict request with features and line numbers only (never labels).
 void FillPredictRequest(absl::Span<const double> features, absl::Span<const int64_t> line_numbers,

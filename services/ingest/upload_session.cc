@@ -124,6 +124,8 @@ absl::Status UploadSession::Start() {
     } else {
       scoring_message_ = absl::StrCat("inference unavailable (", model.status().message(),
                                       "); rows stored unscored");
+      FRAUD_LOG(WARNING) << "inference unavailable; storing unscored"
+                         << Kv("error", model.status().ToString());
     }
   }
   return absl::OkStatus();

@@ -75,20 +75,14 @@ class RecordingInference final : public inference::v1::InferenceService::Service
                        inference::v1::PredictResponse* response) override {
     if (request->rows().labels_size() > 0) ++requests_with_labels;
     Record(ctx);
-    // Shedding as a real inference does when all its threads are busy.
-    int64_t busy = busy_predicts.load();
-    while (busy > 0 && !busy_predicts.compare_exchange_weak(busy, busy - 1)) {
-    }
-    if (busy > 0) {
-      ++shed_predicts;
-      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "Server Threadpool Exhausted");
-    }
+    if (Shed()) return Busy();
     rows += request->rows().num_rows();
     return real_->Predict(ctx, request, response);
   }
   grpc::Status GetModel(grpc::ServerContext* ctx, const inference::v1::GetModelRequest* request,
                         inference::v1::GetModelResponse* response) override {
     Record(ctx);
+    if (Shed()) return Busy();
     return real_->GetModel(ctx, request, response);
   }
   std::set<std::string> request_ids() {
@@ -96,12 +90,23 @@ class RecordingInference final : public inference::v1::InferenceService::Service
     return ids_;
   }
   std::atomic<int64_t> requests_with_labels{0};
-  // The next this-many Predicts answer RESOURCE_EXHAUSTED.
-  std::atomic<int64_t> busy_predicts{0};
-  std::atomic<int64_t> shed_predicts{0};
+  // The next this-many Predict/GetModel calls answer RESOURCE_EXHAUSTED; shed_calls counts them.
+  std::atomic<int64_t> busy_calls{0};
+  std::atomic<int64_t> shed_calls{0};
   std::atomic<int64_t> rows{0};
 
  private:
+  // Shedding as a real inference does when all its threads are busy.
+  bool Shed() {
+    int64_t busy = busy_calls.load();
+    while (busy > 0 && !busy_calls.compare_exchange_weak(busy, busy - 1)) {
+    }
+    if (busy > 0) ++shed_calls;
+    return busy > 0;
+  }
+  static grpc::Status Busy() {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "Server Threadpool Exhausted");
+  }
   void Record(grpc::ServerContext* ctx) {
     absl::MutexLock l(&mu_);
     ids_.insert(rpc::RequestId(ctx));

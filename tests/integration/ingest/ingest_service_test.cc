@@ -316,13 +316,13 @@ TEST_F(IngestServiceTest, AStalledClientIsCutOffAfterTheIdleTimeoutAndNothingIsS
 
 TEST_F(IngestServiceTest, ABusyInferenceIsRetriedAndTheUploadIsFullyScored) {
   ServeModel();
-  // Every batch's first attempts are shed, including the very first (which, failing, would
-  // otherwise store the whole upload unscored).
-  recording_->busy_predicts = 5;
+  // The first calls are shed: GetModel at the start and then the first batch's Predicts (either
+  // failing would otherwise store the whole upload unscored).
+  recording_->busy_calls = 5;
   UploadResult r = Upload(SyntheticCsv(5000, 22));
   ASSERT_TRUE(r.status.ok()) << r.status.error_message();
   EXPECT_TRUE(r.summary.scored()) << r.summary.scoring_message();
-  EXPECT_EQ(recording_->shed_predicts.load(), 5);
+  EXPECT_EQ(recording_->shed_calls.load(), 5);
   EXPECT_EQ(Count("transactions"), 5000);
   EXPECT_EQ(Count("predictions"), 5000);
 }
@@ -333,14 +333,14 @@ TEST_F(IngestServiceTest, AnInferenceBusyForTheWholeDeadlineStoresRowsUnscored) 
   options.batch_rows = 1000;
   options.rpc_timeout = absl::Milliseconds(400);
   StartIngest(options);
-  recording_->busy_predicts = 1 << 30;
+  recording_->busy_calls = 1 << 30;
   UploadResult r = Upload(SyntheticCsv(1500, 23));
-  recording_->busy_predicts = 0;
+  recording_->busy_calls = 0;
   ASSERT_TRUE(r.status.ok()) << r.status.error_message();
   EXPECT_FALSE(r.summary.scored());
   EXPECT_THAT(r.summary.scoring_message(), HasSubstr("Threadpool Exhausted"));
-  EXPECT_GT(recording_->shed_predicts.load(), 3);  // retried, with backoff, within 400 ms
-  EXPECT_LT(recording_->shed_predicts.load(), 40);
+  EXPECT_GT(recording_->shed_calls.load(), 3);  // retried, with backoff, within 400 ms
+  EXPECT_LT(recording_->shed_calls.load(), 40);
   EXPECT_EQ(Count("transactions"), 1500);
   EXPECT_EQ(Count("predictions"), 0);
 }
