@@ -2,21 +2,24 @@
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-
-#include <atomic>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <future>
 #include <set>
+#include <thread>
 
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/grpc_status.h"
 #include "tests/testing/in_process_server.h"
+#include "tests/testing/loopback.h"
 #include "tests/unit/rpc/test_services.h"
 
 namespace fraud::rpc {
@@ -132,6 +135,66 @@ TEST(ServerRunnerTest, AServerThatIsNotReadyIsNotServingFromTheStart) {
   grpc::health::v1::HealthCheckResponse resp;
   ASSERT_TRUE(health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp).ok());
   EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+}
+
+// Accepts one connection on 127.0.0.1 and, after `delay`, relays it both ways to `target_port`:
+// a peer that is slow to answer the HTTP/2 handshake (a busy or starting server).
+class SlowHandshakeProxy {
+ public:
+  SlowHandshakeProxy(int target_port, absl::Duration delay) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    EXPECT_EQ(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), len), 0);
+    EXPECT_EQ(::listen(listener_, 4), 0);
+    EXPECT_EQ(::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this, target_port, delay] {
+      const int client = ::accept(listener_, nullptr, nullptr);
+      if (client < 0) return;
+      absl::SleepFor(delay);
+      const int server = fraud::testing::ConnectLoopback(target_port);
+      std::thread up([client, server] { Pump(client, server); });
+      Pump(server, client);
+      up.join();
+      ::close(client);
+      ::close(server);
+    });
+  }
+  ~SlowHandshakeProxy() {
+    ::shutdown(listener_, SHUT_RDWR);
+    ::close(listener_);
+    thread_.join();
+  }
+  int port() const { return port_; }
+
+ private:
+  static void Pump(int from, int to) {
+    char buf[16384];
+    ssize_t n;
+    while ((n = ::read(from, buf, sizeof(buf))) > 0) {
+      if (::send(to, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) break;
+    }
+    ::shutdown(to, SHUT_WR);
+  }
+  int listener_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+TEST(ChannelTest, APeerSlowToCompleteTheHandshakeIsWaitedForWithinTheDeadline) {
+  // The channel options once made gRPC give up on a connection after ~200 ms without the
+  // server's SETTINGS frame, failing calls to a busy peer with UNAVAILABLE.
+  SleepyInference service;
+  InProcessServer server({&service});
+  ASSERT_THAT(server.Start(), IsOk());
+  SlowHandshakeProxy proxy(server.runner().port(), absl::Milliseconds(1500));
+  auto channel = MakeChannel({absl::StrCat("127.0.0.1:", proxy.port())});
+  absl::StatusOr<int64_t> r = CallPredict(channel, 1, absl::Seconds(10));
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(*r, 1);
 }
 
 TEST(ServerRunnerTest, ShutdownLetsAnInFlightCallFinish) {
