@@ -229,36 +229,48 @@ TEST_F(IngestServiceTest, MalformedInputsAreRejectedWithSpecificMessagesAndNothi
   EXPECT_EQ(QueryScalar("SELECT count(*) FROM uploads"), "1");
 }
 
+// fraud_ingest_uploads_total{rpc="Upload",result=...} (whatever order the labels are printed in).
+double UploadsWithResult(const std::string& result) {
+  return MetricValue(absl::StrCat("fraud_ingest_uploads_total{result=\"", result,
+                                  "\",rpc=\"Upload\"}")) +
+         MetricValue(absl::StrCat("fraud_ingest_uploads_total{rpc=\"Upload\",result=\"", result,
+                                  "\"}"));
+}
+
+// Opens an Upload, sends the options and `data` in `chunk`-byte messages, and leaves the stream
+// open (no WritesDone): the caller decides how the client goes away.
+std::unique_ptr<grpc::ClientWriter<v1::UploadRequest>> SendPartialUpload(
+    v1::IngestService::Stub* stub, grpc::ClientContext* ctx, v1::UploadResponse* response,
+    const std::string& file_name, const std::string& data, size_t chunk) {
+  rpc::SetDeadline(ctx, absl::Seconds(60));
+  auto writer = stub->Upload(ctx, response);
+  v1::UploadRequest request;
+  request.mutable_options()->set_file_name(file_name);
+  EXPECT_TRUE(writer->Write(request));
+  for (size_t pos = 0; pos < data.size(); pos += chunk) {
+    request.set_data(data.substr(pos, std::min(chunk, data.size() - pos)));
+    EXPECT_TRUE(writer->Write(request));
+  }
+  return writer;
+}
+
 TEST_F(IngestServiceTest, ClientCancellingMidStreamLeavesNothing) {
   ServeModel();
   const std::string data = SyntheticCsv(6000, 13);
   // Cut at a line boundary: had the server taken the cancel for a normal end, the cut-off file
   // would be valid and would be committed.
   const size_t cut = data.find('\n', data.size() / 2) + 1;
-  const double cancelled_before =
-      MetricValue("fraud_ingest_uploads_total{result=\"cancelled\",rpc=\"Upload\"}") +
-      MetricValue("fraud_ingest_uploads_total{rpc=\"Upload\",result=\"cancelled\"}");
+  const double cancelled_before = UploadsWithResult("cancelled");
   grpc::ClientContext ctx;
-  rpc::SetDeadline(&ctx, absl::Seconds(60));
   v1::UploadResponse response;
-  auto writer = stub_->Upload(&ctx, &response);
-  v1::UploadRequest request;
-  request.mutable_options()->set_file_name("cut.csv");
-  ASSERT_TRUE(writer->Write(request));
-  for (size_t pos = 0; pos < cut; pos += 8192) {
-    request.set_data(data.substr(pos, std::min<size_t>(8192, cut - pos)));
-    ASSERT_TRUE(writer->Write(request));
-  }
+  auto writer =
+      SendPartialUpload(stub_.get(), &ctx, &response, "cut.csv", data.substr(0, cut), 8192);
   // Let the server parse and forward what it got (several batches reach storage).
   absl::SleepFor(absl::Milliseconds(300));
   ctx.TryCancel();
   EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
   // The server side notices, aborts the storage stream, and counts the upload as cancelled.
-  for (int i = 0; i < 300; ++i) {
-    const double now =
-        MetricValue("fraud_ingest_uploads_total{result=\"cancelled\",rpc=\"Upload\"}") +
-        MetricValue("fraud_ingest_uploads_total{rpc=\"Upload\",result=\"cancelled\"}");
-    if (now > cancelled_before) break;
+  for (int i = 0; i < 300 && UploadsWithResult("cancelled") <= cancelled_before; ++i) {
     absl::SleepFor(absl::Milliseconds(10));
   }
   WaitForStorageIdle();
@@ -276,15 +288,11 @@ TEST_F(IngestServiceTest, AStalledClientIsCutOffAfterTheIdleTimeoutAndNothingIsS
   StartIngest(options);
   const std::string data = SyntheticCsv(6000, 21);
   const size_t cut = data.find('\n', data.size() / 2) + 1;
+  const double idle_before = UploadsWithResult("idle_timeout");
   grpc::ClientContext ctx;
-  rpc::SetDeadline(&ctx, absl::Seconds(60));
   v1::UploadResponse response;
-  auto writer = stub_->Upload(&ctx, &response);
-  v1::UploadRequest request;
-  request.mutable_options()->set_file_name("stalled.csv");
-  ASSERT_TRUE(writer->Write(request));
-  request.set_data(data.substr(0, cut));
-  ASSERT_TRUE(writer->Write(request));
+  auto writer = SendPartialUpload(stub_.get(), &ctx, &response, "stalled.csv",
+                                  data.substr(0, cut), 64 * 1024);
   // Half a file arrived (batches went to storage, which holds a transaction): now stall, neither
   // sending nor cancelling, as a hung client would.
   const absl::Time start = absl::Now();
@@ -297,17 +305,10 @@ TEST_F(IngestServiceTest, AStalledClientIsCutOffAfterTheIdleTimeoutAndNothingIsS
   EXPECT_EQ(Count("uploads"), 0);
   EXPECT_EQ(Count("transactions"), 0);
   EXPECT_GT(recording_->rows.load(), 0);  // batches were really in flight
-  for (int i = 0; i < 300; ++i) {
-    if (MetricValue("fraud_ingest_uploads_total{result=\"idle_timeout\",rpc=\"Upload\"}") +
-            MetricValue("fraud_ingest_uploads_total{rpc=\"Upload\",result=\"idle_timeout\"}") >
-        0) {
-      break;
-    }
+  for (int i = 0; i < 300 && UploadsWithResult("idle_timeout") <= idle_before; ++i) {
     absl::SleepFor(absl::Milliseconds(10));
   }
-  EXPECT_GT(MetricValue("fraud_ingest_uploads_total{result=\"idle_timeout\",rpc=\"Upload\"}") +
-                MetricValue("fraud_ingest_uploads_total{rpc=\"Upload\",result=\"idle_timeout\"}"),
-            0);
+  EXPECT_GT(UploadsWithResult("idle_timeout"), idle_before);
   // A client that keeps sending, however slowly overall, is not cut off.
   UploadResult r = Upload(data, storage::v1::UPLOAD_MODE_STRICT, false, 4096);
   ASSERT_TRUE(r.status.ok()) << r.status.error_message();
