@@ -46,12 +46,7 @@ class GrpcStorageApi final : public StorageApi {
   absl::StatusOr<storage_pb::GetDataStatsResponse> GetDataStats(int64_t after_upload_id) override {
     storage_pb::GetDataStatsRequest request;
     request.set_after_upload_id(after_upload_id);
-    storage_pb::GetDataStatsResponse response;
-    grpc::ClientContext ctx;
-    rpc::SetDeadline(&ctx, options_.call_timeout);
-    FRAUD_RETURN_IF_ERROR(
-        CallStatus(stub_->GetDataStats(&ctx, request, &response), "GetDataStats"));
-    return response;
+    return Unary(&Stub::GetDataStats, request, "GetDataStats");
   }
 
   absl::StatusOr<storage_pb::StoreUploadResponse> StoreUpload(
@@ -93,12 +88,9 @@ class GrpcStorageApi final : public StorageApi {
   }
 
   absl::StatusOr<int64_t> AllocateModelVersion() override {
-    storage_pb::AllocateModelVersionResponse response;
-    grpc::ClientContext ctx;
-    rpc::SetDeadline(&ctx, options_.call_timeout);
-    FRAUD_RETURN_IF_ERROR(CallStatus(
-        stub_->AllocateModelVersion(&ctx, storage_pb::AllocateModelVersionRequest(), &response),
-        "AllocateModelVersion"));
+    FRAUD_ASSIGN_OR_RETURN(storage_pb::AllocateModelVersionResponse response,
+                           Unary(&Stub::AllocateModelVersion,
+                                 storage_pb::AllocateModelVersionRequest(), "AllocateModelVersion"));
     return response.version();
   }
 
@@ -106,61 +98,46 @@ class GrpcStorageApi final : public StorageApi {
       const storage_pb::ModelVersion& model) override {
     storage_pb::RegisterModelRequest request;
     *request.mutable_model() = model;
-    storage_pb::RegisterModelResponse response;
-    grpc::ClientContext ctx;
-    rpc::SetDeadline(&ctx, options_.call_timeout);
-    FRAUD_RETURN_IF_ERROR(
-        CallStatus(stub_->RegisterModel(&ctx, request, &response), "RegisterModel"));
+    FRAUD_ASSIGN_OR_RETURN(storage_pb::RegisterModelResponse response,
+                           Unary(&Stub::RegisterModel, request, "RegisterModel"));
     return response.model();
   }
 
   absl::StatusOr<storage_pb::ModelVersion> GetModel(int64_t version) override {
     storage_pb::GetModelRequest request;
     request.set_version(version);
-    storage_pb::GetModelResponse response;
-    grpc::ClientContext ctx;
-    rpc::SetDeadline(&ctx, options_.call_timeout);
-    FRAUD_RETURN_IF_ERROR(CallStatus(stub_->GetModel(&ctx, request, &response), "GetModel"));
+    FRAUD_ASSIGN_OR_RETURN(storage_pb::GetModelResponse response,
+                           Unary(&Stub::GetModel, request, "GetModel"));
     return response.model();
   }
 
   absl::StatusOr<std::vector<storage_pb::ModelVersion>> ListModels() override {
-    storage_pb::ListModelsResponse response;
-    grpc::ClientContext ctx;
-    rpc::SetDeadline(&ctx, options_.call_timeout);
-    FRAUD_RETURN_IF_ERROR(CallStatus(
-        stub_->ListModels(&ctx, storage_pb::ListModelsRequest(), &response), "ListModels"));
+    FRAUD_ASSIGN_OR_RETURN(
+        storage_pb::ListModelsResponse response,
+        Unary(&Stub::ListModels, storage_pb::ListModelsRequest(), "ListModels"));
     return std::vector<storage_pb::ModelVersion>(response.models().begin(),
                                                  response.models().end());
   }
 
   absl::StatusOr<std::optional<storage_pb::ModelVersion>> GetChampion() override {
-    storage_pb::GetChampionResponse response;
-    grpc::ClientContext ctx;
-    rpc::SetDeadline(&ctx, options_.call_timeout);
-    FRAUD_RETURN_IF_ERROR(CallStatus(
-        stub_->GetChampion(&ctx, storage_pb::GetChampionRequest(), &response), "GetChampion"));
+    FRAUD_ASSIGN_OR_RETURN(
+        storage_pb::GetChampionResponse response,
+        Unary(&Stub::GetChampion, storage_pb::GetChampionRequest(), "GetChampion"));
     if (!response.has_model() || response.model().version() == 0) return std::nullopt;
     return response.model();
   }
 
   absl::StatusOr<storage_pb::ChampionChange> SetChampion(
       const storage_pb::SetChampionRequest& request) override {
-    storage_pb::SetChampionResponse response;
-    grpc::ClientContext ctx;
-    rpc::SetDeadline(&ctx, options_.call_timeout);
-    FRAUD_RETURN_IF_ERROR(
-        CallStatus(stub_->SetChampion(&ctx, request, &response), "SetChampion"));
+    FRAUD_ASSIGN_OR_RETURN(storage_pb::SetChampionResponse response,
+                           Unary(&Stub::SetChampion, request, "SetChampion"));
     return response.change();
   }
 
   absl::StatusOr<std::vector<storage_pb::ChampionChange>> ListChampionHistory() override {
-    storage_pb::ListChampionHistoryResponse response;
-    grpc::ClientContext ctx;
-    rpc::SetDeadline(&ctx, options_.call_timeout);
-    FRAUD_RETURN_IF_ERROR(CallStatus(
-        stub_->ListChampionHistory(&ctx, storage_pb::ListChampionHistoryRequest(), &response),
-        "ListChampionHistory"));
+    FRAUD_ASSIGN_OR_RETURN(storage_pb::ListChampionHistoryResponse response,
+                           Unary(&Stub::ListChampionHistory,
+                                 storage_pb::ListChampionHistoryRequest(), "ListChampionHistory"));
     return std::vector<storage_pb::ChampionChange>(response.changes().begin(),
                                                    response.changes().end());
   }
@@ -168,30 +145,24 @@ class GrpcStorageApi final : public StorageApi {
   absl::StatusOr<storage_pb::TrainingRun> CreateRun(const storage_pb::TrainingRun& run) override {
     storage_pb::CreateRunRequest request;
     *request.mutable_run() = run;
-    storage_pb::CreateRunResponse response;
-    grpc::ClientContext ctx;
-    rpc::SetDeadline(&ctx, options_.call_timeout);
-    FRAUD_RETURN_IF_ERROR(CallStatus(stub_->CreateRun(&ctx, request, &response), "CreateRun"));
+    FRAUD_ASSIGN_OR_RETURN(storage_pb::CreateRunResponse response,
+                           Unary(&Stub::CreateRun, request, "CreateRun"));
     return response.run();
   }
 
   absl::StatusOr<storage_pb::TrainingRun> UpdateRun(const storage_pb::TrainingRun& run) override {
     storage_pb::UpdateRunRequest request;
     *request.mutable_run() = run;
-    storage_pb::UpdateRunResponse response;
-    grpc::ClientContext ctx;
-    rpc::SetDeadline(&ctx, options_.call_timeout);
-    FRAUD_RETURN_IF_ERROR(CallStatus(stub_->UpdateRun(&ctx, request, &response), "UpdateRun"));
+    FRAUD_ASSIGN_OR_RETURN(storage_pb::UpdateRunResponse response,
+                           Unary(&Stub::UpdateRun, request, "UpdateRun"));
     return response.run();
   }
 
   absl::StatusOr<storage_pb::TrainingRun> GetRun(int64_t run_id) override {
     storage_pb::GetRunRequest request;
     request.set_run_id(run_id);
-    storage_pb::GetRunResponse response;
-    grpc::ClientContext ctx;
-    rpc::SetDeadline(&ctx, options_.call_timeout);
-    FRAUD_RETURN_IF_ERROR(CallStatus(stub_->GetRun(&ctx, request, &response), "GetRun"));
+    FRAUD_ASSIGN_OR_RETURN(storage_pb::GetRunResponse response,
+                           Unary(&Stub::GetRun, request, "GetRun"));
     return response.run();
   }
 
@@ -200,15 +171,25 @@ class GrpcStorageApi final : public StorageApi {
     storage_pb::ListRunsRequest request;
     request.set_page_size(page_size);
     request.set_before_id(before_id);
-    storage_pb::ListRunsResponse response;
-    grpc::ClientContext ctx;
-    rpc::SetDeadline(&ctx, options_.call_timeout);
-    FRAUD_RETURN_IF_ERROR(CallStatus(stub_->ListRuns(&ctx, request, &response), "ListRuns"));
-    return response;
+    return Unary(&Stub::ListRuns, request, "ListRuns");
   }
 
  private:
-  std::unique_ptr<storage_pb::StorageService::Stub> stub_;
+  using Stub = storage_pb::StorageService::Stub;
+
+  // One unary call with the call timeout; errors annotated with the method name.
+  template <typename Request, typename Response>
+  absl::StatusOr<Response> Unary(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                                              Response*),
+                                 const Request& request, absl::string_view name) {
+    Response response;
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, options_.call_timeout);
+    FRAUD_RETURN_IF_ERROR(CallStatus((stub_.get()->*method)(&ctx, request, &response), name));
+    return response;
+  }
+
+  std::unique_ptr<Stub> stub_;
   GrpcClientOptions options_;
 };
 
