@@ -183,6 +183,20 @@ struct UploadOutcome {
 };
 
 // Streams `file` to the gateway as a raw text/csv body in 64 KiB pieces.
+// Peak RSS of one process (MB, median over `runs_mb`) beside its idle RSS, against the target.
+void PrintPeakRss(const std::string& name, const std::vector<double>& runs_mb, long idle_bytes) {
+  Figure f{"upload",
+           name,
+           Median(runs_mb),
+           "MB",
+           "idle_rss_mb",
+           static_cast<double>(idle_bytes) / 1048576.0,
+           static_cast<int>(runs_mb.size()),
+           Spread(runs_mb)};
+  f.notes["target"] = "< 100 MB";
+  Print(f);
+}
+
 UploadOutcome UploadFile(int port, const fs::path& file, const std::string& name) {
   UploadOutcome out;
   const size_t size = fs::file_size(file);
@@ -423,26 +437,8 @@ int Run(int argc, char** argv) {
     }
     fig.notes["target"] = "time_ratio <= 2";
     Print(fig);
-    Figure g{"upload",
-             "peak_rss_gateway_mb",
-             Median(rss_gw),
-             "MB",
-             "idle_rss_mb",
-             static_cast<double>(idle_gw) / 1048576.0,
-             static_cast<int>(rss_gw.size()),
-             Spread(rss_gw)};
-    g.notes["target"] = "< 100 MB";
-    Print(g);
-    Figure n{"upload",
-             "peak_rss_ingest_mb",
-             Median(rss_ingest),
-             "MB",
-             "idle_rss_mb",
-             static_cast<double>(idle_ingest) / 1048576.0,
-             static_cast<int>(rss_ingest.size()),
-             Spread(rss_ingest)};
-    n.notes["target"] = "< 100 MB";
-    Print(n);
+    PrintPeakRss("peak_rss_gateway_mb", rss_gw, idle_gw);
+    PrintPeakRss("peak_rss_ingest_mb", rss_ingest, idle_ingest);
   }
 
   if (rc == 0 && big_factor > 1) {
@@ -471,26 +467,10 @@ int Run(int argc, char** argv) {
         fig.extra["file_mb"] = static_cast<double>(fs::file_size(big)) / 1e6;
         fig.extra["rows"] = static_cast<double>(big_rows);
         Print(fig);
-        Figure g{"upload",
-                 "peak_rss_gateway_4x_mb",
-                 static_cast<double>(peak[0]) / 1048576.0,
-                 "MB",
-                 "idle_rss_mb",
-                 static_cast<double>(idle_gw) / 1048576.0,
-                 1,
-                 0};
-        g.notes["target"] = "< 100 MB";
-        Print(g);
-        Figure n{"upload",
-                 "peak_rss_ingest_4x_mb",
-                 static_cast<double>(peak[1]) / 1048576.0,
-                 "MB",
-                 "idle_rss_mb",
-                 static_cast<double>(idle_ingest) / 1048576.0,
-                 1,
-                 0};
-        n.notes["target"] = "< 100 MB";
-        Print(n);
+        PrintPeakRss("peak_rss_gateway_4x_mb", {static_cast<double>(peak[0]) / 1048576.0},
+                     idle_gw);
+        PrintPeakRss("peak_rss_ingest_4x_mb", {static_cast<double>(peak[1]) / 1048576.0},
+                     idle_ingest);
         DeleteUpload(uri, std::stoll(u.summary.value("uploadId", "0")));
       } else {
         std::fprintf(stderr, "fraud-bench-upload: 4x upload failed (%d): %s\n", u.status,
