@@ -241,12 +241,10 @@ absl::Status ValidateImpl(absl::Span<const float> scores, absl::Span<const Label
   return absl::OkStatus();
 }
 
+// Inputs already validated and non-empty.
 template <typename Label>
-absl::StatusOr<ThresholdMetrics> ThresholdImpl(absl::Span<const float> scores,
-                                               absl::Span<const Label> labels, double threshold,
-                                               absl::Span<const double> weights) {
-  FRAUD_RETURN_IF_ERROR(ValidateImpl(scores, labels, weights));
-  FRAUD_RETURN_IF_ERROR(EnsureNonEmpty(scores));
+ThresholdMetrics ThresholdImpl(absl::Span<const float> scores, absl::Span<const Label> labels,
+                               double threshold, absl::Span<const double> weights) {
   ThresholdMetrics m;
   m.threshold = threshold;
   // Scores are floats: compare in float so that a threshold of 0.7 flags a score of 0.7f.
@@ -298,8 +296,7 @@ absl::StatusOr<ClassificationMetrics> ComputeImpl(absl::Span<const float> scores
       out->set_threshold(p.threshold);
     }
   }
-  FRAUD_ASSIGN_OR_RETURN(ThresholdMetrics t,
-                         ThresholdImpl(scores, labels, options.threshold, weights));
+  const ThresholdMetrics t = ThresholdImpl(scores, labels, options.threshold, weights);
   m.set_threshold(options.threshold);
   m.set_precision(t.precision);
   m.set_recall(t.recall);
@@ -348,6 +345,8 @@ absl::StatusOr<ThresholdMetrics> MetricsAtThreshold(absl::Span<const float> scor
                                                     absl::Span<const int32_t> labels,
                                                     double threshold,
                                                     absl::Span<const double> weights) {
+  FRAUD_RETURN_IF_ERROR(ValidateImpl(scores, labels, weights));
+  FRAUD_RETURN_IF_ERROR(EnsureNonEmpty(scores));
   return ThresholdImpl(scores, labels, threshold, weights);
 }
 
