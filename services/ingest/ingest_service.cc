@@ -54,8 +54,6 @@ std::string ResultLabel(const absl::Status& s, bool store, const v1::UploadSumma
       return "too_large";
     case absl::StatusCode::kCancelled:
       return "cancelled";
-    case absl::StatusCode::kDeadlineExceeded:
-      return "idle_timeout";
     case absl::StatusCode::kUnauthenticated:
       return "unauthenticated";
     default:
@@ -140,6 +138,7 @@ grpc::Status IngestService::Run(grpc::ServerContext* ctx,
   std::optional<GrpcStorageSink> sink;
   std::optional<UploadSession> session;
   v1::UploadRequest request;
+  bool idle_cut_off = false;  // the watchdog ended a stalled upload
 
   if (store) status = rpc::CheckBearerToken(*ctx, options_.upload_token);
   if (status.ok() && !reader->Read(&request)) {
@@ -193,7 +192,8 @@ grpc::Status IngestService::Run(grpc::ServerContext* ctx,
     // Read() also returns false when the client cancelled: never commit a cut-off file.
     if (status.ok() && ctx->IsCancelled()) {
       session->Abort();
-      status = lease.fired()
+      idle_cut_off = lease.fired();
+      status = idle_cut_off
                    ? absl::DeadlineExceededError(absl::StrCat(
                          "no data arrived for ", absl::FormatDuration(watchdog_.idle_timeout()),
                          ": the stalled upload was cut off; nothing stored"))
@@ -223,7 +223,7 @@ grpc::Status IngestService::Run(grpc::ServerContext* ctx,
     }
   }
   const v1::UploadSummary& counts = summary != nullptr ? *summary : partial;
-  const std::string result = ResultLabel(status, store, summary);
+  const std::string result = idle_cut_off ? "idle_timeout" : ResultLabel(status, store, summary);
   m.uploads.Add({{"rpc", rpc_name}, {"result", result}}).Increment();
   m.bytes.Increment(static_cast<double>(counts.bytes()));
   if (store) {
@@ -236,11 +236,10 @@ grpc::Status IngestService::Run(grpc::ServerContext* ctx,
   m.duration.Add({{"rpc", rpc_name}}, DurationBuckets()).Observe(seconds);
 
   const UploadLogLine line{rpc_name, request_id, result, counts, status, seconds};
-  const bool server_side_failure = !status.ok() &&
+  const bool server_side_failure = !status.ok() && !idle_cut_off &&
                                    status.code() != absl::StatusCode::kInvalidArgument &&
                                    status.code() != absl::StatusCode::kResourceExhausted &&
                                    status.code() != absl::StatusCode::kCancelled &&
-                                   status.code() != absl::StatusCode::kDeadlineExceeded &&
                                    status.code() != absl::StatusCode::kUnauthenticated;
   if (server_side_failure) {
     FRAUD_LOG(WARNING) << line;
