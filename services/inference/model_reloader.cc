@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "services/common/core/log.h"
 #include "services/common/core/metrics.h"
 #include "services/common/core/status_macros.h"
@@ -110,13 +111,21 @@ absl::StatusOr<ReloadResult> ModelReloader::LoadAndSwap(int64_t version) {
 
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelReloader::LoadVersion(int64_t version) {
   const std::string path = ArtifactPath(version);
-  const std::string context = absl::StrCat("loading model version ", version, " from ", path);
+  // Messages go back to the caller of Reload: they name the version, the file and the defect,
+  // never the server's directory layout (the path is logged with the failure instead).
+  const std::string context = absl::StrCat("loading model version ", version);
   struct stat st;
   if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return absl::NotFoundError(absl::StrCat(context, ": artifact directory does not exist"));
+    return absl::NotFoundError(
+        absl::StrCat(context, ": no artifact of that version in the model directory"));
   }
   absl::StatusOr<std::unique_ptr<ScoringModel>> model = loader_(path);
-  if (!model.ok()) return Annotate(model.status(), context);
+  if (!model.ok()) {
+    const absl::Status& s = model.status();
+    const std::string message = absl::StrReplaceAll(
+        s.message(), {{absl::StrCat(path, "/"), ""}, {path, "the artifact directory"}});
+    return absl::Status(s.code(), absl::StrCat(context, ": ", message));
+  }
   if (*model == nullptr) return absl::InternalError(absl::StrCat(context, ": loader returned null"));
   const common::v1::ModelManifest& manifest = (*model)->manifest();
   if (manifest.version() != version) {
@@ -148,6 +157,7 @@ void ModelReloader::CountResult(const absl::Status& s, int64_t version) {
   FRAUD_LOG(WARNING) << "model reload failed; the serving model is kept"
                      << Kv("model_version", version)
                      << Kv("serving_version", VersionOf(holder_->Get()))
+                     << Kv("artifact_path", version > 0 ? ArtifactPath(version) : model_dir_)
                      << Kv("error", s.ToString());
 }
 

@@ -94,21 +94,22 @@ absl::Status Predictor::Predict(const common::v1::TransactionBatch& rows,
   out->Clear();
   if (absl::Status s = ValidateBatch(rows); !s.ok()) return s;
   const size_t n = rows.num_rows();
-  std::shared_ptr<const LoadedModel> model;
+  // An empty request is a client mistake (grpcurl's `Predict {}` used to answer OK with nothing);
+  // GetModel is the call that asks for the serving version.
   if (n == 0) {
-    model = holder_->Get();
-    if (model == nullptr) return absl::UnavailableError("no model loaded yet");
-  } else {
-    // Scores are written straight into the response (no intermediate copy).
-    out->mutable_scores()->Resize(static_cast<int>(n), 0.0f);
-    absl::StatusOr<std::shared_ptr<const LoadedModel>> scored =
-        batcher_.Score(rows.features().data(), n, out->mutable_scores()->mutable_data());
-    if (!scored.ok()) {
-      out->Clear();
-      return scored.status();
-    }
-    model = *std::move(scored);
+    return absl::InvalidArgumentError(
+        "rows.num_rows is 0: send at least one row of 30 features (GetModel names the serving "
+        "version)");
   }
+  // Scores are written straight into the response (no intermediate copy).
+  out->mutable_scores()->Resize(static_cast<int>(n), 0.0f);
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> scored =
+      batcher_.Score(rows.features().data(), n, out->mutable_scores()->mutable_data());
+  if (!scored.ok()) {
+    out->Clear();
+    return scored.status();
+  }
+  std::shared_ptr<const LoadedModel> model = *std::move(scored);
   out->set_model_version(model->version);
   out->set_threshold(model->threshold);
   const float* scores = out->scores().data();

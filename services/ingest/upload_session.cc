@@ -420,9 +420,12 @@ void UploadSession::FillReport(ingest::v1::DataReport* report) const {
       out->set_psi(d.psi);
       out->set_ks(d.ks);
       out->set_flagged(d.flagged);
+      out->set_judged(d.judged);
       if (d.flagged) ++flagged;
     }
     report->set_drift_flagged(flagged);
+    report->set_drift_min_rows(drift_->min_rows());
+    report->set_drift_note(eval::kDriftNote);
   }
 }
 

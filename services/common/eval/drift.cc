@@ -55,11 +55,13 @@ absl::StatusOr<std::vector<FeatureReference>> BuildFeatureReferences(
 
 absl::StatusOr<DriftAccumulator> DriftAccumulator::Create(
     const google::protobuf::RepeatedPtrField<FeatureReference>& references,
-    const std::vector<std::string>& columns, double psi_flag) {
+    const std::vector<std::string>& columns, double psi_flag, int64_t min_rows) {
   DriftAccumulator acc;
   acc.stride_ = columns.size();
   acc.psi_flag_ = psi_flag;
+  acc.min_rows_ = min_rows;
   for (const FeatureReference& ref : references) {
+    if (ref.feature() == kDriftExcludedFeature) continue;
     auto it = std::find(columns.begin(), columns.end(), ref.feature());
     if (it == columns.end()) {
       return absl::InvalidArgumentError(
@@ -102,6 +104,8 @@ std::vector<FeatureDrift> DriftAccumulator::Result() const {
   for (const Column& col : columns_) {
     FeatureDrift d = CompareBins(col.expected, col.counts, psi_flag_);
     d.feature = col.feature;
+    d.judged = rows_ >= min_rows_;
+    d.flagged = d.flagged && d.judged;
     out.push_back(std::move(d));
   }
   return out;
@@ -124,6 +128,7 @@ FeatureDrift CompareBins(const std::vector<double>& expected, const std::vector<
     const double e = std::max(expected[i], kPsiFloor);
     d.psi += (a - e) * std::log(a / e);
   }
+  d.judged = true;
   d.flagged = d.psi >= psi_flag;
   return d;
 }

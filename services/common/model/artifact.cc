@@ -190,8 +190,8 @@ absl::Status ValidateManifest(const ModelManifest& m) {
     return absl::InvalidArgumentError(
         "manifest feature_names must be Time, V1..V28, Amount in that order");
   }
-  if (!std::isfinite(m.threshold())) {
-    return absl::InvalidArgumentError("manifest threshold is not finite");
+  if (!(m.threshold() >= 0 && m.threshold() <= 1)) {
+    return absl::InvalidArgumentError("manifest threshold is not a probability in [0, 1]");
   }
   FRAUD_RETURN_IF_ERROR(Preprocessor::FromProto(m.preprocessing()).status());
   FRAUD_RETURN_IF_ERROR(ValidateSmokeBatch(m.smoke()));
@@ -265,6 +265,14 @@ absl::Status ModelRuntime::Score(const double* features, size_t rows, float* out
     FRAUD_RETURN_IF_ERROR(
         preprocessor_.Apply(features + start * kNumFeatures, n, buf.data(), start));
     FRAUD_RETURN_IF_ERROR(ScorePreprocessed(buf.data(), n, out + start));
+    // Loaded weights are checked finite, but finite weights can still overflow (a sum of huge
+    // leaves is inf - inf): a score outside [0, 1] is never handed on as a probability.
+    for (size_t i = start; i < start + n; ++i) {
+      if (!(out[i] >= 0.0f && out[i] <= 1.0f)) {
+        return absl::InternalError(absl::StrCat("row ", i, ": the model produced score ", out[i],
+                                                ", not a probability"));
+      }
+    }
   }
   return absl::OkStatus();
 }

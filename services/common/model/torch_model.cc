@@ -261,12 +261,35 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> MakeTorchRuntime(
         absl::StrCat(kTorchWeightsFileName, " does not match the manifest's architecture: ", what));
   }
   const auto loaded = net->named_parameters();
-  for (const auto& [name, sizes] : expected) {
-    const torch::Tensor* t = loaded.find(name);
-    if (t == nullptr || t->sizes().vec() != sizes) {
-      return absl::DataLossError(absl::StrCat(kTorchWeightsFileName, " parameter ", name,
-                                              " does not match the manifest's architecture"));
+  if (loaded.size() != expected.size()) {
+    return absl::DataLossError(absl::StrCat(kTorchWeightsFileName, " holds ", loaded.size(),
+                                            " parameters, the manifest's architecture has ",
+                                            expected.size()));
+  }
+  try {
+    for (const auto& [name, sizes] : expected) {
+      const torch::Tensor* t = loaded.find(name);
+      if (t == nullptr || t->sizes().vec() != sizes) {
+        return absl::DataLossError(absl::StrCat(kTorchWeightsFileName, " parameter ", name,
+                                                " does not match the manifest's architecture"));
+      }
+      // The file also decides dtype, layout, strides and storage: forward() trusts all of them.
+      if (t->scalar_type() != torch::kFloat32 || t->layout() != torch::kStrided ||
+          !t->device().is_cpu() || !t->is_contiguous() ||
+          t->storage().nbytes() <
+              static_cast<size_t>(t->storage_offset() + t->numel()) * t->element_size()) {
+        return absl::DataLossError(absl::StrCat(kTorchWeightsFileName, " parameter ", name,
+                                                " is not a dense float32 CPU tensor"));
+      }
+      if (!torch::isfinite(*t).all().item<bool>()) {
+        return absl::DataLossError(absl::StrCat(kTorchWeightsFileName, " parameter ", name,
+                                                " holds NaN or infinite weights"));
+      }
     }
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    return absl::DataLossError(absl::StrCat(kTorchWeightsFileName, " parameters are malformed: ",
+                                            what.substr(0, what.find('\n'))));
   }
   return std::unique_ptr<ModelRuntime>(
       new TorchRuntime(std::move(manifest), preprocessor, std::move(net)));

@@ -13,6 +13,7 @@
 #include "services/common/core/status_macros.h"
 #include "services/common/model/artifact.h"
 #include "services/common/model/family_impl.h"
+#include "services/common/model/xgb_model_check.h"
 
 namespace fraud::model::internal {
 namespace {
@@ -263,17 +264,15 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> MakeXgboostRuntime(
   if (model == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("artifact lacks ", kXgboostModelFileName));
   }
-  // We always write XGBoost's JSON format. Anything else would reach XGBoost's legacy binary
-  // reader, which trusts length fields in the bytes (a fuzzed artifact made it allocate 2.4e18
-  // bytes), so only a JSON object is handed to XGBoost at all.
-  const size_t first = model->bytes.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos || model->bytes[first] != '{') {
-    return absl::DataLossError(absl::StrCat(kXgboostModelFileName,
-                                            " is not a JSON object (XGBoost's JSON model format)"));
-  }
+  // XGBoost trusts the model it loads (a malformed tree reads out of bounds while predicting), so
+  // it only ever sees a document that passed our structural check, re-serialised so that it
+  // parses exactly what was checked. That also keeps every non-JSON byte string away from
+  // XGBoost's legacy binary reader, which trusts length fields (a fuzzed artifact made it
+  // allocate 2.4e18 bytes).
+  FRAUD_ASSIGN_OR_RETURN(std::string canonical, CanonicalXgboostModel(model->bytes, kNumFeatures));
   Booster booster;
   FRAUD_XGB(XGBoosterCreate(nullptr, 0, booster.out()), "creating a booster");
-  if (XGBoosterLoadModelFromBuffer(booster.get(), model->bytes.data(), model->bytes.size()) != 0) {
+  if (XGBoosterLoadModelFromBuffer(booster.get(), canonical.data(), canonical.size()) != 0) {
     return absl::DataLossError(
         absl::StrCat(kXgboostModelFileName, " does not load: ", XGBGetLastError()));
   }

@@ -322,6 +322,32 @@ TEST_F(ModelFaultTest, ReloadsToCorruptArtifactsUnderLoadFailNoPrediction) {
   {  // 905: a directory named for another version than its manifest says
     fs::copy(good, root / "905", fs::copy_options::recursive);
   }
+  {  // 907: the fuzz finding fuzz_manifest-crash-38fef195 (kept in the corpus): a manifest and an
+     // XGBoost model.json with consistent checksums whose num_trees disagrees with its trees.
+     // XGBoost's predictor read out of bounds on it; the loader must refuse it before XGBoost.
+    const std::string input =
+        ReadFile(fs::path(testing::SourceRoot(FRAUD_SOURCE_DIR)) /
+                 "tests/fuzz/corpus/manifest/"
+                 "regression_xgboost_num_trees_disagrees_with_trees_38fef195")
+            .substr(1);  // byte 0 is the fuzzer's mode byte
+    const size_t sep = input.find("\n#--\n");
+    ASSERT_NE(sep, std::string::npos);
+    const std::string model = input.substr(sep + 5);
+    common::v1::ModelManifest m;
+    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(input.substr(0, sep), &m));
+    m.set_version(907);
+    m.clear_files();
+    auto* f = m.add_files();
+    f->set_name("model.json");
+    f->set_sha256(Sha256Hex(model));
+    f->set_size_bytes(static_cast<int64_t>(model.size()));
+    const fs::path dir = root / "907";
+    fs::create_directories(dir);
+    WriteFile(dir / "model.json", model);
+    std::string text;
+    google::protobuf::TextFormat::PrintToString(m, &text);
+    WriteFile(dir / "manifest.textproto", text);
+  }
   copy_as(906);  // a valid copy: the final reload swaps it in under load
 
   // Load: gRPC Predict from three threads (one row and 64 rows) and REST /api/v1/score.
@@ -382,9 +408,13 @@ TEST_F(ModelFaultTest, ReloadsToCorruptArtifactsUnderLoadFailNoPrediction) {
     return inference_->Reload(&ctx, request, &response);
   };
   absl::SleepFor(absl::Milliseconds(500));
-  for (int64_t bad : {901, 902, 903, 904, 905, 999}) {
+  for (int64_t bad : {901, 902, 903, 904, 905, 907, 999}) {
     grpc::Status s = reload(bad);
     EXPECT_FALSE(s.ok()) << "version " << bad << " must be refused";
+    if (bad == 907) {
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS) << s.error_message();
+      EXPECT_THAT(s.error_message(), HasSubstr("model.json: gbtree_model_param: num_trees is 1"));
+    }
     EXPECT_NE(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
     EXPECT_EQ(ServingVersion(), v) << "after refusing " << bad;
     absl::SleepFor(absl::Milliseconds(200));
@@ -402,7 +432,7 @@ TEST_F(ModelFaultTest, ReloadsToCorruptArtifactsUnderLoadFailNoPrediction) {
   EXPECT_EQ(wrong_version.load(), 0);
   EXPECT_EQ(env_.Metric("inference", "fraud_inference_model_reloads_total", {{"result", "failed"}}) -
                 failed_reloads_before,
-            6);
+            7);
 }
 
 }  // namespace

@@ -1,25 +1,57 @@
 #!/usr/bin/env bash
-# Runs one libFuzzer binary for a bounded time on a copy of its seed corpus:
-#   run_fuzzer.sh BINARY SEED_DIR WORK_DIR SECONDS
+# Runs one libFuzzer binary on its seed corpus:
+#   run_fuzzer.sh BINARY SEED_DIR WORK_DIR RUNS [SECONDS]
+#
+# Gating mode (SECONDS empty or 0; what ./fraud test and CI run): first every corpus input is
+# replayed, then exactly RUNS mutations from a fixed seed (-seed=1) starting from the seed corpus
+# alone (the work corpus is emptied first). The same commit therefore always executes the same
+# inputs and gives the same verdict: a submission cannot fail because a random exploration found
+# something unrelated to it.
+# Exploration mode (SECONDS > 0; ./fraud test --deep, the nightly workflow): a random seed for
+# SECONDS, growing WORK_DIR/corpus across runs. FRAUD_FUZZ_SECONDS overrides SECONDS.
+#
 # New inputs go to WORK_DIR/corpus (never into the repository). A crash leaves WORK_DIR/crash-*
-# (or leak-/timeout-/oom-*) and fails the test; copy that file into tests/fuzz/corpus/<name>/ once
-# fixed so fuzz_replay_<name> keeps it as a regression test. FRAUD_FUZZ_SECONDS overrides SECONDS.
+# (or leak-/timeout-/oom-*) and fails the test; once fixed, copy the file into
+# tests/fuzz/corpus/<name>/ so fuzz_replay_<name> (a unit test of the normal build) keeps it.
 set -euo pipefail
-bin=$1 seeds=$2 work=$3 seconds=${FRAUD_FUZZ_SECONDS:-$4}
-mkdir -p "$work/corpus"
+bin=$1 seeds=$2 work=$3 runs=$4 seconds=${FRAUD_FUZZ_SECONDS:-${5:-0}}
 rm -f "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-*
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-set +e
-"$bin" -max_total_time="$seconds" -rss_limit_mb=2560 -timeout=10 -max_len=65536 \
-  -print_final_stats=1 -artifact_prefix="$work/" "$work/corpus" "$seeds" 2>"$work/fuzz.log"
-rc=$?
-set -e
-grep -E "^(stat::|Done|INFO: Running with)" "$work/fuzz.log" | head -20 || true
-if [ "$rc" != 0 ]; then
+common=(-rss_limit_mb=2560 -timeout=30 -max_len=65536 -print_final_stats=1
+  -artifact_prefix="$work/")
+
+fail() {
   tail -60 "$work/fuzz.log"
   ls "$work" | grep -E '^(crash|leak|timeout|oom)-' || true
-  echo "fuzzer failed (exit $rc); inputs above are in $work" >&2
+  echo "fuzzer failed ($1); inputs above are in $work" >&2
   exit 1
+}
+
+if [ "$seconds" -gt 0 ]; then
+  mkdir -p "$work/corpus"
+  echo "exploration: random seed, ${seconds} s, corpus $work/corpus + $seeds"
+  set +e
+  "$bin" -seed=0 -max_total_time="$seconds" "${common[@]}" "$work/corpus" "$seeds" \
+    2>"$work/fuzz.log"
+  rc=$?
+  set -e
+else
+  rm -rf "$work/corpus"
+  mkdir -p "$work/corpus"
+  # 1. Every kept input, as files (deterministic, no mutation).
+  set +e
+  "$bin" -runs=0 "${common[@]}" "$seeds"/* 2>"$work/fuzz.log"
+  rc=$?
+  set -e
+  [ "$rc" = 0 ] || fail "replaying $seeds, exit $rc"
+  echo "replayed $(ls "$seeds" | wc -l) corpus inputs"
+  # 2. A bounded, seeded run: same inputs on every run of this commit.
+  set +e
+  "$bin" -seed=1 -runs="$runs" "${common[@]}" "$work/corpus" "$seeds" 2>"$work/fuzz.log"
+  rc=$?
+  set -e
 fi
+grep -E "^(stat::|Done|INFO: Running with|INFO: Seed)" "$work/fuzz.log" | head -20 || true
+[ "$rc" = 0 ] || fail "exit $rc"
 echo "1 passed, 0 failed"

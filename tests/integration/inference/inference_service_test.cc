@@ -38,6 +38,7 @@ using ::fraud::testing::IsOk;
 using ::fraud::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using grpc::health::v1::HealthCheckResponse;
 using testing::CorruptByte;
 using testing::WriteVersion;
@@ -217,14 +218,13 @@ TEST_F(InferenceServiceTest, NanFeatureIsInvalidArgumentNamingTheRow) {
                        AllOf(HasSubstr("row 2"), HasSubstr("V14"), HasSubstr("NaN"))));
 }
 
-TEST_F(InferenceServiceTest, EmptyBatchAnswersWithTheServingVersion) {
+TEST_F(InferenceServiceTest, EmptyBatchIsInvalidArgument) {
   WriteVersion(root_, 4, kLogreg);
   StartServer();
   ASSERT_THAT(Reload(4), IsOk());
   v1::PredictResponse resp;
-  ASSERT_THAT(Predict(v1::PredictRequest(), &resp), IsOk());
-  EXPECT_EQ(resp.scores().scores_size(), 0);
-  EXPECT_EQ(resp.scores().model_version(), 4);
+  EXPECT_THAT(Predict(v1::PredictRequest(), &resp),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_rows is 0")));
 }
 
 TEST_F(InferenceServiceTest, WithoutAModelPredictIsUnavailableAndHealthNotServingUntilALoad) {
@@ -279,9 +279,14 @@ TEST_F(InferenceServiceTest, ReloadToACorruptArtifactIsRefusedWhileTheOldModelKe
   EXPECT_THAT(Reload(2), StatusIs(absl::StatusCode::kDataLoss,
                                   AllOf(HasSubstr(bad_torch), HasSubstr("weights.pt"))));
   EXPECT_THAT(Reload(3), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("model.json")));
-  EXPECT_THAT(Reload(9), StatusIs(absl::StatusCode::kNotFound, HasSubstr(root_)));
+  EXPECT_THAT(Reload(9), StatusIs(absl::StatusCode::kNotFound, HasSubstr("model version 9")));
   std::filesystem::remove(bad_torch + "/" + model::kManifestFileName);
-  EXPECT_THAT(Reload(2), StatusIs(absl::StatusCode::kNotFound, HasSubstr("manifest")));
+  // The message names the version and the file, never the server's model directory.
+  const absl::Status no_manifest = Reload(2);
+  EXPECT_THAT(no_manifest, StatusIs(absl::StatusCode::kNotFound,
+                                    AllOf(HasSubstr("model version 2"),
+                                          HasSubstr(model::kManifestFileName))));
+  EXPECT_THAT(std::string(no_manifest.message()), Not(HasSubstr(root_)));
 
   EXPECT_EQ(ServingVersion().value_or(-1), 1);
   v1::PredictResponse after;

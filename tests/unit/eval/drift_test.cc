@@ -80,7 +80,8 @@ TEST(DriftAccumulatorTest, MatchesHandComputedPsiForACollapsedFeature) {
   const std::vector<double> rows = TrainingRows();
   auto refs = BuildFeatureReferences(rows.data(), 100, kColumns, 10);
   ASSERT_THAT(refs, IsOk());
-  absl::StatusOr<DriftAccumulator> acc = DriftAccumulator::Create(ToRepeated(*refs), kColumns);
+  absl::StatusOr<DriftAccumulator> acc =
+      DriftAccumulator::Create(ToRepeated(*refs), kColumns, kDefaultPsiFlag, /*min_rows=*/1);
   ASSERT_THAT(acc, IsOk());
   // Every uploaded row has a = 5 (bin 0), b = 7 (bin 0, as in training).
   std::vector<double> upload;
@@ -163,6 +164,49 @@ TEST(DriftAccumulatorTest, RejectsMalformedReferences) {
   r->add_edges(0.5);  // not ascending
   EXPECT_THAT(DriftAccumulator::Create(refs, kColumns),
               StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("unsorted")));
+}
+
+}  // namespace
+}  // namespace fraud::eval
+
+namespace fraud::eval {
+namespace {
+
+TEST(DriftAccumulatorTest, BelowTheMinimumRowsFiguresAreShownButNothingIsJudged) {
+  const std::vector<double> rows = TrainingRows();
+  auto refs = BuildFeatureReferences(rows.data(), 100, kColumns, 10);
+  ASSERT_THAT(refs, IsOk());
+  absl::StatusOr<DriftAccumulator> acc = DriftAccumulator::Create(ToRepeated(*refs), kColumns);
+  ASSERT_THAT(acc, IsOk());
+  EXPECT_EQ(acc->min_rows(), kMinDriftRows);
+  std::vector<double> upload;
+  for (int i = 0; i < 50; ++i) {
+    upload.push_back(5.0);
+    upload.push_back(7.0);
+  }
+  acc->Add(upload.data(), 50);  // the collapsed feature of the test above: PSI 8.28
+  for (const FeatureDrift& d : acc->Result()) {
+    EXPECT_FALSE(d.judged) << d.feature;
+    EXPECT_FALSE(d.flagged) << d.feature;
+  }
+  EXPECT_NEAR(acc->Result()[0].psi, 8.2831, 1e-4);
+  // From kMinDriftRows rows on, the same shift is a verdict.
+  for (int64_t added = 50; added < kMinDriftRows; added += 50) acc->Add(upload.data(), 50);
+  EXPECT_TRUE(acc->Result()[0].judged);
+  EXPECT_TRUE(acc->Result()[0].flagged);
+}
+
+TEST(DriftAccumulatorTest, LeavesTimeOut) {
+  const std::vector<std::string> columns = {"Time", "b"};
+  const std::vector<double> rows = TrainingRows();
+  auto refs = BuildFeatureReferences(rows.data(), 100, columns, 10);
+  ASSERT_THAT(refs, IsOk());
+  absl::StatusOr<DriftAccumulator> acc = DriftAccumulator::Create(ToRepeated(*refs), columns);
+  ASSERT_THAT(acc, IsOk());
+  acc->Add(rows.data(), 100);
+  const std::vector<FeatureDrift> drift = acc->Result();
+  ASSERT_EQ(drift.size(), 1u);
+  EXPECT_EQ(drift[0].feature, "b");
 }
 
 }  // namespace

@@ -16,6 +16,7 @@ using ::fraud::testing::IsOk;
 using ::fraud::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::FakeChampionSource;
 using testing::FakeClock;
 using testing::FakeModelRepo;
@@ -57,12 +58,13 @@ TEST_F(ModelReloaderTest, ReportsThePreviousVersionOnASwap) {
   EXPECT_EQ(Serving(), 2);
 }
 
-TEST_F(ModelReloaderTest, MissingVersionDirectoryIsNotFoundWithThePathAndKeepsServing) {
+TEST_F(ModelReloaderTest, MissingVersionIsNotFoundNamingTheVersionNotThePathAndKeepsServing) {
   repo_.AddVersion(1);
   ASSERT_THAT(reloader_.Reload(1), IsOk());
-  EXPECT_THAT(reloader_.Reload(9),
-              StatusIs(absl::StatusCode::kNotFound,
-                       AllOf(HasSubstr(repo_.Dir(9)), HasSubstr("does not exist"))));
+  absl::StatusOr<ReloadResult> r = reloader_.Reload(9);
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kNotFound,
+                          AllOf(HasSubstr("model version 9"), HasSubstr("no artifact"))));
+  EXPECT_THAT(std::string(r.status().message()), Not(HasSubstr(repo_.Dir(9))));
   EXPECT_EQ(Serving(), 1);
 }
 

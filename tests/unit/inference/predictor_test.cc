@@ -127,13 +127,12 @@ TEST_F(PredictorTest, InfinityIsInvalidArgumentNamingTheRow) {
                        AllOf(HasSubstr("row 1"), HasSubstr("Time"), HasSubstr("infinite"))));
 }
 
-TEST_F(PredictorTest, EmptyBatchGivesAnEmptyResponseNamingTheVersion) {
+TEST_F(PredictorTest, EmptyBatchIsInvalidArgument) {
   Load(5, 0.3);
   common::v1::ScoreBatch out;
-  ASSERT_THAT(predictor_.Predict(common::v1::TransactionBatch(), &out), IsOk());
+  EXPECT_THAT(predictor_.Predict(common::v1::TransactionBatch(), &out),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_rows is 0")));
   EXPECT_EQ(out.scores_size(), 0);
-  EXPECT_EQ(out.model_version(), 5);
-  EXPECT_DOUBLE_EQ(out.threshold(), 0.3);
   EXPECT_EQ(behavior_->score_calls.load(), 0);
 }
 

@@ -473,8 +473,13 @@ TEST(UploadSessionTest, DriftFlagsAShiftedFeatureAgainstTheModelReference) {
   UploadSession session(Options(), &scorer, &sink);
   absl::StatusOr<UploadSummary> summary = RunUpload(session, data);
   ASSERT_THAT(summary, IsOk());
-  ASSERT_EQ(summary->report().drift_size(), kF);
+  // Every feature but Time (it counts seconds from the file's start: see eval/drift.h).
+  ASSERT_EQ(summary->report().drift_size(), kF - 1);
+  EXPECT_EQ(summary->report().drift_min_rows(), eval::kMinDriftRows);
+  EXPECT_THAT(summary->report().drift_note(), HasSubstr("Time is left out"));
   for (const auto& d : summary->report().drift()) {
+    EXPECT_NE(d.feature(), "Time");
+    EXPECT_TRUE(d.judged()) << d.feature();
     if (d.feature() == "Amount") {
       EXPECT_TRUE(d.flagged());
       EXPECT_GE(d.psi(), 0.25);
@@ -483,6 +488,38 @@ TEST(UploadSessionTest, DriftFlagsAShiftedFeatureAgainstTheModelReference) {
     }
   }
   EXPECT_EQ(summary->report().drift_flagged(), 1);
+}
+
+TEST(UploadSessionTest, DriftOfATinyUploadIsShownButNotJudged) {
+  // Five rows of the reference's own distribution used to flag every feature (PSI of n rows is
+  // about 9 / n by chance alone): below kMinDriftRows nothing is flagged.
+  const int64_t n = 3000;
+  csv::GeneratorOptions g;
+  g.rows = n;
+  g.seed = 11;
+  csv::SyntheticGenerator gen(g);
+  std::vector<double> features(n * kF);
+  int32_t y;
+  for (int64_t r = 0; r < n; ++r) gen.Next(features.data() + r * kF, &y);
+  std::vector<std::string> names(csv::kFeatureNames.begin(), csv::kFeatureNames.end());
+  absl::StatusOr<std::vector<common::v1::FeatureReference>> refs =
+      eval::BuildFeatureReferences(features.data(), n, names);
+  ASSERT_THAT(refs, IsOk());
+  FakeScorer scorer;
+  scorer.reference = *refs;
+  FakeSink sink;
+  UploadSession session(Options(), &scorer, &sink);
+  absl::StatusOr<UploadSummary> summary = RunUpload(session, SyntheticCsv(5));
+  ASSERT_THAT(summary, IsOk());
+  ASSERT_EQ(summary->report().drift_size(), kF - 1);
+  double max_psi = 0;
+  for (const auto& d : summary->report().drift()) {
+    EXPECT_FALSE(d.judged()) << d.feature();
+    EXPECT_FALSE(d.flagged()) << d.feature();
+    max_psi = std::max(max_psi, d.psi());
+  }
+  EXPECT_GT(max_psi, 0.25);  // the figure that used to be a verdict is still shown
+  EXPECT_EQ(summary->report().drift_flagged(), 0);
 }
 
 TEST(UploadSessionTest, ChunkingAtOddBoundariesGivesIdenticalResults) {

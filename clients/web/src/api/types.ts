@@ -251,6 +251,7 @@ export interface FeatureDrift {
   psi?: Double;
   ks?: Double;
   flagged?: boolean;
+  judged?: boolean;
 }
 
 export interface DataReport {
@@ -266,6 +267,8 @@ export interface DataReport {
   amountMax?: Double;
   drift?: FeatureDrift[];
   driftFlagged?: number;
+  driftMinRows?: Int64;
+  driftNote?: string;
 }
 
 export interface UploadSummary {

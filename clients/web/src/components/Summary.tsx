@@ -184,7 +184,8 @@ export function SuspiciousTable({ rows, labelled }: { rows: SuspiciousRow[]; lab
   );
 }
 
-export function DriftTable({ drift }: { drift: FeatureDrift[] }) {
+// minRows: the server's fewest rows for a verdict (0 for summaries stored before verdicts had one).
+export function DriftTable({ drift, minRows = 0 }: { drift: FeatureDrift[]; minRows?: number }) {
   return (
     <SortableTable
       caption="Drift against the champion's training data (PSI ≥ 0.25 is flagged)"
@@ -201,7 +202,8 @@ export function DriftTable({ drift }: { drift: FeatureDrift[] }) {
           key: 'flagged',
           header: 'Shift',
           value: (d) => (d.flagged ? 1 : 0),
-          render: (d) => (d.flagged ? <strong className="flag">⚠ large</strong> : 'ok'),
+          render: (d) =>
+            d.flagged ? <strong className="flag">⚠ large</strong> : !d.judged && minRows > 0 ? <span className="muted">too few rows</span> : 'ok',
         },
       ]}
     />
@@ -250,11 +252,14 @@ export function DataReportView({ report }: { report: DataReport }) {
         <div>
           <dt>Drifting features</dt>
           <dd className={(report.driftFlagged ?? 0) > 0 ? 'flag' : undefined}>
-            {report.driftFlagged ?? 0} of {drift.length}
+            {drift.length > 0 && num0(report.driftMinRows) > 0 && drift.every((d) => !d.judged)
+              ? `too few rows (fewer than ${fmtInt(report.driftMinRows)})`
+              : `${report.driftFlagged ?? 0} of ${drift.length}`}
           </dd>
         </div>
       </dl>
-      {drift.length > 0 ? <DriftTable drift={drift} /> : <p className="muted">No drift figures (no champion reference).</p>}
+      {drift.length > 0 ? <DriftTable drift={drift} minRows={num0(report.driftMinRows)} /> : <p className="muted">No drift figures (no champion reference).</p>}
+      {report.driftNote ? <p className="muted">{report.driftNote}.</p> : null}
     </section>
   );
 }
