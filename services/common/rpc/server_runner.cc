@@ -1,6 +1,5 @@
 #include "services/common/rpc/server_runner.h"
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
@@ -18,6 +17,7 @@
 #include "grpc/health/v1/health.pb.h"
 #include "services/common/core/log.h"
 #include "services/common/rpc/grpc_status.h"
+#include "services/common/rpc/reflection_service.h"
 
 namespace fraud::rpc {
 namespace {
@@ -129,7 +129,12 @@ absl::Status ServerRunner::Start() {
   // Keep grpc.health.v1's descriptor linked in, so reflection can describe the health service.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  if (reflection_ == nullptr) {
+    absl::StatusOr<std::unique_ptr<ReflectionService>> reflection =
+        ReflectionService::Create(EmbeddedDescriptorSet());
+    if (!reflection.ok()) return reflection.status();
+    reflection_ = *std::move(reflection);
+  }
 
   std::shared_ptr<grpc::ServerCredentials> creds;
   if (!options_.tls_cert_file.empty() && !options_.tls_key_file.empty()) {
@@ -145,6 +150,7 @@ absl::Status ServerRunner::Start() {
   }
 
   grpc::ServerBuilder builder;
+  builder.SetOption(ReflectionBuilderOption(reflection_.get()));
   const std::string address = absl::StrCat(options_.host, ":", options_.port);
   builder.AddListeningPort(address, creds, &port_);
   grpc::ResourceQuota quota(absl::StrCat("fraud-", options_.service_name));

@@ -28,6 +28,8 @@
 
 namespace fraud::rpc {
 
+class ReflectionService;  // reflection_service.h
+
 struct ServerOptions {
   // Short service name for metrics and logs: "storage", "inference", ...
   std::string service_name = "fraud";
@@ -81,6 +83,8 @@ class ServerRunner {
   ServerOptions options_;
   std::vector<grpc::Service*> services_;
   std::function<bool()> ready_;
+  // Declared before server_: the server uses it until it is destroyed.
+  std::unique_ptr<ReflectionService> reflection_;
   std::unique_ptr<grpc::Server> server_;
   metrics::HttpEndpoint http_;
   int port_ = 0;

@@ -446,20 +446,34 @@ TEST(UploadSessionTest, DataReportDescribesClassRatioTimeOrderAndAmounts) {
   EXPECT_TRUE(s2->report().time_monotonic() == false);
 }
 
+// Rows of one synthetic period (seed 11) and the drift references built from them.
+struct ReferencePeriod {
+  csv::GeneratorOptions options;
+  std::vector<double> features;
+  std::vector<common::v1::FeatureReference> references;
+};
+ReferencePeriod MakeReferencePeriod(int64_t n) {
+  ReferencePeriod p;
+  p.options.rows = n;
+  p.options.seed = 11;
+  csv::SyntheticGenerator gen(p.options);
+  p.features.resize(n * kF);
+  int32_t y;
+  for (int64_t r = 0; r < n; ++r) gen.Next(p.features.data() + r * kF, &y);
+  std::vector<std::string> names(csv::kFeatureNames.begin(), csv::kFeatureNames.end());
+  absl::StatusOr<std::vector<common::v1::FeatureReference>> refs =
+      eval::BuildFeatureReferences(p.features.data(), n, names);
+  EXPECT_THAT(refs, IsOk());
+  if (refs.ok()) p.references = *std::move(refs);
+  return p;
+}
+
 TEST(UploadSessionTest, DriftFlagsAShiftedFeatureAgainstTheModelReference) {
   // Reference from one synthetic period; the upload multiplies every Amount by 20.
   const int64_t n = 3000;
-  csv::GeneratorOptions g;
-  g.rows = n;
-  g.seed = 11;
-  csv::SyntheticGenerator gen(g);
-  std::vector<double> features(n * kF);
-  int32_t y;
-  for (int64_t r = 0; r < n; ++r) gen.Next(features.data() + r * kF, &y);
-  std::vector<std::string> names(csv::kFeatureNames.begin(), csv::kFeatureNames.end());
-  absl::StatusOr<std::vector<common::v1::FeatureReference>> refs =
-      eval::BuildFeatureReferences(features.data(), n, names);
-  ASSERT_THAT(refs, IsOk());
+  ReferencePeriod period = MakeReferencePeriod(n);
+  const csv::GeneratorOptions& g = period.options;
+  std::vector<double>& features = period.features;
 
   std::string data = csv::SyntheticCsvHeader(g);
   for (int64_t r = 0; r < n; ++r) {
@@ -468,7 +482,7 @@ TEST(UploadSessionTest, DriftFlagsAShiftedFeatureAgainstTheModelReference) {
     csv::AppendCsvRow(f, 0, true, false, &data);
   }
   FakeScorer scorer;
-  scorer.reference = *refs;
+  scorer.reference = period.references;
   FakeSink sink;
   UploadSession session(Options(), &scorer, &sink);
   absl::StatusOr<UploadSummary> summary = RunUpload(session, data);
@@ -493,20 +507,8 @@ TEST(UploadSessionTest, DriftFlagsAShiftedFeatureAgainstTheModelReference) {
 TEST(UploadSessionTest, DriftOfATinyUploadIsShownButNotJudged) {
   // Five rows of the reference's own distribution used to flag every feature (PSI of n rows is
   // about 9 / n by chance alone): below kMinDriftRows nothing is flagged.
-  const int64_t n = 3000;
-  csv::GeneratorOptions g;
-  g.rows = n;
-  g.seed = 11;
-  csv::SyntheticGenerator gen(g);
-  std::vector<double> features(n * kF);
-  int32_t y;
-  for (int64_t r = 0; r < n; ++r) gen.Next(features.data() + r * kF, &y);
-  std::vector<std::string> names(csv::kFeatureNames.begin(), csv::kFeatureNames.end());
-  absl::StatusOr<std::vector<common::v1::FeatureReference>> refs =
-      eval::BuildFeatureReferences(features.data(), n, names);
-  ASSERT_THAT(refs, IsOk());
   FakeScorer scorer;
-  scorer.reference = *refs;
+  scorer.reference = MakeReferencePeriod(3000).references;
   FakeSink sink;
   UploadSession session(Options(), &scorer, &sink);
   absl::StatusOr<UploadSummary> summary = RunUpload(session, SyntheticCsv(5));
