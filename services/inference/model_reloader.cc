@@ -122,15 +122,19 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelReloader::LoadVersion(in
   absl::StatusOr<std::unique_ptr<ScoringModel>> model = loader_(path);
   if (!model.ok()) {
     const absl::Status& s = model.status();
-    const std::string message = absl::StrReplaceAll(
-        s.message(), {{absl::StrCat(path, "/"), ""}, {path, "the artifact directory"}});
+    // LoadModel's own context ("loading model <dir>: ") says nothing the version does not.
+    std::string message =
+        absl::StrReplaceAll(s.message(), {{absl::StrCat("loading model ", path, ": "), ""}});
+    message = absl::StrReplaceAll(message, {{absl::StrCat(path, "/"), ""}});
+    message = absl::StrReplaceAll(message, {{path, "the artifact directory"}});
     return absl::Status(s.code(), absl::StrCat(context, ": ", message));
   }
-  if (*model == nullptr) return absl::InternalError(absl::StrCat(context, ": loader returned null"));
+  if (*model == nullptr)
+    return absl::InternalError(absl::StrCat(context, ": loader returned null"));
   const common::v1::ModelManifest& manifest = (*model)->manifest();
   if (manifest.version() != version) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        context, ": manifest says version ", manifest.version(), ", expected ", version));
+    return absl::FailedPreconditionError(absl::StrCat(context, ": manifest says version ",
+                                                      manifest.version(), ", expected ", version));
   }
   if (!std::isfinite(manifest.threshold()) || manifest.threshold() < 0 ||
       manifest.threshold() > 1) {

@@ -30,7 +30,8 @@ absl::Status Defect(absl::string_view where, absl::string_view what) {
 }
 
 // `obj` is an object whose keys are all in `allowed` and include every key of `required`.
-absl::Status Keys(const Json& obj, absl::string_view where, std::initializer_list<const char*> required,
+absl::Status Keys(const Json& obj, absl::string_view where,
+                  std::initializer_list<const char*> required,
                   std::initializer_list<const char*> optional = {}) {
   if (!obj.is_object()) return Defect(where, "is not a JSON object");
   for (const char* key : required) {
@@ -119,19 +120,19 @@ absl::Status FiniteArray(const Json& obj, const char* key, absl::string_view whe
 absl::Status EmptyArray(const Json& obj, const char* key, absl::string_view where) {
   const Json& v = obj.at(key);
   if (!v.is_array() || !v.empty()) {
-    return Defect(where, absl::StrCat("\"", key, "\" must be an empty array (no categorical splits)"));
+    return Defect(where,
+                  absl::StrCat("\"", key, "\" must be an empty array (no categorical splits)"));
   }
   return absl::OkStatus();
 }
 
 absl::Status CheckTree(const Json& tree, size_t index, size_t num_features) {
   const std::string where = absl::StrCat("tree ", index);
-  FRAUD_RETURN_IF_ERROR(Keys(tree, where,
-                             {"base_weights", "categories", "categories_nodes",
-                              "categories_segments", "categories_sizes", "default_left", "id",
-                              "left_children", "loss_changes", "parents", "right_children",
-                              "split_conditions", "split_indices", "split_type", "sum_hessian",
-                              "tree_param"}));
+  FRAUD_RETURN_IF_ERROR(Keys(
+      tree, where,
+      {"base_weights", "categories", "categories_nodes", "categories_segments", "categories_sizes",
+       "default_left", "id", "left_children", "loss_changes", "parents", "right_children",
+       "split_conditions", "split_indices", "split_type", "sum_hessian", "tree_param"}));
   int64_t id = -1;
   if (!AsInt(tree.at("id"), &id) || id != static_cast<int64_t>(index)) {
     return Defect(where, absl::StrCat("\"id\" must be ", index, " (trees are stored in order)"));
@@ -145,16 +146,16 @@ absl::Status CheckTree(const Json& tree, size_t index, size_t num_features) {
   FRAUD_ASSIGN_OR_RETURN(int64_t tree_features, IntParam(param, "num_feature", pwhere));
   FRAUD_RETURN_IF_ERROR(ExpectInt(param, "size_leaf_vector", pwhere, 0));
   if (num_nodes < 1 || num_nodes > kMaxNodesPerTree) {
-    return Defect(pwhere, absl::StrCat("num_nodes ", num_nodes, " is outside [1, ",
-                                       kMaxNodesPerTree, "]"));
+    return Defect(pwhere,
+                  absl::StrCat("num_nodes ", num_nodes, " is outside [1, ", kMaxNodesPerTree, "]"));
   }
   if (num_deleted < 0 || num_deleted >= num_nodes) {
-    return Defect(pwhere, absl::StrCat("num_deleted ", num_deleted, " is outside [0, ",
-                                       num_nodes, ")"));
+    return Defect(pwhere,
+                  absl::StrCat("num_deleted ", num_deleted, " is outside [0, ", num_nodes, ")"));
   }
   if (tree_features < 1 || tree_features > static_cast<int64_t>(num_features)) {
-    return Defect(pwhere, absl::StrCat("num_feature ", tree_features, " is outside [1, ",
-                                       num_features, "]"));
+    return Defect(
+        pwhere, absl::StrCat("num_feature ", tree_features, " is outside [1, ", num_features, "]"));
   }
   const size_t n = static_cast<size_t>(num_nodes);
   FRAUD_ASSIGN_OR_RETURN(std::vector<int64_t> left, IntArray(tree, "left_children", where, n));
@@ -214,8 +215,8 @@ absl::Status CheckTree(const Json& tree, size_t index, size_t num_features) {
                                            " is reached twice (a cycle or a shared node)"));
       }
       if (parents[child] != static_cast<int64_t>(node)) {
-        return Defect(nwhere, absl::StrCat(side, " child ", child, " names parent ",
-                                           parents[child]));
+        return Defect(nwhere,
+                      absl::StrCat(side, " child ", child, " names parent ", parents[child]));
       }
       reached[child] = 1;
       ++reached_count;
@@ -224,8 +225,10 @@ absl::Status CheckTree(const Json& tree, size_t index, size_t num_features) {
   }
   // XGBoost keeps pruned nodes in the arrays, detached from the tree and counted as deleted.
   if (static_cast<int64_t>(n - reached_count) != num_deleted) {
-    return Defect(where, absl::StrCat(n - reached_count, " nodes are unreachable from the root "
-                                      "but num_deleted is ", num_deleted));
+    return Defect(where, absl::StrCat(n - reached_count,
+                                      " nodes are unreachable from the root "
+                                      "but num_deleted is ",
+                                      num_deleted));
   }
   return absl::OkStatus();
 }
@@ -233,8 +236,8 @@ absl::Status CheckTree(const Json& tree, size_t index, size_t num_features) {
 absl::Status CheckStringArray(const Json& learner, const char* key, size_t num_features) {
   const Json& v = learner.at(key);
   if (!v.is_array() || (!v.empty() && v.size() != num_features)) {
-    return Defect("learner", absl::StrCat("\"", key, "\" must be empty or hold ", num_features,
-                                          " strings"));
+    return Defect("learner",
+                  absl::StrCat("\"", key, "\" must be empty or hold ", num_features, " strings"));
   }
   for (const Json& s : v) {
     if (!s.is_string()) return Defect("learner", absl::StrCat("\"", key, "\" holds a non-string"));
@@ -247,8 +250,7 @@ absl::Status CheckStringArray(const Json& learner, const char* key, size_t num_f
 
 absl::Status CheckLearner(const Json& learner, size_t num_features) {
   FRAUD_RETURN_IF_ERROR(Keys(learner, "learner",
-                             {"attributes", "gradient_booster", "learner_model_param",
-                              "objective"},
+                             {"attributes", "gradient_booster", "learner_model_param", "objective"},
                              {"feature_names", "feature_types"}));
   const Json& attributes = learner.at("attributes");
   if (!attributes.is_object()) return Defect("learner", "\"attributes\" is not an object");
@@ -270,8 +272,8 @@ absl::Status CheckLearner(const Json& learner, size_t num_features) {
                   absl::StrCat("base_score ", base_score, " is not a probability in (0, 1)"));
   }
   FRAUD_RETURN_IF_ERROR(ExpectInt(lmp, "num_class", "learner_model_param", 0));
-  FRAUD_RETURN_IF_ERROR(ExpectInt(lmp, "num_feature", "learner_model_param",
-                                  static_cast<int64_t>(num_features)));
+  FRAUD_RETURN_IF_ERROR(
+      ExpectInt(lmp, "num_feature", "learner_model_param", static_cast<int64_t>(num_features)));
   if (lmp.contains("num_target")) {
     FRAUD_RETURN_IF_ERROR(ExpectInt(lmp, "num_target", "learner_model_param", 1));
   }
@@ -299,11 +301,11 @@ absl::Status CheckLearner(const Json& learner, size_t num_features) {
     return Defect("gradient_booster", "name must be \"gbtree\"");
   }
   const Json& model = booster.at("model");
-  FRAUD_RETURN_IF_ERROR(Keys(model, "gradient_booster model",
-                             {"gbtree_model_param", "tree_info", "trees"}));
+  FRAUD_RETURN_IF_ERROR(
+      Keys(model, "gradient_booster model", {"gbtree_model_param", "tree_info", "trees"}));
   const Json& gmp = model.at("gbtree_model_param");
-  FRAUD_RETURN_IF_ERROR(Keys(gmp, "gbtree_model_param", {"num_trees"},
-                             {"num_parallel_tree", "size_leaf_vector"}));
+  FRAUD_RETURN_IF_ERROR(
+      Keys(gmp, "gbtree_model_param", {"num_trees"}, {"num_parallel_tree", "size_leaf_vector"}));
   const Json& trees = model.at("trees");
   if (!trees.is_array() || trees.empty() || static_cast<int64_t>(trees.size()) > kMaxTrees) {
     return Defect("gradient_booster model",
@@ -312,8 +314,8 @@ absl::Status CheckLearner(const Json& learner, size_t num_features) {
   const int64_t num_trees = static_cast<int64_t>(trees.size());
   FRAUD_ASSIGN_OR_RETURN(int64_t declared, IntParam(gmp, "num_trees", "gbtree_model_param"));
   if (declared != num_trees) {
-    return Defect("gbtree_model_param", absl::StrCat("num_trees is ", declared, " but \"trees\" holds ",
-                                                     num_trees));
+    return Defect("gbtree_model_param",
+                  absl::StrCat("num_trees is ", declared, " but \"trees\" holds ", num_trees));
   }
   if (gmp.contains("size_leaf_vector")) {
     FRAUD_RETURN_IF_ERROR(ExpectInt(gmp, "size_leaf_vector", "gbtree_model_param", 0));
@@ -323,8 +325,8 @@ absl::Status CheckLearner(const Json& learner, size_t num_features) {
                            IntParam(gmp, "num_parallel_tree", "gbtree_model_param"));
     if (parallel < 1 || num_trees % parallel != 0) {
       return Defect("gbtree_model_param",
-                    absl::StrCat("num_parallel_tree ", parallel, " does not divide the ",
-                                 num_trees, " trees"));
+                    absl::StrCat("num_parallel_tree ", parallel, " does not divide the ", num_trees,
+                                 " trees"));
     }
   }
   FRAUD_ASSIGN_OR_RETURN(std::vector<int64_t> tree_info,

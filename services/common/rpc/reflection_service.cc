@@ -23,8 +23,7 @@ using grpc::reflection::v1alpha::ErrorResponse;
 // name() of the plugin gRPC's libgrpc++_reflection registers from a static initializer.
 constexpr char kGrpcReflectionPluginName[] = "proto_server_reflection";
 
-void SetError(grpc::StatusCode code, std::string message,
-              ReflectionService::Response* response) {
+void SetError(grpc::StatusCode code, std::string message, ReflectionService::Response* response) {
   ErrorResponse* e = response->mutable_error_response();
   e->set_error_code(static_cast<int32_t>(code));
   e->set_error_message(std::move(message));

@@ -46,9 +46,8 @@ class ReflectionService final : public grpc::reflection::v1alpha::ServerReflecti
   // The names list_services answers with (the server's registered services).
   void SetServiceList(std::vector<std::string> services) { services_ = std::move(services); }
 
-  grpc::Status ServerReflectionInfo(
-      grpc::ServerContext* context,
-      grpc::ServerReaderWriter<Response, Request>* stream) override;
+  grpc::Status ServerReflectionInfo(grpc::ServerContext* context,
+                                    grpc::ServerReaderWriter<Response, Request>* stream) override;
 
   // Answers one request; `sent` holds the files already sent on this stream and is updated.
   // Unknown symbols and files are an error_response with NOT_FOUND, as in gRPC's own service.

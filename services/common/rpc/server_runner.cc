@@ -78,7 +78,8 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     m_->in_flight.Add({{"method", method_}}).Decrement();
-    m_->requests.Add({{"method", method_}, {"code", CodeName(static_cast<absl::StatusCode>(code_))}})
+    m_->requests
+        .Add({{"method", method_}, {"code", CodeName(static_cast<absl::StatusCode>(code_))}})
         .Increment();
     m_->latency.Add({{"method", method_}}, metrics::LatencyBuckets()).Observe(seconds);
   }
@@ -158,7 +159,8 @@ absl::Status ServerRunner::Start() {
   builder.SetResourceQuota(quota);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
-  for (const auto& [name, value] : options_.int_channel_args) builder.AddChannelArgument(name, value);
+  for (const auto& [name, value] : options_.int_channel_args)
+    builder.AddChannelArgument(name, value);
   RpcMetrics* rpc_metrics = MetricsFor(options_.service_name);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> factories;
   factories.push_back(std::make_unique<MetricsInterceptorFactory>(rpc_metrics));

@@ -13,8 +13,8 @@
 // Thread-safety: Register/Start/Shutdown from one thread; SetServing from any thread.
 #pragma once
 
-#include <grpcpp/server.h>
 #include <grpcpp/impl/service_type.h>
+#include <grpcpp/server.h>
 
 #include <functional>
 #include <memory>

@@ -58,7 +58,7 @@ TEST_F(FraudctlRpcTest, UploadPrintsTheSummaryAndStoresTheFile) {
   EXPECT_THAT(r.out, HasSubstr("AUPRC 0."));
   EXPECT_THAT(r.out, HasSubstr("Most suspicious rows:"));
   EXPECT_THAT(r.out, HasSubstr("Data report:"));
-  EXPECT_THAT(r.out, HasSubstr("0 of 30 features flagged"));
+  EXPECT_THAT(r.out, HasSubstr("0 of 29 features flagged"));
   EXPECT_EQ(Count("transactions"), 5000);
   EXPECT_EQ(QueryScalar("SELECT file_name FROM uploads"), schema() + "_p1.csv");
 

@@ -73,9 +73,7 @@ TEST(XgbModelCheckTest, RefusesEachStructuralDefectAsDataLossNamingIt) {
       {"cycle back to the root", [](Json& m) { Trees(m)[0]["left_children"][0] = 0; },
        "left child 0 is outside"},
       {"shared child",
-       [](Json& m) {
-         Trees(m)[0]["right_children"][0] = Trees(m)[0]["left_children"][0];
-       },
+       [](Json& m) { Trees(m)[0]["right_children"][0] = Trees(m)[0]["left_children"][0]; },
        "is reached twice"},
       {"one child only", [](Json& m) { Trees(m)[0]["right_children"][0] = -1; },
        "has exactly one child"},
@@ -108,8 +106,7 @@ TEST(XgbModelCheckTest, RefusesEachStructuralDefectAsDataLossNamingIt) {
        "unreachable from the root"},
       {"base_score 1", [](Json& m) { m["learner"]["learner_model_param"]["base_score"] = "1"; },
        "base_score 1 is not a probability"},
-      {"base_score inf",
-       [](Json& m) { m["learner"]["learner_model_param"]["base_score"] = "inf"; },
+      {"base_score inf", [](Json& m) { m["learner"]["learner_model_param"]["base_score"] = "inf"; },
        "\"base_score\" is not a finite number string"},
       {"feature count", [](Json& m) { m["learner"]["learner_model_param"]["num_feature"] = "31"; },
        "\"num_feature\" is 31, expected 30"},
@@ -122,9 +119,16 @@ TEST(XgbModelCheckTest, RefusesEachStructuralDefectAsDataLossNamingIt) {
       {"unknown key", [](Json& m) { Trees(m)[0]["leaf_vector"] = Json::array(); },
        "has unknown key \"leaf_vector\""},
       {"missing key", [](Json& m) { Trees(m)[0].erase("parents"); }, "lacks \"parents\""},
-      {"version 2", [](Json& m) { m["version"] = Json::array({2, 0, 0}); },
+      {"version 2",
+       [](Json& m) {
+         m["version"] = Json::array({2, 0, 0});
+       },
        "\"version\" must be [1, minor, patch]"},
-      {"not an object", [](Json& m) { m = Json::array({1, 2}); }, "is not a JSON object"},
+      {"not an object",
+       [](Json& m) {
+         m = Json::array({1, 2});
+       },
+       "is not a JSON object"},
       {"no trees", [](Json& m) { Trees(m) = Json::array(); }, "must be an array of 1 to"},
       {"parallel trees do not divide",
        [](Json& m) {

@@ -58,8 +58,8 @@ std::string CommentOf(const google::protobuf::FileDescriptorProto& file, const s
 
 class ReflectionTest : public ::testing::Test {
  protected:
-  using Stream = grpc::ClientReaderWriter<refl::ServerReflectionRequest,
-                                          refl::ServerReflectionResponse>;
+  using Stream =
+      grpc::ClientReaderWriter<refl::ServerReflectionRequest, refl::ServerReflectionResponse>;
   void SetUp() override {
     ASSERT_THAT(server_.Start(), IsOk());
     stub_ = refl::ServerReflection::NewStub(server_.channel());
@@ -98,7 +98,8 @@ TEST_F(ReflectionTest, SymbolsAskedInARowSendEachDependencyOnceAndAllResolve) {
     refl::ServerReflectionRequest req;
     req.set_file_containing_symbol(symbol);
     const refl::ServerReflectionResponse resp = Ask(req);
-    ASSERT_FALSE(resp.has_error_response()) << symbol << ": " << resp.error_response().error_message();
+    ASSERT_FALSE(resp.has_error_response())
+        << symbol << ": " << resp.error_response().error_message();
     const auto files = Files(resp);
     ASSERT_FALSE(files.empty()) << symbol;
     EXPECT_EQ(files[0].name(), file) << symbol;
@@ -127,7 +128,8 @@ TEST_F(ReflectionTest, SymbolsAskedInARowSendEachDependencyOnceAndAllResolve) {
     EXPECT_TRUE(pending.empty()) << symbol << ": " << pending.size() << " files do not resolve";
     EXPECT_NE(client_pool.FindFileContainingSymbol(symbol), nullptr) << symbol;
   }
-  for (const auto& [name, n] : times_sent) EXPECT_EQ(n, 1) << name << " sent as a dependency " << n << " times";
+  for (const auto& [name, n] : times_sent)
+    EXPECT_EQ(n, 1) << name << " sent as a dependency " << n << " times";
   EXPECT_GT(times_sent.count("fraud/common/v1/types.proto"), 0u);
 }
 

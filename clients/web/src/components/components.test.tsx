@@ -18,6 +18,17 @@ describe('DriftTable', () => {
     await userEvent.click(screen.getByRole('button', { name: 'Show all 30 rows' }));
     expect(within(table).getAllByRole('row')).toHaveLength(31);
   });
+
+  it('says "too few rows" instead of a verdict for features the server did not judge', () => {
+    const drift = [
+      { feature: 'V1', psi: 1.2, ks: 0.6, flagged: false, judged: false },
+      { feature: 'V2', psi: 0.01, ks: 0.01, flagged: false, judged: false },
+    ];
+    render(<DriftTable drift={drift} minRows={200} />);
+    const table = screen.getByRole('table', { name: /Drift against/ });
+    expect(within(table).getAllByText('too few rows')).toHaveLength(2);
+    expect(within(table).queryByText(/large/)).toBeNull();
+  });
 });
 
 describe('MetricCards', () => {
