@@ -116,8 +116,17 @@ async function go(page, hash) {
   await page.locator('main h1').first().waitFor({ timeout: T.nav });
 }
 
+// Screenshots are artifacts, not assertions. On a loaded 2-core machine one fullPage capture of a
+// page with a running CSS animation once waited past 15 s (a CI run): animations are frozen for
+// the capture, and a capture that still times out is retried once before it fails the run.
 async function shot(page, name) {
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true, timeout: T.short });
+  const options = { path: join(ARTIFACTS, `${name}.png`), fullPage: true, animations: 'disabled', timeout: T.short };
+  try {
+    await page.screenshot(options);
+  } catch (err) {
+    log(`  screenshot ${name} timed out (${err.message.split('\n')[0]}); retrying once`);
+    await page.screenshot({ ...options, timeout: T.nav });
+  }
 }
 
 async function noHorizontalOverflow(page, name) {
