@@ -18,7 +18,15 @@ bin=$1 seeds=$2 work=$3 runs=$4 seconds=${FRAUD_FUZZ_SECONDS:-${5:-0}}
 rm -f "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-*
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-common=(-rss_limit_mb=2560 -timeout=30 -max_len=65536 -print_final_stats=1
+# -reload=0: libFuzzer otherwise re-reads the corpus directory every second (a clock in the
+# loop). One OpenMP thread: XGBoost's workers would add coverage from other threads at
+# timing-dependent moments.
+export OMP_NUM_THREADS=1
+# Without address-space randomisation, pointer-keyed hashing inside third-party code takes the
+# same branches on every run (setarch -R; plain execution where the kernel refuses it).
+norand=()
+if setarch "$(uname -m)" -R true 2>/dev/null; then norand=(setarch "$(uname -m)" -R); fi
+common=(-rss_limit_mb=2560 -timeout=30 -max_len=65536 -print_final_stats=1 -reload=0
   -artifact_prefix="$work/")
 
 fail() {
@@ -48,7 +56,8 @@ else
   echo "replayed $(ls "$seeds" | wc -l) corpus inputs"
   # 2. A bounded, seeded run: same inputs on every run of this commit.
   set +e
-  "$bin" -seed=1 -runs="$runs" "${common[@]}" "$work/corpus" "$seeds" 2>"$work/fuzz.log"
+  "${norand[@]}" "$bin" -seed=1 -runs="$runs" "${common[@]}" "$work/corpus" "$seeds" \
+    2>"$work/fuzz.log"
   rc=$?
   set -e
 fi
