@@ -101,12 +101,13 @@ int main(int argc, char** argv) {
   o.training_metrics =
       MetricsTarget(absl::GetFlag(FLAGS_training_metrics), training_target, 50054, 9104);
 
-  const std::string tls_ca = fraud::rpc::TlsCaFromFlags();
   fraud::gateway::Backends backends;
-  backends.ingest = fraud::rpc::MakeChannel({ingest_target, tls_ca});
-  backends.storage = fraud::rpc::MakeChannel({storage_target, tls_ca});
-  backends.inference = fraud::rpc::MakeChannel({inference_target, tls_ca});
-  backends.training = fraud::rpc::MakeChannel({training_target, tls_ca});
+  backends.ingest = fraud::rpc::MakeChannel(fraud::rpc::ChannelOptionsFromFlags(ingest_target));
+  backends.storage = fraud::rpc::MakeChannel(fraud::rpc::ChannelOptionsFromFlags(storage_target));
+  backends.inference =
+      fraud::rpc::MakeChannel(fraud::rpc::ChannelOptionsFromFlags(inference_target));
+  backends.training =
+      fraud::rpc::MakeChannel(fraud::rpc::ChannelOptionsFromFlags(training_target));
 
   FRAUD_LOG(INFO) << "starting" << fraud::Kv("ingest", ingest_target)
                   << fraud::Kv("storage", storage_target)

@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
 
   // Dependencies first ...
   std::shared_ptr<grpc::Channel> storage_channel = fraud::rpc::MakeChannel(
-      {absl::GetFlag(FLAGS_storage_target), fraud::rpc::TlsCaFromFlags()});
+      fraud::rpc::ChannelOptionsFromFlags(absl::GetFlag(FLAGS_storage_target)));
   auto storage_stub = fraud::storage::v1::StorageService::NewStub(storage_channel);
   fraud::inference::StorageChampionSource champion(
       storage_stub.get(), absl::Seconds(absl::GetFlag(FLAGS_storage_timeout_seconds)));

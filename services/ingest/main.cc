@@ -65,9 +65,10 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  const std::string tls_ca = fraud::rpc::TlsCaFromFlags();
-  auto storage = fraud::rpc::MakeChannel({absl::GetFlag(FLAGS_storage_target), tls_ca});
-  auto inference = fraud::rpc::MakeChannel({absl::GetFlag(FLAGS_inference_target), tls_ca});
+  auto storage = fraud::rpc::MakeChannel(
+      fraud::rpc::ChannelOptionsFromFlags(absl::GetFlag(FLAGS_storage_target)));
+  auto inference = fraud::rpc::MakeChannel(
+      fraud::rpc::ChannelOptionsFromFlags(absl::GetFlag(FLAGS_inference_target)));
   fraud::ingest::IngestService service(storage, inference, options);
 
   FRAUD_LOG(INFO) << "starting" << fraud::Kv("storage", absl::GetFlag(FLAGS_storage_target))

@@ -89,7 +89,12 @@ int main(int argc, char** argv) {
   }
 
   fraud::storage::PgStore store(&pool);
-  fraud::storage::StorageService service(&pool, &store);
+  const std::string service_token = fraud::rpc::ServiceTokenFromFlags();
+  if (service_token.empty()) {
+    FRAUD_LOG(WARNING) << "no --service_token: registry and upload writes are open to anyone who "
+                          "can reach this port (set FRAUD_SERVICE_TOKEN on every service)";
+  }
+  fraud::storage::StorageService service(&pool, &store, service_token);
   fraud::rpc::ServerOptions server_options =
       fraud::rpc::ServerOptionsFromFlags("storage", 50052, 9102);
   // StoreUpload reads one batch at a time and relies on HTTP/2 flow control to hold the sender

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "services/common/core/log.h"
+#include "services/common/rpc/auth.h"
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/grpc_status.h"
 #include "services/storage/storage_metrics.h"
@@ -30,10 +31,9 @@ absl::Time Deadline(const grpc::ServerContext* ctx) {
 // Logs a failed call once, at the edge (no feature values, only ids and codes).
 grpc::Status Finish(const char* rpc_name, const grpc::ServerContext* ctx, const absl::Status& s) {
   if (!s.ok()) {
-    const bool server_side = s.code() == absl::StatusCode::kInternal ||
-                             s.code() == absl::StatusCode::kUnavailable ||
-                             s.code() == absl::StatusCode::kUnknown ||
-                             s.code() == absl::StatusCode::kResourceExhausted;
+    const bool server_side =
+        s.code() == absl::StatusCode::kInternal || s.code() == absl::StatusCode::kUnavailable ||
+        s.code() == absl::StatusCode::kUnknown || s.code() == absl::StatusCode::kResourceExhausted;
     if (server_side) {
       FRAUD_LOG(WARNING) << "call failed" << Kv("rpc", rpc_name)
                          << Kv("request_id", rpc::RequestId(ctx))
@@ -62,10 +62,16 @@ const char* UploadResult(const absl::Status& s) {
 
 }  // namespace
 
+grpc::Status StorageService::Admit(const grpc::ServerContext* ctx, bool write) const {
+  if (!ready()) return NotReady();
+  if (!write) return grpc::Status::OK;
+  return ToGrpcStatus(rpc::CheckServiceToken(*ctx, service_token_));
+}
+
 grpc::Status StorageService::StoreUpload(grpc::ServerContext* ctx,
                                          grpc::ServerReader<v1::StoreUploadRequest>* reader,
                                          v1::StoreUploadResponse* response) {
-  if (!ready()) return NotReady();
+  if (grpc::Status s = Admit(ctx, true); !s.ok()) return s;
   UploadWriter writer(pool_, Deadline(ctx));
   auto fail = [&](const absl::Status& s) {
     writer.Rollback();
@@ -106,7 +112,7 @@ grpc::Status StorageService::StoreUpload(grpc::ServerContext* ctx,
 
 grpc::Status StorageService::GetUpload(grpc::ServerContext* ctx, const v1::GetUploadRequest* req,
                                        v1::GetUploadResponse* resp) {
-  if (!ready()) return NotReady();
+  if (grpc::Status s = Admit(ctx, false); !s.ok()) return s;
   absl::StatusOr<v1::Upload> r = store_->GetUpload(req->upload_id());
   if (r.ok()) *resp->mutable_upload() = *std::move(r);
   return Finish("GetUpload", ctx, r.status());
@@ -115,7 +121,7 @@ grpc::Status StorageService::GetUpload(grpc::ServerContext* ctx, const v1::GetUp
 grpc::Status StorageService::ListUploads(grpc::ServerContext* ctx,
                                          const v1::ListUploadsRequest* req,
                                          v1::ListUploadsResponse* resp) {
-  if (!ready()) return NotReady();
+  if (grpc::Status s = Admit(ctx, false); !s.ok()) return s;
   absl::StatusOr<v1::ListUploadsResponse> r = store_->ListUploads(*req);
   if (r.ok()) *resp = *std::move(r);
   return Finish("ListUploads", ctx, r.status());
@@ -124,7 +130,7 @@ grpc::Status StorageService::ListUploads(grpc::ServerContext* ctx,
 grpc::Status StorageService::ScanTransactions(
     grpc::ServerContext* ctx, const v1::ScanTransactionsRequest* req,
     grpc::ServerWriter<v1::ScanTransactionsResponse>* writer) {
-  if (!ready()) return NotReady();
+  if (grpc::Status s = Admit(ctx, false); !s.ok()) return s;
   absl::Status s = store_->ScanTransactions(*req, [&](v1::ScanTransactionsResponse& batch) {
     // Write blocks while the client is slow (flow control), which in turn stops reading from
     // PostgreSQL: memory holds about one batch.
@@ -136,7 +142,7 @@ grpc::Status StorageService::ScanTransactions(
 grpc::Status StorageService::GetDataStats(grpc::ServerContext* ctx,
                                           const v1::GetDataStatsRequest* req,
                                           v1::GetDataStatsResponse* resp) {
-  if (!ready()) return NotReady();
+  if (grpc::Status s = Admit(ctx, false); !s.ok()) return s;
   absl::StatusOr<v1::GetDataStatsResponse> r = store_->GetDataStats(*req);
   if (r.ok()) *resp = *std::move(r);
   return Finish("GetDataStats", ctx, r.status());
@@ -145,7 +151,7 @@ grpc::Status StorageService::GetDataStats(grpc::ServerContext* ctx,
 grpc::Status StorageService::RecordPredictions(grpc::ServerContext* ctx,
                                                const v1::RecordPredictionsRequest* req,
                                                v1::RecordPredictionsResponse* resp) {
-  if (!ready()) return NotReady();
+  if (grpc::Status s = Admit(ctx, true); !s.ok()) return s;
   absl::StatusOr<int64_t> r = store_->RecordPredictions(*req);
   if (r.ok()) resp->set_recorded(*r);
   return Finish("RecordPredictions", ctx, r.status());
@@ -154,7 +160,7 @@ grpc::Status StorageService::RecordPredictions(grpc::ServerContext* ctx,
 grpc::Status StorageService::ListPredictions(grpc::ServerContext* ctx,
                                              const v1::ListPredictionsRequest* req,
                                              v1::ListPredictionsResponse* resp) {
-  if (!ready()) return NotReady();
+  if (grpc::Status s = Admit(ctx, false); !s.ok()) return s;
   absl::StatusOr<v1::ListPredictionsResponse> r = store_->ListPredictions(*req);
   if (r.ok()) *resp = *std::move(r);
   return Finish("ListPredictions", ctx, r.status());
@@ -163,7 +169,7 @@ grpc::Status StorageService::ListPredictions(grpc::ServerContext* ctx,
 grpc::Status StorageService::RegisterModel(grpc::ServerContext* ctx,
                                            const v1::RegisterModelRequest* req,
                                            v1::RegisterModelResponse* resp) {
-  if (!ready()) return NotReady();
+  if (grpc::Status s = Admit(ctx, true); !s.ok()) return s;
   absl::StatusOr<v1::ModelVersion> r = store_->RegisterModel(req->model());
   if (r.ok()) {
     *resp->mutable_model() = *std::move(r);
@@ -175,7 +181,7 @@ grpc::Status StorageService::RegisterModel(grpc::ServerContext* ctx,
 
 grpc::Status StorageService::GetModel(grpc::ServerContext* ctx, const v1::GetModelRequest* req,
                                       v1::GetModelResponse* resp) {
-  if (!ready()) return NotReady();
+  if (grpc::Status s = Admit(ctx, false); !s.ok()) return s;
   absl::StatusOr<v1::ModelVersion> r = store_->GetModel(req->version());
   if (r.ok()) *resp->mutable_model() = *std::move(r);
   return Finish("GetModel", ctx, r.status());
@@ -183,7 +189,7 @@ grpc::Status StorageService::GetModel(grpc::ServerContext* ctx, const v1::GetMod
 
 grpc::Status StorageService::ListModels(grpc::ServerContext* ctx, const v1::ListModelsRequest*,
                                         v1::ListModelsResponse* resp) {
-  if (!ready()) return NotReady();
+  if (grpc::Status s = Admit(ctx, false); !s.ok()) return s;
   absl::StatusOr<std::vector<v1::ModelVersion>> r = store_->ListModels();
   if (r.ok()) {
     for (v1::ModelVersion& m : *r) *resp->add_models() = std::move(m);
@@ -194,7 +200,7 @@ grpc::Status StorageService::ListModels(grpc::ServerContext* ctx, const v1::List
 grpc::Status StorageService::SetChampion(grpc::ServerContext* ctx,
                                          const v1::SetChampionRequest* req,
                                          v1::SetChampionResponse* resp) {
-  if (!ready()) return NotReady();
+  if (grpc::Status s = Admit(ctx, true); !s.ok()) return s;
   absl::StatusOr<v1::ChampionChange> r = store_->SetChampion(*req);
   if (r.ok()) {
     *resp->mutable_change() = *std::move(r);
@@ -208,7 +214,7 @@ grpc::Status StorageService::SetChampion(grpc::ServerContext* ctx,
 
 grpc::Status StorageService::GetChampion(grpc::ServerContext* ctx, const v1::GetChampionRequest*,
                                          v1::GetChampionResponse* resp) {
-  if (!ready()) return NotReady();
+  if (grpc::Status s = Admit(ctx, false); !s.ok()) return s;
   absl::StatusOr<v1::GetChampionResponse> r = store_->GetChampion();
   if (r.ok()) *resp = *std::move(r);
   return Finish("GetChampion", ctx, r.status());
@@ -217,7 +223,7 @@ grpc::Status StorageService::GetChampion(grpc::ServerContext* ctx, const v1::Get
 grpc::Status StorageService::ListChampionHistory(grpc::ServerContext* ctx,
                                                  const v1::ListChampionHistoryRequest*,
                                                  v1::ListChampionHistoryResponse* resp) {
-  if (!ready()) return NotReady();
+  if (grpc::Status s = Admit(ctx, false); !s.ok()) return s;
   absl::StatusOr<std::vector<v1::ChampionChange>> r = store_->ListChampionHistory();
   if (r.ok()) {
     for (v1::ChampionChange& c : *r) *resp->add_changes() = std::move(c);
@@ -228,7 +234,7 @@ grpc::Status StorageService::ListChampionHistory(grpc::ServerContext* ctx,
 grpc::Status StorageService::AllocateModelVersion(grpc::ServerContext* ctx,
                                                   const v1::AllocateModelVersionRequest*,
                                                   v1::AllocateModelVersionResponse* resp) {
-  if (!ready()) return NotReady();
+  if (grpc::Status s = Admit(ctx, true); !s.ok()) return s;
   absl::StatusOr<int64_t> r = store_->AllocateModelVersion();
   if (r.ok()) resp->set_version(*r);
   return Finish("AllocateModelVersion", ctx, r.status());
@@ -236,7 +242,7 @@ grpc::Status StorageService::AllocateModelVersion(grpc::ServerContext* ctx,
 
 grpc::Status StorageService::CreateRun(grpc::ServerContext* ctx, const v1::CreateRunRequest* req,
                                        v1::CreateRunResponse* resp) {
-  if (!ready()) return NotReady();
+  if (grpc::Status s = Admit(ctx, true); !s.ok()) return s;
   absl::StatusOr<v1::TrainingRun> r = store_->CreateRun(req->run());
   if (r.ok()) *resp->mutable_run() = *std::move(r);
   return Finish("CreateRun", ctx, r.status());
@@ -244,7 +250,7 @@ grpc::Status StorageService::CreateRun(grpc::ServerContext* ctx, const v1::Creat
 
 grpc::Status StorageService::UpdateRun(grpc::ServerContext* ctx, const v1::UpdateRunRequest* req,
                                        v1::UpdateRunResponse* resp) {
-  if (!ready()) return NotReady();
+  if (grpc::Status s = Admit(ctx, true); !s.ok()) return s;
   absl::StatusOr<v1::TrainingRun> r = store_->UpdateRun(req->run());
   if (r.ok()) *resp->mutable_run() = *std::move(r);
   return Finish("UpdateRun", ctx, r.status());
@@ -252,7 +258,7 @@ grpc::Status StorageService::UpdateRun(grpc::ServerContext* ctx, const v1::Updat
 
 grpc::Status StorageService::GetRun(grpc::ServerContext* ctx, const v1::GetRunRequest* req,
                                     v1::GetRunResponse* resp) {
-  if (!ready()) return NotReady();
+  if (grpc::Status s = Admit(ctx, false); !s.ok()) return s;
   absl::StatusOr<v1::TrainingRun> r = store_->GetRun(req->run_id());
   if (r.ok()) *resp->mutable_run() = *std::move(r);
   return Finish("GetRun", ctx, r.status());
@@ -260,7 +266,7 @@ grpc::Status StorageService::GetRun(grpc::ServerContext* ctx, const v1::GetRunRe
 
 grpc::Status StorageService::ListRuns(grpc::ServerContext* ctx, const v1::ListRunsRequest* req,
                                       v1::ListRunsResponse* resp) {
-  if (!ready()) return NotReady();
+  if (grpc::Status s = Admit(ctx, false); !s.ok()) return s;
   absl::StatusOr<v1::ListRunsResponse> r = store_->ListRuns(*req);
   if (r.ok()) *resp = *std::move(r);
   return Finish("ListRuns", ctx, r.status());

@@ -3,11 +3,16 @@
 // (the StoreUpload stream). Sync API: every handler blocks on the database.
 //
 // Until SetReady(true) (main calls it once the schema migrations are applied) every RPC answers
-// UNAVAILABLE "storage is starting". Thread-safe; `pool` and `store` are not owned and must
-// outlive the service.
+// UNAVAILABLE "storage is starting". With a service token set, every write (StoreUpload,
+// RecordPredictions, RegisterModel, SetChampion, AllocateModelVersion, CreateRun, UpdateRun)
+// answers UNAUTHENTICATED unless the call carries it (rpc::kServiceTokenHeader); reads stay
+// open (see .github/SECURITY.md). Thread-safe; `pool` and `store` are not owned and must outlive
+// the service.
 #pragma once
 
 #include <atomic>
+#include <string>
+#include <utility>
 
 #include "fraud/storage/v1/storage.grpc.pb.h"
 #include "services/storage/pg_pool.h"
@@ -17,7 +22,9 @@ namespace fraud::storage {
 
 class StorageService final : public fraud::storage::v1::StorageService::Service {
  public:
-  StorageService(PgPool* pool, PgStore* store) : pool_(pool), store_(store) {}
+  // `service_token`: required on writes when not empty.
+  StorageService(PgPool* pool, PgStore* store, std::string service_token = "")
+      : pool_(pool), store_(store), service_token_(std::move(service_token)) {}
 
   void SetReady(bool ready) { ready_.store(ready); }
   bool ready() const { return ready_.load(); }
@@ -65,8 +72,12 @@ class StorageService final : public fraud::storage::v1::StorageService::Service 
                         v1::ListRunsResponse* response) override;
 
  private:
+  // NotReady before migrations; for writes also Unauthenticated without the service token.
+  grpc::Status Admit(const grpc::ServerContext* ctx, bool write) const;
+
   PgPool* pool_;
   PgStore* store_;
+  const std::string service_token_;
   std::atomic<bool> ready_{false};
 };
 

@@ -136,13 +136,15 @@ int main(int argc, char** argv) {
 
   GrpcClientOptions client_options;
   client_options.admin_token = fraud::rpc::AdminTokenFromFlags();
-  const std::string tls_ca = fraud::rpc::TlsCaFromFlags();
   std::unique_ptr<StorageApi> storage = MakeGrpcStorageApi(
-      fraud::rpc::MakeChannel({absl::GetFlag(FLAGS_storage_target), tls_ca}), client_options);
+      fraud::rpc::MakeChannel(fraud::rpc::ChannelOptionsFromFlags(absl::GetFlag(FLAGS_storage_target))),
+      client_options);
   std::unique_ptr<InferenceApi> inference;
   if (!absl::GetFlag(FLAGS_inference_target).empty()) {
     inference = MakeGrpcInferenceApi(
-        fraud::rpc::MakeChannel({absl::GetFlag(FLAGS_inference_target), tls_ca}), client_options);
+        fraud::rpc::MakeChannel(
+            fraud::rpc::ChannelOptionsFromFlags(absl::GetFlag(FLAGS_inference_target))),
+        client_options);
   }
 
   PipelineDeps deps;

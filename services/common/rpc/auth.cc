@@ -36,6 +36,21 @@ absl::Status CheckBearerToken(const grpc::ServerContext& ctx, std::string_view e
   return CheckAuthorizationHeader(header, expected_token);
 }
 
+absl::Status CheckServiceToken(const grpc::ServerContext& ctx, std::string_view expected_token) {
+  if (expected_token.empty()) return absl::OkStatus();
+  const auto& md = ctx.client_metadata();
+  auto it = md.find(kServiceTokenHeader);
+  if (it == md.end()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("this write needs the deployment's service token in '", kServiceTokenHeader,
+                     "' metadata (services send it when started with --service_token)"));
+  }
+  if (!ConstantTimeEquals(std::string_view(it->second.data(), it->second.size()), expected_token)) {
+    return absl::UnauthenticatedError("invalid service token");
+  }
+  return absl::OkStatus();
+}
+
 void AddBearerToken(grpc::ClientContext* ctx, std::string_view token) {
   if (token.empty()) return;
   ctx->AddMetadata("authorization", "Bearer " + std::string(token));

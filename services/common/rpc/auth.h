@@ -23,4 +23,13 @@ absl::Status CheckAuthorizationHeader(std::string_view header, std::string_view 
 // Adds the bearer token to an outgoing call (no-op when token is empty).
 void AddBearerToken(grpc::ClientContext* ctx, std::string_view token);
 
+// Service-to-service authentication: a per-deployment secret that the services send on every
+// call (ChannelOptions::service_token) and storage requires for writes. A separate header from
+// the admin bearer token, so an admin token never grants storage writes and the service token
+// never grants admin RPCs.
+inline constexpr char kServiceTokenHeader[] = "x-fraud-service-token";
+// OK when `expected_token` is empty (not configured) or the call carries it in
+// kServiceTokenHeader; Unauthenticated naming the header and flag otherwise. Never echoes it.
+absl::Status CheckServiceToken(const grpc::ServerContext& ctx, std::string_view expected_token);
+
 }  // namespace fraud::rpc

@@ -20,6 +20,9 @@ struct ChannelOptions {
   std::string tls_ca_file;
   // Largest message accepted or sent.
   int max_message_bytes = 64 << 20;
+  // The deployment's service token: when set, every call on the channel carries it as
+  // kServiceTokenHeader metadata (storage requires it for writes; see auth.h).
+  std::string service_token;
 };
 
 // Creates a channel; never fails (connection errors surface on calls as UNAVAILABLE).

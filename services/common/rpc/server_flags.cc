@@ -18,6 +18,9 @@ ABSL_FLAG(double, grace_period_seconds, 10, "On SIGTERM, how long in-flight RPCs
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
 ABSL_FLAG(std::string, admin_token, "",
           "Bearer token required by admin RPCs (empty = no auth). Prefer FRAUD_ADMIN_TOKEN.");
+ABSL_FLAG(std::string, service_token, "",
+          "Per-deployment secret the services send to each other; storage requires it for writes "
+          "(empty = writes open to anyone who reaches the port). Prefer FRAUD_SERVICE_TOKEN.");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve gRPC over TLS (with --tls_key)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
 ABSL_FLAG(std::string, tls_ca, "", "PEM CA bundle for TLS connections to other services");
@@ -61,5 +64,14 @@ absl::Duration GracePeriodFromFlags() {
 }
 std::string AdminTokenFromFlags() { return absl::GetFlag(FLAGS_admin_token); }
 std::string TlsCaFromFlags() { return absl::GetFlag(FLAGS_tls_ca); }
+std::string ServiceTokenFromFlags() { return absl::GetFlag(FLAGS_service_token); }
+
+ChannelOptions ChannelOptionsFromFlags(const std::string& target) {
+  ChannelOptions o;
+  o.target = target;
+  o.tls_ca_file = TlsCaFromFlags();
+  o.service_token = ServiceTokenFromFlags();
+  return o;
+}
 
 }  // namespace fraud::rpc

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "services/common/rpc/channel.h"
 #include "services/common/rpc/server_runner.h"
 
 namespace fraud::rpc {
@@ -24,5 +25,10 @@ absl::Duration GracePeriodFromFlags();
 std::string AdminTokenFromFlags();
 // CA file for outgoing TLS channels ("" = plaintext).
 std::string TlsCaFromFlags();
+// The deployment's service token ("" = none): sent on outgoing channels, required by storage
+// for writes.
+std::string ServiceTokenFromFlags();
+// Options for a channel to `target` with this process's --tls_ca and --service_token.
+ChannelOptions ChannelOptionsFromFlags(const std::string& target);
 
 }  // namespace fraud::rpc

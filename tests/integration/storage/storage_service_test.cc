@@ -23,6 +23,7 @@ using ::fraud::testing::StatusIs;
 using ::google::protobuf::util::MessageDifferencer;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 bool SameBits(double a, double b) { return std::memcmp(&a, &b, sizeof(double)) == 0; }
@@ -1078,6 +1079,75 @@ TEST_F(MigrationTest, AFailingMigrationIsRolledBackAndReported) {
             "0");
   EXPECT_EQ(QueryScalar("SELECT max(version) FROM schema_migrations"),
             std::to_string(EmbeddedMigrations().back().version));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Service-to-service authentication
+
+// The status code of one unary call on `stub`.
+template <typename Request, typename Response>
+grpc::StatusCode Call(v1::StorageService::Stub* stub,
+                      grpc::Status (v1::StorageService::Stub::*method)(grpc::ClientContext*,
+                                                                      const Request&, Response*),
+                      const Request& request) {
+  grpc::ClientContext ctx;
+  rpc::SetDeadline(&ctx, absl::Seconds(10));
+  Response response;
+  return (stub->*method)(&ctx, request, &response).error_code();
+}
+
+class AuthenticatedStorageTest : public StorageTest {
+ protected:
+  std::string service_token() const override { return "s3rvice-t0ken"; }
+  // A stub whose channel sends `token` on every call, as the services' channels do.
+  std::unique_ptr<v1::StorageService::Stub> StubWithToken(const std::string& token) {
+    rpc::ChannelOptions o;
+    o.target = server_->target();
+    o.service_token = token;
+    return v1::StorageService::NewStub(rpc::MakeChannel(o));
+  }
+};
+
+TEST_F(AuthenticatedStorageTest, WritesWithoutTheServiceTokenAreUnauthenticatedAndStoreNothing) {
+  const std::vector<v1::UploadRows> rows = {Rows(MakeBatch(20, 1, true))};
+  const std::unique_ptr<v1::StorageService::Stub> wrong = StubWithToken("wrong-token");
+  for (v1::StorageService::Stub* stub : {stub_.get(), wrong.get()}) {
+    const UploadOutcome up = Upload(stub, "a.csv", rows, std::string(64, 'a'));
+    EXPECT_EQ(up.status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << up.status.error_message();
+    EXPECT_THAT(up.status.error_message(), Not(HasSubstr(service_token())));
+    v1::SetChampionRequest champion;
+    champion.set_version(1);
+    EXPECT_EQ(Call(stub, &v1::StorageService::Stub::SetChampion, champion),
+              grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(Call(stub, &v1::StorageService::Stub::AllocateModelVersion, v1::AllocateModelVersionRequest()),
+              grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(Call(stub, &v1::StorageService::Stub::RegisterModel, v1::RegisterModelRequest()),
+              grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(Call(stub, &v1::StorageService::Stub::CreateRun, v1::CreateRunRequest()),
+              grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(Call(stub, &v1::StorageService::Stub::RecordPredictions, v1::RecordPredictionsRequest()),
+              grpc::StatusCode::UNAUTHENTICATED);
+    // Reads stay open (the gateway's UI reads; .github/SECURITY.md).
+    EXPECT_EQ(Call(stub, &v1::StorageService::Stub::ListModels, v1::ListModelsRequest()),
+              grpc::StatusCode::OK);
+  }
+  EXPECT_EQ(Count("uploads"), 0);
+  EXPECT_EQ(Count("transactions"), 0);
+  EXPECT_EQ(Count("champion_history"), 0);
+  EXPECT_EQ(Count("model_versions"), 0);
+}
+
+TEST_F(AuthenticatedStorageTest, WritesWithTheServiceTokenSucceed) {
+  auto stub = StubWithToken(service_token());
+  const UploadOutcome up =
+      Upload(stub.get(), "a.csv", {Rows(MakeBatch(20, 1, true))}, std::string(64, 'b'));
+  ASSERT_TRUE(up.status.ok()) << up.status.error_message();
+  EXPECT_EQ(Count("transactions"), 20);
+  grpc::ClientContext ctx;
+  rpc::SetDeadline(&ctx, absl::Seconds(10));
+  v1::AllocateModelVersionResponse allocated;
+  EXPECT_TRUE(stub->AllocateModelVersion(&ctx, v1::AllocateModelVersionRequest(), &allocated).ok());
+  EXPECT_GT(allocated.version(), 0);
 }
 
 }  // namespace

@@ -129,7 +129,7 @@ class StorageTest : public fraud::testing::PgFixture {
     pool_ = std::make_unique<PgPool>(options);
     FRAUD_ASSERT_OK(ApplyMigrations(*pool_, EmbeddedMigrations()));
     store_ = std::make_unique<PgStore>(pool_.get());
-    service_ = std::make_unique<StorageService>(pool_.get(), store_.get());
+    service_ = std::make_unique<StorageService>(pool_.get(), store_.get(), service_token());
     service_->SetReady(true);
     server_ = std::make_unique<fraud::testing::InProcessServer>(
         std::vector<grpc::Service*>{service_.get()}, "storage", 40);
@@ -146,6 +146,9 @@ class StorageTest : public fraud::testing::PgFixture {
     pool_.reset();
     PgFixture::TearDown();
   }
+
+  // The service token the storage service requires for writes ("" = none).
+  virtual std::string service_token() const { return ""; }
 
   // Unique per test, so a test can find (and kill) its own pool's backends.
   std::string application_name() const { return "st-" + schema(); }

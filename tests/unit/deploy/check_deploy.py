@@ -182,6 +182,7 @@ if scraped != expected:
 # ---- render.yaml ---------------------------------------------------------------------------------
 render = yaml.safe_load(read("deploy/render/render.yaml"))
 rnames = {s["name"] for s in render["services"]}
+groups = {g["name"]: {e["key"]: e for e in g.get("envVars", [])} for g in render.get("envVarGroups", [])}
 for s in render["services"]:
     where = f"render.yaml:{s['name']}"
     binary = s.get("dockerCommand", "").split()[0] if s.get("dockerCommand") else ""
@@ -191,8 +192,19 @@ for s in render["services"]:
         continue
     if s.get("dockerfilePath") != "./deploy/docker/Dockerfile":
         problem(where, "dockerfilePath is not ./deploy/docker/Dockerfile")
-    env = {e["key"]: e for e in s.get("envVars", [])}
+    env = {}
+    for e in s.get("envVars", []):
+        if "fromGroup" in e:
+            if e["fromGroup"] not in groups:
+                problem(where, f"envVars refer to unknown group {e['fromGroup']}")
+            env.update(groups.get(e["fromGroup"], {}))
+        else:
+            env[e["key"]] = e
     check_env(where, binary, env)
+    # Service-to-service auth: every service sends the shared token, storage requires it.
+    token = env.get("FRAUD_SERVICE_TOKEN", {})
+    if not (token.get("generateValue") or token.get("sync") is False):
+        problem(where, "FRAUD_SERVICE_TOKEN must come from a generated or secret value (env group)")
     if name in SERVICES and env.get("FRAUD_PORT", {}).get("value") != str(SERVICES[name]):
         problem(where, "FRAUD_PORT does not match the service's port")
     for e in env.values():
