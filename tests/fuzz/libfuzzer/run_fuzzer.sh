@@ -26,8 +26,8 @@ export OMP_NUM_THREADS=1
 # same branches on every run (setarch -R; plain execution where the kernel refuses it).
 norand=()
 if setarch "$(uname -m)" -R true 2>/dev/null; then norand=(setarch "$(uname -m)" -R); fi
-common=(-rss_limit_mb=2560 -timeout=30 -max_len=65536 -print_final_stats=1 -reload=0
-  -artifact_prefix="$work/")
+opts=(-rss_limit_mb=2560 -timeout=30 -max_len=65536 -print_final_stats=1 -reload=0)
+common=("${opts[@]}" -artifact_prefix="$work/")
 
 fail() {
   tail -60 "$work/fuzz.log"
@@ -54,10 +54,17 @@ else
   set -e
   [ "$rc" = 0 ] || fail "replaying $seeds, exit $rc"
   echo "replayed $(ls "$seeds" | wc -l) corpus inputs"
-  # 2. A bounded, seeded run: same inputs on every run of this commit.
+  # 2. A bounded, seeded run: same inputs on every run of this commit. With address-space
+  # randomisation off, addresses still depend on the size of argv and the environment, so the
+  # fuzzer runs from inside $work with fixed relative names and a fixed environment: a clone in
+  # any folder, under any user's environment, explores exactly the same inputs.
+  ln -sfn "$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")" "$work/target"
+  ln -sfn "$(cd "$seeds" && pwd)" "$work/seeds"
   set +e
-  "${norand[@]}" "$bin" -seed=1 -runs="$runs" "${common[@]}" "$work/corpus" "$seeds" \
-    2>"$work/fuzz.log"
+  (cd "$work" && env -i PATH=/usr/bin:/bin HOME=/ OMP_NUM_THREADS=1 \
+    ASAN_OPTIONS="$ASAN_OPTIONS" UBSAN_OPTIONS="$UBSAN_OPTIONS" \
+    "${norand[@]}" ./target -seed=1 -runs="$runs" "${opts[@]}" -artifact_prefix=./ corpus seeds \
+    2>fuzz.log)
   rc=$?
   set -e
 fi
