@@ -8,7 +8,9 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <fstream>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -18,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "services/common/core/status_macros.h"
 #include "services/common/model/artifact.h"
+#include "services/common/model/blas.h"
 #include "services/common/model/family_impl.h"
 
 namespace fraud::model::internal {
@@ -300,3 +303,50 @@ void SetTorchThreads(int n) {
 }
 
 }  // namespace fraud::model::internal
+
+namespace fraud::model {
+
+void MatMul(const float* a, const float* b, int64_t m, int64_t k, int64_t n, float* out) {
+  c10::InferenceMode guard;
+  torch::Tensor ta = torch::from_blob(const_cast<float*>(a), {m, k}, torch::kFloat32);
+  torch::Tensor tb = torch::from_blob(const_cast<float*>(b), {k, n}, torch::kFloat32);
+  torch::Tensor tc = torch::matmul(ta, tb).contiguous();
+  std::memcpy(out, tc.data_ptr<float>(), static_cast<size_t>(m * n) * sizeof(float));
+}
+
+double GemmGflops(int64_t n, int repeats, int threads) {
+  internal::TorchThreadsScope scope(threads);
+  c10::InferenceMode guard;
+  torch::manual_seed(1);
+  torch::Tensor a = torch::randn({n, n});
+  torch::Tensor b = torch::randn({n, n});
+  (void)torch::matmul(a, b);  // warm-up: thread pool, kernel selection
+  std::vector<double> seconds;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    torch::Tensor c = torch::matmul(a, b);
+    (void)c.data_ptr<float>();
+    seconds.push_back(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(seconds.begin(), seconds.end());
+  const double median = seconds[seconds.size() / 2];
+  return 2.0 * static_cast<double>(n) * n * n / median / 1e9;
+}
+
+std::string LoadedBlasLibrary() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    const size_t slash = line.find('/');
+    if (slash == std::string::npos) continue;
+    const std::string path = line.substr(slash);
+    if (path.find("libblas.so") != std::string::npos ||
+        path.find("libopenblas") != std::string::npos) {
+      return path;
+    }
+  }
+  return "";
+}
+
+}  // namespace fraud::model
