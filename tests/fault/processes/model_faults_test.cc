@@ -20,6 +20,7 @@
 #include "httplib.h"
 #include "services/common/rpc/channel.h"
 #include "tests/fault/processes/fault_util.h"
+#include "tests/testing/fuzz_artifact.h"
 
 namespace fraud::fault {
 namespace {
@@ -325,28 +326,14 @@ TEST_F(ModelFaultTest, ReloadsToCorruptArtifactsUnderLoadFailNoPrediction) {
   {  // 907: the fuzz finding fuzz_manifest-crash-38fef195 (kept in the corpus): a manifest and an
      // XGBoost model.json with consistent checksums whose num_trees disagrees with its trees.
      // XGBoost's predictor read out of bounds on it; the loader must refuse it before XGBoost.
-    const std::string input =
-        ReadFile(fs::path(testing::SourceRoot(FRAUD_SOURCE_DIR)) /
-                 "tests/fuzz/corpus/manifest/"
-                 "regression_xgboost_num_trees_disagrees_with_trees_38fef195")
-            .substr(1);  // byte 0 is the fuzzer's mode byte
-    const size_t sep = input.find("\n#--\n");
-    ASSERT_NE(sep, std::string::npos);
-    const std::string model = input.substr(sep + 5);
-    common::v1::ModelManifest m;
-    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(input.substr(0, sep), &m));
-    m.set_version(907);
-    m.clear_files();
-    auto* f = m.add_files();
-    f->set_name("model.json");
-    f->set_sha256(Sha256Hex(model));
-    f->set_size_bytes(static_cast<int64_t>(model.size()));
     const fs::path dir = root / "907";
     fs::create_directories(dir);
-    WriteFile(dir / "model.json", model);
-    std::string text;
-    google::protobuf::TextFormat::PrintToString(m, &text);
-    WriteFile(dir / "manifest.textproto", text);
+    const absl::Status written = testing::WriteArtifactFromFuzzInput(
+        (fs::path(testing::SourceRoot(FRAUD_SOURCE_DIR)) /
+         "tests/fuzz/corpus/manifest/regression_xgboost_num_trees_disagrees_with_trees_38fef195")
+            .string(),
+        dir.string(), 907);
+    ASSERT_TRUE(written.ok()) << written;
   }
   copy_as(906);  // a valid copy: the final reload swaps it in under load
 

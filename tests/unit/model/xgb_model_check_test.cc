@@ -7,17 +7,14 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
-#include "google/protobuf/text_format.h"
-#include "services/common/core/sha256.h"
 #include "services/common/model/artifact.h"
 #include "services/common/model/model_runtime.h"
+#include "tests/testing/fuzz_artifact.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/model/test_models.h"
 
@@ -167,26 +164,8 @@ TEST(XgbModelCheckTest, TheFuzzFindingLoadsAsAClearDataLossError) {
   const fs::path input = fs::path(FRAUD_SOURCE_DIR) /
                          "tests/fuzz/corpus/manifest/"
                          "regression_xgboost_num_trees_disagrees_with_trees_38fef195";
-  std::ifstream in(input, std::ios::binary);
-  ASSERT_TRUE(in) << input;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string all = ss.str().substr(1);  // byte 0 is the fuzzer's mode byte
-  const size_t sep = all.find("\n#--\n");
-  ASSERT_NE(sep, std::string::npos);
-  const std::string model_json = all.substr(sep + 5);
-  ModelManifest manifest;
-  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(all.substr(0, sep), &manifest));
-  manifest.clear_files();
-  auto* f = manifest.add_files();
-  f->set_name(kXgboostModelFileName);
-  f->set_sha256(Sha256Hex(model_json));
-  f->set_size_bytes(static_cast<int64_t>(model_json.size()));
   const std::string dir = testing::MakeTempDir();
-  std::string text;
-  ASSERT_TRUE(google::protobuf::TextFormat::PrintToString(manifest, &text));
-  std::ofstream((fs::path(dir) / kManifestFileName).string()) << text;
-  std::ofstream((fs::path(dir) / kXgboostModelFileName).string(), std::ios::binary) << model_json;
+  ASSERT_THAT(fraud::testing::WriteArtifactFromFuzzInput(input.string(), dir), IsOk());
   EXPECT_THAT(LoadModel(dir), StatusIs(absl::StatusCode::kDataLoss,
                                        HasSubstr("model.json: gbtree_model_param: num_trees is 1 "
                                                  "but \"trees\" holds 3")));
