@@ -13,6 +13,7 @@
 #include "clients/cli/flag_parser.h"
 #include "clients/cli/rpc_commands.h"
 #include "fraud/storage/v1/storage.grpc.pb.h"
+#include "services/common/rpc/artifact_transfer.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace fraud::cli {
@@ -42,12 +43,19 @@ std::string Auprc(const common::v1::ClassificationMetrics& m) {
 
 int RunModels(const std::vector<std::string>& args, CommandIo& io) {
   bool json = false;
+  int64_t download = 0;
+  std::string out_dir = ".";
   ConnectionFlags conn;
   FlagSet flags("models",
-                "Usage: fraudctl models [--json] [--target host:port]\n\n"
+                "Usage: fraudctl models [--json] [--target host:port]\n"
+                "       fraudctl models --download VERSION [--out DIR]\n\n"
                 "Lists the registered model versions (oldest first) from the storage service, the\n"
-                "champion marked with '*', with their validation and comparison AUPRC.");
+                "champion marked with '*', with their validation and comparison AUPRC.\n"
+                "--download fetches a version's artifact (manifest and weights) from the registry\n"
+                "into DIR/VERSION, every file checked against the registry's sha256.");
   flags.Bool("json", &json, "print the storage service's ListModels response as JSON");
+  flags.Int64("download", &download, "version whose artifact to download");
+  flags.String("out", &out_dir, "directory to download into (default .)");
   conn.Register(&flags, Service::kStorage);
   absl::Status parsed = flags.Parse(args);
   if (parsed.ok() && flags.help_requested()) {
@@ -64,6 +72,21 @@ int RunModels(const std::vector<std::string>& args, CommandIo& io) {
   }
 
   auto stub = storage::v1::StorageService::NewStub(conn.Channel());
+  if (download != 0) {
+    const int64_t version = download;
+    if (version < 0) {
+      io.err << "models: --download needs a positive version, got " << version << "\n";
+      return kExitUsage;
+    }
+    absl::StatusOr<std::string> dir = rpc::FetchModelArtifact(
+        *stub, version, out_dir, absl::Seconds(std::max(conn.timeout_seconds, 1.0)));
+    if (!dir.ok()) {
+      io.err << "fraudctl models: " << dir.status().message() << "\n";
+      return kExitFailure;
+    }
+    io.out << "model version " << version << " downloaded to " << *dir << "\n";
+    return kExitOk;
+  }
   storage::v1::ListModelsResponse models;
   {
     std::unique_ptr<grpc::ClientContext> ctx = conn.Context();

@@ -2,7 +2,11 @@
 
 #include <grpcpp/client_context.h>
 
+#include <chrono>
+
+#include "services/common/core/metrics.h"
 #include "services/common/core/status_macros.h"
+#include "services/common/rpc/artifact_transfer.h"
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/grpc_status.h"
 
@@ -17,6 +21,21 @@ absl::StatusOr<int64_t> StorageChampionSource::ChampionVersion() {
   if (!s.ok()) return Annotate(s, "asking storage for the champion");
   if (!response.has_model()) return 0;
   return response.model().version();
+}
+
+absl::Status StorageArtifactSource::Fetch(int64_t version, const std::string& root) {
+  static auto& fetches = metrics::Counter("fraud_inference_artifact_fetches_total",
+                                          "Model artifacts fetched from the registry, by result");
+  static auto& ok = fetches.Add({{"result", "ok"}});
+  static auto& failed = fetches.Add({{"result", "failed"}});
+  static auto& seconds = metrics::Counter("fraud_inference_artifact_fetch_seconds_total",
+                                          "Time spent fetching model artifacts from the registry")
+                             .Add({});
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status s = rpc::FetchModelArtifact(*stub_, version, root, timeout_).status();
+  seconds.Increment(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  (s.ok() ? ok : failed).Increment();
+  return s;
 }
 
 }  // namespace fraud::inference

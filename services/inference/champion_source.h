@@ -1,8 +1,11 @@
-// Where the inference service learns which model version is the registry's champion.
+// The model registry as the inference service sees it: which version is the champion
+// (ChampionSource), and the artifact files of a version its model directory lacks
+// (ArtifactSource; the model directory is only a cache of the registry).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -26,6 +29,30 @@ class StorageChampionSource final : public ChampionSource {
   StorageChampionSource(storage::v1::StorageService::StubInterface* stub, absl::Duration timeout)
       : stub_(stub), timeout_(timeout) {}
   absl::StatusOr<int64_t> ChampionVersion() override;
+
+ private:
+  storage::v1::StorageService::StubInterface* stub_;
+  absl::Duration timeout_;
+};
+
+// Thread-safety: implementations must be safe to call from several threads.
+class ArtifactSource {
+ public:
+  virtual ~ArtifactSource() = default;
+  // Makes <root>/<version> a complete artifact directory, fetching it when it is missing (atomic:
+  // a reader sees no directory or a whole one whose files match the registry's sha256). NotFound
+  // when the registry has no artifact of that version; DataLoss when the fetched bytes do not
+  // match; Unavailable / DeadlineExceeded when the registry cannot be reached.
+  virtual absl::Status Fetch(int64_t version, const std::string& root) = 0;
+};
+
+// Streams fraud.storage.v1.StorageService/GetModelArtifact (rpc::FetchModelArtifact).
+class StorageArtifactSource final : public ArtifactSource {
+ public:
+  // `stub` is not owned and must outlive this object. `timeout` bounds one whole fetch.
+  StorageArtifactSource(storage::v1::StorageService::StubInterface* stub, absl::Duration timeout)
+      : stub_(stub), timeout_(timeout) {}
+  absl::Status Fetch(int64_t version, const std::string& root) override;
 
  private:
   storage::v1::StorageService::StubInterface* stub_;

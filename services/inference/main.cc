@@ -10,6 +10,7 @@
 #include "services/common/core/log.h"
 #include "services/common/core/shutdown.h"
 #include "services/common/core/status_macros.h"
+#include "services/common/rpc/artifact_transfer.h"
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/server_flags.h"
 #include "services/common/rpc/server_runner.h"
@@ -23,10 +24,13 @@
 #include "services/inference/runtime_loader.h"
 
 ABSL_FLAG(std::string, model_dir, "./models",
-          "Root of the published model versions: version N lives in <model_dir>/<N>/");
+          "Local cache of model versions: version N lives in <model_dir>/<N>/; a version missing "
+          "there is fetched from the registry (storage) first");
 ABSL_FLAG(std::string, storage_target, "127.0.0.1:50052",
-          "Storage service (model registry) host:port, asked for the champion");
+          "Storage service (model registry) host:port: the champion and the model artifacts");
 ABSL_FLAG(double, storage_timeout_seconds, 2, "Deadline of each call to storage");
+ABSL_FLAG(double, artifact_fetch_timeout_seconds, 120,
+          "Deadline of fetching one model artifact from the registry");
 ABSL_FLAG(double, poll_interval_seconds, 5,
           "How often to ask the registry for the champion and follow it; <= 0 disables polling");
 ABSL_FLAG(int64_t, initial_version, 0,
@@ -56,15 +60,21 @@ int main(int argc, char** argv) {
   fraud::inference::RuntimeLoaderOptions loader_options;
   loader_options.torch_threads = absl::GetFlag(FLAGS_torch_threads);
 
+  if (absl::Status s = fraud::rpc::RemoveInterruptedFetches(model_dir); !s.ok()) {
+    FRAUD_LOG(WARNING) << "could not clean the model cache" << fraud::Kv("error", s.ToString());
+  }
   // Dependencies first ...
   std::shared_ptr<grpc::Channel> storage_channel = fraud::rpc::MakeChannel(
       fraud::rpc::ChannelOptionsFromFlags(absl::GetFlag(FLAGS_storage_target)));
   auto storage_stub = fraud::storage::v1::StorageService::NewStub(storage_channel);
   fraud::inference::StorageChampionSource champion(
       storage_stub.get(), absl::Seconds(absl::GetFlag(FLAGS_storage_timeout_seconds)));
+  fraud::inference::StorageArtifactSource artifacts(
+      storage_stub.get(), absl::Seconds(absl::GetFlag(FLAGS_artifact_fetch_timeout_seconds)));
   fraud::inference::ModelHolder holder;
-  fraud::inference::ModelReloader reloader(
-      model_dir, fraud::inference::RuntimeModelLoader(loader_options), &holder, &champion);
+  fraud::inference::ModelReloader reloader(model_dir,
+                                           fraud::inference::RuntimeModelLoader(loader_options),
+                                           &holder, &champion, &artifacts);
   fraud::inference::WatcherOptions watcher_options;
   watcher_options.poll_interval = poll_interval;
   fraud::inference::ModelWatcher watcher(&champion, &reloader, watcher_options);

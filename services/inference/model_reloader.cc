@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -40,11 +41,13 @@ int64_t VersionOf(const std::shared_ptr<const LoadedModel>& m) { return m ? m->v
 }  // namespace
 
 ModelReloader::ModelReloader(std::string model_dir, ModelLoader loader, ModelHolder* holder,
-                             ChampionSource* champion, const Clock* clock)
+                             ChampionSource* champion, ArtifactSource* artifacts,
+                             const Clock* clock)
     : model_dir_(std::move(model_dir)),
       loader_(std::move(loader)),
       holder_(holder),
       champion_(champion),
+      artifacts_(artifacts),
       clock_(clock) {
   Metrics();  // registers the families so /metrics shows them from the start
 }
@@ -115,10 +118,29 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelReloader::LoadVersion(in
   // never the server's directory layout (the path is logged with the failure instead).
   const std::string context = absl::StrCat("loading model version ", version);
   struct stat st;
+  bool fetched = false;
   if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return absl::NotFoundError(
-        absl::StrCat(context, ": no artifact of that version in the model directory"));
+    if (artifacts_ == nullptr) {
+      return absl::NotFoundError(
+          absl::StrCat(context, ": no artifact of that version in the model directory"));
+    }
+    const absl::Status s = artifacts_->Fetch(version, model_dir_);
+    if (!s.ok()) return absl::Status(s.code(), absl::StrCat(context, ": ", s.message()));
+    fetched = true;
+    FRAUD_LOG(INFO) << "model artifact fetched from the registry" << Kv("model_version", version)
+                    << Kv("artifact_path", path);
   }
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> loaded = VerifyAndWrap(version, path, context);
+  if (!loaded.ok() && fetched) {
+    // Not kept in the cache: the next attempt fetches it again.
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  return loaded;
+}
+
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelReloader::VerifyAndWrap(
+    int64_t version, const std::string& path, const std::string& context) {
   absl::StatusOr<std::unique_ptr<ScoringModel>> model = loader_(path);
   if (!model.ok()) {
     const absl::Status& s = model.status();

@@ -1,6 +1,9 @@
 // Loads model versions beside the serving one and swaps them in once verified (Triton's EXPLICIT
-// model-control semantics): version N lives in <model_dir>/<N>/; the loader verifies every file's
-// sha256 and replays the manifest's smoke batch; only then does the ModelHolder pointer change.
+// model-control semantics): version N lives in <model_dir>/<N>/, which is a cache of the
+// registry: a version missing there is fetched from the ArtifactSource first (when one is given);
+// the loader verifies every file's sha256 and replays the manifest's smoke batch; only then does
+// the ModelHolder pointer change. A fetched version that fails to load is removed from the cache,
+// so the next attempt fetches it again.
 // A failed load leaves the serving model untouched, and is logged and counted
 // (fraud_inference_model_reloads_total{result="failed"}).
 //
@@ -32,18 +35,22 @@ struct ReloadResult {
 
 class ModelReloader {
  public:
-  // `holder` (required) and `champion` (may be null: version 0 is then FailedPrecondition) are not
-  // owned and must outlive this object.
+  // `holder` (required), `champion` (may be null: version 0 is then FailedPrecondition) and
+  // `artifacts` (may be null: only versions already in model_dir load) are not owned and must
+  // outlive this object.
   ModelReloader(std::string model_dir, ModelLoader loader, ModelHolder* holder,
-                ChampionSource* champion, const Clock* clock = &RealClock::Get());
+                ChampionSource* champion, ArtifactSource* artifacts = nullptr,
+                const Clock* clock = &RealClock::Get());
   ModelReloader(const ModelReloader&) = delete;
   ModelReloader& operator=(const ModelReloader&) = delete;
 
   // Loads `version` (0 = ask the champion source) and swaps it in. Always reloads, even when the
   // version already serves. Errors (the serving model is kept in every case):
   //   InvalidArgument   version < 0
-  //   NotFound          no champion yet, or <model_dir>/<version> does not exist
-  //   Unavailable       the champion source cannot be reached
+  //   NotFound          no champion yet, or the version is neither in <model_dir> nor (with an
+  //                     artifact source) in the registry
+  //   Unavailable       the champion or artifact source cannot be reached
+  //   DataLoss          the fetched artifact does not match the registry's checksums
   //   FailedPrecondition / DataLoss / NotFound from the loader (bad manifest, checksum mismatch,
   //                     smoke test failed, missing file), or a manifest whose version differs
   // Messages name the version and artifact path.
@@ -59,13 +66,19 @@ class ModelReloader {
 
  private:
   absl::StatusOr<ReloadResult> LoadAndSwap(int64_t version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(load_mu_);
+  // Fetches the version when the cache lacks it, then VerifyAndWrap.
   absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadVersion(int64_t version);
+  // Loads <path> and checks the manifest's version and threshold.
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> VerifyAndWrap(int64_t version,
+                                                                   const std::string& path,
+                                                                   const std::string& context);
   void CountResult(const absl::Status& s, int64_t version);
 
   const std::string model_dir_;
   const ModelLoader loader_;
   ModelHolder* const holder_;
   ChampionSource* const champion_;
+  ArtifactSource* const artifacts_;
   const Clock* const clock_;
   absl::Mutex load_mu_;
 };

@@ -8,6 +8,7 @@
 #include "services/common/rpc/auth.h"
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/grpc_status.h"
+#include "services/storage/artifact_store.h"
 #include "services/storage/storage_metrics.h"
 #include "services/storage/upload_writer.h"
 
@@ -238,6 +239,56 @@ grpc::Status StorageService::AllocateModelVersion(grpc::ServerContext* ctx,
   absl::StatusOr<int64_t> r = store_->AllocateModelVersion();
   if (r.ok()) resp->set_version(*r);
   return Finish("AllocateModelVersion", ctx, r.status());
+}
+
+grpc::Status StorageService::PutModelArtifact(
+    grpc::ServerContext* ctx, grpc::ServerReader<v1::PutModelArtifactRequest>* reader,
+    v1::PutModelArtifactResponse* response) {
+  if (grpc::Status s = Admit(ctx, true); !s.ok()) return s;
+  ArtifactWriter writer(pool_, Deadline(ctx));
+  v1::PutModelArtifactRequest request;
+  // One chunk at a time, as StoreUpload: flow control holds the sender back.
+  while (reader->Read(&request)) {
+    if (ctx->IsCancelled()) break;
+    absl::Status s;
+    switch (request.kind_case()) {
+      case v1::PutModelArtifactRequest::kBegin:
+        s = writer.Begin(request.begin());
+        break;
+      case v1::PutModelArtifactRequest::kChunk:
+        s = writer.Append(request.chunk());
+        break;
+      case v1::PutModelArtifactRequest::kCommit: {
+        absl::StatusOr<v1::PutModelArtifactResponse> r = writer.Commit();
+        if (!r.ok()) return Finish("PutModelArtifact", ctx, r.status());
+        *response = *std::move(r);
+        FRAUD_LOG(INFO) << "model artifact stored" << Kv("request_id", rpc::RequestId(ctx))
+                        << Kv("version", response->version()) << Kv("files", response->files())
+                        << Kv("bytes", response->total_bytes());
+        return grpc::Status::OK;
+      }
+      default:
+        s = absl::InvalidArgumentError(
+            "empty PutModelArtifactRequest (no begin, chunk or commit)");
+    }
+    if (!s.ok()) return Finish("PutModelArtifact", ctx, s);
+  }
+  writer.Rollback();
+  if (ctx->IsCancelled()) {
+    return Finish("PutModelArtifact", ctx, absl::CancelledError("cancelled; nothing stored"));
+  }
+  return Finish("PutModelArtifact", ctx,
+                absl::InvalidArgumentError("artifact stream ended before commit; nothing stored"));
+}
+
+grpc::Status StorageService::GetModelArtifact(
+    grpc::ServerContext* ctx, const v1::GetModelArtifactRequest* req,
+    grpc::ServerWriter<v1::GetModelArtifactResponse>* writer) {
+  if (grpc::Status s = Admit(ctx, false); !s.ok()) return s;
+  absl::Status s = ReadArtifact(*pool_, req->version(), [&](v1::GetModelArtifactResponse& msg) {
+    return !ctx->IsCancelled() && writer->Write(msg);
+  });
+  return Finish("GetModelArtifact", ctx, s);
 }
 
 grpc::Status StorageService::CreateRun(grpc::ServerContext* ctx, const v1::CreateRunRequest* req,

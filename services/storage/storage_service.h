@@ -1,10 +1,11 @@
 // gRPC front of the storage service (fraud.storage.v1.StorageService): converts protos and
-// statuses at the edge; the work happens in PgStore (unary and scan calls) and UploadWriter
-// (the StoreUpload stream). Sync API: every handler blocks on the database.
+// statuses at the edge; the work happens in PgStore (unary and scan calls), UploadWriter
+// (the StoreUpload stream) and artifact_store (the model artifact streams). Sync API: every handler blocks on the database.
 //
 // Until SetReady(true) (main calls it once the schema migrations are applied) every RPC answers
 // UNAVAILABLE "storage is starting". With a service token set, every write (StoreUpload,
-// RecordPredictions, RegisterModel, SetChampion, AllocateModelVersion, CreateRun, UpdateRun)
+// RecordPredictions, RegisterModel, SetChampion, AllocateModelVersion, PutModelArtifact, CreateRun,
+// UpdateRun)
 // answers UNAUTHENTICATED unless the call carries it (rpc::kServiceTokenHeader); reads stay
 // open (see .github/SECURITY.md). Thread-safe; `pool` and `store` are not owned and must outlive
 // the service.
@@ -62,6 +63,12 @@ class StorageService final : public fraud::storage::v1::StorageService::Service 
   grpc::Status AllocateModelVersion(grpc::ServerContext* ctx,
                                     const v1::AllocateModelVersionRequest* request,
                                     v1::AllocateModelVersionResponse* response) override;
+  grpc::Status PutModelArtifact(grpc::ServerContext* ctx,
+                                grpc::ServerReader<v1::PutModelArtifactRequest>* reader,
+                                v1::PutModelArtifactResponse* response) override;
+  grpc::Status GetModelArtifact(grpc::ServerContext* ctx,
+                                const v1::GetModelArtifactRequest* request,
+                                grpc::ServerWriter<v1::GetModelArtifactResponse>* writer) override;
   grpc::Status CreateRun(grpc::ServerContext* ctx, const v1::CreateRunRequest* request,
                          v1::CreateRunResponse* response) override;
   grpc::Status UpdateRun(grpc::ServerContext* ctx, const v1::UpdateRunRequest* request,

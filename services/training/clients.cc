@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "services/common/core/status_macros.h"
+#include "services/common/rpc/artifact_transfer.h"
 #include "services/common/rpc/auth.h"
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/grpc_status.h"
@@ -92,6 +93,16 @@ class GrpcStorageApi final : public StorageApi {
                            Unary(&Stub::AllocateModelVersion,
                                  storage_pb::AllocateModelVersionRequest(), "AllocateModelVersion"));
     return response.version();
+  }
+
+  absl::Status PutModelArtifact(int64_t version, const std::string& dir,
+                                const std::vector<std::string>& names) override {
+    return rpc::PutModelArtifact(*stub_, version, dir, names, options_.stream_timeout).status();
+  }
+
+  absl::StatusOr<std::string> FetchModelArtifact(int64_t version,
+                                                 const std::string& root) override {
+    return rpc::FetchModelArtifact(*stub_, version, root, options_.stream_timeout);
   }
 
   absl::StatusOr<storage_pb::ModelVersion> RegisterModel(

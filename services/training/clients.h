@@ -46,6 +46,14 @@ class StorageApi {
       const std::function<storage_pb::UploadCommit()>& commit) = 0;
 
   virtual absl::StatusOr<int64_t> AllocateModelVersion() = 0;
+  // Stores <dir>/<name> for every name as version's artifact in the registry (all-or-nothing;
+  // AlreadyExists when the version has one).
+  virtual absl::Status PutModelArtifact(int64_t version, const std::string& dir,
+                                        const std::vector<std::string>& names) = 0;
+  // Returns <root>/<version>, fetched from the registry first when missing (atomic, checked
+  // against the registry's sha256). NotFound when the registry has no artifact of that version.
+  virtual absl::StatusOr<std::string> FetchModelArtifact(int64_t version,
+                                                         const std::string& root) = 0;
   virtual absl::StatusOr<storage_pb::ModelVersion> RegisterModel(
       const storage_pb::ModelVersion& model) = 0;
   // NotFound when the version is not registered.

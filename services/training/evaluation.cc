@@ -57,14 +57,14 @@ absl::StatusOr<Measurement> Measure(const model::ModelRuntime& model, const Data
   return MeasureScores(scores, data.labels, model.threshold(), options);
 }
 
-std::string ResolveArtifactDir(const std::string& model_dir,
-                               const storage_pb::ModelVersion& model) {
-  if (!model_dir.empty()) {
-    const std::string dir = model::ArtifactDir(model_dir, model.version());
+absl::StatusOr<std::string> LocalArtifactDir(StorageApi& storage, const std::string& model_dir,
+                                             const storage_pb::ModelVersion& model) {
+  absl::StatusOr<std::string> dir = storage.FetchModelArtifact(model.version(), model_dir);
+  if (absl::IsNotFound(dir.status()) && !model.artifact_uri().empty()) {
     std::error_code ec;
-    if (std::filesystem::is_directory(dir, ec) || model.artifact_uri().empty()) return dir;
+    if (std::filesystem::is_directory(model.artifact_uri(), ec)) return model.artifact_uri();
   }
-  return model.artifact_uri();
+  return dir;
 }
 
 absl::StatusOr<Dataset> LoadEvaluationRows(StorageApi& storage,
@@ -109,8 +109,10 @@ absl::StatusOr<training::v1::EvaluateResponse> EvaluateVersions(
     training::v1::VersionEvaluation* e = response.add_evaluations();
     e->set_version(m.version());
     e->set_family(m.family());
+    absl::StatusOr<std::string> dir = LocalArtifactDir(storage, model_dir, m);
     absl::StatusOr<std::unique_ptr<model::ModelRuntime>> runtime =
-        model::LoadModel(ResolveArtifactDir(model_dir, m));
+        dir.ok() ? model::LoadModel(*dir)
+                 : absl::StatusOr<std::unique_ptr<model::ModelRuntime>>(dir.status());
     if (!runtime.ok()) {
       e->set_error(absl::StrCat("loading v", m.version(), ": ", runtime.status().message()));
       continue;

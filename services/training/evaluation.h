@@ -45,9 +45,12 @@ absl::StatusOr<Measurement> MeasureScores(absl::Span<const float> scores,
                                           absl::Span<const int32_t> labels, double threshold,
                                           const MeasureOptions& options);
 
-// The artifact directory of a registered version: <model_dir>/<version> when that exists (the
-// layout inference loads from), else the registry's artifact_uri.
-std::string ResolveArtifactDir(const std::string& model_dir, const storage_pb::ModelVersion& model);
+// A local artifact directory of a registered version: <model_dir>/<version>, fetched from the
+// registry when missing (model_dir is a cache); for a version the registry holds no artifact of
+// (registered by path before artifacts lived in the registry) its artifact_uri when that is a
+// directory. Errors: those of the fetch (NotFound when neither exists, DataLoss, Unavailable).
+absl::StatusOr<std::string> LocalArtifactDir(StorageApi& storage, const std::string& model_dir,
+                                             const storage_pb::ModelVersion& model);
 
 // Reads the labelled rows matching the request's filters from storage.
 absl::StatusOr<Dataset> LoadEvaluationRows(StorageApi& storage,

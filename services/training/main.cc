@@ -28,7 +28,9 @@ ABSL_FLAG(std::string, storage_target, "127.0.0.1:50052", "Storage service host:
 ABSL_FLAG(std::string, inference_target, "127.0.0.1:50053",
           "Inference service host:port to reload after a promotion (empty = none)");
 ABSL_FLAG(std::string, model_dir, "models",
-          "Artifact root shared with inference: version N is written to <model_dir>/<N>");
+          "Local working directory of artifacts: version N is written to <model_dir>/<N> and "
+          "then stored in the registry (storage), from which inference fetches it; versions "
+          "this instance needs (the champion to compare with) are fetched here too");
 ABSL_FLAG(bool, auto_train, true,
           "Start a run automatically when --auto_min_new_rows new labelled rows arrived");
 ABSL_FLAG(int64_t, auto_min_new_rows, fraud::training::kDefaultAutoMinNewRows,

@@ -20,6 +20,7 @@
 #include "services/common/core/status_macros.h"
 #include "services/common/eval/metrics.h"
 #include "services/common/model/artifact.h"
+#include "services/common/rpc/artifact_transfer.h"
 #include "services/training/dataset.h"
 #include "services/training/evaluation.h"
 #include "services/training/promotion.h"
@@ -524,8 +525,10 @@ absl::Status ExecuteRun(const training::v1::StartRunRequest& request, int64_t ru
   if (champion.has_value()) {
     gate.champion_version = champion->version();
     if (!comparison.empty()) {
+      absl::StatusOr<std::string> dir = LocalArtifactDir(storage, options.model_dir, *champion);
       absl::StatusOr<std::unique_ptr<model::ModelRuntime>> loaded =
-          model::LoadModel(ResolveArtifactDir(options.model_dir, *champion));
+          dir.ok() ? model::LoadModel(*dir)
+                   : absl::StatusOr<std::unique_ptr<model::ModelRuntime>>(dir.status());
       absl::StatusOr<Measurement> m = loaded.ok() ? Measure(**loaded, comparison, measure)
                                                   : absl::StatusOr<Measurement>(loaded.status());
       if (m.ok()) {
@@ -579,11 +582,19 @@ absl::Status ExecuteRun(const training::v1::StartRunRequest& request, int64_t ru
     remove_artifact();
     return !written.ok() ? written.status() : manifest_sha.status();
   }
+  // The registry holds the artifact before the version is registered, so every registered
+  // version can be fetched by an inference instance that never saw this disk.
+  std::vector<std::string> files = {model::kManifestFileName};
+  for (const common::v1::ArtifactFile& f : written->files()) files.push_back(f.name());
+  if (absl::Status s = storage.PutModelArtifact(version, artifact_dir, files); !s.ok()) {
+    remove_artifact();
+    return Annotate(s, absl::StrCat("storing the artifact of v", version));
+  }
   storage_pb::ModelVersion registered;
   registered.set_version(version);
   registered.set_family(manifest.family());
   *registered.mutable_manifest() = *written;
-  registered.set_artifact_uri(artifact_dir);
+  registered.set_artifact_uri(rpc::RegistryArtifactUri(version));
   registered.set_artifact_sha256(*manifest_sha);
   registered.set_run_id(run_id);
   absl::StatusOr<storage_pb::ModelVersion> reg = storage.RegisterModel(registered);

@@ -1,5 +1,6 @@
-// Starts a ServerRunner on 127.0.0.1:0 with the given services for a test, and hands out a channel
-// to it. The services must outlive this object.
+// Starts a ServerRunner on 127.0.0.1:0 (or a given port, to restart a server where its clients
+// expect it) with the given services for a test, and hands out a channel to it. The services must
+// outlive this object.
 #pragma once
 
 #include <grpcpp/channel.h>
@@ -17,12 +18,12 @@ namespace fraud::testing {
 class InProcessServer {
  public:
   explicit InProcessServer(std::vector<grpc::Service*> services, std::string name = "test",
-                           int max_threads = 16)
+                           int max_threads = 16, int port = 0)
       : runner_([&] {
           rpc::ServerOptions o;
           o.service_name = name;
           o.host = "127.0.0.1";
-          o.port = 0;
+          o.port = port;
           o.metrics_port = -1;
           o.max_threads = max_threads;
           return o;

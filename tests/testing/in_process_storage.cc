@@ -20,7 +20,8 @@ absl::StatusOr<std::unique_ptr<InProcessStorage>> InProcessStorage::Start(
   s->service_ = std::make_unique<storage::StorageService>(s->pool_.get(), s->store_.get());
   s->service_->SetReady(true);
   s->server_ = std::make_unique<InProcessServer>(std::vector<grpc::Service*>{s->service_.get()},
-                                                 options.server_name, options.max_threads);
+                                                 options.server_name, options.max_threads,
+                                                 options.port);
   FRAUD_RETURN_IF_ERROR(s->server_->Start());
   return s;
 }

@@ -34,6 +34,8 @@ struct InProcessStorageOptions {
   // ServerOptions::service_name and max_threads of the gRPC server.
   std::string server_name = "storage_test";
   int max_threads = 16;
+  // 0 = any free port; a fixed port restarts storage where its clients expect it.
+  int port = 0;
 };
 
 class InProcessStorage {

@@ -379,7 +379,8 @@ ProcessConstellation::ProcessConstellation(ConstellationOptions options)
     owns_work_dir_ = true;
   }
   std::error_code ec;
-  fs::create_directories(model_dir(), ec);
+  fs::create_directories(inference_model_dir(), ec);
+  fs::create_directories(training_model_dir(), ec);
   for (const std::string& name : options_.services) {
     const std::string binary = absl::StrCat(options_.bin_dir, "/fraud-", name);
     if (::access(binary.c_str(), X_OK) != 0) {
@@ -422,10 +423,10 @@ std::vector<std::string> ProcessConstellation::ArgsFor(const std::string& name) 
   if (name == "storage") {
     args.push_back(absl::StrCat("--database_url=", options_.database_url));
   } else if (name == "inference") {
-    args.push_back(absl::StrCat("--model_dir=", model_dir()));
+    args.push_back(absl::StrCat("--model_dir=", inference_model_dir()));
     args.push_back(absl::StrCat("--storage_target=", target("storage")));
   } else if (name == "training") {
-    args.push_back(absl::StrCat("--model_dir=", model_dir()));
+    args.push_back(absl::StrCat("--model_dir=", training_model_dir()));
     args.push_back(absl::StrCat("--storage_target=", target("storage")));
     args.push_back(absl::StrCat("--inference_target=", target("inference")));
   } else if (name == "ingest") {

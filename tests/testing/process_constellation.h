@@ -182,8 +182,10 @@ class ProcessConstellation {
   int port(const std::string& name) const;
   int metrics_port(const std::string& name) const;
   const std::string& work_dir() const { return work_dir_; }
-  // <work_dir>/models: the artifact root shared by training and inference.
-  std::string model_dir() const { return work_dir_ + "/models"; }
+  // Each ML service's own model directory (a cache of the registry, as in every deployment: they
+  // share no disk).
+  std::string inference_model_dir() const { return work_dir_ + "/models/inference"; }
+  std::string training_model_dir() const { return work_dir_ + "/models/training"; }
   const ConstellationOptions& options() const { return options_; }
   // Names of the processes, in start order.
   const std::vector<std::string>& names() const { return order_; }

@@ -88,10 +88,10 @@ class ModelFaultTest : public ::testing::Test {
   }
   int64_t RegisteredVersions() { return env_.CountOrDie("SELECT count(*) FROM model_versions"); }
 
-  // Entries of the model directory: version directories and temporary ones.
+  // Entries of training's model directory: version directories and temporary ones.
   void ListModelDir(std::set<int64_t>* versions, std::vector<std::string>* temporary,
                     std::vector<std::string>* other) {
-    for (const auto& e : fs::directory_iterator(env_.c->model_dir())) {
+    for (const auto& e : fs::directory_iterator(env_.c->training_model_dir())) {
       const std::string name = e.path().filename().string();
       int64_t v = 0;
       if (absl::SimpleAtoi(name, &v)) {
@@ -111,7 +111,7 @@ class ModelFaultTest : public ::testing::Test {
     ListModelDir(&versions, &temporary, &other);
     EXPECT_THAT(other, ::testing::IsEmpty());
     for (int64_t v : versions) {
-      EXPECT_EQ(ArtifactProblem(fs::path(env_.c->model_dir()) / std::to_string(v)), "")
+      EXPECT_EQ(ArtifactProblem(fs::path(env_.c->training_model_dir()) / std::to_string(v)), "")
           << "version " << v;
     }
     auto registered = QueryRows(env_.db_uri, "SELECT version FROM model_versions");
@@ -120,6 +120,10 @@ class ModelFaultTest : public ::testing::Test {
       EXPECT_EQ(versions.count(std::stoll(r[0])), 1u) << "registered version " << r[0]
                                                       << " has no artifact directory";
     }
+    // ... and its artifact in the registry, where inference fetches it from.
+    EXPECT_EQ(env_.CountOrDie("SELECT count(*) FROM model_versions v WHERE NOT EXISTS"
+                              " (SELECT 1 FROM model_artifacts a WHERE a.version = v.version)"),
+              0);
   }
 
   absl::StatusOr<storage::v1::TrainingRun> StartRun(const std::vector<std::string>& families,
@@ -269,7 +273,9 @@ TEST_F(ModelFaultTest, TrainingKilledAtRandomMomentsNeverLeavesAHalfWrittenArtif
 TEST_F(ModelFaultTest, ReloadsToCorruptArtifactsUnderLoadFailNoPrediction) {
   const int64_t v = ServingVersion();
   ASSERT_GT(v, 0);
-  const fs::path root = env_.c->model_dir();
+  // Corrupt versions placed straight into inference's cache: the loader, not the registry's
+  // checksums, must refuse them.
+  const fs::path root = env_.c->inference_model_dir();
   const fs::path good = root / std::to_string(v);
   common::v1::ModelManifest manifest;
   ASSERT_TRUE(ReadManifest(good, &manifest));

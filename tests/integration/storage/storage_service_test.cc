@@ -6,12 +6,15 @@
 
 #include <cfloat>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <pqxx/pqxx>
 #include <thread>
 
 #include "absl/synchronization/barrier.h"
 #include "absl/synchronization/notification.h"
+#include "services/common/rpc/artifact_transfer.h"
 #include "services/storage/pg_util.h"
 #include "tests/integration/storage/storage_test_util.h"
 
@@ -1106,6 +1109,13 @@ class AuthenticatedStorageTest : public StorageTest {
     o.service_token = token;
     return v1::StorageService::NewStub(rpc::MakeChannel(o));
   }
+  // A directory holding one small artifact file "a.bin".
+  std::string ArtifactSource() {
+    const std::string dir = ::testing::TempDir() + "/auth_artifact_" + schema();
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/a.bin") << "weights";
+    return dir;
+  }
 };
 
 TEST_F(AuthenticatedStorageTest, WritesWithoutTheServiceTokenAreUnauthenticatedAndStoreNothing) {
@@ -1127,10 +1137,13 @@ TEST_F(AuthenticatedStorageTest, WritesWithoutTheServiceTokenAreUnauthenticatedA
               grpc::StatusCode::UNAUTHENTICATED);
     EXPECT_EQ(Call(stub, &v1::StorageService::Stub::RecordPredictions, v1::RecordPredictionsRequest()),
               grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_THAT(rpc::PutModelArtifact(*stub, 1, ArtifactSource(), {"a.bin"}, absl::Seconds(10)),
+                StatusIs(absl::StatusCode::kUnauthenticated));
     // Reads stay open (the gateway's UI reads; .github/SECURITY.md).
     EXPECT_EQ(Call(stub, &v1::StorageService::Stub::ListModels, v1::ListModelsRequest()),
               grpc::StatusCode::OK);
   }
+  EXPECT_EQ(Count("model_artifacts"), 0);
   EXPECT_EQ(Count("uploads"), 0);
   EXPECT_EQ(Count("transactions"), 0);
   EXPECT_EQ(Count("champion_history"), 0);
@@ -1148,6 +1161,10 @@ TEST_F(AuthenticatedStorageTest, WritesWithTheServiceTokenSucceed) {
   v1::AllocateModelVersionResponse allocated;
   EXPECT_TRUE(stub->AllocateModelVersion(&ctx, v1::AllocateModelVersionRequest(), &allocated).ok());
   EXPECT_GT(allocated.version(), 0);
+  EXPECT_THAT(rpc::PutModelArtifact(*stub, allocated.version(), ArtifactSource(), {"a.bin"},
+                                    absl::Seconds(10)),
+              IsOk());
+  EXPECT_EQ(Count("model_artifacts"), 1);
 }
 
 }  // namespace

@@ -83,6 +83,9 @@ class TrainingIntegrationTest : public fraud::testing::PgFixture {
     root_ = ::testing::TempDir() + "/training_it_" + schema();
     model_dir_ = root_ + "/models";
     std::filesystem::create_directories(model_dir_);
+    // Inference has its own cache, as in every deployment: it sees a version only through the
+    // registry (storage), never through training's disk.
+    inference_cache_dir_ = root_ + "/inference-cache";
 
     // Storage.
     absl::StatusOr<std::unique_ptr<InProcessStorage>> storage = InProcessStorage::Start(
@@ -95,8 +98,11 @@ class TrainingIntegrationTest : public fraud::testing::PgFixture {
     storage_stub_ = storage::v1::StorageService::NewStub(storage_channel_);
     champion_source_ =
         std::make_unique<inference::StorageChampionSource>(storage_stub_.get(), absl::Seconds(10));
+    artifact_source_ =
+        std::make_unique<inference::StorageArtifactSource>(storage_stub_.get(), absl::Seconds(60));
     reloader_ = std::make_unique<inference::ModelReloader>(
-        model_dir_, inference::RuntimeModelLoader(), &holder_, champion_source_.get());
+        inference_cache_dir_, inference::RuntimeModelLoader(), &holder_, champion_source_.get(),
+        artifact_source_.get());
     inference::BatcherOptions batching;
     batching.enabled = false;
     predictor_ = std::make_unique<inference::Predictor>(&holder_, batching);
@@ -209,10 +215,12 @@ class TrainingIntegrationTest : public fraud::testing::PgFixture {
 
   std::string root_;
   std::string model_dir_;
+  std::string inference_cache_dir_;
   std::unique_ptr<InProcessStorage> storage_;
   std::shared_ptr<grpc::Channel> storage_channel_;
   std::unique_ptr<storage::v1::StorageService::Stub> storage_stub_;
   std::unique_ptr<inference::StorageChampionSource> champion_source_;
+  std::unique_ptr<inference::StorageArtifactSource> artifact_source_;
   inference::ModelHolder holder_;
   std::unique_ptr<inference::ModelReloader> reloader_;
   std::unique_ptr<inference::Predictor> predictor_;

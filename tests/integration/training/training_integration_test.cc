@@ -40,6 +40,13 @@ class FailingRegistryStorage final : public StorageApi {
     return real_->StoreUpload(b, n, c);
   }
   absl::StatusOr<int64_t> AllocateModelVersion() override { return real_->AllocateModelVersion(); }
+  absl::Status PutModelArtifact(int64_t v, const std::string& dir,
+                                const std::vector<std::string>& names) override {
+    return real_->PutModelArtifact(v, dir, names);
+  }
+  absl::StatusOr<std::string> FetchModelArtifact(int64_t v, const std::string& root) override {
+    return real_->FetchModelArtifact(v, root);
+  }
   absl::StatusOr<storage::v1::ModelVersion> RegisterModel(const storage::v1::ModelVersion&) override {
     return absl::UnavailableError("registry is down (injected)");
   }
@@ -303,6 +310,11 @@ TEST_F(TrainingIntegrationTest, FailedRegistrationLeavesNoArtifactVisible) {
   EXPECT_EQ(run.status(), storage::v1::RUN_STATUS_FAILED);
   EXPECT_THAT(run.message(), HasSubstr("registry is down"));
   EXPECT_EQ(ModelCount(), 0u);
+  // The artifact reached the registry before the registration failed, but an unregistered
+  // version is never served from it.
+  EXPECT_THAT(real->FetchModelArtifact(run.model_version() > 0 ? run.model_version() : 1,
+                                       root_ + "/probe"),
+              fraud::testing::StatusIs(absl::StatusCode::kNotFound));
   ArtifactListing artifacts = ListArtifacts(model_dir_);
   EXPECT_TRUE(artifacts.versions.empty());
   EXPECT_TRUE(artifacts.others.empty());

@@ -31,7 +31,7 @@ class ModelReloaderTest : public ::testing::Test {
   ModelHolder holder_;
   FakeChampionSource champion_;
   FakeClock clock_;
-  ModelReloader reloader_{repo_.root(), repo_.Loader(), &holder_, &champion_, &clock_};
+  ModelReloader reloader_{repo_.root(), repo_.Loader(), &holder_, &champion_, nullptr, &clock_};
 };
 
 TEST_F(ModelReloaderTest, LoadsTheVersionDirectoryAndSwapsItIn) {

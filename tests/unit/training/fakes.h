@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -182,6 +185,38 @@ class FakeStorage final : public StorageApi {
     absl::MutexLock lock(&mu_);
     return ++last_version_;
   }
+  // Artifacts are kept in memory (name -> bytes) per version.
+  absl::Status PutModelArtifact(int64_t version, const std::string& dir,
+                                const std::vector<std::string>& names) override {
+    std::map<std::string, std::string> files;
+    for (const std::string& name : names) {
+      std::ifstream in(std::filesystem::path(dir) / name, std::ios::binary);
+      if (!in) return absl::NotFoundError(absl::StrCat("no file ", name));
+      files[name].assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    absl::MutexLock lock(&mu_);
+    if (!artifacts_.emplace(version, std::move(files)).second) {
+      return absl::AlreadyExistsError(absl::StrCat("version ", version, " has an artifact"));
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::string> FetchModelArtifact(int64_t version,
+                                                 const std::string& root) override {
+    const std::filesystem::path dir = std::filesystem::path(root) / absl::StrCat(version);
+    if (std::filesystem::is_directory(dir)) return dir.string();
+    absl::MutexLock lock(&mu_);
+    auto it = artifacts_.find(version);
+    if (it == artifacts_.end()) return absl::NotFoundError(absl::StrCat("no artifact ", version));
+    std::filesystem::create_directories(dir);
+    for (const auto& [name, bytes] : it->second) {
+      std::ofstream(dir / name, std::ios::binary) << bytes;
+    }
+    return dir.string();
+  }
+  int artifact_count() {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int>(artifacts_.size());
+  }
   absl::StatusOr<storage_pb::ModelVersion> RegisterModel(
       const storage_pb::ModelVersion& model) override {
     absl::MutexLock lock(&mu_);
@@ -336,6 +371,7 @@ class FakeStorage final : public StorageApi {
   std::map<std::string, int64_t> sha_to_upload_;
   int64_t last_version_ = 0;
   std::map<int64_t, storage_pb::ModelVersion> models_;
+  std::map<int64_t, std::map<std::string, std::string>> artifacts_;
   int64_t champion_ = 0;
   std::vector<storage_pb::ChampionChange> history_;
   int64_t last_run_ = 0;

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "services/common/model/artifact.h"
+#include "services/common/rpc/artifact_transfer.h"
 #include "services/training/pipeline.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/training/fakes.h"
@@ -127,7 +128,9 @@ TEST_F(PipelineTest, FirstRunRegistersPromotesAndReloadsVersionOne) {
   EXPECT_GT(manifest->smoke().expected_scores_size(), 0);
   absl::StatusOr<storage_pb::ModelVersion> registered = storage_.GetModel(1);
   FRAUD_ASSERT_OK(registered);
-  EXPECT_EQ(registered->artifact_uri(), model::ArtifactDir(options_.model_dir, 1));
+  // The artifact went to the registry before the registration; the URI names it there.
+  EXPECT_EQ(registered->artifact_uri(), rpc::RegistryArtifactUri(1));
+  EXPECT_EQ(storage_.artifact_count(), 1);
   EXPECT_EQ(registered->artifact_sha256().size(), 64u);
   EXPECT_EQ(sink.run.progress().phase(), "done");
   EXPECT_THAT(sink.phases, ::testing::IsSupersetOf({"loading", "training", "evaluating",

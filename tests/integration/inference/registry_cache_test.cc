@@ -1,0 +1,259 @@
+// The inference service's model directory is a cache of the registry: versions are published the
+// way training publishes them (artifact into storage, then registered, then champion) and an
+// inference with its own, empty cache must serve them. Real PostgreSQL, the real storage service
+// in-process, real tiny models.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "services/common/rpc/artifact_transfer.h"
+#include "services/inference/champion_source.h"
+#include "services/inference/model_holder.h"
+#include "services/inference/model_reloader.h"
+#include "services/inference/model_watcher.h"
+#include "services/inference/runtime_loader.h"
+#include "tests/integration/inference/trained_models.h"
+#include "tests/testing/in_process_storage.h"
+#include "tests/testing/pg_fixture.h"
+#include "tests/testing/status_matchers.h"
+
+namespace fraud::inference {
+namespace {
+
+namespace fs = std::filesystem;
+using ::fraud::testing::IsOk;
+using ::fraud::testing::StatusIs;
+using ::testing::HasSubstr;
+
+constexpr common::v1::ModelFamily kLogreg = common::v1::MODEL_FAMILY_LOGREG;
+constexpr common::v1::ModelFamily kMlp = common::v1::MODEL_FAMILY_MLP;
+constexpr common::v1::ModelFamily kXgboost = common::v1::MODEL_FAMILY_XGBOOST;
+
+// An inference instance's model state: its own cache directory, holder and reloader.
+struct Inference {
+  Inference(const std::string& cache, storage::v1::StorageService::StubInterface* stub)
+      : champion(stub, absl::Seconds(5)),
+        artifacts(stub, absl::Seconds(60)),
+        reloader(cache, RuntimeModelLoader(), &holder, &champion, &artifacts) {}
+  int64_t serving() const {
+    std::shared_ptr<const LoadedModel> m = holder.Get();
+    return m ? m->version : 0;
+  }
+  StorageChampionSource champion;
+  StorageArtifactSource artifacts;
+  ModelHolder holder;
+  ModelReloader reloader;
+};
+
+class RegistryCacheTest : public fraud::testing::PgFixture {
+ protected:
+  void SetUp() override {
+    PgFixture::SetUp();
+    if (IsSkipped() || HasFailure()) return;
+    root_ = ::testing::TempDir() + "/registry_it_" + schema();
+    StartStorage(0);
+    if (HasFailure()) return;
+    port_ = storage_->server().port();
+    channel_ = storage_->channel();
+    stub_ = storage::v1::StorageService::NewStub(channel_);
+  }
+  void TearDown() override {
+    if (storage_) storage_->Shutdown();
+    storage_.reset();
+    std::error_code ec;
+    if (!root_.empty()) fs::remove_all(root_, ec);
+    PgFixture::TearDown();
+  }
+  void StartStorage(int port) {
+    fraud::testing::InProcessStorageOptions o{conninfo(), 8, "registry_it", 16};
+    o.port = port;
+    absl::StatusOr<std::unique_ptr<fraud::testing::InProcessStorage>> s =
+        fraud::testing::InProcessStorage::Start(o);
+    ASSERT_THAT(s, IsOk());
+    storage_ = std::move(*s);
+  }
+
+  // Publishes `family` as `version` exactly as training does: artifact written locally, stored in
+  // the registry, registered; champion when asked. `extra_bytes` adds a file of that size to the
+  // artifact (not listed in the manifest) to make the transfer long.
+  std::string Publish(int64_t version, common::v1::ModelFamily family, bool champion,
+                      size_t extra_bytes = 0) {
+    const std::string dir = testing::WriteVersion(root_ + "/training", version, family);
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename());
+    if (extra_bytes > 0) {
+      std::ofstream out(fs::path(dir) / "padding.bin", std::ios::binary);
+      std::mt19937_64 rng(version);
+      std::string block(1 << 20, '\0');
+      for (size_t done = 0; done < extra_bytes; done += block.size()) {
+        for (auto& c : block) c = static_cast<char>(rng());
+        out << block;
+      }
+      names.push_back("padding.bin");
+    }
+    EXPECT_THAT(rpc::PutModelArtifact(*stub_, version, dir, names, absl::Seconds(120)), IsOk());
+    storage::v1::ModelVersion m;
+    m.set_version(version);
+    m.set_family(family);
+    m.set_artifact_uri(rpc::RegistryArtifactUri(version));
+    EXPECT_THAT(storage_->store().RegisterModel(m), IsOk());
+    if (champion) SetChampion(version);
+    return dir;
+  }
+  void SetChampion(int64_t version) {
+    storage::v1::SetChampionRequest r;
+    r.set_version(version);
+    r.set_reason("test");
+    EXPECT_THAT(storage_->store().SetChampion(r), IsOk());
+  }
+  // Scores `rows` with the serving model.
+  std::vector<float> Score(const Inference& inf, const std::vector<double>& rows) {
+    std::vector<float> out(rows.size() / csv::kNumFeatures);
+    std::shared_ptr<const LoadedModel> m = inf.holder.Get();
+    EXPECT_NE(m, nullptr);
+    if (m) {
+      EXPECT_THAT(m->model->Score(rows.data(), out.size(), out.data()), IsOk());
+    }
+    return out;
+  }
+  std::vector<float> DirectScores(const std::string& dir, const std::vector<double>& rows) {
+    std::vector<float> out(rows.size() / csv::kNumFeatures);
+    absl::StatusOr<std::unique_ptr<model::ModelRuntime>> m = model::LoadModel(dir);
+    EXPECT_THAT(m, IsOk());
+    if (m.ok()) {
+      EXPECT_THAT((*m)->Score(rows.data(), out.size(), out.data()), IsOk());
+    }
+    return out;
+  }
+  std::vector<std::string> CacheEntries(const std::string& cache) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(cache, ec)) out.push_back(e.path().filename());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  std::string root_;
+  int port_ = 0;
+  std::unique_ptr<fraud::testing::InProcessStorage> storage_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<storage::v1::StorageService::Stub> stub_;
+};
+
+TEST_F(RegistryCacheTest, FreshInferenceWithAnEmptyCacheServesTheChampion) {
+  const std::string published = Publish(1, kMlp, /*champion=*/true);
+  const std::vector<double> rows = testing::SyntheticDataset(64, 5).features;
+  const std::string cache = root_ + "/inference-a";
+  {
+    Inference inf(cache, stub_.get());
+    absl::StatusOr<ReloadResult> r = inf.reloader.Reload(0);
+    ASSERT_THAT(r, IsOk());
+    EXPECT_EQ(inf.serving(), 1);
+    EXPECT_EQ(Score(inf, rows), DirectScores(published, rows));
+    EXPECT_EQ(CacheEntries(cache), std::vector<std::string>{"1"});
+  }
+  // The cache deleted (or a new container): the champion is served again.
+  fs::remove_all(cache);
+  Inference fresh(cache, stub_.get());
+  ASSERT_THAT(fresh.reloader.Reload(0), IsOk());
+  EXPECT_EQ(fresh.serving(), 1);
+  EXPECT_EQ(Score(fresh, rows), DirectScores(published, rows));
+}
+
+TEST_F(RegistryCacheTest, RollbackToAnyRegisteredVersionWorksOnAFreshInference) {
+  const std::string v1 = Publish(1, kLogreg, false);
+  const std::string v2 = Publish(2, kXgboost, false);
+  const std::string v3 = Publish(3, kMlp, true);
+  const std::vector<double> rows = testing::SyntheticDataset(32, 6).features;
+  Inference inf(root_ + "/inference-b", stub_.get());
+  ASSERT_THAT(inf.reloader.Reload(0), IsOk());
+  EXPECT_EQ(inf.serving(), 3);
+  ASSERT_THAT(inf.reloader.Reload(1), IsOk());
+  EXPECT_EQ(inf.serving(), 1);
+  EXPECT_EQ(Score(inf, rows), DirectScores(v1, rows));
+  ASSERT_THAT(inf.reloader.Reload(2), IsOk());
+  EXPECT_EQ(Score(inf, rows), DirectScores(v2, rows));
+  EXPECT_THAT(inf.reloader.Reload(4),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("loading model version 4")));
+  EXPECT_EQ(inf.serving(), 2);
+}
+
+TEST_F(RegistryCacheTest, CorruptedStoredArtifactIsRefusedAndTheServingModelKept) {
+  Publish(1, kLogreg, true);
+  Publish(2, kXgboost, false);
+  // One byte of v2's largest stored file changed in the database.
+  Exec("UPDATE model_artifact_chunks SET data = set_byte(data, 10, (get_byte(data, 10) + 1) % 256)"
+       " WHERE (version, file_index, chunk_no) = (SELECT c.version, c.file_index, c.chunk_no"
+       " FROM model_artifact_chunks c JOIN model_artifact_files f USING (version, file_index)"
+       " WHERE c.version = 2 ORDER BY f.size_bytes DESC LIMIT 1)");
+  const std::string cache = root_ + "/inference-c";
+  Inference inf(cache, stub_.get());
+  ASSERT_THAT(inf.reloader.Reload(1), IsOk());
+  EXPECT_THAT(inf.reloader.Reload(2),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       HasSubstr("does not match the registry's")));
+  EXPECT_EQ(inf.serving(), 1);
+  EXPECT_EQ(CacheEntries(cache), std::vector<std::string>{"1"});
+}
+
+// Fault: storage goes away while inference is fetching the new champion. The old version keeps
+// serving, nothing half-fetched stays in the cache, and once storage is back the watcher's retry
+// converges on the champion.
+TEST_F(RegistryCacheTest, StorageDownDuringFetchKeepsServingAndConvergesLater) {
+  Publish(1, kLogreg, true);
+  const std::string cache = root_ + "/inference-d";
+  Inference inf(cache, stub_.get());
+  ASSERT_THAT(inf.reloader.Reload(0), IsOk());
+  ASSERT_EQ(inf.serving(), 1);
+  Publish(2, kMlp, /*champion=*/true, /*extra_bytes=*/size_t{96} << 20);
+
+  WatcherOptions wo;
+  wo.poll_interval = absl::Milliseconds(50);
+  wo.max_retry_backoff = absl::Milliseconds(400);
+  ModelWatcher watcher(&inf.champion, &inf.reloader, wo);
+  watcher.Start();
+  // Wait until the fetch of version 2 is under way, then take storage down.
+  bool fetching = false;
+  for (int i = 0; i < 20000 && !fetching; ++i) {
+    for (const std::string& e : CacheEntries(cache)) {
+      if (absl::StartsWith(e, ".tmp-fetch-2-")) fetching = true;
+    }
+    if (!fetching) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(fetching) << "the watcher never started fetching version 2";
+  storage_->Shutdown(absl::ZeroDuration());
+  storage_.reset();
+
+  // While storage is down: version 1 keeps serving and scoring, retries fail cleanly.
+  const std::vector<double> rows = testing::SyntheticDataset(16, 7).features;
+  const int64_t polls = watcher.polls();
+  for (int i = 0; i < 400 && watcher.polls() < polls + 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(inf.serving(), 1);
+  EXPECT_EQ(Score(inf, rows).size(), 16u);
+  EXPECT_EQ(CacheEntries(cache), std::vector<std::string>{"1"});
+
+  // Storage back on the same address: the watcher converges on version 2.
+  StartStorage(port_);
+  ASSERT_NE(storage_, nullptr);
+  for (int i = 0; i < 600 && inf.serving() != 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  watcher.Stop();
+  EXPECT_EQ(inf.serving(), 2);
+  EXPECT_EQ(CacheEntries(cache), (std::vector<std::string>{"1", "2"}));
+}
+
+}  // namespace
+}  // namespace fraud::inference
