@@ -196,12 +196,14 @@ render_text = read("deploy/render/render.yaml")
 render = yaml.safe_load(render_text)
 rservices = {s["name"]: s for s in render["services"]}
 groups = {g["name"]: {e["key"]: e for e in g.get("envVars", [])} for g in render.get("envVarGroups", [])}
-# The measured-RSS table in render.yaml's header comment: "#| fraud-x | idle | upload | training | plan |"
+# The measured-RSS table in render.yaml's header comment:
+#   "#| fraud-x | idle | upload | training | plan |"
 rss_table = {}
 for row in re.findall(r"^#\|\s*(fraud-[a-z]+)\s*\|(.*)$", render_text, re.M):
     cells = [c.strip() for c in row[1].strip().strip("|").split("|")]
     if len(cells) != 4 or not all(c.isdigit() for c in cells[:3]):
-        problem("render.yaml", f"measured RSS row for {row[0]} is not 'idle | upload | training | plan'")
+        problem("render.yaml",
+                f"measured RSS row for {row[0]} is not 'idle | upload | training | plan'")
         continue
     rss_table[row[0]] = ([int(c) for c in cells[:3]], cells[3])
 
@@ -316,7 +318,8 @@ for s in render["services"]:
         problem(where, f"has a disk ({disk.get('mountPath')}): only inference may keep its model "
                        "cache on one; training's model directory is scratch space")
     elif disk and disk.get("mountPath") != model_dir:
-        problem(where, f"disk mounted at {disk.get('mountPath')}, not at FRAUD_MODEL_DIR {model_dir}")
+        problem(where,
+                f"disk mounted at {disk.get('mountPath')}, not at FRAUD_MODEL_DIR {model_dir}")
     if disk and s.get("numInstances", 1) > 1:
         problem(where, "a service with a disk cannot run more than one instance")
     if name in ("inference", "training"):
@@ -353,7 +356,8 @@ for s in render["services"]:
             problem(where, f"plan {plan} has {RENDER_PLAN_MB[plan]} MB, the measured peak "
                            f"{max(measured)} MiB needs >= {need:.0f} MB")
 if {f"fraud-{n}" for n in ALL} - set(rservices):
-    problem("render.yaml", f"missing services {sorted({f'fraud-{n}' for n in ALL} - set(rservices))}")
+    missing = sorted({f"fraud-{n}" for n in ALL} - set(rservices))
+    problem("render.yaml", f"missing services {missing}")
 for row in set(rss_table) - set(rservices):
     problem("render.yaml", f"memory table lists {row}, which is not a service")
 
@@ -442,7 +446,8 @@ for kind in ("Deployment", "CronJob", "Job"):
             continue
         uses_config = any(r.get("configMapRef", {}).get("name") == "fraud-config"
                           for r in c.get("envFrom", []))
-        model_dir = env.get("FRAUD_MODEL_DIR") or (config.get("FRAUD_MODEL_DIR") if uses_config else None)
+        model_dir = env.get("FRAUD_MODEL_DIR") or (
+            config.get("FRAUD_MODEL_DIR") if uses_config else None)
         if not model_dir:
             problem(f"k8s {fn}", f"{name} sets no FRAUD_MODEL_DIR")
             continue
