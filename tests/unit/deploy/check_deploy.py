@@ -3,6 +3,7 @@
 deploy/render/render.yaml, deploy/k8s/*.yaml, deploy/prometheus/prometheus.yml and the ./fraud
 launcher against each other and against the flags the built binaries really accept
 (`<binary> --helpfull`). There is no Docker engine here, so this is the check that runs.
+tests/unit/deploy/mutations.sh checks this checker: 24 broken copies of the files must fail it.
 
 Usage: check_deploy.py ROOT BIN_DIR   (exit 0 = consistent; otherwise one line per problem)
 """
@@ -277,6 +278,8 @@ for s in render["services"]:
         problem(where, f"type is {s.get('type')}, expected {want_type} (gRPC services are private)")
     if "healthCheckPath" in s and s.get("type") != "web":
         problem(where, "healthCheckPath is for web services only")
+    if s.get("type") == "pserv" and s.get("plan") == "free":
+        problem(where, "private services have no free plan")
     env = render_env(where, s)
     check_env(where, binary, env)
     # Service-to-service auth: every service sends the shared token, storage requires it.
@@ -289,6 +292,14 @@ for s in render["services"]:
     if env.get("PORT", {}).get("value") != port:
         problem(where, f"PORT ({env.get('PORT', {}).get('value')}) is not FRAUD_PORT ({port}): "
                        "Render routes to, and hostport names, the port in PORT")
+    # The same downstream services as in docker-compose.yml (inference and training reach
+    # storage for model artifacts now that no disk is shared).
+    targets = {k for k in env if re.fullmatch(r"FRAUD_[A-Z]+_TARGET", k)}
+    compose_targets = {k for k in csvcs.get(name, {}).get("environment", {})
+                       if re.fullmatch(r"FRAUD_[A-Z]+_TARGET", k)}
+    if targets != compose_targets:
+        problem(where, f"targets {sorted(targets)} differ from docker-compose.yml's "
+                       f"{sorted(compose_targets)}")
     for e in env.values():
         ref = e.get("fromService")
         if not ref:
@@ -404,6 +415,14 @@ for n in ALL:
         problem(f"k8s {fn}", f"readiness probe checks {probed}, not {port}")
     if "requests" not in c.get("resources", {}):
         problem(f"k8s {fn}", "no resource requests")
+    limit = str(c.get("resources", {}).get("limits", {}).get("memory", ""))
+    m = re.fullmatch(r"(\d+)(Mi|Gi)", limit)
+    measured = rss_table.get(f"fraud-{n}", ([0], ""))[0]
+    if not m:
+        problem(f"k8s {fn}", f"memory limit {limit!r} is not in Mi or Gi")
+    elif int(m.group(1)) * (1024 if m.group(2) == "Gi" else 1) < max(measured) / RENDER_HEADROOM:
+        problem(f"k8s {fn}", f"memory limit {limit} is below the measured peak {max(measured)} MiB "
+                             "(render.yaml's table) / 0.8")
     if f"fraud-{n}" not in by_kind.get("Service", {}):
         problem("k8s", f"no Service fraud-{n}")
 for name, (fn, d) in by_kind.get("HorizontalPodAutoscaler", {}).items():
