@@ -3,7 +3,7 @@
 deploy/render/render.yaml, deploy/k8s/*.yaml, deploy/prometheus/prometheus.yml and the ./fraud
 launcher against each other and against the flags the built binaries really accept
 (`<binary> --helpfull`). There is no Docker engine here, so this is the check that runs.
-tests/unit/deploy/mutations.sh checks this checker: 24 broken copies of the files must fail it.
+tests/unit/deploy/mutations.sh checks this checker: 26 broken copies of the files must fail it.
 
 Usage: check_deploy.py ROOT BIN_DIR   (exit 0 = consistent; otherwise one line per problem)
 """
@@ -168,6 +168,21 @@ for name in ALL:
             problem(where, f"waits for {dep} to be healthy, but {dep} has no healthcheck")
     if "stop_grace_period" not in s:
         problem(where, "no stop_grace_period (must exceed --grace_period_seconds)")
+# No shared disk: a named volume belongs to one service (pgdata to postgres), and a model
+# directory, the ML services' cache, is never mounted read-only.
+volume_users = {}
+for name, s in csvcs.items():
+    for v in s.get("volumes", []) or []:
+        src, _, rest = str(v).partition(":")
+        if not src.startswith((".", "/")):
+            volume_users.setdefault(src, []).append(name)
+        model_dir = str((s.get("environment") or {}).get("FRAUD_MODEL_DIR", ""))
+        if model_dir and rest.startswith(model_dir) and rest.endswith(":ro"):
+            problem(f"docker-compose.yml:{name}", f"model cache {model_dir} is mounted read-only")
+for vol, users in volume_users.items():
+    if len(users) > 1:
+        problem("docker-compose.yml", f"volume {vol} is shared by {users}: model versions come "
+                                      "from storage, no service needs a shared disk")
 if "PGHOST" not in csvcs.get("storage", {}).get("environment", {}):
     problem("docker-compose.yml:storage", "no PGHOST: storage would not find postgres")
 if (flags_of("fraud-training") or set()) and "run_once" not in flags_of("fraud-training"):
