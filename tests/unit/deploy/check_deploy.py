@@ -11,9 +11,11 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import yaml
 
@@ -247,8 +249,6 @@ def gateway_serves(path):
     binary = os.path.join(BIN, "fraud-gateway")
     if not os.access(binary, os.X_OK):
         return None
-    import socket
-    import urllib.request
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -306,7 +306,7 @@ for s in render["services"]:
         problem(where, "FRAUD_PORT does not match the service's port")
     if env.get("PORT", {}).get("value") != port:
         problem(where, f"PORT ({env.get('PORT', {}).get('value')}) is not FRAUD_PORT ({port}): "
-                       "Render routes to, and hostport names, the port in PORT")
+                       "Render routes to the port in PORT, and callers must get the gRPC port")
     # The same downstream services as in docker-compose.yml (inference and training reach
     # storage for model artifacts now that no disk is shared).
     targets = {k for k in env if re.fullmatch(r"FRAUD_[A-Z]+_TARGET", k)}
