@@ -3,13 +3,19 @@
 deploy/render/render.yaml, deploy/k8s/*.yaml, deploy/prometheus/prometheus.yml and the ./fraud
 launcher against each other and against the flags the built binaries really accept
 (`<binary> --helpfull`). There is no Docker engine here, so this is the check that runs.
+tests/unit/deploy/mutations.sh checks this checker: 26 broken copies of the files must fail it.
 
 Usage: check_deploy.py ROOT BIN_DIR   (exit 0 = consistent; otherwise one line per problem)
 """
+import json
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import yaml
 
@@ -164,6 +170,21 @@ for name in ALL:
             problem(where, f"waits for {dep} to be healthy, but {dep} has no healthcheck")
     if "stop_grace_period" not in s:
         problem(where, "no stop_grace_period (must exceed --grace_period_seconds)")
+# No shared disk: a named volume belongs to one service (pgdata to postgres), and a model
+# directory, the ML services' cache, is never mounted read-only.
+volume_users = {}
+for name, s in csvcs.items():
+    for v in s.get("volumes", []) or []:
+        src, _, rest = str(v).partition(":")
+        if not src.startswith((".", "/")):
+            volume_users.setdefault(src, []).append(name)
+        model_dir = str((s.get("environment") or {}).get("FRAUD_MODEL_DIR", ""))
+        if model_dir and rest.startswith(model_dir) and rest.endswith(":ro"):
+            problem(f"docker-compose.yml:{name}", f"model cache {model_dir} is mounted read-only")
+for vol, users in volume_users.items():
+    if len(users) > 1:
+        problem("docker-compose.yml", f"volume {vol} is shared by {users}: model versions come "
+                                      "from storage, no service needs a shared disk")
 if "PGHOST" not in csvcs.get("storage", {}).get("environment", {}):
     problem("docker-compose.yml:storage", "no PGHOST: storage would not find postgres")
 if (flags_of("fraud-training") or set()) and "run_once" not in flags_of("fraud-training"):
@@ -180,18 +201,37 @@ if scraped != expected:
     problem("prometheus.yml", f"scrape targets {sorted(scraped)} != {sorted(expected)}")
 
 # ---- render.yaml ---------------------------------------------------------------------------------
-render = yaml.safe_load(read("deploy/render/render.yaml"))
-rnames = {s["name"] for s in render["services"]}
+# Render facts the blueprint must respect: only `web` services get a public URL and an HTTP
+# health check; private services (`pserv`) are reached at the host:port that
+# `fromService: {type: pserv, property: hostport}` resolves to (the port in PORT); a disk belongs
+# to one service and rules out zero-downtime deploys and scaling. Model versions live in the
+# registry (storage), so no service needs a disk: a model directory is a cache in /tmp.
+RENDER_PLAN_MB = {"free": 512, "starter": 512, "standard": 2048, "pro": 4096,
+                  "pro plus": 8192, "pro max": 16384, "pro ultra": 32768}
+RENDER_HEADROOM = 0.8  # a plan's memory must cover the measured peak RSS / 0.8
+FROM_SERVICE_PROPERTIES = {"host", "port", "hostport"}
+render_text = read("deploy/render/render.yaml")
+render = yaml.safe_load(render_text)
+rservices = {s["name"]: s for s in render["services"]}
 groups = {g["name"]: {e["key"]: e for e in g.get("envVars", [])} for g in render.get("envVarGroups", [])}
-for s in render["services"]:
-    where = f"render.yaml:{s['name']}"
-    binary = s.get("dockerCommand", "").split()[0] if s.get("dockerCommand") else ""
-    name = binary.replace("fraud-", "")
-    if name not in ALL:
-        problem(where, f"dockerCommand {binary!r} is not a service binary")
+# The measured-RSS table in render.yaml's header comment:
+#   "#| fraud-x | idle | upload | training | plan |"
+rss_table = {}
+for row in re.findall(r"^#\|\s*(fraud-[a-z]+)\s*\|(.*)$", render_text, re.M):
+    cells = [c.strip() for c in row[1].strip().strip("|").split("|")]
+    if len(cells) != 4 or not all(c.isdigit() for c in cells[:3]):
+        problem("render.yaml",
+                f"measured RSS row for {row[0]} is not 'idle | upload | training | plan'")
         continue
-    if s.get("dockerfilePath") != "./deploy/docker/Dockerfile":
-        problem(where, "dockerfilePath is not ./deploy/docker/Dockerfile")
+    rss_table[row[0]] = ([int(c) for c in cells[:3]], cells[3])
+
+
+def render_binary(s):
+    return s.get("dockerCommand", "").split()[0] if s.get("dockerCommand") else ""
+
+
+def render_env(where, s):
+    """The service's variables, groups included: key -> envVars entry."""
     env = {}
     for e in s.get("envVars", []):
         if "fromGroup" in e:
@@ -200,23 +240,152 @@ for s in render["services"]:
             env.update(groups.get(e["fromGroup"], {}))
         else:
             env[e["key"]] = e
+    return env
+
+
+def gateway_serves(path):
+    """Starts the built gateway on a free loopback port (no backends) and asks whether it routes
+    GET path: the path must be in its OpenAPI document and answer 200. None if it cannot run."""
+    binary = os.path.join(BIN, "fraud-gateway")
+    if not os.access(binary, os.X_OK):
+        return None
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_")}
+    proc = subprocess.Popen([binary, "--host=127.0.0.1", f"--port={port}", "--log_level=error",
+                             "--rpc_timeout_seconds=1"] +
+                            [f"--{n}_target=127.0.0.1:1" for n in SERVICES],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"{base}/api/v1/openapi.json", timeout=5) as r:
+                    spec = json.loads(r.read())
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            return None
+        if "get" not in spec.get("paths", {}).get(path, {}):
+            return False
+        with urllib.request.urlopen(base + path, timeout=10) as r:
+            return r.status == 200
+    except OSError:
+        return False
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+for s in render["services"]:
+    where = f"render.yaml:{s['name']}"
+    binary = render_binary(s)
+    name = binary.replace("fraud-", "")
+    if name not in ALL:
+        problem(where, f"dockerCommand {binary!r} is not a service binary")
+        continue
+    if s.get("dockerfilePath") != "./deploy/docker/Dockerfile":
+        problem(where, "dockerfilePath is not ./deploy/docker/Dockerfile")
+    want_type = "web" if name == "gateway" else "pserv"
+    if s.get("type") != want_type:
+        problem(where, f"type is {s.get('type')}, expected {want_type} (gRPC services are private)")
+    if "healthCheckPath" in s and s.get("type") != "web":
+        problem(where, "healthCheckPath is for web services only")
+    if s.get("type") == "pserv" and s.get("plan") == "free":
+        problem(where, "private services have no free plan")
+    env = render_env(where, s)
     check_env(where, binary, env)
     # Service-to-service auth: every service sends the shared token, storage requires it.
     token = env.get("FRAUD_SERVICE_TOKEN", {})
     if not (token.get("generateValue") or token.get("sync") is False):
         problem(where, "FRAUD_SERVICE_TOKEN must come from a generated or secret value (env group)")
-    if name in SERVICES and env.get("FRAUD_PORT", {}).get("value") != str(SERVICES[name]):
+    port = env.get("FRAUD_PORT", {}).get("value")
+    if name in SERVICES and port != str(SERVICES[name]):
         problem(where, "FRAUD_PORT does not match the service's port")
+    if env.get("PORT", {}).get("value") != port:
+        problem(where, f"PORT ({env.get('PORT', {}).get('value')}) is not FRAUD_PORT ({port}): "
+                       "Render routes to the port in PORT, and callers must get the gRPC port")
+    # The same downstream services as in docker-compose.yml (inference and training reach
+    # storage for model artifacts now that no disk is shared).
+    targets = {k for k in env if re.fullmatch(r"FRAUD_[A-Z]+_TARGET", k)}
+    compose_targets = {k for k in csvcs.get(name, {}).get("environment", {})
+                       if re.fullmatch(r"FRAUD_[A-Z]+_TARGET", k)}
+    if targets != compose_targets:
+        problem(where, f"targets {sorted(targets)} differ from docker-compose.yml's "
+                       f"{sorted(compose_targets)}")
     for e in env.values():
         ref = e.get("fromService")
-        if ref and ref["name"] not in rnames:
-            problem(where, f"{e['key']} refers to unknown service {ref['name']}")
-    if name == "gateway" and s.get("healthCheckPath") != "/healthz":
-        problem(where, "gateway healthCheckPath is not /healthz")
+        if not ref:
+            continue
+        target = rservices.get(ref.get("name"))
+        if target is None:
+            problem(where, f"{e['key']} refers to unknown service {ref.get('name')}")
+            continue
+        if ref.get("type") != target.get("type"):
+            problem(where, f"{e['key']} refers to {ref['name']} as type {ref.get('type')}, "
+                           f"but it is {target.get('type')}")
+        if ref.get("property") not in FROM_SERVICE_PROPERTIES and "envVarKey" not in ref:
+            problem(where, f"{e['key']}: fromService property {ref.get('property')!r} is not one "
+                           f"of {sorted(FROM_SERVICE_PROPERTIES)}")
+        m = re.fullmatch(r"FRAUD_([A-Z]+)_TARGET", e["key"])
+        if m:
+            if ref.get("property") != "hostport":
+                problem(where, f"{e['key']} needs property hostport (a gRPC target is host:port)")
+            if render_binary(target) != f"fraud-{m.group(1).lower()}":
+                problem(where, f"{e['key']} points at {ref['name']}, which runs "
+                               f"{render_binary(target)!r}")
+    # No shared disk: model directories are caches; a disk, if any, only on inference and then
+    # mounted where its cache is.
+    disk = s.get("disk")
+    model_dir = env.get("FRAUD_MODEL_DIR", {}).get("value")
+    if disk and name != "inference":
+        problem(where, f"has a disk ({disk.get('mountPath')}): only inference may keep its model "
+                       "cache on one; training's model directory is scratch space")
+    elif disk and disk.get("mountPath") != model_dir:
+        problem(where,
+                f"disk mounted at {disk.get('mountPath')}, not at FRAUD_MODEL_DIR {model_dir}")
+    if disk and s.get("numInstances", 1) > 1:
+        problem(where, "a service with a disk cannot run more than one instance")
+    if name in ("inference", "training"):
+        if not model_dir:
+            problem(where, "no FRAUD_MODEL_DIR: the binary's default is relative to a read-only /")
+        elif not disk and not model_dir.startswith("/tmp/"):
+            problem(where, f"FRAUD_MODEL_DIR {model_dir} is neither on a disk nor under /tmp "
+                           "(the non-root user cannot write elsewhere on the ephemeral filesystem)")
+    if name == "gateway":
+        path = s.get("healthCheckPath")
+        if not path:
+            problem(where, "the web service has no healthCheckPath")
+        else:
+            served = gateway_serves(path)
+            if served is None:
+                problem(where, "could not start fraud-gateway to check healthCheckPath")
+            elif not served:
+                problem(where, f"healthCheckPath {path} is not a GET route of the gateway "
+                               "that answers 200 without backends")
     if name == "storage" and env.get("FRAUD_DATABASE_URL", {}).get("sync") is not False:
         problem(where, "FRAUD_DATABASE_URL must be a secret (sync: false)")
-if {f"fraud-{n}" for n in ALL} - rnames:
-    problem("render.yaml", f"missing services {sorted({f'fraud-{n}' for n in ALL} - rnames)}")
+    # Memory: the plan must hold the measured peak with headroom.
+    plan = s.get("plan", "starter")
+    if plan not in RENDER_PLAN_MB:
+        problem(where, f"unknown plan {plan!r}")
+    elif s["name"] not in rss_table:
+        problem(where, "no measured RSS row in render.yaml's memory table")
+    else:
+        measured, table_plan = rss_table[s["name"]]
+        need = max(measured) / RENDER_HEADROOM
+        if table_plan != plan:
+            problem(where, f"plan {plan} differs from the memory table's {table_plan}")
+        if RENDER_PLAN_MB[plan] < need:
+            problem(where, f"plan {plan} has {RENDER_PLAN_MB[plan]} MB, the measured peak "
+                           f"{max(measured)} MiB needs >= {need:.0f} MB")
+if {f"fraud-{n}" for n in ALL} - set(rservices):
+    missing = sorted({f"fraud-{n}" for n in ALL} - set(rservices))
+    problem("render.yaml", f"missing services {missing}")
+for row in set(rss_table) - set(rservices):
+    problem("render.yaml", f"memory table lists {row}, which is not a service")
 
 # ---- Kubernetes ----------------------------------------------------------------------------------
 docs = []
@@ -261,6 +430,14 @@ for n in ALL:
         problem(f"k8s {fn}", f"readiness probe checks {probed}, not {port}")
     if "requests" not in c.get("resources", {}):
         problem(f"k8s {fn}", "no resource requests")
+    limit = str(c.get("resources", {}).get("limits", {}).get("memory", ""))
+    m = re.fullmatch(r"(\d+)(Mi|Gi)", limit)
+    measured = rss_table.get(f"fraud-{n}", ([0], ""))[0]
+    if not m:
+        problem(f"k8s {fn}", f"memory limit {limit!r} is not in Mi or Gi")
+    elif int(m.group(1)) * (1024 if m.group(2) == "Gi" else 1) < max(measured) / RENDER_HEADROOM:
+        problem(f"k8s {fn}", f"memory limit {limit} is below the measured peak {max(measured)} MiB "
+                             "(render.yaml's table) / 0.8")
     if f"fraud-{n}" not in by_kind.get("Service", {}):
         problem("k8s", f"no Service fraud-{n}")
 for name, (fn, d) in by_kind.get("HorizontalPodAutoscaler", {}).items():
@@ -274,6 +451,49 @@ for n in ("ingest", "inference", "gateway"):
 pdbs = [d for _, d in by_kind.get("PodDisruptionBudget", {}).values()]
 if not any(p["spec"]["selector"]["matchLabels"].get("app") == "fraud-inference" for p in pdbs):
     problem("k8s", "no PodDisruptionBudget for inference")
+# Model artifacts live in the registry: no ReadWriteMany claim, every model directory is a
+# per-pod emptyDir cache (inference) or scratch space (training).
+for name, (fn, d) in by_kind.get("PersistentVolumeClaim", {}).items():
+    if "ReadWriteMany" in d.get("spec", {}).get("accessModes", []):
+        problem(f"k8s {fn}", f"PersistentVolumeClaim {name} is ReadWriteMany: nothing may need a "
+                             "shared volume (model versions come from storage)")
+
+
+def pod_spec(d):
+    if d["kind"] == "CronJob":
+        return d["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return d["spec"]["template"]["spec"]
+
+
+for kind in ("Deployment", "CronJob", "Job"):
+    for name, (fn, d) in by_kind.get(kind, {}).items():
+        spec = pod_spec(d)
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        for v in volumes.values():
+            claim = v.get("persistentVolumeClaim", {}).get("claimName")
+            if claim and claim not in by_kind.get("PersistentVolumeClaim", {}):
+                problem(f"k8s {fn}", f"volume {v['name']} uses unknown claim {claim}")
+        c = spec["containers"][0]
+        env = {e["name"]: e.get("value") for e in c.get("env", [])}
+        binary = c.get("image", "").split(":")[0]
+        if binary not in ("fraud-inference", "fraud-training"):
+            continue
+        uses_config = any(r.get("configMapRef", {}).get("name") == "fraud-config"
+                          for r in c.get("envFrom", []))
+        model_dir = env.get("FRAUD_MODEL_DIR") or (
+            config.get("FRAUD_MODEL_DIR") if uses_config else None)
+        if not model_dir:
+            problem(f"k8s {fn}", f"{name} sets no FRAUD_MODEL_DIR")
+            continue
+        mount = next((m for m in c.get("volumeMounts", []) if m["mountPath"] == model_dir), None)
+        if mount is None:
+            problem(f"k8s {fn}", f"{name}: nothing is mounted at FRAUD_MODEL_DIR {model_dir} "
+                                 "(the image's root filesystem is not the place for the cache)")
+        elif "emptyDir" not in volumes.get(mount["name"], {}):
+            problem(f"k8s {fn}", f"{name}: FRAUD_MODEL_DIR {model_dir} is not an emptyDir "
+                                 "(it is a per-pod cache; versions come from storage)")
+        elif mount.get("readOnly"):
+            problem(f"k8s {fn}", f"{name}: the model cache at {model_dir} is read-only")
 for name, (fn, d) in by_kind.get("CronJob", {}).items():
     c = d["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     flags = flags_of("fraud-training") or set()
@@ -281,6 +501,22 @@ for name, (fn, d) in by_kind.get("CronJob", {}).items():
         m = re.match(r"--([a-z_]+)", arg)
         if m and flags and m.group(1) not in flags:
             problem(f"k8s {fn}", f"{arg} is not a fraud-training flag")
+
+# kubectl's own view of the manifests (decoding, apiVersion/kind mapping), offline.
+KUBECTL = os.environ.get("KUBECTL") or shutil.which("kubectl")
+if KUBECTL:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import kube_dry_run  # noqa: E402 (beside this script)
+    rc, out = kube_dry_run.dry_run(KUBECTL, [kdir])
+    created = [line for line in out.splitlines() if line.endswith("(dry run)")]
+    if rc != 0 or len(created) != len(docs):
+        problem("k8s", f"kubectl apply --dry-run=client --validate=false failed (exit {rc}, "
+                       f"{len(created)} of {len(docs)} objects):\n{out.strip()}")
+    else:
+        print(f"kubectl apply --dry-run=client --validate=false: {len(created)} objects OK")
+else:
+    print("SKIPPED kubectl dry run: no kubectl on PATH (apt-get install kubernetes-client; "
+          "./fraud installs it)")
 
 if problems:
     print("\n".join(problems))
