@@ -18,7 +18,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "services/common/rpc/auth.h"
 #include "services/common/rpc/channel.h"
-#include "services/training/replay.h"
+#include "clients/replay/replay.h"
 
 namespace fraud::cli {
 namespace {
@@ -211,10 +211,10 @@ int RunReplayCommand(const std::vector<std::string>& args, CommandIo& io) {
   flags.Double("run-timeout-minutes", &run_timeout_minutes, "longest a single run may take");
   if (int code = ParseOrExit(flags, args, io, 1, 1); code >= 0) return code;
 
-  training::replay::ReplayOptions o;
+  replay::ReplayOptions o;
   o.csv_path = flags.positional()[0];
   if (!boundaries.empty()) {
-    absl::StatusOr<std::vector<double>> b = training::replay::ParseBoundaries(boundaries);
+    absl::StatusOr<std::vector<double>> b = replay::ParseBoundaries(boundaries);
     if (!b.ok()) {
       io.err << "fraudctl replay: " << b.status().message() << "\n";
       return kExitUsage;
@@ -239,19 +239,19 @@ int RunReplayCommand(const std::vector<std::string>& args, CommandIo& io) {
   o.run_timeout = absl::Minutes(run_timeout_minutes);
   o.log = [&io](const std::string& line) { io.err << line << "\n" << std::flush; };
 
-  std::unique_ptr<training::replay::Uploader> uploader = training::replay::MakeIngestUploader(
+  std::unique_ptr<replay::Uploader> uploader = replay::MakeIngestUploader(
       rpc::MakeChannel({ingest_target, training.conn.tls_ca}), training.token);
   auto stub = tpb::TrainingService::NewStub(training.conn.Channel());
-  absl::StatusOr<training::replay::ReplayResult> result =
-      training::replay::RunReplay(o, *uploader, *stub);
+  absl::StatusOr<replay::ReplayResult> result =
+      replay::RunReplay(o, *uploader, *stub);
   if (!result.ok()) {
     io.err << "fraudctl replay: " << result.status().message() << "\n";
     return kExitFailure;
   }
-  io.out << training::replay::FormatTable(*result);
+  io.out << replay::FormatTable(*result);
   if (!json_out.empty()) {
     std::ofstream out(json_out, std::ios::binary | std::ios::trunc);
-    out << training::replay::ToJson(*result) << "\n";
+    out << replay::ToJson(*result) << "\n";
     if (!out) {
       io.err << "fraudctl replay: cannot write " << json_out << "\n";
       return kExitFailure;

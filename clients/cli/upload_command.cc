@@ -21,7 +21,7 @@
 #include "clients/cli/summary_printer.h"
 #include "fraud/ingest/v1/ingest.grpc.pb.h"
 #include "services/common/rpc/auth.h"
-#include "services/ingest/summary_trailer.h"
+#include "services/common/rpc/summary_trailer.h"
 
 namespace fraud::cli {
 namespace {
@@ -192,7 +192,7 @@ int RunUploadOrValidate(const std::vector<std::string>& args, CommandIo& io, boo
 
   if (!status.ok()) {
     io.err << "fraudctl " << command << ": " << DescribeRpcError(status, conn.target) << "\n";
-    std::optional<ingest::v1::UploadSummary> details = ingest::SummaryFromTrailers(*ctx);
+    std::optional<ingest::v1::UploadSummary> details = rpc::SummaryFromTrailers(*ctx);
     if (details.has_value()) {
       if (json) {
         io.out << SummaryJson(*details);

@@ -66,7 +66,6 @@ namespace healthpb = ::grpc::health::v1;
 namespace internal {
 
 inline constexpr char kJsonType[] = "application/json";
-inline constexpr char kSummaryTrailer[] = "fraud-upload-summary-bin";
 inline constexpr char kApiPrefix[] = "/api/";
 
 struct GatewayMetrics {
@@ -221,7 +220,6 @@ using internal::kDrainBytes;
 using internal::kJsonType;
 using internal::kMaxInt64;
 using internal::kMaxPageSize;
-using internal::kSummaryTrailer;
 using internal::Metrics;
 using internal::Param;
 using internal::SaneRequestId;

@@ -2,6 +2,8 @@
 // the chunking and limits), ingest's answer mapped back.
 #include "services/gateway/gateway_internal.h"
 
+#include "services/common/rpc/summary_trailer.h"
+
 namespace fraud::gateway {
 
 namespace {
@@ -44,14 +46,7 @@ class IngestUploadCall final : public ChunkSink {
   const ingestpb::UploadSummary& summary() const { return response_.summary(); }
 
   std::optional<ingestpb::UploadSummary> TrailerSummary() const {
-    const auto& md = ctx_.GetServerTrailingMetadata();
-    auto it = md.find(kSummaryTrailer);
-    if (it == md.end()) return std::nullopt;
-    ingestpb::UploadSummary s;
-    if (!s.ParseFromArray(it->second.data(), static_cast<int>(it->second.size()))) {
-      return std::nullopt;
-    }
-    return s;
+    return rpc::SummaryFromTrailers(ctx_);
   }
 
  private:

@@ -11,7 +11,7 @@
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/grpc_status.h"
 #include "services/ingest/grpc_clients.h"
-#include "services/ingest/summary_trailer.h"
+#include "services/common/rpc/summary_trailer.h"
 #include "services/ingest/upload_session.h"
 
 namespace fraud::ingest {
@@ -219,7 +219,7 @@ grpc::Status IngestService::Run(grpc::ServerContext* ctx,
     // the gateway answers 429 "busy", never 413 "too large".
     if (status.code() == absl::StatusCode::kInvalidArgument ||
         session->failure() == UploadFailure::kTooLarge) {
-      AttachSummaryTrailer(ctx, partial);
+      rpc::AttachSummaryTrailer(ctx, partial);
     }
   }
   const v1::UploadSummary& counts = summary != nullptr ? *summary : partial;

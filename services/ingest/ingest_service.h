@@ -9,7 +9,7 @@
 //   - INVALID_ARGUMENT: bad options or a bad file (strict: the first bad row; lenient: no good
 //     row at all). The message names line/column/reason, nothing is stored, and the summary with
 //     its errors is attached as binary trailing metadata `fraud-upload-summary-bin`
-//     (summary_trailer.h);
+//     (services/common/rpc/summary_trailer.h);
 //   - RESOURCE_EXHAUSTED "upload exceeds the 2 GiB limit" (the configured limit), summary
 //     attached as well;
 //   - UNAVAILABLE: storage unreachable (nothing stored), or scoring broke mid-upload;

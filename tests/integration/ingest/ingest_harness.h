@@ -36,7 +36,7 @@
 #include "services/inference/model_holder.h"
 #include "services/inference/predictor.h"
 #include "services/ingest/ingest_service.h"
-#include "services/ingest/summary_trailer.h"
+#include "services/common/rpc/summary_trailer.h"
 #include "services/ingest/upload_session.h"
 #include "services/storage/pg_pool.h"
 #include "tests/testing/in_process_server.h"
@@ -261,7 +261,7 @@ class IngestServiceTest : public fraud::testing::PgFixture {
     if (open) writer->WritesDone();
     result.status = writer->Finish();
     result.summary = response.summary();
-    result.trailer = SummaryFromTrailers(ctx);
+    result.trailer = rpc::SummaryFromTrailers(ctx);
     return result;
   }
 

@@ -30,7 +30,7 @@
 #include "services/ingest/ingest_service.h"
 #include "services/training/clients.h"
 #include "services/training/pipeline.h"
-#include "services/training/replay.h"
+#include "clients/replay/replay.h"
 #include "services/training/run_manager.h"
 #include "services/training/training_service.h"
 #include "tests/testing/in_process_server.h"

@@ -19,7 +19,7 @@
 #include "services/common/csv/synthetic_generator.h"
 #include "services/common/eval/drift.h"
 #include "services/ingest/ingest_service.h"
-#include "services/ingest/summary_trailer.h"
+#include "services/common/rpc/summary_trailer.h"
 #include "tests/testing/reference_metrics.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/synthetic_csv.h"
@@ -792,8 +792,8 @@ TEST(SummaryTrailerTest, LargeSummariesAreTrimmedToFitTheMetadataLimit) {
     e->set_column("Amount");
     e->set_reason("not a number: 'some long text that keeps going and going'");
   }
-  const std::string bytes = SerializeSummaryForTrailer(summary);
-  EXPECT_LE(bytes.size(), kMaxSummaryTrailerBytes);
+  const std::string bytes = rpc::SerializeSummaryForTrailer(summary);
+  EXPECT_LE(bytes.size(), rpc::kMaxSummaryTrailerBytes);
   UploadSummary back;
   ASSERT_TRUE(back.ParseFromString(bytes));
   EXPECT_GT(back.errors_size(), 10);
@@ -804,7 +804,7 @@ TEST(SummaryTrailerTest, LargeSummariesAreTrimmedToFitTheMetadataLimit) {
 
   UploadSummary one;
   one.add_errors()->set_reason(std::string(20000, 'x'));
-  EXPECT_LE(SerializeSummaryForTrailer(one).size(), kMaxSummaryTrailerBytes);
+  EXPECT_LE(rpc::SerializeSummaryForTrailer(one).size(), rpc::kMaxSummaryTrailerBytes);
 }
 
 TEST(SanitizeFileNameTest, ControlCharactersAreReplacedAndLongNamesCutAtACharacter) {

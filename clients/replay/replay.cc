@@ -1,4 +1,4 @@
-#include "services/training/replay.h"
+#include "clients/replay/replay.h"
 
 #include <grpcpp/client_context.h>
 
@@ -22,7 +22,7 @@
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/grpc_status.h"
 
-namespace fraud::training::replay {
+namespace fraud::replay {
 namespace {
 
 constexpr size_t kChunkBytes = 64 << 10;
@@ -470,4 +470,4 @@ std::string ToJson(const ReplayResult& result) {
   return j.dump(2);
 }
 
-}  // namespace fraud::training::replay
+}  // namespace fraud::replay

@@ -29,7 +29,7 @@
 #include "fraud/ingest/v1/ingest.grpc.pb.h"
 #include "fraud/training/v1/training.grpc.pb.h"
 
-namespace fraud::training::replay {
+namespace fraud::replay {
 
 // One time segment of the data file.
 struct Part {
@@ -139,4 +139,4 @@ std::string ToJson(const ReplayResult& result);
 // Parses "t1,t2,t3,t4" into four ascending numbers; InvalidArgument otherwise.
 absl::StatusOr<std::vector<double>> ParseBoundaries(const std::string& text);
 
-}  // namespace fraud::training::replay
+}  // namespace fraud::replay

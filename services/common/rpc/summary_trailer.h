@@ -18,7 +18,7 @@
 
 #include "fraud/ingest/v1/ingest.pb.h"
 
-namespace fraud::ingest {
+namespace fraud::rpc {
 
 inline constexpr char kSummaryTrailer[] = "fraud-upload-summary-bin";
 inline constexpr size_t kMaxSummaryTrailerBytes = 4096;
@@ -30,4 +30,4 @@ void AttachSummaryTrailer(grpc::ServerContext* ctx, const ingest::v1::UploadSumm
 // parse). Call after the RPC finished.
 std::optional<ingest::v1::UploadSummary> SummaryFromTrailers(const grpc::ClientContext& ctx);
 
-}  // namespace fraud::ingest
+}  // namespace fraud::rpc

@@ -1,8 +1,8 @@
-#include "services/ingest/summary_trailer.h"
+#include "services/common/rpc/summary_trailer.h"
 
 #include <utility>
 
-namespace fraud::ingest {
+namespace fraud::rpc {
 
 std::string SerializeSummaryForTrailer(ingest::v1::UploadSummary summary) {
   // A failed upload has no scores; drop whatever is not needed to explain the failure.
@@ -46,4 +46,4 @@ std::optional<ingest::v1::UploadSummary> SummaryFromTrailers(const grpc::ClientC
   return summary;
 }
 
-}  // namespace fraud::ingest
+}  // namespace fraud::rpc
