@@ -121,9 +121,10 @@ absl::StatusOr<TrainedCandidate> TrainCandidate(const CandidateSpec& spec, const
                                                 const Dataset& validation,
                                                 const TrainCallbacks& callbacks = {});
 
-// The small default grid of one family (logreg 1, mlp 3, xgboost 2, random_forest 1 configs).
+// The default grid of one family: its row of the family table (families.cc); empty for
+// UNSPECIFIED. Today logreg 1, mlp 3, xgboost 2, random_forest 1 configs.
 std::vector<CandidateSpec> DefaultGrid(ModelFamily family);
-// DefaultGrid of all four families, in the order logreg, mlp, xgboost, random_forest.
+// DefaultGrid of every family, in table order (logreg, mlp, xgboost, random_forest, ...).
 std::vector<CandidateSpec> DefaultCandidates();
 
 }  // namespace fraud::model
