@@ -78,6 +78,17 @@ std::vector<Family> BuildTable() {
        .default_grid = {P{{"trees", "100"}, {"max_depth", "8"}}},
        .train = internal::TrainXgboost,
        .load = LoadXgboost},
+      // Trains one configuration of every other family and averages the best two (see
+      // ensemble_model.cc); max_epochs caps the members' epochs and rounds.
+      {.id = common::v1::MODEL_FAMILY_ENSEMBLE,
+       .name = "ensemble",
+       .display_name = "Ensemble of the best two families",
+       .required_file = internal::kEnsembleFirstMemberManifest,
+       .default_grid = {P{}},
+       .epoch_param = "max_member_epochs",
+       .combines_families = true,
+       .train = internal::TrainEnsemble,
+       .load = internal::LoadEnsemble},
   };
 }
 

@@ -41,6 +41,10 @@ class Params {
   // Comma-separated positive integers, for example "64,32".
   std::vector<int> IntList(const std::string& key, const std::string& def);
 
+  // Records `value` as the effective value of `key` (for a choice made while training, such as
+  // the members an ensemble picked).
+  void SetResolved(const std::string& key, const std::string& value) { resolved_[key] = value; }
+
   absl::Status Finish() const;
   const std::map<std::string, std::string>& resolved() const { return resolved_; }
 
@@ -116,5 +120,13 @@ void SetTorchThreads(int n);
 absl::StatusOr<FamilyResult> TrainXgboost(const TrainContext& ctx, Params& params);
 absl::StatusOr<std::unique_ptr<ModelRuntime>> MakeXgboostRuntime(
     ModelManifest manifest, Preprocessor preprocessor, const std::vector<WeightFile>& files);
+
+// ensemble_model.cc: ensemble (members of the other families, averaged).
+absl::StatusOr<FamilyResult> TrainEnsemble(const TrainContext& ctx, Params& params);
+absl::StatusOr<std::unique_ptr<ModelRuntime>> LoadEnsemble(ModelManifest manifest,
+                                                          Preprocessor preprocessor,
+                                                          const std::vector<WeightFile>& files,
+                                                          const LoadOptions& options);
+inline constexpr char kEnsembleFirstMemberManifest[] = "member0.manifest.textproto";
 
 }  // namespace fraud::model::internal
