@@ -221,14 +221,8 @@ absl::StatusOr<std::vector<model::CandidateSpec>> BuildCandidates(
     if (small_grid && grid.size() > 1) grid.resize(1);
     for (model::CandidateSpec& spec : grid) {
       spec.threads = threads;
-      const model::Family* row = model::FindFamily(family);
-      if (max_epochs > 0 && row != nullptr && *row->epoch_param != '\0') {
-        // The library's default applies when the grid leaves the parameter unset; 0 = no cap.
-        int current = row->epoch_default;
-        auto it = spec.params.find(row->epoch_param);
-        if (it != spec.params.end()) absl::SimpleAtoi(it->second, &current);
-        spec.params[row->epoch_param] =
-            absl::StrCat(current > 0 ? std::min(current, max_epochs) : max_epochs);
+      if (const model::Family* row = model::FindFamily(family)) {
+        model::CapEpochs(*row, max_epochs, &spec.params);
       }
       for (const auto& [k, v] : overrides[family]) spec.params[k] = v;
       out.push_back(std::move(spec));

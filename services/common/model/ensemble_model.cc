@@ -24,7 +24,6 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -227,12 +226,7 @@ absl::StatusOr<TrainedMember> TrainMember(const TrainContext& ctx, const Family&
   std::map<std::string, std::string> raw =
       family.default_grid.empty() ? std::map<std::string, std::string>()
                                   : family.default_grid.front();
-  if (max_epochs > 0 && *family.epoch_param != '\0') {
-    int current = family.epoch_default;
-    auto it = raw.find(family.epoch_param);
-    if (it != raw.end() && !absl::SimpleAtoi(it->second, &current)) current = 0;
-    raw[family.epoch_param] = absl::StrCat(current > 0 ? std::min(current, max_epochs) : max_epochs);
-  }
+  CapEpochs(family, max_epochs, &raw);
   TrainCallbacks callbacks;
   callbacks.cancel = ctx.callbacks->cancel;
   TrainContext member_ctx = ctx;

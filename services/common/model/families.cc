@@ -2,7 +2,10 @@
 // file (torch_model.cc, xgb_model.cc, ...), declared in family_impl.h.
 #include "services/common/model/families.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "services/common/core/status_macros.h"
@@ -57,7 +60,7 @@ std::vector<Family> BuildTable() {
                         P{{"hidden", "64"}, {"dropout", "0.1"}, {"lr", "0.003"},
                           {"pos_weight", "sqrt"}}},
        .epoch_param = "epochs",
-       .epoch_default = 20,
+       .epoch_default = 15,
        .train = internal::TrainTorch,
        .load = LoadTorch},
       {.id = common::v1::MODEL_FAMILY_XGBOOST,
@@ -130,6 +133,15 @@ std::string FamilyName(ModelFamily family) {
 absl::StatusOr<ModelFamily> ParseFamily(std::string_view name) {
   FRAUD_ASSIGN_OR_RETURN(const Family* f, FindFamilyByName(name));
   return f->id;
+}
+
+void CapEpochs(const Family& family, int max_epochs, std::map<std::string, std::string>* params) {
+  if (max_epochs <= 0 || *family.epoch_param == '\0') return;
+  int current = family.epoch_default;
+  auto it = params->find(family.epoch_param);
+  if (it != params->end() && !absl::SimpleAtoi(it->second, &current)) current = 0;
+  (*params)[family.epoch_param] =
+      absl::StrCat(current > 0 ? std::min(current, max_epochs) : max_epochs);
 }
 
 std::vector<std::string> FamilyNames() {

@@ -83,4 +83,9 @@ absl::StatusOr<ModelFamily> ParseFamily(std::string_view name);
 // Every Family::name in table order, for example {"logreg", "mlp", ...}.
 std::vector<std::string> FamilyNames();
 
+// Caps the family's epoch-like parameter in `params` at max_epochs (the library default applies
+// when params leave it unset; a default of 0 means "no cap unless set"). No-op when max_epochs <= 0
+// or the family has no such parameter.
+void CapEpochs(const Family& family, int max_epochs, std::map<std::string, std::string>* params);
+
 }  // namespace fraud::model

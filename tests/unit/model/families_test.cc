@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 #include <string>
 
@@ -86,6 +87,28 @@ TEST(FamilyTableTest, DefaultCandidatesFollowTheTable) {
   ASSERT_EQ(all.size(), expected.size());
   for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].Name(), expected[i].Name());
   EXPECT_TRUE(DefaultGrid(common::v1::MODEL_FAMILY_UNSPECIFIED).empty());
+}
+
+TEST(FamilyTableTest, CapsEpochsAtMaxEpochsWithoutRaisingTheDefault) {
+  const Family& mlp = *FindFamily(common::v1::MODEL_FAMILY_MLP);
+  std::map<std::string, std::string> params;
+  CapEpochs(mlp, 3, &params);
+  EXPECT_EQ(params.at("epochs"), "3");
+  params.clear();
+  CapEpochs(mlp, 1000, &params);  // the library default (15), never more
+  EXPECT_EQ(params.at("epochs"), "15");
+  params = {{"epochs", "2"}};
+  CapEpochs(mlp, 5, &params);
+  EXPECT_EQ(params.at("epochs"), "2");
+  params.clear();
+  CapEpochs(mlp, 0, &params);
+  EXPECT_TRUE(params.empty());
+  // A family without an epoch-like parameter is left alone.
+  CapEpochs(*FindFamily(common::v1::MODEL_FAMILY_RANDOM_FOREST), 3, &params);
+  EXPECT_TRUE(params.empty());
+  // A default of 0 means "no cap unless set": the cap itself is the value.
+  CapEpochs(*FindFamily(common::v1::MODEL_FAMILY_ENSEMBLE), 4, &params);
+  EXPECT_EQ(params.at("max_member_epochs"), "4");
 }
 
 }  // namespace
