@@ -21,8 +21,10 @@
 //
 // Usage: fraud-bench-inference [--runs N] [--rows N] [--batch_rows N] [--single_calls N]
 //          [--reload_seconds S] [--reload_interval S] [--clients N] [--train_rows N]
-//          [--skip_reload] [--no_batching] [--batch_delay_us N] [--model_root DIR]
+//          [--skip_reload] [--no_batching] [--batch_delay_us N] [--model_root DIR] [--family NAME]
 // --model_root keeps the written versions 1 and 2 in DIR (handy to try fraud-inference by hand).
+// --family serves another family's model instead of the MLP (its first default configuration,
+// epochs/rounds capped at 3; for example --family ensemble).
 #include <grpcpp/client_context.h>
 #include <stdlib.h>
 
@@ -67,6 +69,8 @@ struct Args {
   int batch_delay_us = 200;
   // Where to write the model versions; kept afterwards when set (default: a temporary directory).
   std::string model_root;
+  // Family of the served model; empty = the MLP 64-32 described above.
+  std::string family;
 };
 
 bool ParseArgs(int argc, char** argv, Args* a) {
@@ -98,6 +102,8 @@ bool ParseArgs(int argc, char** argv, Args* a) {
       a->batch_delay_us = std::max(0, std::atoi(v));
     } else if (k == "--model_root") {
       a->model_root = v;
+    } else if (k == "--family") {
+      a->family = v;
     } else if (k == "--train_rows") {
       a->train_rows = std::max<int64_t>(2000, std::atoll(v));
     } else {
@@ -127,7 +133,7 @@ std::vector<double> SyntheticFeatures(int64_t rows, uint64_t seed, std::vector<i
 }
 
 // Trains the bench MLP and writes it as versions 1 and 2 under `root`.
-void WriteModels(const std::string& root, int64_t train_rows) {
+void WriteModels(const std::string& root, int64_t train_rows, const std::string& family) {
   std::vector<int32_t> labels;
   // 1% frauds so that a short training sees enough positives; Time-ordered split 80/20.
   std::vector<double> f = SyntheticFeatures(train_rows, 7, &labels, 0.01);
@@ -141,9 +147,17 @@ void WriteModels(const std::string& root, int64_t train_rows) {
   spec.family = common::v1::MODEL_FAMILY_MLP;
   spec.params = {{"hidden", "64,32"}, {"epochs", "3"}, {"patience", "3"}};
   spec.threads = 2;
+  if (!family.empty()) {
+    absl::StatusOr<model::ModelFamily> f = model::ParseFamily(family);
+    if (!f.ok()) Die("--family", f.status());
+    spec = model::DefaultGrid(*f).front();
+    spec.threads = 2;
+    const model::Family* row = model::FindFamily(*f);
+    if (*row->epoch_param != '\0') spec.params[row->epoch_param] = "3";
+  }
   const double start = bench::NowSeconds();
   absl::StatusOr<model::TrainedCandidate> c = model::TrainCandidate(spec, train, validation);
-  if (!c.ok()) Die("training the MLP", c.status());
+  if (!c.ok()) Die("training the model", c.status());
   std::fprintf(stderr, "trained %s in %.1f s (validation AUPRC %.3f)\n", c->name.c_str(),
                bench::NowSeconds() - start, c->validation_metrics().auprc());
   for (int64_t v : {1, 2}) {
@@ -383,7 +397,7 @@ int Main(int argc, char** argv) {
                  "usage: fraud-bench-inference [--runs N] [--rows N] [--batch_rows N] "
                  "[--single_calls N] [--reload_seconds S] [--reload_interval S] [--clients N] "
                  "[--train_rows N] [--skip_reload] [--no_batching] [--batch_delay_us N] "
-                 "[--model_root DIR]\n");
+                 "[--model_root DIR] [--family NAME]\n");
     return 2;
   }
   std::string root = args.model_root;
@@ -391,7 +405,7 @@ int Main(int argc, char** argv) {
     root = (std::filesystem::temp_directory_path() / "fraud-bench-inference-XXXXXX").string();
     if (::mkdtemp(root.data()) == nullptr) Die("mkdtemp", absl::InternalError(root));
   }
-  WriteModels(root, args.train_rows);
+  WriteModels(root, args.train_rows, args.family);
   const std::vector<double> rows = SyntheticFeatures(args.rows, 2, nullptr);
   {
     Server server(root, args.batching, args.batch_delay_us);

@@ -19,8 +19,9 @@
 namespace fraud::cli {
 namespace {
 
-// "logreg", "mlp", "xgboost", "random_forest": the enum's own name without its prefix (this
-// binary does not link the model library that owns model::FamilyName).
+// "logreg", "mlp", ...: the enum's own name without its prefix, which is how the family table
+// (services/common/model/families.cc) names every family; this binary does not link that
+// library, and needs no change when a family is added.
 std::string FamilyName(common::v1::ModelFamily family) {
   const std::string& name = common::v1::ModelFamily_Name(family);
   if (name.empty()) return "?";

@@ -271,7 +271,8 @@ int RunTrain(const std::vector<std::string>& args, CommandIo& io) {
                 "With --watch, prints progress lines until the run ends; the exit code is then 0\n"
                 "only when the run succeeded.");
   training.Register(&flags);
-  flags.String("families", &families, "logreg,mlp,xgboost,random_forest (default: the server's)");
+  flags.String("families", &families,
+               "comma-separated family names, e.g. logreg,mlp, or all (default: the server's)");
   flags.Bool("watch", &watch, "follow the run's progress until it ends");
   flags.Bool("no-promote", &no_promote, "register the winner but never promote it");
   flags.Double("margin", &margin, "promotion margin over the champion's AUPRC (0 = server's)");

@@ -8,12 +8,15 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "services/common/core/log.h"
 #include "services/common/core/shutdown.h"
 #include "services/common/core/status_macros.h"
 #include "services/common/model/artifact.h"
+#include "services/common/model/families.h"
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/server_flags.h"
 #include "services/common/rpc/server_runner.h"
@@ -46,7 +49,8 @@ ABSL_FLAG(uint64_t, bootstrap_seed, 42, "Seed of the synthetic initial training 
 ABSL_FLAG(std::string, bootstrap_csv, "",
           "Labelled CSV to use as the initial training set instead of synthetic rows");
 ABSL_FLAG(std::string, families, "",
-          "Families trained by default: comma-separated logreg,mlp,xgboost,random_forest (empty = all)");
+          absl::StrCat("Families trained by default: comma-separated ",
+                       absl::StrJoin(fraud::model::FamilyNames(), ","), " (empty = all)"));
 ABSL_FLAG(int, max_epochs, 0, "Cap on epochs (logreg, mlp) and boosting rounds (xgboost); 0 = library defaults");
 ABSL_FLAG(double, validation_fraction, 0.2, "Newest fraction of the training rows used for validation");
 ABSL_FLAG(double, holdout_fraction, 0.1,

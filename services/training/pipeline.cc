@@ -32,23 +32,10 @@ namespace {
 using ::fraud::common::v1::ClassificationMetrics;
 using ::google::protobuf::util::TimeUtil;
 
-constexpr ModelFamily kAllFamilies[] = {
-    common::v1::MODEL_FAMILY_LOGREG, common::v1::MODEL_FAMILY_MLP,
-    common::v1::MODEL_FAMILY_XGBOOST, common::v1::MODEL_FAMILY_RANDOM_FOREST};
-
-// Library defaults of the epoch-like parameter, used when max_epochs caps a spec that leaves it
-// unset (see services/common/model/trainer.h).
-std::optional<std::pair<std::string, int>> EpochParam(ModelFamily family) {
-  switch (family) {
-    case common::v1::MODEL_FAMILY_LOGREG:
-      return std::make_pair(std::string("epochs"), 15);
-    case common::v1::MODEL_FAMILY_MLP:
-      return std::make_pair(std::string("epochs"), 20);
-    case common::v1::MODEL_FAMILY_XGBOOST:
-      return std::make_pair(std::string("rounds"), 300);
-    default:
-      return std::nullopt;
-  }
+std::vector<ModelFamily> AllFamilies() {
+  std::vector<ModelFamily> out;
+  for (const model::Family& f : model::Families()) out.push_back(f.id);
+  return out;
 }
 
 absl::StatusOr<int> PositiveInt(const std::string& key, const std::string& value) {
@@ -173,17 +160,12 @@ absl::StatusOr<std::vector<ModelFamily>> ParseFamilies(const std::vector<std::st
     for (absl::string_view piece : absl::StrSplit(raw, ',', absl::SkipWhitespace())) {
       const std::string name(absl::StripAsciiWhitespace(piece));
       if (name == "all") {
-        for (ModelFamily f : kAllFamilies) {
+        for (ModelFamily f : AllFamilies()) {
           if (seen.insert(f).second) out.push_back(f);
         }
         continue;
       }
       FRAUD_ASSIGN_OR_RETURN(ModelFamily f, model::ParseFamily(name));
-      if (f == common::v1::MODEL_FAMILY_UNSPECIFIED) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("unknown model family '", name,
-                         "' (expected logreg, mlp, xgboost, random_forest or all)"));
-      }
       if (seen.insert(f).second) out.push_back(f);
     }
   }
@@ -198,7 +180,7 @@ absl::StatusOr<std::vector<model::CandidateSpec>> BuildCandidates(
                                          request.families().begin(), request.families().end())));
   }
   if (families.empty()) families = options.families;
-  if (families.empty()) families.assign(std::begin(kAllFamilies), std::end(kAllFamilies));
+  if (families.empty()) families = AllFamilies();
 
   bool small_grid = false;
   int max_epochs = options.max_epochs;
@@ -240,13 +222,8 @@ absl::StatusOr<std::vector<model::CandidateSpec>> BuildCandidates(
     if (small_grid && grid.size() > 1) grid.resize(1);
     for (model::CandidateSpec& spec : grid) {
       spec.threads = threads;
-      if (max_epochs > 0) {
-        if (auto ep = EpochParam(family)) {
-          int current = ep->second;
-          auto it = spec.params.find(ep->first);
-          if (it != spec.params.end()) absl::SimpleAtoi(it->second, &current);
-          spec.params[ep->first] = absl::StrCat(std::min(current, max_epochs));
-        }
+      if (const model::Family* row = model::FindFamily(family)) {
+        model::CapEpochs(*row, max_epochs, &spec.params);
       }
       for (const auto& [k, v] : overrides[family]) spec.params[k] = v;
       out.push_back(std::move(spec));

@@ -37,7 +37,7 @@ using ::fraud::common::v1::ModelFamily;
 struct PipelineOptions {
   // Artifact root: version N is written to <model_dir>/<N>.
   std::string model_dir;
-  // Families trained when the request names none (empty = all four).
+  // Families trained when the request names none (empty = every family of the table).
   std::vector<ModelFamily> families;
   // Caps epochs (logreg, mlp) and boosting rounds (xgboost); 0 = the library's defaults.
   int max_epochs = 0;
@@ -76,10 +76,10 @@ struct PipelineDeps {
   CandidateTrainer trainer;
 };
 
-// The candidate list of a request: its families (or options.families, or all four), each with
+// The candidate list of a request: its families (or options.families, or all), each with
 // its default grid, adjusted by the request params:
 //   "grid" = "default" | "small" (first config of each family)
-//   "max_epochs" = N           caps logreg/mlp epochs and xgboost rounds
+//   "max_epochs" = N           caps each family's epoch-like parameter (Family::epoch_param)
 //   "threads" = N
 //   "<family>.<param>" = V     sets a library parameter for that family's candidates
 // Run-level params ("validation_fraction", "holdout_fraction") are accepted and ignored here.
@@ -87,7 +87,8 @@ struct PipelineDeps {
 absl::StatusOr<std::vector<model::CandidateSpec>> BuildCandidates(
     const training::v1::StartRunRequest& request, const PipelineOptions& options);
 
-// Parses "logreg,mlp" (names as model::FamilyName, "all" = the four); InvalidArgument otherwise.
+// Parses "logreg,mlp" (names as model::FamilyName, "all" = every family of the table in
+// services/common/model/families.cc); InvalidArgument otherwise.
 absl::StatusOr<std::vector<ModelFamily>> ParseFamilies(const std::vector<std::string>& names);
 
 // The effective settings of a run, recorded in TrainingRun.params at StartRun.

@@ -14,7 +14,6 @@
 #include <set>
 #include <sstream>
 
-#include "absl/container/inlined_vector.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -30,9 +29,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using common::v1::SmokeBatch;
-
-// Rows preprocessed per step of Score(): bounds the temporary buffer (120 KB) for any batch size.
-constexpr size_t kScoreChunkRows = 1024;
 
 absl::Status ErrnoStatus(int err, const std::string& what) {
   const std::string msg = absl::StrCat(what, ": ", std::strerror(err));
@@ -51,13 +47,6 @@ absl::Status ErrnoStatus(int err, const std::string& what) {
     default:
       return absl::InternalError(msg);
   }
-}
-
-bool IsTorchFamily(ModelFamily f) {
-  return f == common::v1::MODEL_FAMILY_LOGREG || f == common::v1::MODEL_FAMILY_MLP;
-}
-bool IsXgboostFamily(ModelFamily f) {
-  return f == common::v1::MODEL_FAMILY_XGBOOST || f == common::v1::MODEL_FAMILY_RANDOM_FOREST;
 }
 
 absl::Status WriteFileDurably(const std::string& path, const std::string& bytes) {
@@ -180,7 +169,8 @@ absl::Status ValidateFileName(const std::string& name) {
 }
 
 absl::Status ValidateManifest(const ModelManifest& m) {
-  if (!IsTorchFamily(m.family()) && !IsXgboostFamily(m.family())) {
+  const Family* family = FindFamily(m.family());
+  if (family == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("manifest has unsupported model family ", static_cast<int>(m.family())));
   }
@@ -202,21 +192,11 @@ absl::Status ValidateManifest(const ModelManifest& m) {
       return absl::InvalidArgumentError(absl::StrCat("manifest lists ", f.name(), " twice"));
     }
   }
-  const char* weights = IsTorchFamily(m.family()) ? kTorchWeightsFileName : kXgboostModelFileName;
-  if (seen.count(weights) == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("manifest of a ", FamilyName(m.family()), " model must list ", weights));
+  if (seen.count(family->required_file) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("manifest of a ", family->name,
+                                                   " model must list ", family->required_file));
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<std::unique_ptr<ModelRuntime>> MakeRuntime(ModelManifest manifest,
-                                                          const std::vector<WeightFile>& files) {
-  FRAUD_ASSIGN_OR_RETURN(Preprocessor pre, Preprocessor::FromProto(manifest.preprocessing()));
-  if (IsTorchFamily(manifest.family())) {
-    return internal::MakeTorchRuntime(std::move(manifest), pre, files);
-  }
-  return internal::MakeXgboostRuntime(std::move(manifest), pre, files);
 }
 
 absl::StatusOr<std::unique_ptr<ModelRuntime>> LoadModelUnsafe(const std::string& dir,
@@ -239,81 +219,14 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> LoadModelUnsafe(const std::string&
     }
     files.push_back({f.name(), std::move(bytes)});
   }
-  if (IsTorchFamily(manifest.family()) && options.torch_threads > 0) {
-    internal::SetTorchThreads(options.torch_threads);
-  }
   const SmokeBatch smoke = manifest.smoke();
   FRAUD_ASSIGN_OR_RETURN(std::unique_ptr<ModelRuntime> model,
-                         MakeRuntime(std::move(manifest), files));
+                         internal::BuildRuntime(std::move(manifest), files, options));
   FRAUD_RETURN_IF_ERROR(CheckSmokeBatch(*model, smoke));
   return model;
 }
 
 }  // namespace
-
-ModelRuntime::ModelRuntime(ModelManifest manifest, Preprocessor preprocessor)
-    : manifest_(std::move(manifest)), preprocessor_(preprocessor) {}
-
-ModelRuntime::~ModelRuntime() = default;
-
-absl::Status ModelRuntime::Score(const double* features, size_t rows, float* out) const {
-  if (rows == 0) return absl::OkStatus();
-  // One buffer per call, on the stack for small batches: no per-row allocation.
-  absl::InlinedVector<float, kNumFeatures * 16> buf(std::min(rows, kScoreChunkRows) * kNumFeatures);
-  for (size_t start = 0; start < rows; start += kScoreChunkRows) {
-    const size_t n = std::min(kScoreChunkRows, rows - start);
-    FRAUD_RETURN_IF_ERROR(
-        preprocessor_.Apply(features + start * kNumFeatures, n, buf.data(), start));
-    FRAUD_RETURN_IF_ERROR(ScorePreprocessed(buf.data(), n, out + start));
-    // Loaded weights are checked finite, but finite weights can still overflow (a sum of huge
-    // leaves is inf - inf): a score outside [0, 1] is never handed on as a probability.
-    for (size_t i = start; i < start + n; ++i) {
-      if (!(out[i] >= 0.0f && out[i] <= 1.0f)) {
-        return absl::InternalError(absl::StrCat("row ", i, ": the model produced score ", out[i],
-                                                ", not a probability"));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ModelRuntime::Score(absl::Span<const double> features, absl::Span<float> out) const {
-  if (features.size() % kNumFeatures != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "got ", features.size(), " feature values, not a multiple of ", kNumFeatures, " per row"));
-  }
-  const size_t rows = features.size() / kNumFeatures;
-  if (out.size() != rows) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("output holds ", out.size(), " scores for ", rows, " rows"));
-  }
-  return Score(features.data(), rows, out.data());
-}
-
-std::string FamilyName(ModelFamily family) {
-  switch (family) {
-    case common::v1::MODEL_FAMILY_LOGREG:
-      return "logreg";
-    case common::v1::MODEL_FAMILY_MLP:
-      return "mlp";
-    case common::v1::MODEL_FAMILY_XGBOOST:
-      return "xgboost";
-    case common::v1::MODEL_FAMILY_RANDOM_FOREST:
-      return "random_forest";
-    default:
-      return "unspecified";
-  }
-}
-
-absl::StatusOr<ModelFamily> ParseFamily(std::string_view name) {
-  const std::string lower = absl::AsciiStrToLower(absl::string_view(name.data(), name.size()));
-  for (ModelFamily f : {common::v1::MODEL_FAMILY_LOGREG, common::v1::MODEL_FAMILY_MLP,
-                        common::v1::MODEL_FAMILY_XGBOOST, common::v1::MODEL_FAMILY_RANDOM_FOREST}) {
-    if (lower == FamilyName(f)) return f;
-  }
-  return absl::InvalidArgumentError(absl::StrCat("unknown model family '", lower,
-                                                 "' (want logreg, mlp, xgboost or random_forest)"));
-}
 
 std::string ArtifactDir(const std::string& root, int64_t version) {
   return (fs::path(root) / std::to_string(version)).string();
@@ -322,16 +235,35 @@ std::string ArtifactDir(const std::string& root, int64_t version) {
 absl::StatusOr<ModelManifest> ReadManifest(const std::string& dir) {
   FRAUD_ASSIGN_OR_RETURN(std::string text,
                          ReadWholeFile((fs::path(dir) / kManifestFileName).string()));
+  return internal::ParseManifestText(text, absl::StrCat("manifest in ", dir));
+}
+
+namespace internal {
+
+absl::StatusOr<ModelManifest> ParseManifestText(const std::string& text, const std::string& what) {
   google::protobuf::TextFormat::Parser parser;
   CollectErrors errors;
   parser.RecordErrorsTo(&errors);
   ModelManifest manifest;
   if (!parser.ParseFromString(text, &manifest)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("manifest in ", dir, " does not parse: ", errors.errors()));
+    return absl::InvalidArgumentError(absl::StrCat(what, " does not parse: ", errors.errors()));
   }
   return manifest;
 }
+
+absl::StatusOr<std::unique_ptr<ModelRuntime>> BuildRuntime(ModelManifest manifest,
+                                                           const std::vector<WeightFile>& files,
+                                                           const LoadOptions& options) {
+  const Family* family = FindFamily(manifest.family());
+  if (family == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unsupported model family ", static_cast<int>(manifest.family())));
+  }
+  FRAUD_ASSIGN_OR_RETURN(Preprocessor pre, Preprocessor::FromProto(manifest.preprocessing()));
+  return family->load(std::move(manifest), pre, files, options);
+}
+
+}  // namespace internal
 
 absl::StatusOr<std::unique_ptr<ModelRuntime>> LoadModel(const std::string& dir,
                                                         const LoadOptions& options) {

@@ -1,6 +1,7 @@
 // Model artifacts on disk: an immutable directory `<root>/<version>/` holding manifest.textproto
 // (a fraud.common.v1.ModelManifest in protobuf text format) and the weight files it lists with
-// their sha256 ("weights.pt" for logreg/mlp, "model.json" for xgboost/random_forest).
+// their sha256 (each family's files: "weights.pt" for logreg/mlp, "model.json" for
+// xgboost/random_forest; see families.h). FamilyName/ParseFamily come with families.h.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "fraud/common/v1/types.pb.h"
+#include "services/common/model/families.h"
 #include "services/common/model/model_runtime.h"
 
 namespace fraud::model {
@@ -17,11 +19,6 @@ namespace fraud::model {
 inline constexpr char kManifestFileName[] = "manifest.textproto";
 inline constexpr char kTorchWeightsFileName[] = "weights.pt";
 inline constexpr char kXgboostModelFileName[] = "model.json";
-
-// "logreg", "mlp", "xgboost", "random_forest" (and "unspecified").
-std::string FamilyName(ModelFamily family);
-// Inverse of FamilyName (case-insensitive); InvalidArgument for anything else.
-absl::StatusOr<ModelFamily> ParseFamily(std::string_view name);
 
 // "<root>/<version>".
 std::string ArtifactDir(const std::string& root, int64_t version);

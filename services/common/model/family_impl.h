@@ -1,5 +1,7 @@
-// Internal to fraud_model: the seam between the family-neutral code (artifact.cc, trainer.cc)
-// and the files that see LibTorch (torch_model.cc) or XGBoost (xgb_model.cc). Plain C++ only.
+// Internal to fraud_model: the seam between the family-neutral code (artifact.cc, trainer.cc,
+// families.cc) and the backend files of the families (torch_model.cc sees LibTorch, xgb_model.cc
+// XGBoost). Each backend exports a trainer and a loader; the family table (families.cc) refers to
+// them. Plain C++ only.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "services/common/model/families.h"
 #include "services/common/model/model_runtime.h"
 #include "services/common/model/preprocessing.h"
 #include "services/common/model/trainer.h"
@@ -18,6 +21,11 @@ namespace fraud::model::internal {
 
 struct RuntimeAccess {
   static ModelManifest& MutableManifest(ModelRuntime& runtime) { return runtime.manifest_; }
+  // The model without the preprocessing (for runtimes that wrap others: ensemble members).
+  static absl::Status ScorePreprocessed(const ModelRuntime& runtime, const float* x, size_t rows,
+                                        float* out) {
+    return runtime.ScorePreprocessed(x, rows, out);
+  }
 };
 
 // Typed access to string parameters. Every read records the effective value (the given one or
@@ -32,6 +40,10 @@ class Params {
   std::string String(const std::string& key, const std::string& def);
   // Comma-separated positive integers, for example "64,32".
   std::vector<int> IntList(const std::string& key, const std::string& def);
+
+  // Records `value` as the effective value of `key` (for a choice made while training, such as
+  // the members an ensemble picked).
+  void SetResolved(const std::string& key, const std::string& value) { resolved_[key] = value; }
 
   absl::Status Finish() const;
   const std::map<std::string, std::string>& resolved() const { return resolved_; }
@@ -88,6 +100,15 @@ struct FamilyResult {
 
 bool Cancelled(const TrainCallbacks& callbacks);
 
+// artifact.cc: parses a ModelManifest in text format; InvalidArgument naming `what` otherwise.
+absl::StatusOr<ModelManifest> ParseManifestText(const std::string& text, const std::string& what);
+// artifact.cc: the runtime of a validated manifest through its family's loader (the table row):
+// the preprocessing from the manifest, then Family::load. InvalidArgument for a family without a
+// row.
+absl::StatusOr<std::unique_ptr<ModelRuntime>> BuildRuntime(ModelManifest manifest,
+                                                           const std::vector<WeightFile>& files,
+                                                           const LoadOptions& options);
+
 // torch_model.cc: logreg and mlp.
 absl::StatusOr<FamilyResult> TrainTorch(const TrainContext& ctx, Params& params);
 absl::StatusOr<std::unique_ptr<ModelRuntime>> MakeTorchRuntime(
@@ -99,5 +120,13 @@ void SetTorchThreads(int n);
 absl::StatusOr<FamilyResult> TrainXgboost(const TrainContext& ctx, Params& params);
 absl::StatusOr<std::unique_ptr<ModelRuntime>> MakeXgboostRuntime(
     ModelManifest manifest, Preprocessor preprocessor, const std::vector<WeightFile>& files);
+
+// ensemble_model.cc: ensemble (members of the other families, averaged).
+absl::StatusOr<FamilyResult> TrainEnsemble(const TrainContext& ctx, Params& params);
+absl::StatusOr<std::unique_ptr<ModelRuntime>> LoadEnsemble(ModelManifest manifest,
+                                                          Preprocessor preprocessor,
+                                                          const std::vector<WeightFile>& files,
+                                                          const LoadOptions& options);
+inline constexpr char kEnsembleFirstMemberManifest[] = "member0.manifest.textproto";
 
 }  // namespace fraud::model::internal

@@ -6,7 +6,8 @@
 //   FRAUD_RETURN_IF_ERROR((*model)->Score(features.data(), rows, scores.data()));
 //
 // LibTorch (logreg, mlp) and XGBoost (xgboost, random_forest) stay behind this interface: no
-// header of this library includes either.
+// header of this library includes either. Which family backs a runtime is decided by the family
+// table (families.h); Score() itself is in model_runtime.cc.
 #pragma once
 
 #include <cstddef>

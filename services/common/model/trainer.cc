@@ -130,6 +130,11 @@ absl::StatusOr<TrainedCandidate> TrainUnsafe(const CandidateSpec& spec, const Da
   if (spec.family == common::v1::MODEL_FAMILY_UNSPECIFIED) {
     return absl::InvalidArgumentError("candidate has no model family");
   }
+  const Family* family = FindFamily(spec.family);
+  if (family == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unsupported model family ", static_cast<int>(spec.family)));
+  }
   if (spec.threads < 1) return absl::InvalidArgumentError("threads must be >= 1");
   FRAUD_RETURN_IF_ERROR(ValidateDataset(train, "training"));
   FRAUD_RETURN_IF_ERROR(ValidateDataset(validation, "validation"));
@@ -157,20 +162,7 @@ absl::StatusOr<TrainedCandidate> TrainUnsafe(const CandidateSpec& spec, const Da
   *ctx.manifest.mutable_preprocessing() = pre.ToProto();
   ctx.preprocessor = pre;
 
-  absl::StatusOr<internal::FamilyResult> result;
-  switch (spec.family) {
-    case common::v1::MODEL_FAMILY_LOGREG:
-    case common::v1::MODEL_FAMILY_MLP:
-      result = internal::TrainTorch(ctx, params);
-      break;
-    case common::v1::MODEL_FAMILY_XGBOOST:
-    case common::v1::MODEL_FAMILY_RANDOM_FOREST:
-      result = internal::TrainXgboost(ctx, params);
-      break;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("unsupported model family ", static_cast<int>(spec.family)));
-  }
+  absl::StatusOr<internal::FamilyResult> result = family->train(ctx, params);
   FRAUD_RETURN_IF_ERROR(result.status());
   // The family has trained: free the float copies before the metrics allocate.
   train_split = PreparedSplit();
@@ -349,36 +341,13 @@ absl::StatusOr<TrainedCandidate> TrainCandidate(const CandidateSpec& spec, const
 }
 
 std::vector<CandidateSpec> DefaultGrid(ModelFamily family) {
-  using P = std::map<std::string, std::string>;
-  std::vector<P> grid;
-  switch (family) {
-    case common::v1::MODEL_FAMILY_LOGREG:
-      grid = {P{{"lr", "0.01"}, {"pos_weight", "sqrt"}}};
-      break;
-    case common::v1::MODEL_FAMILY_MLP:
-      // Widths were kept small for Debian's reference BLAS (6.4 GFLOP/s here, 0.40 s per 32-16
-      // epoch on 160k rows). With OpenBLAS, which ./fraud and the images install, the same
-      // product runs at 67-100 GFLOP/s and an epoch takes 0.21 s (bench/training): room for the
-      // wider networks of the model-quality issue.
-      grid = {P{{"hidden", "32,16"}, {"dropout", "0.1"}, {"lr", "0.003"}, {"pos_weight", "1"}},
-              P{{"hidden", "32,16"}, {"dropout", "0.2"}, {"lr", "0.003"}, {"pos_weight", "sqrt"}},
-              P{{"hidden", "64"}, {"dropout", "0.1"}, {"lr", "0.003"}, {"pos_weight", "sqrt"}}};
-      break;
-    case common::v1::MODEL_FAMILY_XGBOOST:
-      grid = {P{{"max_depth", "4"}, {"eta", "0.1"}},
-              P{{"max_depth", "6"}, {"eta", "0.2"}, {"scale_pos_weight", "sqrt"}}};
-      break;
-    case common::v1::MODEL_FAMILY_RANDOM_FOREST:
-      grid = {P{{"trees", "100"}, {"max_depth", "8"}}};
-      break;
-    default:
-      break;
-  }
   std::vector<CandidateSpec> out;
-  for (P& params : grid) {
+  const Family* f = FindFamily(family);
+  if (f == nullptr) return out;
+  for (const std::map<std::string, std::string>& params : f->default_grid) {
     CandidateSpec spec;
     spec.family = family;
-    spec.params = std::move(params);
+    spec.params = params;
     out.push_back(std::move(spec));
   }
   return out;
@@ -386,9 +355,8 @@ std::vector<CandidateSpec> DefaultGrid(ModelFamily family) {
 
 std::vector<CandidateSpec> DefaultCandidates() {
   std::vector<CandidateSpec> out;
-  for (ModelFamily f : {common::v1::MODEL_FAMILY_LOGREG, common::v1::MODEL_FAMILY_MLP,
-                        common::v1::MODEL_FAMILY_XGBOOST, common::v1::MODEL_FAMILY_RANDOM_FOREST}) {
-    for (CandidateSpec& spec : DefaultGrid(f)) out.push_back(std::move(spec));
+  for (const Family& f : Families()) {
+    for (CandidateSpec& spec : DefaultGrid(f.id)) out.push_back(std::move(spec));
   }
   return out;
 }

@@ -1,4 +1,5 @@
-// Training of candidate models of the four families on plain in-memory data.
+// Training of candidate models of every family (services/common/model/families.h) on plain
+// in-memory data.
 //
 //   fraud::model::Dataset train = ..., validation = ...;  // validation: the newest rows
 //   for (const fraud::model::CandidateSpec& spec : fraud::model::DefaultCandidates()) {
@@ -21,6 +22,11 @@
 //         scale_pos_weight (1 | number | "balanced" | "sqrt")
 // random_forest (XGBoost, one round of num_parallel_tree trees, eta 1): trees (100)
 //         max_depth (8) subsample (0.8) colsample_bynode (0.5) min_child_weight (1) max_bin (256)
+// ensemble: members ("auto" = the first default config of every other family, keep the best two
+//         by validation AUPRC | a list such as "xgboost,mlp") combine ("auto" = the better on
+//         validation | "mean" of probabilities | "rank": mean of validation-CDF ranks)
+//         max_member_epochs (0 = the members' defaults; else caps their epochs/rounds). The
+//         manifest records the members and combination actually used.
 // Neural families stop early when the validation AUPRC has not improved for `patience` epochs and
 // keep the best epoch's weights; xgboost likewise keeps the best round.
 //
@@ -121,9 +127,10 @@ absl::StatusOr<TrainedCandidate> TrainCandidate(const CandidateSpec& spec, const
                                                 const Dataset& validation,
                                                 const TrainCallbacks& callbacks = {});
 
-// The small default grid of one family (logreg 1, mlp 3, xgboost 2, random_forest 1 configs).
+// The default grid of one family: its row of the family table (families.cc); empty for
+// UNSPECIFIED. Today logreg 1, mlp 3, xgboost 2, random_forest 1 configs.
 std::vector<CandidateSpec> DefaultGrid(ModelFamily family);
-// DefaultGrid of all four families, in the order logreg, mlp, xgboost, random_forest.
+// DefaultGrid of every family, in table order (logreg, mlp, xgboost, random_forest, ...).
 std::vector<CandidateSpec> DefaultCandidates();
 
 }  // namespace fraud::model

@@ -51,6 +51,7 @@ const FAMILY_LABELS = {
   mlp: 'Multi-layer perceptron',
   xgboost: 'Gradient-boosted trees (XGBoost)',
   random_forest: 'Random forest',
+  ensemble: 'Ensemble of the best two families',
 };
 
 mkdirSync(ARTIFACTS, { recursive: true });

@@ -31,6 +31,7 @@ const FAMILIES = {
   mlp: 'MODEL_FAMILY_MLP',
   xgboost: 'MODEL_FAMILY_XGBOOST',
   random_forest: 'MODEL_FAMILY_RANDOM_FOREST',
+  ensemble: 'MODEL_FAMILY_ENSEMBLE',
 };
 
 // ---------------------------------------------------------------- helpers

@@ -46,6 +46,7 @@ using testing::WriteVersion;
 constexpr common::v1::ModelFamily kLogreg = common::v1::MODEL_FAMILY_LOGREG;
 constexpr common::v1::ModelFamily kMlp = common::v1::MODEL_FAMILY_MLP;
 constexpr common::v1::ModelFamily kXgboost = common::v1::MODEL_FAMILY_XGBOOST;
+constexpr common::v1::ModelFamily kEnsemble = common::v1::MODEL_FAMILY_ENSEMBLE;
 
 std::vector<double> Rows(size_t rows, uint64_t seed) {
   model::Dataset d = testing::SyntheticDataset(static_cast<int64_t>(rows), seed, 0.2);
@@ -163,7 +164,7 @@ class InferenceServiceTest : public ::testing::Test {
 
 TEST_F(InferenceServiceTest, PredictMatchesTheModelLibrarysOwnScoresForEveryFamily) {
   const std::map<int64_t, common::v1::ModelFamily> versions = {
-      {1, kLogreg}, {2, kMlp}, {3, kXgboost}};
+      {1, kLogreg}, {2, kMlp}, {3, kXgboost}, {4, kEnsemble}};
   for (const auto& [version, family] : versions) WriteVersion(root_, version, family);
   StartServer();
   const std::vector<double> features = Rows(1000, 5);

@@ -45,6 +45,9 @@ inline model::CandidateSpec TinySpec(common::v1::ModelFamily family) {
     case common::v1::MODEL_FAMILY_MLP:
       spec.params = {{"hidden", "16,8"}, {"epochs", "4"}, {"batch_size", "256"}, {"lr", "0.01"}};
       break;
+    case common::v1::MODEL_FAMILY_ENSEMBLE:
+      spec.params = {{"members", "mlp,xgboost"}, {"max_member_epochs", "4"}};
+      break;
     default:
       spec.params = {{"rounds", "20"}, {"max_depth", "3"}, {"eta", "0.3"}};
       break;

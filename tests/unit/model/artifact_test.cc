@@ -5,8 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "google/protobuf/text_format.h"
 #include "services/common/core/sha256.h"
@@ -23,20 +21,10 @@ using ::fraud::testing::StatusIs;
 using ::testing::HasSubstr;
 using testing::kAllFamilies;
 using testing::MakeTempDir;
+using testing::ReadFile;
 using testing::TinyModel;
 using testing::TinyTest;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-}
+using testing::WriteFile;
 
 std::string WeightsName(ModelFamily f) {
   return f == common::v1::MODEL_FAMILY_LOGREG || f == common::v1::MODEL_FAMILY_MLP

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <string>
 
 #include "services/common/model/trainer.h"
@@ -45,6 +47,9 @@ inline CandidateSpec TinySpec(ModelFamily family) {
     case common::v1::MODEL_FAMILY_RANDOM_FOREST:
       spec.params = {{"trees", "10"}, {"max_depth", "4"}};
       break;
+    case common::v1::MODEL_FAMILY_ENSEMBLE:
+      spec.params = {{"max_member_epochs", "5"}};
+      break;
     default:
       break;
   }
@@ -66,6 +71,18 @@ inline const TrainedCandidate& TinyModel(ModelFamily family) {
   return it->second;
 }
 
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+inline void WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
 // A fresh empty directory under the test temp dir.
 inline std::string MakeTempDir() {
   std::string tmpl = ::testing::TempDir() + "fraud_model_test_XXXXXX";
@@ -74,6 +91,7 @@ inline std::string MakeTempDir() {
   return dir;
 }
 
+// The families whose artifact is one model file (the ensemble has its own tests).
 inline const ModelFamily kAllFamilies[] = {
     common::v1::MODEL_FAMILY_LOGREG, common::v1::MODEL_FAMILY_MLP, common::v1::MODEL_FAMILY_XGBOOST,
     common::v1::MODEL_FAMILY_RANDOM_FOREST};

@@ -18,7 +18,8 @@ export type ModelFamily =
   | 'MODEL_FAMILY_LOGREG'
   | 'MODEL_FAMILY_MLP'
   | 'MODEL_FAMILY_XGBOOST'
-  | 'MODEL_FAMILY_RANDOM_FOREST';
+  | 'MODEL_FAMILY_RANDOM_FOREST'
+  | 'MODEL_FAMILY_ENSEMBLE';
 
 export interface RowError {
   line?: Int64;

@@ -59,7 +59,7 @@ describe('TrainingPage', () => {
     await user.type(within(dialog).getByLabelText('Token'), 'abc{Enter}');
     await screen.findByRole('button', { name: 'Start training' });
     expect(posts).toHaveLength(2);
-    expect(posts[1].body).toEqual({ families: ['logreg', 'mlp', 'xgboost'], trigger: 'manual' });
+    expect(posts[1].body).toEqual({ families: ['logreg', 'mlp', 'xgboost', 'ensemble'], trigger: 'manual' });
     expect(window.location.hash).toBe('#/training/runs/7');
   });
 

@@ -28,6 +28,7 @@ export const FAMILIES: { id: string; label: string }[] = [
   { id: 'mlp', label: 'Multi-layer perceptron' },
   { id: 'xgboost', label: 'Gradient-boosted trees (XGBoost)' },
   { id: 'random_forest', label: 'Random forest' },
+  { id: 'ensemble', label: 'Ensemble of the best two families' },
 ];
 
 function StatusBadge({ run }: { run: TrainingRun }) {
