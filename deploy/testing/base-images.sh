@@ -100,6 +100,10 @@ node_standin() {  # NAME
   cp -L "$node" "$ctx/node"
   cp -a "$npm_dir" "$ctx/npm"
   cp "$HERE/standins/node20.Containerfile" "$ctx/"
+  # CAs the host added to its trust store (e.g. a TLS-inspecting egress proxy's) go into the
+  # stand-in too, so `npm ci` in the image reaches the registry whenever the host does.
+  mkdir -p "$ctx/ca"
+  cp /usr/local/share/ca-certificates/*.crt "$ctx/ca/" 2>/dev/null || true
   build_standin "$1" "$ctx/node20.Containerfile" "$ctx"
   rm -rf "$ctx"
 }
