@@ -77,6 +77,26 @@ teardown() {
 trap teardown EXIT
 trap 'exit 130' INT TERM
 
+# RSS (VmRSS) and peak RSS (VmHWM) of each container's main process, as the host sees it in /proc
+# (the figures README's memory table uses), and the cgroup's peak usage against its limit.
+memory_report() {  # [WHEN]
+  local s c pid id cg rss hwm peak limit
+  for s in "${SERVICES[@]}"; do
+    c=$(cname "$s")
+    pid=$(timeout 20 podman inspect -f '{{.State.Pid}}' "$c" 2>/dev/null) || continue
+    id=$(timeout 20 podman inspect -f '{{.Id}}' "$c")
+    rss=$(awk '/^VmRSS/{print int($2/1024)}' "/proc/$pid/status" 2>/dev/null)
+    hwm=$(awk '/^VmHWM/{print int($2/1024)}' "/proc/$pid/status" 2>/dev/null)
+    cg=$(find /sys/fs/cgroup/memory -maxdepth 3 -type d -name "*$id*" 2>/dev/null | head -1)
+    peak="" limit=""
+    if [ -n "$cg" ]; then
+      peak=", cgroup peak $(( $(cat "$cg/memory.max_usage_in_bytes") / 1048576 )) MB"
+      limit=" of $(( $(cat "$cg/memory.limit_in_bytes") / 1048576 )) MB"
+    fi
+    figure "memory $s${1:+ ($1)}: RSS ${rss:-?} MB, peak RSS ${hwm:-?} MB$peak$limit"
+  done
+}
+
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # ---- 1. host and base images -----------------------------------------------------------------
@@ -213,6 +233,7 @@ echo
 export IMG_GATEWAY=http://127.0.0.1:$GATEWAY_PORT IMG_PROMETHEUS=http://127.0.0.1:$PROM_PORT
 export IMG_TOKEN=$ADMIN_TOKEN IMG_STATE=$WORK/state.json IMG_CSV=$WORK/labelled.csv
 "$BIN/fraudctl" generate --rows 5000 --seed 4242 >"$IMG_CSV"
+"$BIN/fraudctl" generate --rows 5000 --seed 4343 >"$WORK/labelled-2.csv"
 flow() { timeout "$2" node "$ROOT/tests/images/compose_flow.mjs" "$1" || fail "step '$1' failed"; }
 
 step "4. upload a generated labelled CSV through the gateway: stored and scored"
@@ -227,10 +248,12 @@ champion=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["cham
   | python3 -c 'import json,sys; r=json.load(sys.stdin); c=r.get("champion",{}).get("version") or r.get("championVersion"); sys.exit(0 if str(c)==sys.argv[1] else "storage champion %s, expected %s" % (c, sys.argv[1]))' "$champion" \
   || fail "fraudctl models: the champion is not v$champion"
 
+memory_report "after upload and training"
+
 # ---- 6. inference recreated with an empty cache ----------------------------------------------
 step "6. inference container removed and recreated (empty model cache): champion served again"
 old_id=$(timeout 20 podman inspect -f '{{.Id}}' "$(cname inference)")
-timeout 60 podman rm -f -t 15 "$(cname inference)" >/dev/null || fail "removing the inference container"
+timeout 60 podman rm -f -t 15 "$(cname inference)" >/dev/null 2>&1 || fail "removing the inference container"
 # podman-compose `up SERVICE` also re-runs the service's dependencies: those containers exist and
 # their `run` fails harmlessly before podman-compose `start`s them (already running).
 compose up -d --no-build inference || true
@@ -239,7 +262,7 @@ new_id=$(timeout 20 podman inspect -f '{{.Id}}' "$(cname inference)") || fail "i
 log "inference recreated (${old_id:0:12} -> ${new_id:0:12})"
 HEALTH[inference]=""
 wait_healthy 300 inference
-flow served 600
+IMG_CSV=$WORK/labelled-2.csv flow served 600
 "$BIN/fraudctl" score --target "127.0.0.1:${GRPC_PORT[inference]}" --csv <(head -6 "$IMG_CSV") \
   | sed 's/^/    fraudctl score: /' || fail "fraudctl score against the recreated inference"
 
@@ -248,21 +271,9 @@ step "7. Prometheus scrapes every service's /metrics"
 flow prometheus 300
 
 # ---- 8. memory -------------------------------------------------------------------------------
-step "8. memory per container (cgroup counters, read from the host)"
-for s in "${SERVICES[@]}"; do
-  c=$(cname "$s")
-  id=$(timeout 20 podman inspect -f '{{.Id}}' "$c")
-  cg=$(find /sys/fs/cgroup/memory -maxdepth 3 -type d -name "*$id*" 2>/dev/null | head -1)
-  if [ -n "$cg" ]; then
-    rss=$(awk '$1=="total_rss"{print $2}' "$cg/memory.stat")
-    peak=$(cat "$cg/memory.max_usage_in_bytes")
-    limit=$(cat "$cg/memory.limit_in_bytes")
-    figure "memory $s: RSS $(( rss / 1048576 )) MB, peak usage (incl. page cache) $(( peak / 1048576 )) MB, limit $(( limit / 1048576 )) MB"
-  else
-    figure "memory $s: $(timeout 30 podman stats --no-stream --format '{{.MemUsage}}' "$c")"
-  fi
-done
-timeout 60 podman stats --no-stream --format 'table {{.Name}} {{.MemUsage}} {{.CPUPerc}}' \
+step "8. memory per container (read from the host: /proc of each main process, cgroup counters)"
+memory_report
+timeout 60 podman stats --no-stream --format 'table {{.Name}} {{.MemUsage}} {{.CPUPerc}}' 2>/dev/null \
   | grep -E "NAME|$PROJECT" | sed 's/^/    podman stats: /' || true
 for s in "${SERVICES[@]}"; do
   st=$(timeout 20 podman inspect -f '{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}' "$(cname "$s")")
