@@ -13,7 +13,8 @@
 # Every wait is bounded. Usage: compose_test.sh ROOT BIN_DIR
 # Environment: FRAUD_IMAGES_PORT_BASE (default 41000: gateway +80, Prometheus +90, gRPC +51..54),
 #   FRAUD_IMAGES_KEEP=1 (leave the constellation running for inspection),
-#   FRAUD_IMAGES_NO_BUILD=1 (use the images already built).
+#   FRAUD_IMAGES_NO_BUILD=1 (use the images already built), FRAUD_IMAGES_COMPOSE_BOOTSTRAP=1 (the
+#   first model as docker-compose.yml makes it: 100k rows, every family; default: 20k rows, two).
 set -euo pipefail
 ROOT=$(cd "$1" && pwd)
 BIN=$(cd "$2" && pwd)
@@ -164,8 +165,8 @@ PROMETHEUS_PORT=127.0.0.1:$PROM_PORT
 ENV
 ln -s "$ROOT/deploy" "$WORK/deploy"
 # Only additions: loopback ports for the gRPC checks from the host, the 512 MB budget every
-# service must fit (Render's Starter instance), and a small bootstrap so the first model is
-# ready in about a minute instead of training on 100k rows.
+# service must fit (Render's Starter instance), and (unless FRAUD_IMAGES_COMPOSE_BOOTSTRAP) a
+# small bootstrap (20k rows, logreg+xgboost) so the first model is ready in seconds.
 {
   echo "# Test-only additions to docker-compose.yml (tests/images/compose_test.sh)."
   echo "services:"
@@ -176,7 +177,7 @@ ln -s "$ROOT/deploy" "$WORK/deploy"
     case "$s" in
       storage|inference|training|ingest|gateway) echo "    image: ${PROJECT}_$s" ;;
     esac
-    if [ "$s" = training ]; then
+    if [ "$s" = training ] && [ -z "${FRAUD_IMAGES_COMPOSE_BOOTSTRAP:-}" ]; then
       echo "    environment:"
       echo "      FRAUD_BOOTSTRAP_ROWS: \"20000\""
       echo "      FRAUD_FAMILIES: \"logreg,xgboost\""
