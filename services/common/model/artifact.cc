@@ -20,6 +20,7 @@
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/time_util.h"
+#include "services/common/core/file_util.h"
 #include "services/common/core/sha256.h"
 #include "services/common/core/status_macros.h"
 #include "services/common/model/family_impl.h"
@@ -29,58 +30,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using common::v1::SmokeBatch;
-
-absl::Status ErrnoStatus(int err, const std::string& what) {
-  const std::string msg = absl::StrCat(what, ": ", std::strerror(err));
-  switch (err) {
-    case ENOENT:
-      return absl::NotFoundError(msg);
-    case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(msg);
-    case EEXIST:
-    case ENOTEMPTY:
-      return absl::AlreadyExistsError(msg);
-    case ENOSPC:
-    case EDQUOT:
-      return absl::ResourceExhaustedError(msg);
-    default:
-      return absl::InternalError(msg);
-  }
-}
-
-absl::Status WriteFileDurably(const std::string& path, const std::string& bytes) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("creating ", path));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      return ErrnoStatus(err, absl::StrCat("writing ", path));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return ErrnoStatus(err, absl::StrCat("fsync ", path));
-  }
-  if (::close(fd) != 0) return ErrnoStatus(errno, absl::StrCat("closing ", path));
-  return absl::OkStatus();
-}
-
-absl::Status FsyncDir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("opening directory ", dir));
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) return ErrnoStatus(err, absl::StrCat("fsync directory ", dir));
-  return absl::OkStatus();
-}
 
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -100,13 +49,6 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
   }
   ::close(fd);
   return bytes;
-}
-
-std::string RandomSuffix() {
-  std::random_device rd;
-  std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd() ^
-                      static_cast<uint64_t>(::getpid()));
-  return absl::StrCat(absl::Hex(rng(), absl::kZeroPad16));
 }
 
 // Collects TextFormat parse errors into one message instead of protobuf's stderr logging.
@@ -297,7 +239,7 @@ absl::StatusOr<std::string> WriteArtifact(const std::string& root, const ModelMa
         absl::StrCat("model version directory ", final_dir, " already exists"));
   }
   const std::string tmp_dir =
-      (fs::path(root) / absl::StrCat(".tmp-", manifest.version(), "-", RandomSuffix())).string();
+      (fs::path(root) / absl::StrCat(".tmp-", manifest.version(), "-", RandomHexSuffix())).string();
   if (::mkdir(tmp_dir.c_str(), 0755) != 0) {
     return ErrnoStatus(errno, absl::StrCat("creating ", tmp_dir));
   }
@@ -336,14 +278,12 @@ absl::StatusOr<std::string> WriteArtifact(const std::string& root, const ModelMa
     if (!reloaded.ok()) return Annotate(reloaded.status(), "the written artifact does not load");
     // RENAME_NOREPLACE makes "publish unless present" one atomic step: a plain rename() would
     // silently replace an empty directory of the same name.
-    if (::renameat2(AT_FDCWD, tmp_dir.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_NOREPLACE) !=
-        0) {
-      const int err = errno;
-      if (err == EEXIST) {
+    if (absl::Status renamed = RenameNoReplace(tmp_dir, final_dir); !renamed.ok()) {
+      if (absl::IsAlreadyExists(renamed)) {
         return absl::AlreadyExistsError(
             absl::StrCat("model version directory ", final_dir, " already exists"));
       }
-      return ErrnoStatus(err, absl::StrCat("renaming ", tmp_dir, " to ", final_dir));
+      return renamed;
     }
     return FsyncDir(root);
   };
