@@ -43,15 +43,7 @@ absl::Status ArtifactWriter::Fail(absl::Status s) {
 
 void ArtifactWriter::Rollback() {
   finished_ = true;
-  if (txn_ != nullptr) {
-    try {
-      txn_->abort();
-    } catch (const std::exception&) {
-      if (lease_.has_value()) lease_->Discard();
-    }
-    txn_.reset();
-  }
-  lease_.reset();
+  AbortStreamTransaction(txn_, lease_);
 }
 
 absl::Status ArtifactWriter::Exec(const std::function<void(pqxx::work&)>& fn) {

@@ -105,4 +105,16 @@ absl::Status Transact(PgPool& pool, const std::function<absl::Status(pqxx::work&
   }
 }
 
+void AbortStreamTransaction(std::unique_ptr<pqxx::work>& txn, std::optional<PgPool::Lease>& lease) {
+  if (txn != nullptr) {
+    try {
+      txn->abort();
+    } catch (const std::exception&) {
+      if (lease.has_value()) lease->Discard();
+    }
+    txn.reset();
+  }
+  lease.reset();
+}
+
 }  // namespace fraud::storage

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -45,5 +47,10 @@ absl::Status FromJson(absl::string_view json, google::protobuf::Message* m);
 // counted; when the connection turns out dead and it had been pooled before this call, the call
 // is retried once on a fresh connection.
 absl::Status Transact(PgPool& pool, const std::function<absl::Status(pqxx::work&)>& fn);
+
+// Rolls back a transaction held open across a client stream (UploadWriter, ArtifactWriter) and
+// returns its connection: discarded when the rollback itself failed (the protocol state is then
+// unknown). Both are reset; a no-op when nothing is open.
+void AbortStreamTransaction(std::unique_ptr<pqxx::work>& txn, std::optional<PgPool::Lease>& lease);
 
 }  // namespace fraud::storage

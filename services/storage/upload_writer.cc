@@ -47,15 +47,7 @@ absl::Status UploadWriter::Fail(absl::Status s) {
 
 void UploadWriter::Rollback() {
   finished_ = true;
-  if (txn_ != nullptr) {
-    try {
-      txn_->abort();
-    } catch (const std::exception&) {
-      if (lease_.has_value()) lease_->Discard();
-    }
-    txn_.reset();
-  }
-  lease_.reset();
+  AbortStreamTransaction(txn_, lease_);
 }
 
 absl::Status UploadWriter::Begin(const v1::UploadBegin& begin) {

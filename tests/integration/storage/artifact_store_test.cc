@@ -1,13 +1,14 @@
 // Model artifacts in the registry against a real PostgreSQL: PutModelArtifact / GetModelArtifact
 // through the real storage service in-process, with the client side every service uses
 // (services/common/rpc/artifact_transfer). Covers the round trip, immutability, all-or-nothing on
-// every protocol and data error, a corrupted stored artifact, and a 50 MB artifact in bounded
+// every protocol and data error, a corrupted stored artifact, and a 96 MiB artifact in bounded
 // memory.
 #include <gmock/gmock.h>
 #include <grpcpp/client_context.h>
 #include <gtest/gtest.h>
 #include <malloc.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -15,6 +16,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -50,20 +52,40 @@ std::string ReadFile(const fs::path& p) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-// Peak resident memory of this process since the last ResetPeakRss(), bytes.
-int64_t PeakRssBytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+// The largest amount of heap in use (malloc'ed and not freed, mmap'ed blocks included) while it
+// runs, sampled every millisecond: what the transfer holds, unlike the resident set, which also
+// keeps what glibc's per-thread arenas retain after frees.
+class PeakHeapSampler {
+ public:
+  PeakHeapSampler() : baseline_(InUse()), peak_(baseline_) {
+    thread_ = std::thread([this] {
+      while (!stop_.load()) {
+        const int64_t now = InUse();
+        if (now > peak_.load()) peak_.store(now);
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    });
   }
-  return -1;
-}
-bool ResetPeakRss() {
-  std::ofstream out("/proc/self/clear_refs");
-  out << "5";
-  return static_cast<bool>(out);
-}
+  ~PeakHeapSampler() { Stop(); }
+  // Peak minus the in-use bytes when sampling began.
+  int64_t Stop() {
+    if (thread_.joinable()) {
+      stop_.store(true);
+      thread_.join();
+    }
+    return peak_.load() - baseline_;
+  }
+
+ private:
+  static int64_t InUse() {
+    const struct mallinfo2 m = mallinfo2();
+    return static_cast<int64_t>(m.uordblks + m.hblkhd);
+  }
+  const int64_t baseline_;
+  std::atomic<int64_t> peak_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
 
 class ArtifactStoreTest : public fraud::testing::PgFixture {
  protected:
@@ -274,8 +296,9 @@ TEST_F(ArtifactStoreTest, CorruptedStoredArtifactIsRefusedAndNothingIsCached) {
   EXPECT_FALSE(fs::exists(root_ + "/cache/7"));
 }
 
-TEST_F(ArtifactStoreTest, FiftyMegabyteArtifactStreamsInBoundedMemory) {
-  constexpr size_t kBytes = 50u << 20;
+TEST_F(ArtifactStoreTest, LargeArtifactStreamsInBoundedMemory) {
+  // Larger than the 50 MB the issue asks for, so the bound below is far from the artifact's size.
+  constexpr size_t kBytes = 96u << 20;
   {
     fs::create_directories(fs::path(root_) / "src" / "8");
     std::ofstream out(fs::path(root_) / "src" / "8" / "big.bin", std::ios::binary);
@@ -287,29 +310,24 @@ TEST_F(ArtifactStoreTest, FiftyMegabyteArtifactStreamsInBoundedMemory) {
   absl::StatusOr<std::string> expected_sha = Sha256File(src + "/big.bin");
   ASSERT_THAT(expected_sha, IsOk());
   Register(8);
-  // Large buffers straight from mmap and back on free: the peak then measures the memory the
-  // transfer holds, not what glibc's dynamic threshold keeps in its arenas after frees.
-  ASSERT_EQ(mallopt(M_MMAP_THRESHOLD, 256 * 1024), 1);
-  ASSERT_TRUE(ResetPeakRss()) << "/proc/self/clear_refs not writable";
-  const int64_t before = PeakRssBytes();
   const auto t0 = std::chrono::steady_clock::now();
+  PeakHeapSampler sampler;
   ASSERT_THAT(Put(8, src, {"big.bin"}), IsOk());
   const auto t1 = std::chrono::steady_clock::now();
   absl::StatusOr<std::string> dir = Fetch(8);
   const auto t2 = std::chrono::steady_clock::now();
+  const int64_t growth = sampler.Stop();
   ASSERT_THAT(dir, IsOk());
-  const int64_t growth = PeakRssBytes() - before;
   EXPECT_EQ(Sha256File(*dir + "/big.bin").value_or(""), *expected_sha);
-  EXPECT_EQ(StoredChunks(), 50);
+  EXPECT_EQ(StoredChunks(), static_cast<int64_t>(kBytes >> 20));
   const auto ms = [](auto d) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
   };
-  std::cout << "50 MiB artifact: put " << ms(t1 - t0) << " ms, fetch " << ms(t2 - t1)
-            << " ms, peak RSS growth (client and server in this process) " << (growth >> 20)
-            << " MiB\n";
-  // Holding the artifact whole on either side would add >= 50 MiB. Measured: 16-21 MiB (gRPC's
-  // flow-control windows and one chunk per stage on each side), the same for a 150 MiB artifact.
-  EXPECT_LT(growth, int64_t{32} << 20);
+  std::cout << (kBytes >> 20) << " MiB artifact: put " << ms(t1 - t0) << " ms, fetch "
+            << ms(t2 - t1) << " ms, peak heap in use above the start (client and server in this "
+            << "process) " << (growth >> 20) << " MiB\n";
+  // Holding the artifact whole on either side would add >= 96 MiB.
+  EXPECT_LT(growth, int64_t{64} << 20);
 }
 
 }  // namespace
