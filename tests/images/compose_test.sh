@@ -11,7 +11,7 @@
 #   7. Prometheus (container) scrapes every service's /metrics
 #   8. memory per container (cgroup, from the host), then compose down -v (always, via trap)
 # Every wait is bounded. Usage: compose_test.sh ROOT BIN_DIR
-# Environment: FRAUD_IMAGES_PORT_BASE (default 41000: gateway +80, Prometheus +90, gRPC +51..54),
+# Environment: FRAUD_IMAGES_PORT_BASE (default 31000: gateway +80, Prometheus +90, gRPC +51..54),
 #   FRAUD_IMAGES_KEEP=1 (leave the constellation running for inspection),
 #   FRAUD_IMAGES_NO_BUILD=1 (use the images already built), FRAUD_IMAGES_COMPOSE_BOOTSTRAP=1 (the
 #   first model as docker-compose.yml makes it: 100k rows, every family; default: 20k rows, two).
@@ -19,7 +19,9 @@ set -euo pipefail
 ROOT=$(cd "$1" && pwd)
 BIN=$(cd "$2" && pwd)
 PROJECT=fraudimages
-BASE=${FRAUD_IMAGES_PORT_BASE:-41000}
+# Below 32768: ports in Linux's ephemeral range (32768-60999) were taken at random as the source
+# port of an outgoing connection between the free-port check and the bind (41080, seen here).
+BASE=${FRAUD_IMAGES_PORT_BASE:-31000}
 GATEWAY_PORT=$((BASE + 80)) PROM_PORT=$((BASE + 90))
 declare -A GRPC_PORT=([ingest]=$((BASE + 51)) [storage]=$((BASE + 52)) [inference]=$((BASE + 53))
   [training]=$((BASE + 54)))
