@@ -194,7 +194,8 @@ log "compose up returned after $(( $(date +%s) - up_start )) s"
 # health check (the compose file's `healthcheck.test`) until every one reports healthy.
 declare -A HEALTH=()
 wait_healthy() {  # TIMEOUT_SECONDS SERVICE...
-  local deadline=$(( $(date +%s) + $1 )) s st c all
+  local deadline=$(( $(date +%s) + $1 )) started s st c all
+  started=$(date +%s)
   shift
   while :; do
     all=1
@@ -211,6 +212,11 @@ wait_healthy() {  # TIMEOUT_SECONDS SERVICE...
         fi
       fi
       if [ "${HEALTH[$s]:-}" != "$st" ]; then log "$s: $st"; HEALTH[$s]=$st; fi
+      # Not running a minute on (a failed start stays 'created'; restart: unless-stopped would
+      # have brought back one that exited): no point waiting for the whole limit.
+      case "$st" in created|exited|absent)
+        [ $(( $(date +%s) - started )) -lt 60 ] || fail "$s is $st, not running" ;;
+      esac
       [ "$st" = healthy ] || all=0
     done
     [ "$all" = 1 ] && return 0
