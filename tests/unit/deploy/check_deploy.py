@@ -103,6 +103,16 @@ for raw in dockerfile.replace("\\\n", " ").splitlines():
 last_stage = list(stages)[-1]
 if last_stage != "all":
     problem("Dockerfile", f"the default (last) stage is {last_stage}, Render expects `all`")
+# The build stage copies every directory the root CMakeLists.txt adds, or the image's configure
+# step fails (it did once: clients/replay was added to CMake but not copied).
+copied = set()
+for line in stages.get("build", []):
+    m = re.match(r"COPY\s+(?!--)(.+)\s+\S+$", line)
+    if m:
+        copied.update(m.group(1).split())
+for sub in re.findall(r"add_subdirectory\((\S+?)\)", read("CMakeLists.txt")):
+    if sub not in copied:
+        problem("Dockerfile", f"the build stage does not COPY {sub}, which CMakeLists.txt adds")
 build_apt = []
 for line in stages.get("build", []):
     if line.startswith("RUN") and "apt-get install" in line:
