@@ -180,8 +180,13 @@ TEST_F(InferenceServiceTest, PredictMatchesTheModelLibrarysOwnScoresForEveryFami
     EXPECT_DOUBLE_EQ(resp.scores().threshold(), threshold);
     int flagged = 0;
     for (int i = 0; i < 1000; ++i) {
-      ASSERT_EQ(resp.scores().scores(i), expected[i]) << "row " << i;
-      ASSERT_EQ(resp.scores().decisions(i), expected[i] >= static_cast<float>(threshold));
+      // Not bit-equal: the served batch and the direct one may be split differently
+      // across BLAS/intra-op threads, so float sums can differ in the last bits
+      // (seen once in CI: 1.75096e-05 vs 1.75096e-05 for the MLP).
+      ASSERT_NEAR(resp.scores().scores(i), expected[i], 1e-6 + 1e-5 * expected[i]) << "row " << i;
+      ASSERT_EQ(resp.scores().decisions(i),
+                resp.scores().scores(i) >= static_cast<float>(threshold))
+          << "row " << i;
       flagged += resp.scores().decisions(i);
     }
     EXPECT_GT(flagged, 0) << "the synthetic frauds should trip the threshold";
