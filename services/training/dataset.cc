@@ -69,9 +69,57 @@ std::vector<int64_t> Dataset::DistinctUploads() const {
 }
 
 void Dataset::Clear() {
-  features.clear();
-  labels.clear();
-  upload_ids.clear();
+  // clear() keeps the capacity; a run would hold the memory of a finished phase to its end.
+  std::vector<double>().swap(features);
+  std::vector<int32_t>().swap(labels);
+  std::vector<int64_t>().swap(upload_ids);
+}
+
+void RowBlocks::Append(const double* row, int32_t label, int64_t upload_id) {
+  if (rows_ % kRowsPerBlock == 0) {
+    auto block = std::make_unique<Block>();
+    block->features.reserve(kRowsPerBlock * kNumFeatures);
+    block->labels.reserve(kRowsPerBlock);
+    block->upload_ids.reserve(kRowsPerBlock);
+    blocks_.push_back(std::move(block));
+  }
+  Block& b = *blocks_.back();
+  b.features.insert(b.features.end(), row, row + kNumFeatures);
+  b.labels.push_back(label);
+  b.upload_ids.push_back(upload_id);
+  ++b.untaken;
+  ++rows_;
+}
+
+double RowBlocks::time(size_t i) const {
+  return blocks_[i / kRowsPerBlock]->features[(i % kRowsPerBlock) * kNumFeatures + csv::kTimeIndex];
+}
+
+std::vector<size_t> RowBlocks::TimeOrder() const {
+  std::vector<double> times(rows_);
+  for (size_t i = 0; i < rows_; ++i) times[i] = time(i);
+  std::vector<size_t> order(rows_);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return times[a] < times[b]; });
+  return order;
+}
+
+Dataset RowBlocks::Take(const size_t* begin, const size_t* end) {
+  Dataset out;
+  const size_t n = static_cast<size_t>(end - begin);
+  // Reserved, not touched: pages become resident only as rows are copied in, while the blocks
+  // they come from are freed.
+  out.features.reserve(n * kNumFeatures);
+  out.labels.reserve(n);
+  out.upload_ids.reserve(n);
+  for (const size_t* it = begin; it != end; ++it) {
+    std::unique_ptr<Block>& block = blocks_[*it / kRowsPerBlock];
+    const size_t j = *it % kRowsPerBlock;
+    out.Append(block->features.data() + j * kNumFeatures, block->labels[j], block->upload_ids[j]);
+    if (--block->untaken == 0) block.reset();
+  }
+  return out;
 }
 
 bool ComparisonSpec::Contains(int64_t upload_id, double time) const {
@@ -117,14 +165,17 @@ std::vector<size_t> TimeOrder(const Dataset& data) {
   return order;
 }
 
-void SplitNewest(const Dataset& data, double fraction, Dataset* older, Dataset* newest) {
-  const std::vector<size_t> order = TimeOrder(data);
-  const size_t n = order.size();
+size_t NewestCount(size_t n, double fraction) {
   size_t newest_count = static_cast<size_t>(std::llround(static_cast<double>(n) * fraction));
   if (fraction > 0 && n >= 2) newest_count = std::max<size_t>(newest_count, 1);
   if (n >= 1) newest_count = std::min(newest_count, n - 1);
   if (n == 0) newest_count = 0;
-  const size_t cut = n - newest_count;
+  return newest_count;
+}
+
+void SplitNewest(const Dataset& data, double fraction, Dataset* older, Dataset* newest) {
+  const std::vector<size_t> order = TimeOrder(data);
+  const size_t cut = order.size() - NewestCount(order.size(), fraction);
   *older = data.Select(std::vector<size_t>(order.begin(), order.begin() + cut));
   *newest = data.Select(std::vector<size_t>(order.begin() + cut, order.end()));
 }
@@ -139,23 +190,29 @@ absl::StatusOr<SplitData> RunSplitter::Finish() && {
         absl::StrCat("holdout_fraction must be in [0, 1), got ", options_.holdout_fraction));
   }
   SplitData out;
-  Dataset pool;
+  // One time order of the pool serves both cuts: the older part of a sorted pool is sorted.
+  const std::vector<size_t> order = pool_.TimeOrder();
+  size_t pool_rows = order.size();
   if (options_.comparison.empty() && options_.holdout_fraction > 0) {
-    SplitNewest(pool_, options_.holdout_fraction, &pool, &out.comparison);
+    pool_rows -= NewestCount(order.size(), options_.holdout_fraction);
     out.comparison_is_holdout = true;
   } else {
-    const std::vector<size_t> order = TimeOrder(comparison_);
-    out.comparison = comparison_.Select(order);
-    pool = std::move(pool_);
+    const std::vector<size_t> comparison_order = comparison_.TimeOrder();
+    out.comparison = comparison_.Take(comparison_order.data(),
+                                      comparison_order.data() + comparison_order.size());
   }
-  pool_.Clear();
-  comparison_.Clear();
-  if (pool.rows() < 2) {
+  if (pool_rows < 2) {
     return absl::FailedPreconditionError(
-        absl::StrCat("only ", pool.rows(), " labelled training rows outside the comparison set (",
+        absl::StrCat("only ", pool_rows, " labelled training rows outside the comparison set (",
                      rows_seen_, " rows read); upload labelled data first"));
   }
-  SplitNewest(pool, options_.validation_fraction, &out.train, &out.validation);
+  const size_t train_rows = pool_rows - NewestCount(pool_rows, options_.validation_fraction);
+  const size_t* o = order.data();
+  out.train = pool_.Take(o, o + train_rows);
+  out.validation = pool_.Take(o + train_rows, o + pool_rows);
+  if (out.comparison_is_holdout) out.comparison = pool_.Take(o + pool_rows, o + order.size());
+  pool_ = RowBlocks();
+  comparison_ = RowBlocks();
   return out;
 }
 

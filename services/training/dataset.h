@@ -2,9 +2,14 @@
 //
 // Rows arrive from storage's ScanTransactions in batches; RunSplitter files each row into the
 // comparison set (the fixed held-out set: never trained on, never used for tuning) or the training
-// pool as it streams, so only compact row-major arrays are held (200k rows x 30 doubles ~ 48 MB).
+// pool as it streams, so only compact row-major arrays are held (285k rows x 30 doubles ~ 68 MB).
 // Finish() then cuts the pool by Time: the newest `validation_fraction` of it is the validation
 // window (early stopping, grid choice, threshold), the rest is the training set.
+//
+// Memory: the splitter holds rows in fixed-size blocks (RowBlocks), so loading never copies what
+// it already holds (a doubling vector briefly holds up to 3x the rows while it grows), and
+// Finish() frees each block as soon as all its rows are copied into the parts. Storage scans in
+// Time order, so the peak while splitting stays near 1x the rows, not 2x.
 //
 // When the request names no comparison set, the newest `holdout_fraction` of all rows (by Time)
 // is held out as the comparison set instead, before the validation window is cut.
@@ -14,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <set>
 #include <vector>
 
@@ -47,6 +53,7 @@ struct Dataset {
   double time_max() const;
   // Distinct upload ids of the rows, ascending (0 = unknown is left out).
   std::vector<int64_t> DistinctUploads() const;
+  // Empties the dataset and releases its memory.
   void Clear();
 };
 
@@ -80,6 +87,31 @@ struct SplitData {
   bool comparison_is_holdout = false;
 };
 
+// Labelled rows in blocks of kRowsPerBlock; see the memory note at the top.
+class RowBlocks {
+ public:
+  static constexpr size_t kRowsPerBlock = 4096;
+
+  void Append(const double* row, int32_t label, int64_t upload_id);
+  size_t rows() const { return rows_; }
+  double time(size_t i) const;
+  // Indices sorted by Time, stable.
+  std::vector<size_t> TimeOrder() const;
+  // Copies the rows at indices [begin, end) into a Dataset, in that order. Each row may be taken
+  // once over all calls: a block is freed when its last row has been taken.
+  Dataset Take(const size_t* begin, const size_t* end);
+
+ private:
+  struct Block {
+    std::vector<double> features;
+    std::vector<int32_t> labels;
+    std::vector<int64_t> upload_ids;
+    size_t untaken = 0;
+  };
+  std::vector<std::unique_ptr<Block>> blocks_;
+  size_t rows_ = 0;
+};
+
 class RunSplitter {
  public:
   explicit RunSplitter(SplitOptions options);
@@ -97,10 +129,14 @@ class RunSplitter {
 
  private:
   SplitOptions options_;
-  Dataset pool_;
-  Dataset comparison_;
+  RowBlocks pool_;
+  RowBlocks comparison_;
   int64_t rows_seen_ = 0;
 };
+
+// How many of `rows` rows form the newest `fraction`: round(rows * fraction), at least 1 when
+// fraction > 0 and rows >= 2, at most rows - 1.
+size_t NewestCount(size_t rows, double fraction);
 
 // Indices of `data` sorted by Time, stable (rows with equal Time keep their order).
 std::vector<size_t> TimeOrder(const Dataset& data);

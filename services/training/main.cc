@@ -163,7 +163,9 @@ int main(int argc, char** argv) {
       storage.get(),
       [&](const fraud::training::v1::StartRunRequest& request, int64_t run_id, RunSink& sink,
           const std::atomic<bool>& cancel) {
-        return ExecuteRun(request, run_id, pipeline_options, deps, sink, cancel);
+        absl::Status status = ExecuteRun(request, run_id, pipeline_options, deps, sink, cancel);
+        ReleaseFreeMemory();  // an idle service gives the run's memory back
+        return status;
       },
       run_options);
   FRAUD_CHECK_OK(runs.Start());

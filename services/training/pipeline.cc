@@ -1,5 +1,7 @@
 #include "services/training/pipeline.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -144,6 +146,8 @@ int64_t PeakRssBytes() {
   }
   return 0;
 }
+
+void ReleaseFreeMemory() { malloc_trim(0); }
 
 bool ResetPeakRss() {
   std::ofstream out("/proc/self/clear_refs");
@@ -332,6 +336,7 @@ absl::Status ExecuteRun(const training::v1::StartRunRequest& request, int64_t ru
   FRAUD_RETURN_IF_ERROR(check_cancel());
   const int64_t rows_read = splitter.rows_seen();
   FRAUD_ASSIGN_OR_RETURN(SplitData split, std::move(splitter).Finish());
+  ReleaseFreeMemory();  // the scan's message buffers
   if (split.train.frauds() == 0 || split.train.frauds() == static_cast<int64_t>(split.train.rows())) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the training rows (", Describe(split.train),
@@ -401,6 +406,7 @@ absl::Status ExecuteRun(const training::v1::StartRunRequest& request, int64_t ru
       run.mutable_progress()->set_candidate(name);
       run.mutable_progress()->set_candidates_done(index);
     }, true);
+    ReleaseFreeMemory();  // the previous candidate's buffers
     ResetPeakRss();
     model::TrainCallbacks callbacks;
     callbacks.cancel = &cancel;
@@ -479,6 +485,7 @@ absl::Status ExecuteRun(const training::v1::StartRunRequest& request, int64_t ru
                             : first_error;
   }
   train = model::Dataset();
+  ReleaseFreeMemory();
   FRAUD_RETURN_IF_ERROR(check_cancel());
 
   // ---- evaluating ----

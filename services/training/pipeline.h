@@ -106,5 +106,8 @@ absl::Status ExecuteRun(const training::v1::StartRunRequest& request, int64_t ru
 int64_t PeakRssBytes();
 // Resets VmHWM to the current RSS (Linux /proc/self/clear_refs "5"); false when not permitted.
 bool ResetPeakRss();
+// Returns the free heap memory of every malloc arena to the OS (glibc malloc_trim): a phase's
+// freed buffers otherwise stay resident and count against the instance's memory limit.
+void ReleaseFreeMemory();
 
 }  // namespace fraud::training
