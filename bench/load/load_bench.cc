@@ -44,6 +44,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "bench/common/bench_database.h"
 #include "bench/common/bench_util.h"
 #include "fraud/inference/v1/inference.grpc.pb.h"
 #include "httplib.h"
@@ -285,56 +286,19 @@ Config ParseArgs(int argc, char** argv) {
 }
 
 // The database URI for the bench: a fresh database in $FRAUD_BENCH_PG_URI's cluster.
-std::string WithDatabase(const std::string& uri, const std::string& db) {
-  std::string base = uri.substr(0, uri.find('?'));
-  const size_t slash = base.rfind('/');
-  if (slash != std::string::npos && slash > base.find("//") + 1) base.resize(slash);
-  return absl::StrCat(base, "/", db);
-}
-
 int Main(int argc, char** argv) {
   const Config config = ParseArgs(argc, argv);
   std::signal(SIGINT, OnStopSignal);
   std::signal(SIGTERM, OnStopSignal);
   const std::string root = testing::SourceRoot(FRAUD_SOURCE_DIR);
 
-  std::unique_ptr<testing::PgCluster> own_pg;
-  std::string admin_uri;
-  std::string db_uri;
-  const std::string db_name = absl::StrCat("bench_load_", ::getpid());
-  if (const char* env = std::getenv("FRAUD_BENCH_PG_URI"); env != nullptr && *env != '\0') {
-    admin_uri = env;
-    try {
-      pqxx::connection c(admin_uri);
-      pqxx::nontransaction tx(c);
-      tx.exec(absl::StrCat("CREATE DATABASE ", db_name));
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "fraud-bench-load: cannot create database: %s\n", e.what());
-      return 1;
-    }
-    db_uri = WithDatabase(admin_uri, db_name);
-  } else {
-    auto pg = testing::PgCluster::Start(root + "/deploy/local/pg.sh");
-    if (!pg.ok()) {
-      std::fprintf(stderr, "fraud-bench-load: %s\n", pg.status().ToString().c_str());
-      return 1;
-    }
-    own_pg = *std::move(pg);
-    db_uri = own_pg->uri();
+  absl::StatusOr<std::unique_ptr<bench::BenchDatabase>> db =
+      bench::BenchDatabase::Open(root, "bench_load");
+  if (!db.ok()) {
+    std::fprintf(stderr, "fraud-bench-load: %s\n", db.status().ToString().c_str());
+    return 1;
   }
-  struct DropDb {
-    std::string admin, name;
-    ~DropDb() {
-      if (admin.empty()) return;
-      try {
-        pqxx::connection c(admin);
-        pqxx::nontransaction tx(c);
-        tx.exec(absl::StrCat("DROP DATABASE IF EXISTS ", name, " WITH (FORCE)"));
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "fraud-bench-load: cannot drop %s: %s\n", name.c_str(), e.what());
-      }
-    }
-  } drop_db{admin_uri, db_name};
+  const std::string db_uri = (*db)->uri();
 
   testing::ConstellationOptions o;
   o.bin_dir = testing::BinDir(FRAUD_BIN_DIR_DEFAULT);

@@ -46,6 +46,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "bench/common/bench_util.h"
+#include "bench/common/service_bench.h"
 #include "services/common/csv/synthetic_generator.h"
 
 extern char** environ;
@@ -112,47 +113,6 @@ class Child {
   pid_t pid_ = 0;
 };
 
-// Resets a process's VmHWM to its current RSS (Linux clear_refs 5).
-void ResetPeak(int pid) { std::ofstream(absl::StrCat("/proc/", pid, "/clear_refs")) << "5"; }
-
-// Samples VmRSS of some processes until stopped; keeps the maximum of each.
-class RssSampler {
- public:
-  explicit RssSampler(std::vector<int> pids) : pids_(std::move(pids)), peak_(pids_.size(), 0) {
-    thread_ = std::thread([this] {
-      while (!stop_) {
-        for (size_t i = 0; i < pids_.size(); ++i) {
-          peak_[i] = std::max(peak_[i], RssBytes(pids_[i]));
-        }
-        absl::SleepFor(absl::Milliseconds(10));
-      }
-    });
-  }
-  std::vector<long> Stop() {
-    stop_ = true;
-    thread_.join();
-    for (size_t i = 0; i < pids_.size(); ++i) {
-      peak_[i] = std::max(peak_[i], PeakRssBytes(pids_[i]));
-    }
-    return peak_;
-  }
-
- private:
-  std::vector<int> pids_;
-  std::vector<long> peak_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
-
-std::string WithDatabase(const std::string& uri, const std::string& db) {
-  const size_t scheme = uri.find("://");
-  const size_t slash = uri.find('/', scheme == std::string::npos ? 0 : scheme + 3);
-  const size_t query = uri.find('?');
-  std::string base = slash == std::string::npos ? uri.substr(0, query) : uri.substr(0, slash);
-  std::string tail = query == std::string::npos ? "" : uri.substr(query);
-  return absl::StrCat(base, "/", db, tail);
-}
-
 void Exec(const std::string& uri, const std::string& sql) {
   pqxx::connection c(uri);
   pqxx::nontransaction n(c);
@@ -165,24 +125,6 @@ int64_t Scalar(const std::string& uri, const std::string& sql) {
   return n.exec1(sql)[0].as<int64_t>();
 }
 
-bool WriteCsv(const fs::path& path, int64_t rows, uint64_t seed) {
-  csv::GeneratorOptions g;
-  g.rows = rows;
-  g.seed = seed;
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) return false;
-  const bool ok = csv::WriteSyntheticCsv(g, f).ok();
-  return std::fclose(f) == 0 && ok;
-}
-
-struct UploadOutcome {
-  int status = 0;
-  double seconds = 0;
-  json summary;
-  std::string error;
-};
-
-// Streams `file` to the gateway as a raw text/csv body in 64 KiB pieces.
 // Peak RSS of one process (MB, median over `runs_mb`) beside its idle RSS, against the target.
 void PrintPeakRss(const std::string& name, const std::vector<double>& runs_mb, long idle_bytes) {
   Figure f{"upload",
@@ -195,35 +137,6 @@ void PrintPeakRss(const std::string& name, const std::vector<double>& runs_mb, l
            Spread(runs_mb)};
   f.notes["target"] = "< 100 MB";
   Print(f);
-}
-
-UploadOutcome UploadFile(int port, const fs::path& file, const std::string& name) {
-  UploadOutcome out;
-  const size_t size = fs::file_size(file);
-  std::FILE* f = std::fopen(file.c_str(), "rb");
-  httplib::Client client("127.0.0.1", port);
-  client.set_read_timeout(3600, 0);
-  client.set_write_timeout(600, 0);
-  std::vector<char> buf(64 * 1024);
-  const double start = NowSeconds();
-  auto r = client.Post(
-      absl::StrCat("/api/v1/uploads?mode=strict&file_name=", name), size,
-      [&](size_t offset, size_t length, httplib::DataSink& sink) {
-        std::fseek(f, static_cast<long>(offset), SEEK_SET);
-        const size_t n = std::fread(buf.data(), 1, std::min(length, buf.size()), f);
-        return n > 0 && sink.write(buf.data(), n);
-      },
-      "text/csv");
-  out.seconds = NowSeconds() - start;
-  std::fclose(f);
-  if (!r) {
-    out.error = httplib::to_string(r.error());
-    return out;
-  }
-  out.status = r->status;
-  out.summary = json::parse(r->body, nullptr, false);
-  if (r->status != 200) out.error = r->body.substr(0, 500);
-  return out;
 }
 
 void DeleteUpload(const std::string& uri, int64_t id) {

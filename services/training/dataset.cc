@@ -95,13 +95,23 @@ double RowBlocks::time(size_t i) const {
   return blocks_[i / kRowsPerBlock]->features[(i % kRowsPerBlock) * kNumFeatures + csv::kTimeIndex];
 }
 
+void RowBlocks::DropOldestBeyond(size_t keep) {
+  for (size_t b = dropped_ / kRowsPerBlock; b + 1 < blocks_.size(); ++b) {
+    const size_t in_block = blocks_[b]->labels.size();
+    if (rows() - in_block < keep) return;
+    blocks_[b].reset();
+    dropped_ += in_block;
+  }
+}
+
 std::vector<size_t> RowBlocks::TimeOrder() const {
-  std::vector<double> times(rows_);
-  for (size_t i = 0; i < rows_; ++i) times[i] = time(i);
-  std::vector<size_t> order(rows_);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return times[a] < times[b]; });
+  std::vector<size_t> order(rows());
+  std::iota(order.begin(), order.end(), dropped_);
+  std::vector<double> times(rows());
+  for (size_t i = dropped_; i < rows_; ++i) times[i - dropped_] = time(i);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return times[a - dropped_] < times[b - dropped_];
+  });
   return order;
 }
 
@@ -155,6 +165,8 @@ void RunSplitter::AddRow(const double* row, int32_t label, int64_t upload_id) {
   }
   if (options_.train_time_max > 0 && time >= options_.train_time_max) return;
   pool_.Append(row, label, upload_id);
+  ++pool_rows_seen_;
+  if (options_.max_pool_rows > 0) pool_.DropOldestBeyond(options_.max_pool_rows);
 }
 
 std::vector<size_t> TimeOrder(const Dataset& data) {
@@ -191,7 +203,11 @@ absl::StatusOr<SplitData> RunSplitter::Finish() && {
   }
   SplitData out;
   // One time order of the pool serves both cuts: the older part of a sorted pool is sorted.
-  const std::vector<size_t> order = pool_.TimeOrder();
+  std::vector<size_t> order = pool_.TimeOrder();
+  if (options_.max_pool_rows > 0 && order.size() > options_.max_pool_rows) {
+    order.erase(order.begin(), order.end() - static_cast<ptrdiff_t>(options_.max_pool_rows));
+  }
+  out.rows_over_limit = pool_rows_seen_ - static_cast<int64_t>(order.size());
   size_t pool_rows = order.size();
   if (options_.comparison.empty() && options_.holdout_fraction > 0) {
     pool_rows -= NewestCount(order.size(), options_.holdout_fraction);

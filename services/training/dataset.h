@@ -76,6 +76,12 @@ struct SplitOptions {
   double holdout_fraction = 0.1;
   // Rows with Time >= train_time_max never enter the training pool (0 = no limit).
   double train_time_max = 0;
+  // At most this many rows form the training pool (validation window and holdout included): the
+  // newest by Time; older rows are dropped while the scan streams, so memory stays bounded by
+  // this number however many rows storage holds (0 = no limit). Relies on storage scanning in
+  // Time order (ScanTransactions' contract); rows arriving out of order are still cut exactly
+  // by Time among those held.
+  size_t max_pool_rows = 0;
 };
 
 // The three disjoint parts of a run's data. Each part is sorted by Time (stable).
@@ -85,6 +91,8 @@ struct SplitData {
   Dataset comparison;
   // True when the comparison set was held out by holdout_fraction (not named by the request).
   bool comparison_is_holdout = false;
+  // Older rows left out of the pool by SplitOptions::max_pool_rows.
+  int64_t rows_over_limit = 0;
 };
 
 // Labelled rows in blocks of kRowsPerBlock; see the memory note at the top.
@@ -93,9 +101,12 @@ class RowBlocks {
   static constexpr size_t kRowsPerBlock = 4096;
 
   void Append(const double* row, int32_t label, int64_t upload_id);
-  size_t rows() const { return rows_; }
+  // Rows held (appended and not dropped).
+  size_t rows() const { return rows_ - dropped_; }
   double time(size_t i) const;
-  // Indices sorted by Time, stable.
+  // Frees the oldest blocks while at least `keep` rows remain without them.
+  void DropOldestBeyond(size_t keep);
+  // Indices of the rows held, sorted by Time, stable.
   std::vector<size_t> TimeOrder() const;
   // Copies the rows at indices [begin, end) into a Dataset, in that order. Each row may be taken
   // once over all calls: a block is freed when its last row has been taken.
@@ -108,8 +119,9 @@ class RowBlocks {
     std::vector<int64_t> upload_ids;
     size_t untaken = 0;
   };
-  std::vector<std::unique_ptr<Block>> blocks_;
-  size_t rows_ = 0;
+  std::vector<std::unique_ptr<Block>> blocks_;  // dropped blocks are null
+  size_t rows_ = 0;                              // appended, dropped ones included
+  size_t dropped_ = 0;                           // rows of the dropped (oldest) blocks
 };
 
 class RunSplitter {
@@ -132,6 +144,7 @@ class RunSplitter {
   RowBlocks pool_;
   RowBlocks comparison_;
   int64_t rows_seen_ = 0;
+  int64_t pool_rows_seen_ = 0;
 };
 
 // How many of `rows` rows form the newest `fraction`: round(rows * fraction), at least 1 when

@@ -57,6 +57,11 @@ ABSL_FLAG(double, holdout_fraction, 0.1,
           "Newest fraction of all rows held out as the comparison set when a run names none");
 ABSL_FLAG(int, train_threads, 2, "Threads per candidate (LibTorch intra-op / XGBoost nthread)");
 ABSL_FLAG(int, max_queued_runs, 4, "Runs that may wait behind the running one");
+ABSL_FLAG(int64_t, max_train_rows, 600000,
+          "At most this many labelled rows, the newest by Time, train a run (train, validation "
+          "and holdout); older rows are left out, so a run's memory stays bounded however much "
+          "storage holds (0 = no limit). 600,000 keeps the default candidate set under 450 MB "
+          "(bench/footprint)");
 ABSL_FLAG(bool, run_once, false, "Train and publish one version, then exit");
 
 namespace {
@@ -75,6 +80,8 @@ absl::StatusOr<PipelineOptions> PipelineOptionsFromFlags() {
   o.validation_fraction = absl::GetFlag(FLAGS_validation_fraction);
   o.holdout_fraction = absl::GetFlag(FLAGS_holdout_fraction);
   o.threads = std::max(1, absl::GetFlag(FLAGS_train_threads));
+  o.max_train_rows = absl::GetFlag(FLAGS_max_train_rows);
+  if (o.max_train_rows < 0) return absl::InvalidArgumentError("--max_train_rows must be >= 0");
   if (!(o.validation_fraction > 0 && o.validation_fraction < 1)) {
     return absl::InvalidArgumentError("--validation_fraction must be in (0, 1)");
   }

@@ -309,6 +309,7 @@ absl::Status ExecuteRun(const training::v1::StartRunRequest& request, int64_t ru
   split_options.validation_fraction = validation_fraction;
   split_options.holdout_fraction = holdout_fraction;
   split_options.train_time_max = request.train_time_max();
+  split_options.max_pool_rows = static_cast<size_t>(std::max<int64_t>(0, options.max_train_rows));
   RunSplitter splitter(split_options);
 
   storage_pb::ScanTransactionsRequest scan;
@@ -371,7 +372,11 @@ absl::Status ExecuteRun(const training::v1::StartRunRequest& request, int64_t ru
   const std::string split_message = absl::StrCat(
       "read ", rows_read, " labelled rows: train ", Describe(split.train), ", validation ",
       Describe(split.validation), ", comparison ", Describe(split.comparison),
-      split.comparison_is_holdout ? " (newest rows held out)" : "");
+      split.comparison_is_holdout ? " (newest rows held out)" : "",
+      split.rows_over_limit > 0
+          ? absl::StrCat("; the oldest ", split.rows_over_limit, " rows left out (at most ",
+                         options.max_train_rows, " training rows: --max_train_rows)")
+          : "");
   FRAUD_LOG(INFO) << "run data loaded" << Kv("run_id", run_id)
                   << Kv("train_rows", split.train.rows())
                   << Kv("validation_rows", split.validation.rows())
@@ -380,6 +385,9 @@ absl::Status ExecuteRun(const training::v1::StartRunRequest& request, int64_t ru
     *run.mutable_lineage() = lineage;
     (*run.mutable_params())["data.comparison_rows"] = absl::StrCat(split.comparison.rows());
     (*run.mutable_params())["data.comparison_frauds"] = absl::StrCat(split.comparison.frauds());
+    if (split.rows_over_limit > 0) {
+      (*run.mutable_params())["data.rows_over_limit"] = absl::StrCat(split.rows_over_limit);
+    }
     SetProgress(run, "training", split_message);
   }, true);
 

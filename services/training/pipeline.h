@@ -48,6 +48,10 @@ struct PipelineOptions {
   // Threads per candidate (LibTorch intra-op / XGBoost nthread).
   int threads = 2;
   int scan_batch_rows = 8192;
+  // At most this many labelled rows (the newest by Time) form a run's training pool: train,
+  // validation window and holdout. Bounds a run's memory whatever storage holds (0 = no limit);
+  // see SplitOptions::max_pool_rows.
+  int64_t max_train_rows = 0;
   // Bootstrap resamples of the comparison AUPRC interval.
   int comparison_bootstrap = 200;
   // Actor recorded in the champion history.

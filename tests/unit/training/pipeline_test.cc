@@ -244,6 +244,19 @@ TEST_F(PipelineTest, TrainUploadIdsRestrictTheTrainingRows) {
   EXPECT_EQ(sink.run.challenger_comparison().rows(), 1500);
 }
 
+TEST_F(PipelineTest, MaxTrainRowsTrainsOnTheNewestRowsAndRecordsHowManyWereLeftOut) {
+  options_.max_train_rows = 2500;
+  RecordingSink sink;
+  FRAUD_ASSERT_OK(Run(Request(), &sink));
+  // 5,000 training rows stored: upload a (3,000 rows, Time 0..172,792) and the later upload b
+  // (2,000 rows from Time 200,000): the newest 2,500 are all of b and a's newest 500.
+  EXPECT_EQ(sink.run.lineage().train_rows() + sink.run.lineage().validation_rows(), 2500);
+  EXPECT_THAT(sink.run.lineage().upload_ids(), ElementsAre(train_a_, train_b_));
+  EXPECT_GT(sink.run.lineage().time_min(), 100000);
+  EXPECT_EQ(sink.run.params().at("data.rows_over_limit"), "2500");
+  EXPECT_EQ(sink.run.challenger_comparison().rows(), 1500);
+}
+
 TEST(BuildCandidatesTest, DefaultsToEveryFamilyWithItsGrid) {
   absl::StatusOr<std::vector<model::CandidateSpec>> specs =
       BuildCandidates(training::v1::StartRunRequest(), PipelineOptions());

@@ -1,6 +1,7 @@
 // The time-ordered split of a run: comparison set first, then the newest validation window.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <set>
 #include <vector>
 
@@ -124,6 +125,67 @@ TEST(RunSplitterTest, RowsAfterTrainTimeMaxAreDroppedButComparisonRowsAreKept) {
   EXPECT_EQ(split->comparison.rows(), 10u);
   EXPECT_EQ(split->train.rows() + split->validation.rows(), 50u);
   EXPECT_LT(split->validation.time_max(), 50);
+}
+
+TEST(RunSplitterTest, MaxPoolRowsKeepsExactlyTheNewestRowsAcrossManyBlocks) {
+  // More rows than several blocks, in Time order as storage scans them, so old blocks are freed
+  // while the scan streams; the pool is exactly the newest max_pool_rows.
+  const int n = static_cast<int>(RowBlocks::kRowsPerBlock) * 5 + 123;
+  const size_t cap = RowBlocks::kRowsPerBlock * 2 + 7;
+  SplitOptions options;
+  options.holdout_fraction = 0.1;
+  options.validation_fraction = 0.2;
+  options.max_pool_rows = cap;
+  RunSplitter splitter(options);
+  for (int i = 0; i < n; ++i) splitter.AddRow(Row(i, i).data(), i % 4 == 0, 1);
+  absl::StatusOr<SplitData> split = std::move(splitter).Finish();
+  FRAUD_ASSERT_OK(split);
+  EXPECT_EQ(split->train.rows() + split->validation.rows() + split->comparison.rows(), cap);
+  EXPECT_EQ(split->rows_over_limit, static_cast<int64_t>(n - cap));
+  EXPECT_EQ(split->train.time_min(), static_cast<double>(n - cap));
+  EXPECT_EQ(split->comparison.time_max(), static_cast<double>(n - 1));
+  EXPECT_EQ(split->comparison.rows(), static_cast<size_t>(std::llround(cap * 0.1)));
+  // Every kept row is intact (its marker is its Time) and in Time order.
+  for (const Dataset* d : {&split->train, &split->validation, &split->comparison}) {
+    for (size_t i = 0; i < d->rows(); ++i) {
+      ASSERT_EQ(d->row(i)[1], d->time(i));
+      if (i > 0) {
+        ASSERT_LT(d->time(i - 1), d->time(i));
+      }
+    }
+  }
+}
+
+TEST(RunSplitterTest, MaxPoolRowsCutsByTimeAmongRowsArrivingOutOfOrder) {
+  // Within what the splitter holds, the cut is exact by Time even when rows arrive shuffled.
+  SplitOptions options;
+  options.holdout_fraction = 0;
+  options.validation_fraction = 0.5;
+  options.max_pool_rows = 40;
+  RunSplitter splitter(options);
+  for (int i = 0; i < 100; ++i) {
+    const int t = (i * 37) % 100;
+    splitter.AddRow(Row(t, t).data(), i % 2, 1);
+  }
+  absl::StatusOr<SplitData> split = std::move(splitter).Finish();
+  FRAUD_ASSERT_OK(split);
+  EXPECT_EQ(split->train.rows() + split->validation.rows(), 40u);
+  EXPECT_EQ(split->rows_over_limit, 60);
+  EXPECT_EQ(split->train.time_min(), 60);
+  EXPECT_EQ(split->validation.time_max(), 99);
+}
+
+TEST(RunSplitterTest, MaxPoolRowsLeavesANamedComparisonSetWhole) {
+  SplitOptions options;
+  options.comparison.upload_ids = {9};
+  options.max_pool_rows = 30;
+  RunSplitter splitter(options);
+  for (int i = 0; i < 100; ++i) splitter.AddRow(Row(i, i).data(), i % 4 == 0, i < 20 ? 9 : 1);
+  absl::StatusOr<SplitData> split = std::move(splitter).Finish();
+  FRAUD_ASSERT_OK(split);
+  EXPECT_EQ(split->comparison.rows(), 20u);
+  EXPECT_EQ(split->train.rows() + split->validation.rows(), 30u);
+  EXPECT_EQ(split->train.time_min(), 70);
 }
 
 TEST(RunSplitterTest, RejectsBadFractionsAndTooFewRows) {
