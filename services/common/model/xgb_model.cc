@@ -136,6 +136,49 @@ absl::Status MakeDMatrix(const PreparedSplit& s, DMatrix* m) {
   return absl::OkStatus();
 }
 
+// The training matrix as a QuantileDMatrix: XGBoost's hist method keeps only the quantised
+// matrix (1 byte per value with max_bin <= 256) instead of a CSR copy of the floats (8 bytes per
+// value: index + value) beside it. On 205k training rows that is 6 MB instead of ~55 MB, the
+// largest allocation of a tree candidate. The rows are handed over as one dense batch.
+struct OneDenseBatch {
+  const PreparedSplit* split = nullptr;
+  DMatrixHandle proxy = nullptr;
+  std::string array_interface;
+  bool served = false;
+};
+
+int OneDenseBatchNext(DataIterHandle handle) {
+  auto* it = static_cast<OneDenseBatch*>(handle);
+  if (it->served) return 0;
+  it->served = true;
+  const PreparedSplit& s = *it->split;
+  if (XGProxyDMatrixSetDataDense(it->proxy, it->array_interface.c_str()) != 0 ||
+      XGDMatrixSetFloatInfo(it->proxy, "label", s.y.data(), s.rows) != 0 ||
+      (!s.w.empty() && XGDMatrixSetFloatInfo(it->proxy, "weight", s.w.data(), s.rows) != 0)) {
+    return -1;
+  }
+  return 1;
+}
+
+void OneDenseBatchReset(DataIterHandle handle) { static_cast<OneDenseBatch*>(handle)->served = false; }
+
+absl::Status MakeQuantileDMatrix(const PreparedSplit& s, int max_bin, int threads, DMatrix* m) {
+  DMatrix proxy;
+  FRAUD_XGB(XGProxyDMatrixCreate(proxy.out()), "creating a proxy DMatrix");
+  OneDenseBatch batch;
+  batch.split = &s;
+  batch.proxy = proxy.get();
+  batch.array_interface = absl::StrCat(
+      R"({"data": [)", reinterpret_cast<uintptr_t>(s.x.data()), R"(, true], "shape": [)", s.rows,
+      ", ", kNumFeatures, R"(], "typestr": "<f4", "version": 3})");
+  const std::string config =
+      absl::StrCat(R"({"missing": NaN, "nthread": )", threads, R"(, "max_bin": )", max_bin, "}");
+  FRAUD_XGB(XGQuantileDMatrixCreateFromCallback(&batch, proxy.get(), nullptr, OneDenseBatchReset,
+                                                OneDenseBatchNext, config.c_str(), m->out()),
+            "creating the training QuantileDMatrix");
+  return absl::OkStatus();
+}
+
 // Probabilities of the whole model on a DMatrix the booster caches (incremental per round).
 absl::StatusOr<std::vector<float>> PredictCached(const Booster& b, const DMatrix& m, size_t rows) {
   const bst_ulong* shape = nullptr;
@@ -207,7 +250,7 @@ absl::StatusOr<FamilyResult> TrainXgboost(const TrainContext& ctx, Params& param
 
   DMatrix dtrain;
   DMatrix dval;
-  FRAUD_RETURN_IF_ERROR(MakeDMatrix(*ctx.train, &dtrain));
+  FRAUD_RETURN_IF_ERROR(MakeQuantileDMatrix(*ctx.train, max_bin, ctx.threads, &dtrain));
   FRAUD_RETURN_IF_ERROR(MakeDMatrix(*ctx.validation, &dval));
   DMatrixHandle cache[] = {dtrain.get(), dval.get()};
   Booster booster;
