@@ -3,6 +3,8 @@
 // Server mode: answers TrainingService RPCs, bootstraps version 1 on an empty registry, and
 // retrains automatically when enough new labelled rows arrived. --run_once: trains and publishes
 // one version, then exits (0 when the run succeeded), for `docker compose run training`.
+#include <malloc.h>
+
 #include <atomic>
 #include <cstdio>
 #include <thread>
@@ -57,11 +59,11 @@ ABSL_FLAG(double, holdout_fraction, 0.1,
           "Newest fraction of all rows held out as the comparison set when a run names none");
 ABSL_FLAG(int, train_threads, 2, "Threads per candidate (LibTorch intra-op / XGBoost nthread)");
 ABSL_FLAG(int, max_queued_runs, 4, "Runs that may wait behind the running one");
-ABSL_FLAG(int64_t, max_train_rows, 600000,
+ABSL_FLAG(int64_t, max_train_rows, 300000,
           "At most this many labelled rows, the newest by Time, train a run (train, validation "
           "and holdout); older rows are left out, so a run's memory stays bounded however much "
-          "storage holds (0 = no limit). 600,000 keeps the default candidate set under 450 MB "
-          "(bench/footprint)");
+          "storage holds (0 = no limit). The default covers the 284,807-row public dataset and keeps "
+          "the default candidate set near 400 MB (bench/footprint), inside a 512 MB instance");
 ABSL_FLAG(bool, run_once, false, "Train and publish one version, then exit");
 
 namespace {
@@ -131,6 +133,10 @@ int RunOnce(StorageApi& storage, RunManager& runs, const SubmitRunFn& submit) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Two malloc arenas instead of 8 per core: the candidates' worker threads (OpenMP, LibTorch)
+  // otherwise each fragment an arena of their own, and what they free between candidates stays
+  // resident. -12 MB at the peak of a full run on 284,807 rows (bench/training), no time cost.
+  mallopt(M_ARENA_MAX, 2);
   fraud::rpc::InitService(argc, argv, "training",
                           "fraud-training: trains candidate models on labelled data, registers the "
                           "best and promotes it when it beats the champion.\n"
