@@ -139,6 +139,7 @@ struct Call {
   const Request& req;
   Response& res;
   const ContentReader* reader = nullptr;
+  // The route being served; the server sets it before the handler runs.
   const RouteSpec* route = nullptr;
   std::string request_id;
   // JSON routes: the whole body (bounded by --max_json_bytes).
