@@ -1,52 +1,37 @@
-// Private to the gateway library: the server's implementation class and the helpers its route
-// files share. Included only by services/gateway/*.cc.
+// Private to the gateway library: what the route files (routes_*.cc) and the server assembly
+// (gateway_server.cc) share: the Gateway every handler is given (options, backend stubs, shared
+// counters, the backend call helper), the request being handled (Call), the replies, and each
+// area's route rows. Included only by services/gateway/*.cc.
 #pragma once
 
-#include <google/protobuf/struct.pb.h>
-#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/message.h>
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
 
 #include <atomic>
-#include <cmath>
-#include <cstdio>
-#include <deque>
-#include <functional>
-#include <future>
+#include <cstdint>
 #include <limits>
-#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
-#include <thread>
+#include <string>
+#include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "fraud/inference/v1/inference.grpc.pb.h"
 #include "fraud/ingest/v1/ingest.grpc.pb.h"
 #include "fraud/storage/v1/storage.grpc.pb.h"
 #include "fraud/training/v1/training.grpc.pb.h"
-#include "grpc/health/v1/health.grpc.pb.h"
-#include "services/common/core/log.h"
 #include "services/common/core/metrics.h"
-#include "services/common/csv/synthetic_generator.h"
-#include "services/common/rpc/auth.h"
-#include "services/common/rpc/channel.h"
-#include "services/common/rpc/grpc_status.h"
-#include "services/gateway/gateway_server.h"
-#include "services/gateway/http_status.h"
+#include "services/gateway/gateway_options.h"
 #include "services/gateway/json_util.h"
-#include "services/gateway/openapi.h"
-#include "services/gateway/prometheus_text.h"
-#include "services/gateway/rate_limiter.h"
-#include "services/gateway/static_files.h"
-#include "services/gateway/upload_forwarder.h"
+#include "services/gateway/route_spec.h"
 
 namespace fraud::gateway {
 
@@ -61,7 +46,6 @@ namespace ingestpb = ::fraud::ingest::v1;
 namespace storagepb = ::fraud::storage::v1;
 namespace inferencepb = ::fraud::inference::v1;
 namespace trainingpb = ::fraud::training::v1;
-namespace healthpb = ::grpc::health::v1;
 
 namespace internal {
 
@@ -155,6 +139,7 @@ struct Call {
   const Request& req;
   Response& res;
   const ContentReader* reader = nullptr;
+  // The route being served; the server sets it before the handler runs.
   const RouteSpec* route = nullptr;
   std::string request_id;
   // JSON routes: the whole body (bounded by --max_json_bytes).
@@ -206,14 +191,160 @@ inline std::string HostPort(const std::string& target, int* port) {
 inline constexpr int64_t kMaxPageSize = 100000;
 inline constexpr int64_t kMaxInt64 = std::numeric_limits<int64_t>::max();
 
+// ---- replies -----------------------------------------------------------------------------------
+
+void ReplyJson(Call& call, const std::string& json_text, int status = 200);
+void ReplyProto(Call& call, const google::protobuf::Message& m);
+// The error body of `status` (http_status.h's table), `details` a JSON object text or "".
+void ReplyError(Response& res, const absl::Status& status, const std::string& details = "");
+void ReplyError(Call& call, const absl::Status& status, const std::string& details = "");
+// Maps a backend's status, naming the service and RPC for transport-level failures.
+absl::Status BackendStatus(const char* service, const char* rpc, const grpc::Status& s);
+template <typename Resp>
+void ReplyGrpc(Call& call, const char* service, const char* rpc, const grpc::Status& s,
+               const Resp& resp) {
+  if (s.ok()) {
+    ReplyProto(call, resp);
+  } else {
+    ReplyError(call, BackendStatus(service, rpc, s));
+  }
+}
+// True when `stub` is set; otherwise replies 503 "<service> is not configured".
+bool Require(Call& call, const void* stub, const char* service);
+// The JSON body into `m`; InvalidArgument naming the problem.
+absl::Status ParseBody(const Call& call, google::protobuf::Message* m);
+
+// The optional integer query parameter `name`, in [0, max], into *value (left alone when absent
+// or empty). False after replying 400 when it is not such an integer.
+template <typename Int>
+bool QueryInt(Call& call, const char* name, int64_t max, Int* value) {
+  const std::string text = Param(call.req, name);
+  if (text.empty()) return true;
+  absl::StatusOr<int64_t> n = ParseInt(name, text, 0, max);
+  if (!n.ok()) {
+    ReplyError(call, n.status());
+    return false;
+  }
+  *value = static_cast<Int>(*n);
+  return true;
+}
+
+// The page_size and before_id query parameters of a list route: their documentation (the rows'
+// `.query`) and, below, their parsing into its request.
+std::vector<QueryParamSpec> PagingQuery();
+template <typename ListRequest>
+bool QueryPaging(Call& call, ListRequest* request) {
+  int32_t page_size = 0;
+  int64_t before_id = 0;
+  if (!QueryInt(call, "page_size", kMaxPageSize, &page_size) ||
+      !QueryInt(call, "before_id", kMaxInt64, &before_id)) {
+    return false;
+  }
+  request->set_page_size(page_size);
+  request->set_before_id(before_id);
+  return true;
+}
+
+// ---- the gateway every handler is given --------------------------------------------------------
+
+// Options, backend stubs (null when the service is not configured) and the state the routes share
+// with the server: backend calls Shutdown may cancel, uploads and streams in progress.
+// Thread-safety: handlers run concurrently; everything here is immutable or synchronised.
+class Gateway {
+ public:
+  using IngestStub = ingestpb::IngestService::Stub;
+  using StorageStub = storagepb::StorageService::Stub;
+  using InferenceStub = inferencepb::InferenceService::Stub;
+  using TrainingStub = trainingpb::TrainingService::Stub;
+
+  // `openapi_json` is the document GET /api/v1/openapi.json serves.
+  Gateway(Backends backends, GatewayOptions options, std::string openapi_json);
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  const GatewayOptions& options() const { return options_; }
+  const Backends& backends() const { return backends_; }
+  IngestStub* ingest() const { return ingest_.get(); }
+  StorageStub* storage() const { return storage_.get(); }
+  InferenceStub* inference() const { return inference_.get(); }
+  TrainingStub* training() const { return training_.get(); }
+  const std::string& openapi_json() const { return openapi_json_; }
+
+  CallRegistry* calls() { return &calls_; }
+  // Uploads being streamed (bounded by --max_concurrent_uploads).
+  std::atomic<int>* uploads_in_flight() { return &uploads_in_flight_; }
+  // Uploads and event streams in progress (Shutdown waits for them); hold a CounterGuard.
+  std::atomic<int>* streams() { return &streams_; }
+  // Set once Shutdown began: event streams end at their next wake-up.
+  bool stopping() const { return stopping_.load(); }
+
+  // Shutdown, around the HTTP server's stop: BeginShutdown() first, then (after the server stopped
+  // accepting) FinishShutdown(grace) waits up to `grace` for uploads and event streams, then
+  // cancels every backend call still running.
+  void BeginShutdown() { stopping_ = true; }
+  void FinishShutdown(absl::Duration grace);
+
+  // A backend call's context: the deadline (`timeout`, zero = --rpc_timeout), the request id and,
+  // on admin routes, the admin credentials (the configured token, else the caller's header).
+  void Prepare(const Call& call, grpc::ClientContext* ctx,
+               absl::Duration timeout = absl::ZeroDuration()) const;
+
+  // The unary call `method` on `stub` with a context from Prepare, answered by ReplyGrpc.
+  template <typename Stub, typename Req, typename Resp>
+  void Forward(Call& call, Stub* stub, const char* service, const char* rpc,
+               grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+               const Req& request, absl::Duration timeout = absl::ZeroDuration()) const {
+    grpc::ClientContext ctx;
+    Prepare(call, &ctx, timeout);
+    Resp response;
+    ReplyGrpc(call, service, rpc, (stub->*method)(&ctx, request, &response), response);
+  }
+
+ private:
+  const GatewayOptions options_;
+  const Backends backends_;
+  const std::string openapi_json_;
+  std::unique_ptr<IngestStub> ingest_;
+  std::unique_ptr<StorageStub> storage_;
+  std::unique_ptr<InferenceStub> inference_;
+  std::unique_ptr<TrainingStub> training_;
+  CallRegistry calls_;
+  std::atomic<int> uploads_in_flight_{0};
+  std::atomic<int> streams_{0};
+  std::atomic<bool> stopping_{false};
+};
+
+// ---- routes ------------------------------------------------------------------------------------
+
+// A handler: thin (parse, call, reply). Path ids are parsed, admin routes authenticated and JSON
+// bodies read (into call.body) before it runs.
+using Handler = void (*)(Gateway& gw, Call& call);
+
+struct Route {
+  RouteSpec spec;
+  Handler handler;
+};
+
+// Each area's route rows, defined next to its handlers (routes_<area>.cc).
+std::vector<Route> MonitoringRoutes();  // health, monitoring page
+std::vector<Route> UploadRoutes();      // CSV uploads, stored uploads and predictions, data stats
+std::vector<Route> InferenceRoutes();   // scoring, the serving model, reloads
+std::vector<Route> ModelRoutes();       // registered versions, champion, promotion
+std::vector<Route> TrainingRoutes();    // training runs, their event streams, evaluation
+std::vector<Route> DemoRoutes();        // synthetic CSV downloads
+std::vector<Route> MetaRoutes();        // the OpenAPI document, the gateway's own /metrics
+
 }  // namespace internal
 
 // The helpers above by their short names, for the route files.
+using internal::BackendStatus;
 using internal::Call;
 using internal::CallRegistry;
 using internal::CounterGuard;
 using internal::Drain;
+using internal::Gateway;
 using internal::GatewayMetrics;
+using internal::Handler;
 using internal::HostPort;
 using internal::kApiPrefix;
 using internal::kDrainBytes;
@@ -221,183 +352,18 @@ using internal::kJsonType;
 using internal::kMaxInt64;
 using internal::kMaxPageSize;
 using internal::Metrics;
+using internal::PagingQuery;
 using internal::Param;
+using internal::ParseBody;
+using internal::QueryInt;
+using internal::QueryPaging;
+using internal::ReplyError;
+using internal::ReplyGrpc;
+using internal::ReplyJson;
+using internal::ReplyProto;
+using internal::Require;
+using internal::Route;
 using internal::SaneRequestId;
 using internal::ScopedCall;
-
-class GatewayServer::Impl {
- public:
-  using Server = httplib::Server;
-  using Handler = void (Impl::*)(Call&);
-  using StorageStub = storagepb::StorageService::Stub;
-  using InferenceStub = inferencepb::InferenceService::Stub;
-  using TrainingStub = trainingpb::TrainingService::Stub;
-  struct Route {
-    RouteSpec spec;
-    Handler handler;
-  };
-
-  Impl(Backends backends, GatewayOptions options)
-      : options_(std::move(options)),
-        backends_(std::move(backends)),
-        static_files_(options_.web_root),
-        limiter_(options_.rate_limit_rps, options_.rate_limit_burst > 0
-                                              ? options_.rate_limit_burst
-                                              : 2 * options_.rate_limit_rps) {
-    if (backends_.ingest) ingest_ = ingestpb::IngestService::NewStub(backends_.ingest);
-    if (backends_.storage) storage_ = storagepb::StorageService::NewStub(backends_.storage);
-    if (backends_.inference) {
-      inference_ = inferencepb::InferenceService::NewStub(backends_.inference);
-    }
-    if (backends_.training) training_ = trainingpb::TrainingService::NewStub(backends_.training);
-    openapi_ = BuildOpenApiJson(Specs(), options_.version);
-    Metrics();
-  }
-
-  ~Impl() { Shutdown(absl::ZeroDuration()); }
-
-  static const std::vector<Route>& Routes();
-  static std::vector<RouteSpec> Specs() {
-    std::vector<RouteSpec> out;
-    for (const Route& r : Routes()) out.push_back(r.spec);
-    return out;
-  }
-
-  absl::Status Start();
-  void Shutdown(absl::Duration grace);
-  int port() const { return port_; }
-  std::vector<std::pair<std::string, std::string>> registered() const { return registered_; }
-  const std::string& openapi() const { return openapi_; }
-
- private:
-  void Register();
-  void Dispatch(const Route& route, const Request& req, Response& res, const ContentReader* reader);
-  Server::HandlerResponse PreRouting(const Request& req, Response& res);
-  Server::HandlerResponse OnError(const Request& req, Response& res);
-  void ServeStatic(const Request& req, Response& res);
-  void Record(const std::string& route, const Request& req, const Response& res, absl::Time start,
-              const std::string& request_id);
-  std::string ClientKey(const Request& req) const;
-  void ApplyCors(const Request& req, Response& res) const;
-
-  // Replies.
-  void ReplyJson(Call& call, const std::string& json_text, int status = 200);
-  void ReplyProto(Call& call, const google::protobuf::Message& m) { ReplyJson(call, ToJson(m)); }
-  void ReplyError(Response& res, const absl::Status& status, const std::string& details = "");
-  void ReplyError(Call& call, const absl::Status& status, const std::string& details = "") {
-    ReplyError(call.res, status, details);
-  }
-  // Maps a backend's status, naming the service for transport-level failures.
-  absl::Status Backend(const char* service, const char* rpc, const grpc::Status& s);
-  template <typename Resp>
-  void ReplyGrpc(Call& call, const char* service, const char* rpc, const grpc::Status& s,
-                 const Resp& resp) {
-    if (s.ok()) {
-      ReplyProto(call, resp);
-    } else {
-      ReplyError(call, Backend(service, rpc, s));
-    }
-  }
-  void Prepare(const Call& call, grpc::ClientContext* ctx, bool admin,
-               absl::Duration timeout = absl::ZeroDuration());
-  // The unary call `method` on `stub` with a context from Prepare (the caller's credentials go
-  // along on admin routes), answered by ReplyGrpc. A zero `timeout` means --rpc_timeout.
-  template <typename Stub, typename Req, typename Resp>
-  void Forward(Call& call, Stub* stub, const char* service, const char* rpc,
-               grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
-               const Req& request, absl::Duration timeout = absl::ZeroDuration()) {
-    grpc::ClientContext ctx;
-    Prepare(call, &ctx, call.route->admin, timeout);
-    Resp response;
-    ReplyGrpc(call, service, rpc, (stub->*method)(&ctx, request, &response), response);
-  }
-  bool Require(Call& call, const void* stub, const char* service);
-  // The optional integer query parameter `name`, in [0, max], into *value (left alone when absent
-  // or empty). False after replying 400 when it is not such an integer.
-  template <typename Int>
-  bool QueryInt(Call& call, const char* name, int64_t max, Int* value) {
-    const std::string text = Param(call.req, name);
-    if (text.empty()) return true;
-    absl::StatusOr<int64_t> n = ParseInt(name, text, 0, max);
-    if (!n.ok()) {
-      ReplyError(call, n.status());
-      return false;
-    }
-    *value = static_cast<Int>(*n);
-    return true;
-  }
-  // The page_size and before_id query parameters of a list route, into its request.
-  template <typename ListRequest>
-  bool QueryPaging(Call& call, ListRequest* request) {
-    int32_t page_size = 0;
-    int64_t before_id = 0;
-    if (!QueryInt(call, "page_size", kMaxPageSize, &page_size) ||
-        !QueryInt(call, "before_id", kMaxInt64, &before_id)) {
-      return false;
-    }
-    request->set_page_size(page_size);
-    request->set_before_id(before_id);
-    return true;
-  }
-  absl::Status ParseBody(Call& call, google::protobuf::Message* m);
-
-  // Handlers (thin: parse, call, reply).
-  void Healthz(Call& call);
-  void Health(Call& call);
-  void Upload(Call& call) { UploadOrValidate(call, /*validate_only=*/false); }
-  void Validate(Call& call) { UploadOrValidate(call, /*validate_only=*/true); }
-  void UploadOrValidate(Call& call, bool validate_only);
-  void ListUploads(Call& call);
-  void GetUpload(Call& call);
-  void ListPredictions(Call& call);
-  void DataStats(Call& call);
-  void Score(Call& call);
-  void ListModels(Call& call);
-  void GetChampion(Call& call);
-  void ChampionHistory(Call& call);
-  void GetModel(Call& call);
-  void Promote(Call& call);
-  void InferenceModel(Call& call);
-  void Reload(Call& call);
-  void StartRun(Call& call);
-  void ListRuns(Call& call);
-  void GetRun(Call& call);
-  void RunEvents(Call& call);
-  void CancelRun(Call& call);
-  void Evaluate(Call& call);
-  void Monitoring(Call& call);
-  void DemoSample(Call& call);
-  void OpenApi(Call& call);
-  void MetricsText(Call& call);
-
-  // Shared pieces.
-  json HealthDocument(bool* all_serving);
-  std::string CheckHealth(const std::shared_ptr<grpc::ChannelInterface>& channel);
-  json ScrapeService(const std::string& name, const std::shared_ptr<grpc::ChannelInterface>& ch,
-                     const std::string& metrics_target);
-  bool StreamRunEvents(int64_t run_id, const std::string& request_id, DataSink& sink);
-
-  const GatewayOptions options_;
-  const Backends backends_;
-  std::unique_ptr<ingestpb::IngestService::Stub> ingest_;
-  std::unique_ptr<StorageStub> storage_;
-  std::unique_ptr<InferenceStub> inference_;
-  std::unique_ptr<TrainingStub> training_;
-  StaticFiles static_files_;
-  RateLimiter limiter_;
-  std::string openapi_;
-  CallRegistry calls_;
-  std::atomic<int> uploads_in_flight_{0};
-  // Uploads, event streams and generated downloads in progress (Shutdown waits for them).
-  std::atomic<int> streams_{0};
-  std::atomic<bool> stopping_{false};
-  std::unique_ptr<httplib::Server> http_;
-  std::thread thread_;
-  int port_ = 0;
-  bool started_ = false;
-  bool shut_down_ = false;
-  std::vector<std::pair<std::string, std::string>> registered_;
-  std::vector<std::pair<std::string, std::regex>> route_regexes_;
-};
 
 }  // namespace fraud::gateway

@@ -242,8 +242,8 @@ std::string BuildOpenApiJson(const std::vector<RouteSpec>& routes, const std::st
           {{"name", q.name}, {"in", "query"}, {"description", q.description}, {"schema", s}});
     }
     if (!params.empty()) op["parameters"] = params;
-    if (r.admin) op["security"] = {{{"bearerAuth", json::array()}}};
-    if (r.upload_token) {
+    if (r.access == Access::kAdmin) op["security"] = {{{"bearerAuth", json::array()}}};
+    if (r.access == Access::kUploadToken) {
       op["description"] =
           "Requires `Authorization: Bearer <upload token>` when the gateway runs with "
           "--upload_token.";
@@ -290,36 +290,6 @@ std::string BuildOpenApiJson(const std::vector<RouteSpec>& routes, const std::st
        {{"schemas", schemas.schemas()},
         {"securitySchemes", {{"bearerAuth", {{"type", "http"}, {"scheme", "bearer"}}}}}}}};
   return doc.dump(1);
-}
-
-std::vector<std::string> PathParams(const std::string& pattern) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while ((pos = pattern.find('{', pos)) != std::string::npos) {
-    const size_t end = pattern.find('}', pos);
-    if (end == std::string::npos) break;
-    out.push_back(pattern.substr(pos + 1, end - pos - 1));
-    pos = end + 1;
-  }
-  return out;
-}
-
-std::string PathRegex(const std::string& pattern) {
-  std::string out;
-  for (size_t i = 0; i < pattern.size(); ++i) {
-    const char c = pattern[i];
-    if (c == '{') {
-      const size_t end = pattern.find('}', i);
-      out += "([0-9]+)";
-      i = end;
-    } else if (std::string("\\^$.|?*+()[]").find(c) != std::string::npos) {
-      out += '\\';
-      out += c;
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 }  // namespace fraud::gateway

@@ -1,6 +1,12 @@
-// The REST routes as data: method, path pattern, what they take and return. The server registers
-// exactly these routes (gateway_server.cc) and the OpenAPI document is generated from the same
-// list (openapi.cc), so the two cannot drift.
+// The REST routes as data: method, path pattern, who may call them, what they take and return.
+// The server registers exactly these routes (gateway_server.cc collects them from the routes_*.cc
+// files) and the OpenAPI document is generated from the same list (openapi.cc), so the two cannot
+// drift. Rows are written with designated initialisers, in field order (C++20 syntax that GCC 12
+// and Clang accept in our gnu++17 mode, as services/common/model/families.cc does):
+//
+//   {.method = "POST", .path = "/api/v1/inference/reload", .operation_id = "reloadModel",
+//    .summary = "...", .tag = "inference", .access = Access::kAdmin, .body = BodyKind::kJson,
+//    .request_schema = "fraud.inference.v1.ReloadRequest", .response_schema = "..."}
 #pragma once
 
 #include <string>
@@ -12,6 +18,17 @@ enum class BodyKind {
   kNone,       // no request body
   kJson,       // a JSON document (bounded by --max_json_bytes), `request_schema`
   kCsvUpload,  // a streamed CSV: raw text/csv or multipart/form-data field `file`
+};
+
+// Who may call a route.
+enum class Access {
+  kPublic,
+  // "Authorization: Bearer <upload token>" when --upload_token is set (the admin token passes
+  // too); checked by the upload handler, which counts refusals in its own metric.
+  kUploadToken,
+  // "Authorization: Bearer <admin token>", checked before the handler runs; the backend call
+  // carries the admin credentials.
+  kAdmin,
 };
 
 struct QueryParamSpec {
@@ -30,10 +47,7 @@ struct RouteSpec {
   std::string operation_id;
   std::string summary;
   std::string tag;
-  // Requires "Authorization: Bearer <admin token>".
-  bool admin = false;
-  // Requires the upload token when one is configured.
-  bool upload_token = false;
+  Access access = Access::kPublic;
   BodyKind body = BodyKind::kNone;
   // Schema names: a proto message's full name ("fraud.training.v1.StartRunRequest") or a
   // gateway schema ("HealthResponse", "MonitoringResponse", "ScoreRequest", ...).

@@ -1,17 +1,31 @@
-// Health and monitoring routes: health checks of every service, metrics scraped from their
-// /metrics endpoints, champion and recent uploads.
+// The monitoring area: health checks of every service (/healthz, /api/v1/health) and the
+// monitoring page (metrics scraped from every service's /metrics endpoint, the champion, recent
+// uploads).
+#include <google/protobuf/util/json_util.h>
+
+#include <cmath>
+#include <future>
+
+#include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "services/common/rpc/channel.h"
+#include "services/common/rpc/grpc_status.h"
 #include "services/gateway/gateway_internal.h"
+#include "services/gateway/prometheus_text.h"
 
 namespace fraud::gateway {
 
-// ---- health and monitoring ---------------------------------------------------------------------
+namespace {
 
-std::string GatewayServer::Impl::CheckHealth(
-    const std::shared_ptr<grpc::ChannelInterface>& channel) {
+namespace healthpb = ::grpc::health::v1;
+
+// ---- health ------------------------------------------------------------------------------------
+
+std::string CheckHealth(const Gateway& gw, const std::shared_ptr<grpc::ChannelInterface>& channel) {
   if (channel == nullptr) return "NOT_CONFIGURED";
   auto stub = healthpb::Health::NewStub(channel);
   grpc::ClientContext ctx;
-  rpc::SetDeadline(&ctx, options_.probe_timeout);
+  rpc::SetDeadline(&ctx, gw.options().probe_timeout);
   healthpb::HealthCheckRequest request;
   healthpb::HealthCheckResponse response;
   const grpc::Status s = stub->Check(&ctx, request, &response);
@@ -19,16 +33,17 @@ std::string GatewayServer::Impl::CheckHealth(
   return healthpb::HealthCheckResponse::ServingStatus_Name(response.status());
 }
 
-json GatewayServer::Impl::HealthDocument(bool* all_serving) {
+json HealthDocument(const Gateway& gw, bool* all_serving) {
+  const Backends& backends = gw.backends();
   const std::vector<std::pair<const char*, std::shared_ptr<grpc::ChannelInterface>>> services = {
-      {"ingest", backends_.ingest},
-      {"storage", backends_.storage},
-      {"inference", backends_.inference},
-      {"training", backends_.training}};
+      {"ingest", backends.ingest},
+      {"storage", backends.storage},
+      {"inference", backends.inference},
+      {"training", backends.training}};
   std::vector<std::future<std::string>> checks;
   for (const auto& [name, channel] : services) {
     checks.push_back(
-        std::async(std::launch::async, [this, ch = channel] { return CheckHealth(ch); }));
+        std::async(std::launch::async, [&gw, ch = channel] { return CheckHealth(gw, ch); }));
   }
   json doc = {{"services", json::object()}};
   *all_serving = true;
@@ -41,22 +56,24 @@ json GatewayServer::Impl::HealthDocument(bool* all_serving) {
   return doc;
 }
 
-void GatewayServer::Impl::Healthz(Call& call) {
+void Healthz(Gateway& gw, Call& call) {
   bool ok = false;
-  json doc = HealthDocument(&ok);
+  json doc = HealthDocument(gw, &ok);
   ReplyJson(call, doc.dump());
 }
 
-void GatewayServer::Impl::Health(Call& call) {
+void Health(Gateway& gw, Call& call) {
   bool ok = false;
-  json doc = HealthDocument(&ok);
+  json doc = HealthDocument(gw, &ok);
   ReplyJson(call, doc.dump(), ok ? 200 : 503);
 }
 
-json GatewayServer::Impl::ScrapeService(const std::string& name,
-                                        const std::shared_ptr<grpc::ChannelInterface>& channel,
-                                        const std::string& metrics_target) {
-  const std::string health = CheckHealth(channel);
+// ---- the monitoring page -----------------------------------------------------------------------
+
+json ScrapeService(const Gateway& gw, const std::string& name,
+                   const std::shared_ptr<grpc::ChannelInterface>& channel,
+                   const std::string& metrics_target) {
+  const std::string health = CheckHealth(gw, channel);
   json out = {{"name", name},
               {"healthy", health == "SERVING"},
               {"status", health},
@@ -69,7 +86,7 @@ json GatewayServer::Impl::ScrapeService(const std::string& name,
     return out;
   }
   httplib::Client client(host, port);
-  const int64_t ms = absl::ToInt64Milliseconds(options_.probe_timeout);
+  const int64_t ms = absl::ToInt64Milliseconds(gw.options().probe_timeout);
   client.set_connection_timeout(ms / 1000, (ms % 1000) * 1000);
   client.set_read_timeout(ms / 1000, (ms % 1000) * 1000);
   httplib::Result r = client.Get("/metrics");
@@ -90,38 +107,40 @@ json GatewayServer::Impl::ScrapeService(const std::string& name,
   return out;
 }
 
-void GatewayServer::Impl::Monitoring(Call& call) {
+void Monitoring(Gateway& gw, Call& call) {
+  const GatewayOptions& options = gw.options();
+  const Backends& backends = gw.backends();
   struct Svc {
     const char* name;
     std::shared_ptr<grpc::ChannelInterface> channel;
     std::string metrics;
   };
-  const std::vector<Svc> services = {{"ingest", backends_.ingest, options_.ingest_metrics},
-                                     {"storage", backends_.storage, options_.storage_metrics},
-                                     {"inference", backends_.inference, options_.inference_metrics},
-                                     {"training", backends_.training, options_.training_metrics}};
+  const std::vector<Svc> services = {{"ingest", backends.ingest, options.ingest_metrics},
+                                     {"storage", backends.storage, options.storage_metrics},
+                                     {"inference", backends.inference, options.inference_metrics},
+                                     {"training", backends.training, options.training_metrics}};
   std::vector<std::future<json>> scrapes;
   for (const Svc& s : services) {
     scrapes.push_back(std::async(
-        std::launch::async, [this, s] { return ScrapeService(s.name, s.channel, s.metrics); }));
+        std::launch::async, [&gw, s] { return ScrapeService(gw, s.name, s.channel, s.metrics); }));
   }
   json doc = {{"services", json::array()}, {"uploads", json::array()}};
   {
-    json gw = {
+    json self = {
         {"name", "gateway"}, {"healthy", true}, {"status", "SERVING"}, {"metrics", json::object()}};
     absl::StatusOr<std::vector<PromSample>> own = ParsePrometheusText(metrics::RenderText());
     if (own.ok()) {
       for (const auto& [k, v] : SummarizeMetrics(*own, {"fraud_gateway_"})) {
-        if (std::isfinite(v)) gw["metrics"][k] = v;
+        if (std::isfinite(v)) self["metrics"][k] = v;
       }
     }
-    doc["services"].push_back(std::move(gw));
+    doc["services"].push_back(std::move(self));
   }
-  if (storage_ != nullptr) {
+  if (gw.storage() != nullptr) {
     grpc::ClientContext ctx;
-    Prepare(call, &ctx, false, options_.probe_timeout);
+    gw.Prepare(call, &ctx, options.probe_timeout);
     storagepb::GetChampionResponse champion;
-    if (storage_->GetChampion(&ctx, storagepb::GetChampionRequest(), &champion).ok() &&
+    if (gw.storage()->GetChampion(&ctx, storagepb::GetChampionRequest(), &champion).ok() &&
         champion.has_model()) {
       doc["champion"] = json::parse(ToJson(champion.model()));
       if (champion.has_since()) {
@@ -129,11 +148,11 @@ void GatewayServer::Impl::Monitoring(Call& call) {
       }
     }
     grpc::ClientContext list_ctx;
-    Prepare(call, &list_ctx, false, options_.probe_timeout);
+    gw.Prepare(call, &list_ctx, options.probe_timeout);
     storagepb::ListUploadsRequest list;
     list.set_page_size(50);
     storagepb::ListUploadsResponse uploads;
-    if (storage_->ListUploads(&list_ctx, list, &uploads).ok()) {
+    if (gw.storage()->ListUploads(&list_ctx, list, &uploads).ok()) {
       for (const storagepb::Upload& u : uploads.uploads()) {
         ingestpb::UploadSummary summary;
         google::protobuf::util::JsonParseOptions lenient;
@@ -158,6 +177,35 @@ void GatewayServer::Impl::Monitoring(Call& call) {
   }
   for (auto& f : scrapes) doc["services"].push_back(f.get());
   ReplyJson(call, doc.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+}  // namespace
+
+std::vector<Route> internal::MonitoringRoutes() {
+  return {
+      {.spec = {.method = "GET",
+                .path = "/healthz",
+                .operation_id = "healthz",
+                .summary = "Liveness and the health of every service (always 200)",
+                .tag = "health",
+                .response_schema = "HealthResponse"},
+       .handler = Healthz},
+      {.spec = {.method = "GET",
+                .path = "/api/v1/health",
+                .operation_id = "getHealth",
+                .summary =
+                    "Health of every service: 200 when all serve, 503 (same body) when degraded",
+                .tag = "health",
+                .response_schema = "HealthResponse"},
+       .handler = Health},
+      {.spec = {.method = "GET",
+                .path = "/api/v1/monitoring",
+                .operation_id = "getMonitoring",
+                .summary = "Health and key metrics of every service, the champion, recent uploads",
+                .tag = "monitoring",
+                .response_schema = "MonitoringResponse"},
+       .handler = Monitoring},
+  };
 }
 
 }  // namespace fraud::gateway
