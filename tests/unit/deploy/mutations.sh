@@ -10,7 +10,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 FAILED=0
 run() {  # DESC FILE PYTHON-EXPR-ON-s EXPECTED
-  rm -rf "$WORK/root" && mkdir -p "$WORK/root" && cp -r fraud deploy docker-compose.yml "$WORK/root/"
+  rm -rf "$WORK/root" && mkdir -p "$WORK/root" && cp -r fraud deploy docker-compose.yml CMakeLists.txt "$WORK/root/"
   python3 -c "
 p='$WORK/root/$2'; s=open(p).read(); s2=$3
 assert s2!=s, 'mutation did not apply'; open(p,'w').write(s2)" || { echo "BAD MUTATION: $1"; FAILED=1; return; }
@@ -23,14 +23,14 @@ run "fromService with the wrong type" $R "s.replace('name: fraud-inference, type
 run "fromService property host for a target" $R "s.replace('name: fraud-training, type: pserv, property: hostport','name: fraud-training, type: pserv, property: host',1)" "needs property hostport"
 run "target pointing at the wrong service" $R "s.replace('FRAUD_INGEST_TARGET\n        fromService: { name: fraud-ingest','FRAUD_INGEST_TARGET\n        fromService: { name: fraud-storage',1)" "which runs 'fraud-storage'"
 run "env var that is no flag" $R "s.replace('key: FRAUD_MODEL_DIR','key: FRAUD_MODEL_DIRECTORY',1)" "sets --model_directory, which fraud-inference does not have"
-run "disk on training" $R "s.replace('    plan: standard\n','    plan: standard\n    disk: { name: models, mountPath: /tmp/fraud-models, sizeGB: 1 }\n',1)" "only inference may keep"
+run "disk on training" $R "s.replace('    dockerCommand: fraud-training\n    plan: starter\n','    dockerCommand: fraud-training\n    plan: starter\n    disk: { name: models, mountPath: /tmp/fraud-models, sizeGB: 1 }\n',1)" "only inference may keep"
 run "inference disk not at its model dir" $R "s.replace('    dockerCommand: fraud-inference\n    plan: starter\n','    dockerCommand: fraud-inference\n    plan: starter\n    disk: { name: models, mountPath: /models, sizeGB: 1 }\n',1)" "not at FRAUD_MODEL_DIR"
 run "model dir neither disk nor /tmp" $R "s.replace('value: /tmp/fraud-models','value: /models',1)" "neither on a disk nor under /tmp"
 run "healthCheckPath the gateway does not serve" $R "s.replace('healthCheckPath: /healthz','healthCheckPath: /health',1)" "healthCheckPath /health is not a GET route"
 run "healthCheckPath on a private service" $R "s.replace('    dockerCommand: fraud-ingest\n','    dockerCommand: fraud-ingest\n    healthCheckPath: /healthz\n',1)" "healthCheckPath is for web services only"
 run "gRPC service as web" $R "s.replace('type: pserv\n    name: fraud-storage','type: web\n    name: fraud-storage',1)" "expected pserv"
-run "training on starter (624 MiB peak)" $R "s.replace('    plan: standard\n','    plan: starter\n',1).replace('| standard |','| starter  |')" "the measured peak 624 MiB needs >= 780 MB"
-run "plan differs from the memory table" $R "s.replace('    plan: standard\n','    plan: pro\n',1)" "differs from the memory table"
+run "training on starter with a 624 MiB peak" $R "s.replace('|  390 | starter  |','|  624 | starter  |',1)" "the measured peak 624 MiB needs >= 780 MB"
+run "plan differs from the memory table" $R "s.replace('    dockerCommand: fraud-training\n    plan: starter\n','    dockerCommand: fraud-training\n    plan: pro\n',1)" "differs from the memory table"
 run "PORT not the gRPC port" $R "s.replace('key: PORT\n        value: \"50053\"','key: PORT\n        value: \"9103\"',1)" "is not FRAUD_PORT"
 run "memory table row missing" $R "s.replace('#| fraud-ingest ','#  fraud-ingest ',1)" "no measured RSS row"
 K=deploy/k8s
@@ -40,9 +40,9 @@ run "k8s training without its emptyDir mount" $K/training.yaml "s.replace('mount
 run "k8s removed API version (kubectl)" $K/autoscaling.yaml "s.replace('apiVersion: autoscaling/v2\n','apiVersion: autoscaling/v2beta2\n',1)" "no matches for kind \"HorizontalPodAutoscaler\" in version \"autoscaling/v2beta2\""
 run "k8s no PDB" $K/autoscaling.yaml "s[:s.index('---\napiVersion: policy/v1')]" "no PodDisruptionBudget for inference"
 run "k8s no HPA for inference" $K/autoscaling.yaml "s.replace('name: fraud-inference }','name: fraud-ingest }',1)" "no HorizontalPodAutoscaler for fraud-inference"
-run "private service on free" $R "s.replace('    dockerCommand: fraud-ingest\n    plan: starter','    dockerCommand: fraud-ingest\n    plan: free',1).replace('#| fraud-ingest     |   21 |     74 |       33 | starter  |','#| fraud-ingest     |   21 |     74 |       33 | free     |')" "private services have no free plan"
+run "private service on free" $R "s.replace('    dockerCommand: fraud-ingest\n    plan: starter','    dockerCommand: fraud-ingest\n    plan: free',1).replace('#| fraud-ingest     |   22 |    113 |  113 | starter  |','#| fraud-ingest     |   22 |    113 |  113 | free     |')" "private services have no free plan"
 run "inference loses its storage target" $R "s.replace('      - key: FRAUD_ADMIN_TOKEN\n        sync: false\n      - key: FRAUD_STORAGE_TARGET\n        fromService: { name: fraud-storage, type: pserv, property: hostport }\n\n  # No disk: FRAUD_MODEL_DIR is scratch','      - key: FRAUD_ADMIN_TOKEN\n        sync: false\n\n  # No disk: FRAUD_MODEL_DIR is scratch',1)" "render.yaml:fraud-inference: targets [] differ"
-run "k8s training limit below its peak" $K/training.yaml "s.replace('limits: { memory: 2Gi }','limits: { memory: 512Mi }')" "memory limit 512Mi is below the measured peak 624 MiB"
+run "k8s training limit below its peak" $K/training.yaml "s.replace('limits: { memory: 512Mi }','limits: { memory: 384Mi }')" "memory limit 384Mi is below the measured peak 390 MiB"
 C=docker-compose.yml
 run "compose volume shared by inference and training" $C "s.replace('      FRAUD_STORAGE_TARGET: storage:50052\n    # No volume','      FRAUD_STORAGE_TARGET: storage:50052\n    volumes: [\"models:/models\"]\n    # No volume',1).replace('FRAUD_AUTO_TRAIN: \"true\"\n','FRAUD_AUTO_TRAIN: \"true\"\n    volumes: [\"models:/models\"]\n',1).replace('  pgdata:\n','  pgdata:\n  models:\n')" "volume models is shared by ['inference', 'training']"
 run "compose model cache read-only" $C "s.replace('      FRAUD_STORAGE_TARGET: storage:50052\n    # No volume','      FRAUD_STORAGE_TARGET: storage:50052\n    volumes: [\"icache:/models:ro\"]\n    # No volume',1).replace('  pgdata:\n','  pgdata:\n  icache:\n')" "model cache /models is mounted read-only"
