@@ -29,6 +29,7 @@ namespace fraud::rpc {
 
 void InitService(int argc, char** argv, const std::string& service_name,
                  const std::string& usage) {
+  ConfigureServingProcess();
   absl::SetProgramUsageMessage(usage);
   std::vector<std::string> env_errors = LoadFlagsFromEnv();
   absl::ParseCommandLine(argc, argv);

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "grpc/health/v1/health.pb.h"
 #include "services/common/core/log.h"
 #include "services/common/rpc/grpc_status.h"
@@ -117,6 +118,10 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 }
 
 }  // namespace
+
+void ConfigureServingProcess() {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+}
 
 ServerRunner::ServerRunner(ServerOptions options) : options_(std::move(options)) {}
 

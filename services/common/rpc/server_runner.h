@@ -30,6 +30,14 @@ namespace fraud::rpc {
 
 class ReflectionService;  // reflection_service.h
 
+// Process-wide settings of a serving process, called once at start-up (InitService does; benches
+// that build servers in process call it too): absl::Mutex deadlock detection off. Debian's Abseil
+// is built without NDEBUG, so by default every Mutex Lock/Unlock also updates a global lock-order
+// graph under a global lock (GraphCycles): measurable on every one-row Predict, which takes
+// several mutexes, and a contention point between gRPC threads. The thread-safety annotations and
+// the TSan build check lock order instead.
+void ConfigureServingProcess();
+
 struct ServerOptions {
   // Short service name for metrics and logs: "storage", "inference", ...
   std::string service_name = "fraud";
