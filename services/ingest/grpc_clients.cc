@@ -150,7 +150,7 @@ std::unique_ptr<PendingScore> GrpcScorer::StartScore(absl::Span<const double> fe
 
 GrpcStorageSink::GrpcStorageSink(storage::v1::StorageService::StubInterface* stub,
                                  std::string request_id, absl::Duration stream_timeout,
-                                 const grpc::ServerContext* incoming)
+                                 const grpc::ServerContextBase* incoming)
     : stub_(stub),
       request_id_(std::move(request_id)),
       stream_timeout_(stream_timeout),

@@ -62,7 +62,7 @@ class GrpcStorageSink final : public UploadSink {
   // `stub` is not owned and must outlive this object. `incoming` (may be null) is the upload's
   // server call: Commit refuses to commit once it is cancelled.
   GrpcStorageSink(storage::v1::StorageService::StubInterface* stub, std::string request_id,
-                  absl::Duration stream_timeout, const grpc::ServerContext* incoming);
+                  absl::Duration stream_timeout, const grpc::ServerContextBase* incoming);
   ~GrpcStorageSink() override;
 
   absl::Status Begin(const std::string& file_name, storage::v1::UploadMode mode) override;
@@ -79,7 +79,7 @@ class GrpcStorageSink final : public UploadSink {
   storage::v1::StorageService::StubInterface* const stub_;
   const std::string request_id_;
   const absl::Duration stream_timeout_;
-  const grpc::ServerContext* const incoming_;
+  const grpc::ServerContextBase* const incoming_;
   std::unique_ptr<grpc::ClientContext> ctx_;
   std::unique_ptr<grpc::ClientWriterInterface<storage::v1::StoreUploadRequest>> writer_;
   storage::v1::StoreUploadResponse response_;

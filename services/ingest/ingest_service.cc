@@ -1,5 +1,6 @@
 #include "services/ingest/ingest_service.h"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
@@ -10,8 +11,8 @@
 #include "services/common/rpc/auth.h"
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/grpc_status.h"
-#include "services/ingest/grpc_clients.h"
 #include "services/common/rpc/summary_trailer.h"
+#include "services/ingest/grpc_clients.h"
 #include "services/ingest/upload_session.h"
 
 namespace fraud::ingest {
@@ -82,6 +83,34 @@ std::ostream& operator<<(std::ostream& os, const UploadLogLine& l) {
   return os;
 }
 
+// The client metadata value under `key` ("" when absent). rpc::RequestId and
+// rpc::CheckBearerToken take the sync API's grpc::ServerContext; these calls have a
+// CallbackServerContext, so the two lookups are done here on the common base class.
+std::string Metadata(const grpc::ServerContextBase& ctx, const char* key,
+                     size_t max_bytes = std::string::npos) {
+  const auto& md = ctx.client_metadata();
+  auto it = md.find(key);
+  if (it == md.end()) return "";
+  return std::string(it->second.data(), std::min(it->second.size(), max_bytes));
+}
+
+constexpr size_t kMaxRequestIdBytes = 64;  // as rpc::RequestId
+
+// Why the stream ended early, as the status the client gets; OK when it ended normally.
+absl::Status EndedEarly(const UploadCall& call, absl::Duration idle_timeout) {
+  if (call.end() == UploadCall::End::kInterrupted) {
+    // Seconds, as the flag gives them ("60 s", "0.5 s"); absl::FormatDuration would say "1m".
+    return absl::DeadlineExceededError(absl::StrCat("no data arrived for ",
+                                                    absl::ToDoubleSeconds(idle_timeout),
+                                                    " s: the stalled upload was cut off; "
+                                                    "nothing stored"));
+  }
+  if (call.end() == UploadCall::End::kCancelled || call.context()->IsCancelled()) {
+    return absl::CancelledError("the client cancelled the upload; nothing stored");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> SanitizeFileName(const std::string& name) {
@@ -107,28 +136,47 @@ IngestService::IngestService(std::shared_ptr<grpc::ChannelInterface> storage,
     : options_(std::move(options)),
       storage_(storage::v1::StorageService::NewStub(storage)),
       inference_(inference::v1::InferenceService::NewStub(inference)),
-      watchdog_(options_.idle_timeout) {
+      watchdog_(options_.idle_timeout),
+      workers_(options_.max_concurrent_uploads) {
   Metrics();
 }
 
-grpc::Status IngestService::Upload(grpc::ServerContext* ctx,
-                                   grpc::ServerReader<v1::UploadRequest>* reader,
-                                   v1::UploadResponse* response) {
-  return Run(ctx, reader, response, /*store=*/true);
+grpc::ServerReadReactor<v1::UploadRequest>* IngestService::Upload(grpc::CallbackServerContext* ctx,
+                                                                  v1::UploadResponse* response) {
+  return Start(ctx, response, /*store=*/true);
 }
 
-grpc::Status IngestService::ValidateOnly(grpc::ServerContext* ctx,
-                                         grpc::ServerReader<v1::UploadRequest>* reader,
-                                         v1::UploadResponse* response) {
-  return Run(ctx, reader, response, /*store=*/false);
+grpc::ServerReadReactor<v1::UploadRequest>* IngestService::ValidateOnly(
+    grpc::CallbackServerContext* ctx, v1::UploadResponse* response) {
+  return Start(ctx, response, /*store=*/false);
 }
 
-grpc::Status IngestService::Run(grpc::ServerContext* ctx,
-                                grpc::ServerReader<v1::UploadRequest>* reader,
-                                v1::UploadResponse* response, bool store) {
+grpc::ServerReadReactor<v1::UploadRequest>* IngestService::Start(grpc::CallbackServerContext* ctx,
+                                                                 v1::UploadResponse* response,
+                                                                 bool store) {
+  auto* call = new UploadCall(ctx, response);
+  if (workers_.TrySubmit([this, call, store] { call->Complete(Run(call, store)); })) return call;
+  // Every worker is busy. Refusing (instead of queueing) keeps the sync server's behaviour: a
+  // busy RESOURCE_EXHAUSTED without a summary trailer, which the gateway answers as 429.
+  const char* rpc_name = store ? "Upload" : "ValidateOnly";
+  std::string request_id = Metadata(*ctx, "x-request-id", kMaxRequestIdBytes);
+  Metrics().uploads.Add({{"rpc", rpc_name}, {"result", "busy"}}).Increment();
+  FRAUD_LOG(WARNING) << rpc_name << " refused" << Kv("rpc", rpc_name)
+                     << Kv("request_id", request_id) << Kv("result", "busy")
+                     << Kv("max_concurrent_uploads", workers_.max_workers());
+  call->Complete(
+      grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                   absl::StrCat("ingest is busy: ", workers_.max_workers(),
+                                " uploads at once (--max_concurrent_uploads); retry later")));
+  return call;
+}
+
+grpc::Status IngestService::Run(UploadCall* call, bool store) {
   const absl::Time start = absl::Now();
   const char* rpc_name = store ? "Upload" : "ValidateOnly";
-  std::string request_id = rpc::RequestId(ctx);
+  grpc::CallbackServerContext* ctx = call->context();
+  v1::UploadResponse* response = call->response();
+  std::string request_id = Metadata(*ctx, "x-request-id", kMaxRequestIdBytes);
   if (request_id.empty()) request_id = rpc::NewRequestId();
   IngestMetrics& m = Metrics();
 
@@ -138,12 +186,23 @@ grpc::Status IngestService::Run(grpc::ServerContext* ctx,
   std::optional<GrpcStorageSink> sink;
   std::optional<UploadSession> session;
   v1::UploadRequest request;
-  bool idle_cut_off = false;  // the watchdog ended a stalled upload
+  // From the first read on: a client that opens the stream and sends nothing also holds a worker.
+  IdleWatchdog::Lease lease = watchdog_.Watch([call] { call->Interrupt(); });
 
-  if (store) status = rpc::CheckBearerToken(*ctx, options_.upload_token);
-  if (status.ok() && !reader->Read(&request)) {
-    status = absl::InvalidArgumentError(
-        "empty request stream: the first message must carry the upload options");
+  if (store) {
+    status = rpc::CheckAuthorizationHeader(Metadata(*ctx, "authorization"), options_.upload_token);
+  }
+  if (status.ok()) {
+    lease.Waiting();
+    const bool got = call->Read(&request);
+    lease.Busy();
+    if (!got) {
+      status = EndedEarly(*call, watchdog_.idle_timeout());
+      if (status.ok()) {
+        status = absl::InvalidArgumentError(
+            "empty request stream: the first message must carry the upload options");
+      }
+    }
   }
   if (status.ok() && !request.has_options()) {
     status =
@@ -175,11 +234,10 @@ grpc::Status IngestService::Run(grpc::ServerContext* ctx,
       sink.emplace(storage_.get(), request_id, options_.upload_timeout, ctx);
     }
     session.emplace(so, scorer ? &*scorer : nullptr, sink ? &*sink : nullptr);
-    IdleWatchdog::Lease lease = watchdog_.Watch([ctx] { ctx->TryCancel(); });
     status = session->Start();
     while (status.ok()) {
       lease.Waiting();
-      if (!reader->Read(&request)) break;
+      if (!call->Read(&request)) break;
       lease.Busy();
       if (ctx->IsCancelled()) break;
       if (request.has_options()) {
@@ -189,15 +247,12 @@ grpc::Status IngestService::Run(grpc::ServerContext* ctx,
       }
       status = session->Feed(request.data());
     }
-    // Read() also returns false when the client cancelled: never commit a cut-off file.
-    if (status.ok() && ctx->IsCancelled()) {
-      session->Abort();
-      idle_cut_off = lease.fired();
-      status = idle_cut_off
-                   ? absl::DeadlineExceededError(absl::StrCat(
-                         "no data arrived for ", absl::FormatDuration(watchdog_.idle_timeout()),
-                         ": the stalled upload was cut off; nothing stored"))
-                   : absl::CancelledError("the client cancelled the upload; nothing stored");
+    lease.Busy();
+    // Read() also returns false when the client cancelled or the watchdog cut the stream off:
+    // never commit a cut-off file.
+    if (status.ok()) {
+      status = EndedEarly(*call, watchdog_.idle_timeout());
+      if (!status.ok()) session->Abort();
     }
     if (status.ok()) {
       absl::StatusOr<v1::UploadSummary> summary = session->Finish();
@@ -208,6 +263,8 @@ grpc::Status IngestService::Run(grpc::ServerContext* ctx,
       }
     }
   }
+  const bool idle_cut_off = call->end() == UploadCall::End::kInterrupted &&
+                            status.code() == absl::StatusCode::kDeadlineExceeded;
 
   // Report.
   const v1::UploadSummary* summary = status.ok() ? &response->summary() : nullptr;
@@ -219,7 +276,7 @@ grpc::Status IngestService::Run(grpc::ServerContext* ctx,
     // the gateway answers 429 "busy", never 413 "too large".
     if (status.code() == absl::StatusCode::kInvalidArgument ||
         session->failure() == UploadFailure::kTooLarge) {
-      rpc::AttachSummaryTrailer(ctx, partial);
+      ctx->AddTrailingMetadata(rpc::kSummaryTrailer, rpc::SerializeSummaryForTrailer(partial));
     }
   }
   const v1::UploadSummary& counts = summary != nullptr ? *summary : partial;

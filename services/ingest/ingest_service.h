@@ -1,6 +1,11 @@
 // gRPC handlers of fraud.ingest.v1.IngestService. Thin: they read the stream, drive an
 // UploadSession (the logic, transport-free) and map its status once with rpc::ToGrpcStatus.
 //
+// Both RPCs use gRPC's callback API (UploadCall) with the blocking work (parsing, scoring and
+// storing, which wait on inference and storage) on a WorkerPool thread, never on gRPC's
+// threads; see upload_call.h for why (an idle cut-off must reach the client as
+// DEADLINE_EXCEEDED, which a sync handler cannot do).
+//
 // Upload (client stream: the first message carries options, the rest data chunks):
 //   - one StoreUpload stream to storage is opened at the start and holds one transaction; one
 //     Predict per batch; the next chunk is read only after the batch has been written (HTTP/2
@@ -11,18 +16,21 @@
 //     its errors is attached as binary trailing metadata `fraud-upload-summary-bin`
 //     (services/common/rpc/summary_trailer.h);
 //   - RESOURCE_EXHAUSTED "upload exceeds the 2 GiB limit" (the configured limit), summary
-//     attached as well;
+//     attached as well; or "ingest is busy: ... uploads at once" (no summary) when
+//     `max_concurrent_uploads` uploads and validations are already running;
 //   - UNAVAILABLE: storage unreachable (nothing stored), or scoring broke mid-upload;
-//   - CANCELLED: the client went away; the storage stream is cancelled, nothing stored. Also what
-//     a client sees when it sent nothing for `idle_timeout` mid-upload: the server cuts the call
-//     off (logged and counted as result="idle_timeout") and releases its storage stream;
+//   - DEADLINE_EXCEEDED "no data arrived for 60 s: the stalled upload was cut off; nothing
+//     stored" when the client sent nothing for `idle_timeout` (before or after the options);
+//     logged and counted as result="idle_timeout"; the storage stream is released;
+//   - CANCELLED: the client went away; the storage stream is cancelled, nothing stored;
 //   - UNAUTHENTICATED: a token is configured and the call lacks "authorization: Bearer <token>".
 //   No model serving is not an error: rows are stored unscored and the summary says so.
 // ValidateOnly: the same parsing and the same status codes, nothing stored or scored.
 //
 // Metrics: fraud_ingest_uploads_total{rpc,result}, fraud_ingest_rows_total{result},
 // fraud_ingest_bytes_total, fraud_ingest_upload_duration_seconds{rpc}.
-// Thread-safety: handlers run concurrently; each upload has its own session and streams.
+// Thread-safety: calls run concurrently, each on its own worker with its own session and
+// streams. The service must outlive the server (its destructor waits for running workers).
 #pragma once
 
 #include <grpcpp/channel.h>
@@ -36,6 +44,8 @@
 #include "fraud/ingest/v1/ingest.grpc.pb.h"
 #include "fraud/storage/v1/storage.grpc.pb.h"
 #include "services/ingest/idle_watchdog.h"
+#include "services/ingest/upload_call.h"
+#include "services/ingest/worker_pool.h"
 
 namespace fraud::ingest {
 
@@ -55,27 +65,35 @@ struct IngestOptions {
   absl::Duration idle_timeout = absl::Seconds(60);
   // Bearer token Upload requires ("" = none).
   std::string upload_token;
+  // Uploads and validations served at once (one worker thread each); more are refused with
+  // RESOURCE_EXHAUSTED. The sync server this replaces allowed its thread cap (16) minus 2.
+  int max_concurrent_uploads = 14;
 };
 
-class IngestService final : public v1::IngestService::Service {
+class IngestService final : public v1::IngestService::CallbackService {
  public:
   // Channels are shared with whoever else uses them; stubs are made once here.
   IngestService(std::shared_ptr<grpc::ChannelInterface> storage,
                 std::shared_ptr<grpc::ChannelInterface> inference, IngestOptions options);
 
-  grpc::Status Upload(grpc::ServerContext* ctx, grpc::ServerReader<v1::UploadRequest>* reader,
-                      v1::UploadResponse* response) override;
-  grpc::Status ValidateOnly(grpc::ServerContext* ctx, grpc::ServerReader<v1::UploadRequest>* reader,
-                            v1::UploadResponse* response) override;
+  grpc::ServerReadReactor<v1::UploadRequest>* Upload(grpc::CallbackServerContext* ctx,
+                                                     v1::UploadResponse* response) override;
+  grpc::ServerReadReactor<v1::UploadRequest>* ValidateOnly(grpc::CallbackServerContext* ctx,
+                                                           v1::UploadResponse* response) override;
 
  private:
-  grpc::Status Run(grpc::ServerContext* ctx, grpc::ServerReader<v1::UploadRequest>* reader,
-                   v1::UploadResponse* response, bool store);
+  // Hands the call to a worker, or refuses it as busy.
+  grpc::ServerReadReactor<v1::UploadRequest>* Start(grpc::CallbackServerContext* ctx,
+                                                    v1::UploadResponse* response, bool store);
+  // The whole call, on a worker thread; returns the status to send.
+  grpc::Status Run(UploadCall* call, bool store);
 
   const IngestOptions options_;
   std::unique_ptr<storage::v1::StorageService::Stub> storage_;
   std::unique_ptr<inference::v1::InferenceService::Stub> inference_;
   IdleWatchdog watchdog_;
+  // Last: destroyed first, waiting for the workers, which use everything above.
+  WorkerPool workers_;
 };
 
 // Makes a client-supplied file name safe to store and show: invalid UTF-8 -> InvalidArgument;

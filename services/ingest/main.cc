@@ -29,6 +29,9 @@ ABSL_FLAG(double, upload_timeout_seconds, 3600,
           "Deadline of the storage stream of one upload (the whole upload must finish in it)");
 ABSL_FLAG(double, upload_idle_timeout_seconds, 60,
           "Cut off an upload whose client sends nothing for this long (0 = never)");
+ABSL_FLAG(int, max_concurrent_uploads, 14,
+          "Uploads and validations served at once (a worker thread each); more get "
+          "RESOURCE_EXHAUSTED");
 ABSL_FLAG(int64_t, malloc_mmap_threshold_kb, 256,
           "Heap blocks at least this large are mmap'ed and returned to the OS when freed (0 = "
           "glibc's adaptive default)");
@@ -57,11 +60,13 @@ int main(int argc, char** argv) {
   options.upload_timeout = absl::Seconds(absl::GetFlag(FLAGS_upload_timeout_seconds));
   options.upload_token = absl::GetFlag(FLAGS_upload_token);
   options.idle_timeout = absl::Seconds(absl::GetFlag(FLAGS_upload_idle_timeout_seconds));
+  options.max_concurrent_uploads = absl::GetFlag(FLAGS_max_concurrent_uploads);
   if (options.batch_rows < 1 || options.batch_rows > 65536 || options.max_upload_bytes < 1 ||
       options.max_errors < 0 || options.top_k < 0 || options.rpc_timeout <= absl::ZeroDuration() ||
-      options.upload_timeout <= absl::ZeroDuration()) {
+      options.upload_timeout <= absl::ZeroDuration() || options.max_concurrent_uploads < 1) {
     FRAUD_LOG(ERROR) << "invalid flags: need 1 <= --batch_rows <= 65536, --max_upload_bytes >= 1, "
-                        "--max_errors/--top_k >= 0 and positive timeouts";
+                        "--max_errors/--top_k >= 0, --max_concurrent_uploads >= 1 and positive "
+                        "timeouts";
     return 2;
   }
 
@@ -75,6 +80,7 @@ int main(int argc, char** argv) {
                   << fraud::Kv("inference", absl::GetFlag(FLAGS_inference_target))
                   << fraud::Kv("batch_rows", options.batch_rows)
                   << fraud::Kv("max_upload_bytes", options.max_upload_bytes)
+                  << fraud::Kv("max_concurrent_uploads", options.max_concurrent_uploads)
                   << fraud::Kv("upload_auth", !options.upload_token.empty());
   fraud::rpc::ServerRunner runner(fraud::rpc::ServerOptionsFromFlags("ingest", 50051, 9101));
   runner.Register(&service);
