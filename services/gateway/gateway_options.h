@@ -10,13 +10,14 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "services/common/rpc/ports.h"
 
 namespace fraud::gateway {
 
 struct GatewayOptions {
   std::string host = "0.0.0.0";
   // HTTP port; 0 picks a free one (see GatewayServer::port()).
-  int port = 8080;
+  int port = rpc::kGatewayPort;
   // Web build directory served with SPA fallback ("" = none).
   std::string web_root;
   // Allowed CORS origins, comma-separated, or "*" ("" = no CORS headers).

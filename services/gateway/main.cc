@@ -11,12 +11,13 @@
 #include "services/common/core/status_macros.h"
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/server_flags.h"
+#include "services/common/rpc/ports.h"
 #include "services/gateway/gateway_server.h"
 
-ABSL_FLAG(std::string, ingest_target, "127.0.0.1:50051", "Ingest service host:port");
-ABSL_FLAG(std::string, storage_target, "127.0.0.1:50052", "Storage service host:port");
-ABSL_FLAG(std::string, inference_target, "127.0.0.1:50053", "Inference service host:port");
-ABSL_FLAG(std::string, training_target, "127.0.0.1:50054", "Training service host:port");
+ABSL_FLAG(std::string, ingest_target, fraud::rpc::LocalTarget(fraud::rpc::kIngestPorts), "Ingest service host:port");
+ABSL_FLAG(std::string, storage_target, fraud::rpc::LocalTarget(fraud::rpc::kStoragePorts), "Storage service host:port");
+ABSL_FLAG(std::string, inference_target, fraud::rpc::LocalTarget(fraud::rpc::kInferencePorts), "Inference service host:port");
+ABSL_FLAG(std::string, training_target, fraud::rpc::LocalTarget(fraud::rpc::kTrainingPorts), "Training service host:port");
 ABSL_FLAG(std::string, ingest_metrics, "",
           "host:port of ingest's /metrics for the monitoring page (empty = derived from "
           "--ingest_target: port 9101 shifted like the gRPC port; 'none' = not scraped)");
@@ -45,11 +46,11 @@ ABSL_FLAG(int64_t, max_demo_rows, 200000, "Most rows /api/v1/demo/sample.csv gen
 
 namespace {
 
-std::string MetricsTarget(const std::string& flag, const std::string& grpc_target, int grpc_port,
-                          int metrics_port) {
+std::string MetricsTarget(const std::string& flag, const std::string& grpc_target,
+                          const fraud::rpc::ServicePorts& defaults) {
   if (flag == "none") return "";
   if (!flag.empty()) return flag;
-  return fraud::gateway::DeriveMetricsTarget(grpc_target, grpc_port, metrics_port);
+  return fraud::gateway::DeriveMetricsTarget(grpc_target, defaults.grpc, defaults.metrics);
 }
 
 }  // namespace
@@ -62,7 +63,7 @@ int main(int argc, char** argv) {
   const sigset_t stop = fraud::BlockStopSignals();
 
   // The shared --port is this server's HTTP port; /metrics is served on it too.
-  const fraud::rpc::ServerOptions server = fraud::rpc::ServerOptionsFromFlags("gateway", 8080, -1);
+  const fraud::rpc::ServerOptions server = fraud::rpc::ServerOptionsFromFlags("gateway", fraud::rpc::kGatewayPort, -1);
   fraud::gateway::GatewayOptions o;
   o.host = server.host;
   o.port = server.port;
@@ -93,13 +94,13 @@ int main(int argc, char** argv) {
   const std::string storage_target = absl::GetFlag(FLAGS_storage_target);
   const std::string inference_target = absl::GetFlag(FLAGS_inference_target);
   const std::string training_target = absl::GetFlag(FLAGS_training_target);
-  o.ingest_metrics = MetricsTarget(absl::GetFlag(FLAGS_ingest_metrics), ingest_target, 50051, 9101);
+  o.ingest_metrics = MetricsTarget(absl::GetFlag(FLAGS_ingest_metrics), ingest_target, fraud::rpc::kIngestPorts);
   o.storage_metrics =
-      MetricsTarget(absl::GetFlag(FLAGS_storage_metrics), storage_target, 50052, 9102);
+      MetricsTarget(absl::GetFlag(FLAGS_storage_metrics), storage_target, fraud::rpc::kStoragePorts);
   o.inference_metrics =
-      MetricsTarget(absl::GetFlag(FLAGS_inference_metrics), inference_target, 50053, 9103);
+      MetricsTarget(absl::GetFlag(FLAGS_inference_metrics), inference_target, fraud::rpc::kInferencePorts);
   o.training_metrics =
-      MetricsTarget(absl::GetFlag(FLAGS_training_metrics), training_target, 50054, 9104);
+      MetricsTarget(absl::GetFlag(FLAGS_training_metrics), training_target, fraud::rpc::kTrainingPorts);
 
   fraud::gateway::Backends backends;
   backends.ingest = fraud::rpc::MakeChannel(fraud::rpc::ChannelOptionsFromFlags(ingest_target));

@@ -13,11 +13,12 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "fraud/common/v1/types.pb.h"
+#include "services/common/core/transaction_layout.h"
 
 namespace fraud::inference {
 
-// Number of raw features per row (Time, V1..V28, Amount), as in fraud.common.v1.TransactionBatch.
-inline constexpr int kNumFeatures = 30;
+// Raw features per row (Time, V1..V28, Amount), as in fraud.common.v1.TransactionBatch.
+using ::fraud::layout::kNumFeatures;
 
 // A model that turns raw feature rows into fraud probabilities.
 // Thread-safety: Score is const and must be safe to call from many threads at once.

@@ -14,6 +14,7 @@
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/server_flags.h"
 #include "services/common/rpc/server_runner.h"
+#include "services/common/rpc/ports.h"
 #include "services/inference/champion_source.h"
 #include "services/inference/inference_service.h"
 #include "services/inference/micro_batcher.h"
@@ -26,7 +27,7 @@
 ABSL_FLAG(std::string, model_dir, "./models",
           "Local cache of model versions: version N lives in <model_dir>/<N>/; a version missing "
           "there is fetched from the registry (storage) first");
-ABSL_FLAG(std::string, storage_target, "127.0.0.1:50052",
+ABSL_FLAG(std::string, storage_target, fraud::rpc::LocalTarget(fraud::rpc::kStoragePorts),
           "Storage service (model registry) host:port: the champion and the model artifacts");
 ABSL_FLAG(double, storage_timeout_seconds, 2, "Deadline of each call to storage");
 ABSL_FLAG(double, artifact_fetch_timeout_seconds, 120,
@@ -105,7 +106,8 @@ int main(int argc, char** argv) {
                                              fraud::rpc::AdminTokenFromFlags());
 
   // ... server last, so it is destroyed first.
-  fraud::rpc::ServerRunner runner(fraud::rpc::ServerOptionsFromFlags("inference", 50053, 9103));
+  fraud::rpc::ServerRunner runner(fraud::rpc::ServerOptionsFromFlags("inference", fraud::rpc::kInferencePorts.grpc,
+                                                                  fraud::rpc::kInferencePorts.metrics));
   runner.SetReadyCheck(fraud::inference::ModelLoadedCheck(&holder));
   runner.Register(&service);
   FRAUD_CHECK_OK(runner.Start());

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "services/common/core/file_util.h"
 #include "services/common/core/log.h"
 #include "services/common/core/metrics.h"
 #include "services/common/core/status_macros.h"
@@ -53,9 +54,7 @@ ModelReloader::ModelReloader(std::string model_dir, ModelLoader loader, ModelHol
 }
 
 std::string ModelReloader::ArtifactPath(int64_t version) const {
-  if (model_dir_.empty()) return absl::StrCat(version);
-  const bool slash = model_dir_.back() == '/';
-  return absl::StrCat(model_dir_, slash ? "" : "/", version);
+  return ArtifactDir(model_dir_, version);
 }
 
 absl::StatusOr<ReloadResult> ModelReloader::Reload(int64_t version) {

@@ -12,10 +12,7 @@
 namespace fraud::inference {
 namespace {
 
-constexpr const char* kFeatureNames[kNumFeatures] = {
-    "Time", "V1",  "V2",  "V3",  "V4",  "V5",  "V6",  "V7",  "V8",  "V9",
-    "V10",  "V11", "V12", "V13", "V14", "V15", "V16", "V17", "V18", "V19",
-    "V20",  "V21", "V22", "V23", "V24", "V25", "V26", "V27", "V28", "Amount"};
+using ::fraud::layout::FeatureName;
 
 struct PredictMetrics {
   PredictMetrics()
@@ -77,7 +74,7 @@ absl::Status ValidateBatch(const common::v1::TransactionBatch& rows) {
       absl::StrAppend(&where, " (line ", rows.line_numbers(static_cast<int>(row)), ")");
     }
     return absl::InvalidArgumentError(absl::StrCat(
-        where, ": feature ", kFeatureNames[i % kNumFeatures], " is ",
+        where, ": feature ", FeatureName(static_cast<int>(i % kNumFeatures)), " is ",
         std::isnan(f[i]) ? "NaN" : "infinite", "; every feature must be a finite number"));
   }
   return absl::OkStatus();

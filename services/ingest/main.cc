@@ -14,10 +14,11 @@
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/server_flags.h"
 #include "services/common/rpc/server_runner.h"
+#include "services/common/rpc/ports.h"
 #include "services/ingest/ingest_service.h"
 
-ABSL_FLAG(std::string, storage_target, "127.0.0.1:50052", "Storage service host:port");
-ABSL_FLAG(std::string, inference_target, "127.0.0.1:50053", "Inference service host:port");
+ABSL_FLAG(std::string, storage_target, fraud::rpc::LocalTarget(fraud::rpc::kStoragePorts), "Storage service host:port");
+ABSL_FLAG(std::string, inference_target, fraud::rpc::LocalTarget(fraud::rpc::kInferencePorts), "Inference service host:port");
 ABSL_FLAG(int64_t, batch_rows, 8192, "Rows per batch sent to inference and storage (1..65536)");
 ABSL_FLAG(int64_t, max_upload_bytes, int64_t{2} << 30,
           "Largest accepted upload in bytes; larger ones fail with RESOURCE_EXHAUSTED");
@@ -82,7 +83,8 @@ int main(int argc, char** argv) {
                   << fraud::Kv("max_upload_bytes", options.max_upload_bytes)
                   << fraud::Kv("max_concurrent_uploads", options.max_concurrent_uploads)
                   << fraud::Kv("upload_auth", !options.upload_token.empty());
-  fraud::rpc::ServerRunner runner(fraud::rpc::ServerOptionsFromFlags("ingest", 50051, 9101));
+  fraud::rpc::ServerRunner runner(fraud::rpc::ServerOptionsFromFlags("ingest", fraud::rpc::kIngestPorts.grpc,
+                                                                  fraud::rpc::kIngestPorts.metrics));
   runner.Register(&service);
   FRAUD_CHECK_OK(runner.Start());
   fraud::WaitForSignal(stop);

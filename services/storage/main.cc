@@ -23,6 +23,7 @@
 #include "services/common/core/status_macros.h"
 #include "services/common/rpc/server_flags.h"
 #include "services/common/rpc/server_runner.h"
+#include "services/common/rpc/ports.h"
 #include "services/storage/migrations.h"
 #include "services/storage/pg_pool.h"
 #include "services/storage/pg_store.h"
@@ -96,7 +97,8 @@ int main(int argc, char** argv) {
   }
   fraud::storage::StorageService service(&pool, &store, service_token);
   fraud::rpc::ServerOptions server_options =
-      fraud::rpc::ServerOptionsFromFlags("storage", 50052, 9102);
+      fraud::rpc::ServerOptionsFromFlags("storage", fraud::rpc::kStoragePorts.grpc,
+                                         fraud::rpc::kStoragePorts.metrics);
   // StoreUpload reads one batch at a time and relies on HTTP/2 flow control to hold the sender
   // back. With BDP probing, gRPC grows the receive window on loopback to tens of MB and buffers
   // that much of the stream ahead of the handler (measured: 37 MB of read slices, heaptrack).

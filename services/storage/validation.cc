@@ -13,13 +13,7 @@ using fraud::common::v1::TransactionBatch;
 
 constexpr size_t kMaxFileNameBytes = 1024;
 
-const char* FeatureName(int i) {
-  static const char* const kNames[kNumFeatures] = {
-      "Time", "V1",  "V2",  "V3",  "V4",  "V5",  "V6",  "V7",  "V8",  "V9",
-      "V10",  "V11", "V12", "V13", "V14", "V15", "V16", "V17", "V18", "V19",
-      "V20",  "V21", "V22", "V23", "V24", "V25", "V26", "V27", "V28", "Amount"};
-  return kNames[i];
-}
+using ::fraud::layout::FeatureName;
 
 }  // namespace
 

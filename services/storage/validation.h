@@ -9,13 +9,14 @@
 #include "absl/status/status.h"
 #include "fraud/common/v1/types.pb.h"
 #include "fraud/storage/v1/storage.pb.h"
+#include "services/common/core/transaction_layout.h"
 
 namespace fraud::storage {
 
-// Features per row: Time, V1..V28, Amount.
-inline constexpr int kNumFeatures = 30;
+// Features per row: Time, V1..V28, Amount (services/common/core/transaction_layout.h).
+using ::fraud::layout::kNumFeatures;
 // V1..V28.
-inline constexpr int kNumV = 28;
+inline constexpr int kNumV = kNumFeatures - 2;
 
 // A batch of rows to store: features_size == num_rows * 30, every value finite, Time and Amount
 // not negative, labels empty or one per row with values 0/1, line_numbers empty or one per row

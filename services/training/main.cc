@@ -22,6 +22,7 @@
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/server_flags.h"
 #include "services/common/rpc/server_runner.h"
+#include "services/common/rpc/ports.h"
 #include "services/training/auto_trigger.h"
 #include "services/training/bootstrap.h"
 #include "services/training/clients.h"
@@ -29,8 +30,8 @@
 #include "services/training/run_manager.h"
 #include "services/training/training_service.h"
 
-ABSL_FLAG(std::string, storage_target, "127.0.0.1:50052", "Storage service host:port");
-ABSL_FLAG(std::string, inference_target, "127.0.0.1:50053",
+ABSL_FLAG(std::string, storage_target, fraud::rpc::LocalTarget(fraud::rpc::kStoragePorts), "Storage service host:port");
+ABSL_FLAG(std::string, inference_target, fraud::rpc::LocalTarget(fraud::rpc::kInferencePorts),
           "Inference service host:port to reload after a promotion (empty = none)");
 ABSL_FLAG(std::string, model_dir, "models",
           "Local working directory of artifacts: version N is written to <model_dir>/<N> and "
@@ -197,7 +198,8 @@ int main(int argc, char** argv) {
   TrainingServiceOptions service_options;
   service_options.admin_token = fraud::rpc::AdminTokenFromFlags();
   TrainingService service(&runs, storage.get(), inference.get(), pipeline_options, service_options);
-  fraud::rpc::ServerRunner runner(fraud::rpc::ServerOptionsFromFlags("training", 50054, 9104));
+  fraud::rpc::ServerRunner runner(fraud::rpc::ServerOptionsFromFlags("training", fraud::rpc::kTrainingPorts.grpc,
+                                                                  fraud::rpc::kTrainingPorts.metrics));
   runner.Register(&service);
   FRAUD_CHECK_OK(runner.Start());
   FRAUD_LOG(INFO) << "training serving" << fraud::Kv("port", runner.port())

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <random>
 #include <utility>
 
@@ -103,6 +104,10 @@ absl::Status RenameNoReplace(const std::string& from, const std::string& to) {
   const int err = errno;
   if (err == EEXIST) return absl::AlreadyExistsError(absl::StrCat(to, " already exists"));
   return ErrnoStatus(err, absl::StrCat("renaming ", from, " to ", to));
+}
+
+std::string ArtifactDir(const std::string& root, int64_t version) {
+  return (std::filesystem::path(root) / std::to_string(version)).string();
 }
 
 }  // namespace fraud

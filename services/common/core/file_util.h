@@ -5,6 +5,7 @@
 // Thread-safety: the functions are thread-safe; a DurableFile belongs to one thread.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include "absl/strings/string_view.h"
 
@@ -43,5 +44,9 @@ absl::Status FsyncDir(const std::string& dir);
 std::string RandomHexSuffix();
 // rename(2) with RENAME_NOREPLACE: AlreadyExists when `to` exists (even an empty directory).
 absl::Status RenameNoReplace(const std::string& from, const std::string& to);
+
+// A model version's directory in a model directory (every model cache: training's, inference's,
+// fraudctl --download's): "<root>/<version>", or "<version>" when root is empty.
+std::string ArtifactDir(const std::string& root, int64_t version);
 
 }  // namespace fraud

@@ -10,21 +10,17 @@
 #include <string_view>
 #include <vector>
 
+#include "services/common/core/transaction_layout.h"
+
 namespace fraud::csv {
 
-// Model input features per row: Time, V1..V28, Amount, in that order.
-constexpr int kNumFeatures = 30;
-constexpr int kTimeIndex = 0;
-constexpr int kAmountIndex = 29;
-
-// Feature column names in model order.
-inline constexpr std::array<std::string_view, kNumFeatures> kFeatureNames = {
-    "Time", "V1",  "V2",  "V3",  "V4",  "V5",  "V6",  "V7",  "V8",  "V9",
-    "V10",  "V11", "V12", "V13", "V14", "V15", "V16", "V17", "V18", "V19",
-    "V20",  "V21", "V22", "V23", "V24", "V25", "V26", "V27", "V28", "Amount"};
-
-// The optional label column: 0 = normal, 1 = fraud.
-inline constexpr std::string_view kLabelColumn = "Class";
+// The layout (30 features: Time, V1..V28, Amount; label column Class) is stated once in
+// services/common/core/transaction_layout.h.
+using ::fraud::layout::kAmountIndex;
+using ::fraud::layout::kFeatureNames;
+using ::fraud::layout::kLabelColumn;
+using ::fraud::layout::kNumFeatures;
+using ::fraud::layout::kTimeIndex;
 
 // Index of a feature name in kFeatureNames, or -1 when `name` is not a feature (case-sensitive).
 int FeatureIndex(std::string_view name);

@@ -170,9 +170,6 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> LoadModelUnsafe(const std::string&
 
 }  // namespace
 
-std::string ArtifactDir(const std::string& root, int64_t version) {
-  return (fs::path(root) / std::to_string(version)).string();
-}
 
 absl::StatusOr<ModelManifest> ReadManifest(const std::string& dir) {
   FRAUD_ASSIGN_OR_RETURN(std::string text,

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "fraud/common/v1/types.pb.h"
+#include "services/common/core/file_util.h"
 #include "services/common/model/families.h"
 #include "services/common/model/model_runtime.h"
 
@@ -20,8 +21,8 @@ inline constexpr char kManifestFileName[] = "manifest.textproto";
 inline constexpr char kTorchWeightsFileName[] = "weights.pt";
 inline constexpr char kXgboostModelFileName[] = "model.json";
 
-// "<root>/<version>".
-std::string ArtifactDir(const std::string& root, int64_t version);
+// "<root>/<version>" (services/common/core/file_util.h).
+using ::fraud::ArtifactDir;
 
 // Writes `model` as version manifest.version() under `root` (created when missing) and returns
 // the final directory. The manifest's `files` are recomputed from what is written, created_at is

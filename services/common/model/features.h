@@ -5,14 +5,17 @@
 #include <string>
 #include <vector>
 
+#include "services/common/core/transaction_layout.h"
+
 namespace fraud::model {
 
-// Time (seconds since the first transaction), V1..V28 (PCA components), Amount.
-inline constexpr size_t kNumFeatures = 30;
-inline constexpr size_t kTimeColumn = 0;
-inline constexpr size_t kAmountColumn = 29;
+// Time (seconds since the first transaction), V1..V28 (PCA components), Amount: the shared
+// layout (services/common/core/transaction_layout.h) as sizes.
+inline constexpr size_t kNumFeatures = ::fraud::layout::kNumFeatures;
+inline constexpr size_t kTimeColumn = ::fraud::layout::kTimeIndex;
+inline constexpr size_t kAmountColumn = ::fraud::layout::kAmountIndex;
 
-// "Time", "V1", ..., "V28", "Amount".
+// layout::kFeatureNames as strings (what a manifest's feature_names holds).
 const std::vector<std::string>& FeatureNames();
 
 }  // namespace fraud::model

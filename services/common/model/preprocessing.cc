@@ -20,12 +20,8 @@ inline double Transform(double x, size_t col, bool log_amount, bool time_of_day)
 }  // namespace
 
 const std::vector<std::string>& FeatureNames() {
-  static const std::vector<std::string>* const names = [] {
-    auto* v = new std::vector<std::string>{"Time"};
-    for (int i = 1; i <= 28; ++i) v->push_back(absl::StrCat("V", i));
-    v->push_back("Amount");
-    return v;
-  }();
+  static const std::vector<std::string>* const names = new std::vector<std::string>(
+      ::fraud::layout::kFeatureNames.begin(), ::fraud::layout::kFeatureNames.end());
   return *names;
 }
 

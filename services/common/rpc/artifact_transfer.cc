@@ -285,7 +285,7 @@ absl::StatusOr<std::string> FetchModelArtifact(v1::StorageService::StubInterface
   if (version <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("model version must be positive, got ", version));
   }
-  const std::string final_dir = (fs::path(root) / absl::StrCat(version)).string();
+  const std::string final_dir = ArtifactDir(root, version);
   std::error_code ec;
   if (fs::is_directory(final_dir, ec)) return final_dir;
   fs::create_directories(root, ec);

@@ -12,8 +12,9 @@
 #include "httplib.h"
 #include "services/common/core/config.h"
 #include "services/common/rpc/channel.h"
+#include "services/common/rpc/ports.h"
 
-ABSL_FLAG(std::string, target, "127.0.0.1:50051", "host:port of the gRPC server");
+ABSL_FLAG(std::string, target, fraud::rpc::LocalTarget(fraud::rpc::kIngestPorts), "host:port of the gRPC server");
 ABSL_FLAG(std::string, service, "", "service name to check (empty = whole server)");
 ABSL_FLAG(int, timeout_ms, 1000, "deadline of the check");
 ABSL_FLAG(std::string, probe_tls_ca, "", "PEM CA bundle when the server uses TLS");

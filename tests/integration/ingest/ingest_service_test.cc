@@ -499,6 +499,13 @@ TEST_F(IngestServiceTest, UnreachableStorageFailsWithUnavailableAndStoresNothing
 
 TEST_F(IngestServiceTest, EightConcurrentUploadsAreEachStoredExactlyOnce) {
   ServeModel();
+  // Exactly-once storage under concurrency is the subject here, not deadlines: under TSan on two
+  // cores the eight uploads' Predict calls queue behind each other for longer than the production
+  // 30 s deadline (seen in a CI run: "scoring failed ... Deadline Exceeded" after 34 s).
+  IngestOptions options;
+  options.batch_rows = 1000;
+  options.rpc_timeout = absl::Minutes(5);
+  StartIngest(options);
   constexpr int kUploads = 8;
   constexpr int64_t kRows = 10000;
   std::vector<std::string> files;
