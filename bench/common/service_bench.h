@@ -1,6 +1,7 @@
 // Helpers of the benchmarks that drive real service processes (upload, load, footprint): peak
 // memory and CPU time of a process from /proc, a background RSS sampler, the bench database's
-// URI, synthetic CSV files on disk and a streamed REST upload.
+// URI and SQL on it, synthetic CSV files on disk and a streamed REST upload. Includers link
+// libpqxx and cpp-httplib.
 #pragma once
 
 #include <httplib.h>
@@ -12,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 #include <string>
 #include <thread>
 #include <vector>
@@ -83,6 +85,21 @@ inline std::string WithDatabase(const std::string& uri, const std::string& db) {
   std::string base = slash == std::string::npos ? uri.substr(0, query) : uri.substr(0, slash);
   std::string tail = query == std::string::npos ? "" : uri.substr(query);
   return absl::StrCat(base, "/", db, tail);
+}
+
+// Runs `sql` (one or more statements) on the database at `uri`, outside a transaction.
+inline void Exec(const std::string& uri, const std::string& sql) {
+  pqxx::connection c(uri);
+  pqxx::nontransaction n(c);
+  n.exec(sql);
+}
+
+// Deletes a stored upload with its rows and predictions, so the same file can be uploaded again
+// (benchmarks only: the product never deletes an upload).
+inline void DeleteUpload(const std::string& uri, int64_t id) {
+  Exec(uri, absl::StrCat("DELETE FROM predictions WHERE upload_id = ", id,
+                         "; DELETE FROM transactions WHERE upload_id = ", id,
+                         "; DELETE FROM uploads WHERE id = ", id));
 }
 
 // Writes `rows` synthetic labelled rows (header included) to `path`.

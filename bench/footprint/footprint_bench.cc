@@ -139,12 +139,6 @@ class PhaseMeter {
   std::unique_ptr<RssSampler> sampler_;
 };
 
-void Exec(const std::string& uri, const std::string& sql) {
-  pqxx::connection c(uri);
-  pqxx::nontransaction n(c);
-  n.exec(sql);
-}
-
 absl::StatusOr<int64_t> Upload(int port, const fs::path& file, const std::string& name) {
   const UploadOutcome u = UploadFile(port, file, name);
   if (u.status != 200) {
@@ -344,9 +338,7 @@ int Main(int argc, char** argv) {
         cpu[name].push_back(v.second);
       }
       inference_upload_mb.push_back(m["inference"].first);
-      Exec(db_uri, absl::StrCat("DELETE FROM predictions WHERE upload_id = ", *id,
-                                "; DELETE FROM transactions WHERE upload_id = ", *id,
-                                "; DELETE FROM uploads WHERE id = ", *id));
+      DeleteUpload(db_uri, *id);
     }
     int64_t trained = 0;
     {

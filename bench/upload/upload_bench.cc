@@ -113,12 +113,6 @@ class Child {
   pid_t pid_ = 0;
 };
 
-void Exec(const std::string& uri, const std::string& sql) {
-  pqxx::connection c(uri);
-  pqxx::nontransaction n(c);
-  n.exec(sql);
-}
-
 int64_t Scalar(const std::string& uri, const std::string& sql) {
   pqxx::connection c(uri);
   pqxx::nontransaction n(c);
@@ -137,12 +131,6 @@ void PrintPeakRss(const std::string& name, const std::vector<double>& runs_mb, l
            Spread(runs_mb)};
   f.notes["target"] = "< 100 MB";
   Print(f);
-}
-
-void DeleteUpload(const std::string& uri, int64_t id) {
-  Exec(uri, absl::StrCat("DELETE FROM predictions WHERE upload_id = ", id,
-                         "; DELETE FROM transactions WHERE upload_id = ", id,
-                         "; DELETE FROM uploads WHERE id = ", id));
 }
 
 double PsqlCopySeconds(const std::string& uri, const fs::path& file, const fs::path& log) {
