@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "bench/common/bench_util.h"
+#include "services/common/core/process_memory.h"
 #include "services/common/csv/csv_reader.h"
 #include "services/common/csv/synthetic_generator.h"
 
@@ -170,19 +171,11 @@ ParseResult TimeParse(const std::string& path, bool sample_rss) {
   return r;
 }
 
-// Resets VmHWM to the current RSS (Linux >= 4.0); false when not permitted.
-bool ResetPeakRss() {
-  std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
-  if (f == nullptr) return false;
-  const bool ok = std::fputs("5", f) >= 0;
-  return std::fclose(f) == 0 && ok;
-}
-
 // Child mode (--rss-child FILE): a fresh process parses FILE and prints "<before> <peak> <rows>"
 // in bytes. A fresh process keeps the allocator's history (e.g. memory freed by the generator)
 // out of the measurement.
 int RssChild(const std::string& path) {
-  const bool peak_reset = ResetPeakRss();
+  const bool peak_reset = fraud::ResetPeakRss();
   const long before = bench::RssBytes();
   const ParseResult p = TimeParse(path, /*sample_rss=*/true);
   if (p.seconds < 0) return 1;

@@ -1,5 +1,6 @@
 #include "services/training/bootstrap.h"
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
 #include <utility>
@@ -162,6 +163,29 @@ absl::StatusOr<int64_t> MaybeBootstrap(StorageApi& storage, const BootstrapOptio
   FRAUD_ASSIGN_OR_RETURN(storage_pb::TrainingRun run, submit(request));
   FRAUD_LOG(INFO) << "bootstrap run submitted" << Kv("run_id", run.id());
   return run.id();
+}
+
+absl::StatusOr<int64_t> BootstrapWithRetry(StorageApi& storage, const BootstrapOptions& options,
+                                           const SubmitRunFn& submit,
+                                           const absl::Notification& stopping,
+                                           absl::Duration first_backoff,
+                                           absl::Duration max_backoff) {
+  absl::StatusOr<int64_t> started = absl::CancelledError("stopped before the bootstrap");
+  absl::Duration backoff = first_backoff;
+  while (!stopping.HasBeenNotified()) {
+    started = MaybeBootstrap(storage, options, submit);
+    if (started.ok()) return started;
+    const absl::StatusCode code = started.status().code();
+    if (code == absl::StatusCode::kInvalidArgument || code == absl::StatusCode::kNotFound) {
+      FRAUD_LOG(ERROR) << "bootstrap failed" << Kv("error", started.status().message());
+      return started;
+    }
+    FRAUD_LOG(WARNING) << "bootstrap failed; retrying" << Kv("error", started.status().message())
+                       << Kv("in_seconds", absl::ToDoubleSeconds(backoff));
+    stopping.WaitForNotificationWithTimeout(backoff);
+    backoff = std::min(backoff * 2, max_backoff);
+  }
+  return started;
 }
 
 }  // namespace fraud::training

@@ -13,6 +13,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "fraud/training/v1/training.pb.h"
 #include "services/training/clients.h"
 
@@ -43,5 +45,15 @@ using SubmitRunFn =
 absl::StatusOr<int64_t> MaybeBootstrap(StorageApi& storage, const BootstrapOptions& options,
                                        const SubmitRunFn& submit,
                                        const std::map<std::string, std::string>& run_params = {});
+
+// MaybeBootstrap at server start, retried while it fails (storage still starting, a full queue):
+// waits `first_backoff`, doubling up to `max_backoff`, until it succeeds or `stopping` is notified.
+// A bad --bootstrap_csv (InvalidArgument, NotFound) does not get better by retrying and ends it.
+// Returns the last attempt's result (Cancelled when stopped before any attempt succeeded).
+absl::StatusOr<int64_t> BootstrapWithRetry(StorageApi& storage, const BootstrapOptions& options,
+                                           const SubmitRunFn& submit,
+                                           const absl::Notification& stopping,
+                                           absl::Duration first_backoff = absl::Seconds(1),
+                                           absl::Duration max_backoff = absl::Seconds(30));
 
 }  // namespace fraud::training

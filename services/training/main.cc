@@ -5,6 +5,8 @@
 // one version, then exits (0 when the run succeeded), for `docker compose run training`.
 #include <malloc.h>
 
+#include <algorithm>
+
 #include <atomic>
 #include <cstdio>
 #include <thread>
@@ -15,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "services/common/core/log.h"
+#include "services/common/core/process_memory.h"
 #include "services/common/core/shutdown.h"
 #include "services/common/core/status_macros.h"
 #include "services/common/model/artifact.h"
@@ -84,13 +87,7 @@ absl::StatusOr<PipelineOptions> PipelineOptionsFromFlags() {
   o.holdout_fraction = absl::GetFlag(FLAGS_holdout_fraction);
   o.threads = std::max(1, absl::GetFlag(FLAGS_train_threads));
   o.max_train_rows = absl::GetFlag(FLAGS_max_train_rows);
-  if (o.max_train_rows < 0) return absl::InvalidArgumentError("--max_train_rows must be >= 0");
-  if (!(o.validation_fraction > 0 && o.validation_fraction < 1)) {
-    return absl::InvalidArgumentError("--validation_fraction must be in (0, 1)");
-  }
-  if (!(o.holdout_fraction >= 0 && o.holdout_fraction < 1)) {
-    return absl::InvalidArgumentError("--holdout_fraction must be in [0, 1)");
-  }
+  FRAUD_RETURN_IF_ERROR(ValidatePipelineOptions(o));
   return o;
 }
 
@@ -178,7 +175,7 @@ int main(int argc, char** argv) {
       [&](const fraud::training::v1::StartRunRequest& request, int64_t run_id, RunSink& sink,
           const std::atomic<bool>& cancel) {
         absl::Status status = ExecuteRun(request, run_id, pipeline_options, deps, sink, cancel);
-        ReleaseFreeMemory();  // an idle service gives the run's memory back
+        fraud::ReleaseFreeMemory();  // an idle service gives the run's memory back
         return status;
       },
       run_options);
@@ -214,20 +211,7 @@ int main(int argc, char** argv) {
   absl::Notification stopping;
   std::thread background([&] {
     if (absl::GetFlag(FLAGS_bootstrap)) {
-      absl::Duration backoff = absl::Seconds(1);
-      while (!stopping.HasBeenNotified()) {
-        absl::StatusOr<int64_t> started =
-            MaybeBootstrap(*storage, BootstrapOptionsFromFlags(), submit);
-        if (started.ok()) break;
-        FRAUD_LOG(WARNING) << "bootstrap failed; retrying"
-                           << fraud::Kv("error", started.status().message());
-        if (started.status().code() == absl::StatusCode::kInvalidArgument ||
-            started.status().code() == absl::StatusCode::kNotFound) {
-          break;  // a bad --bootstrap_csv does not get better by retrying
-        }
-        stopping.WaitForNotificationWithTimeout(backoff);
-        backoff = std::min(backoff * 2, absl::Seconds(30));
-      }
+      (void)BootstrapWithRetry(*storage, BootstrapOptionsFromFlags(), submit, stopping);
     }
     if (absl::GetFlag(FLAGS_auto_train) && !stopping.HasBeenNotified()) auto_trigger.Start();
   });

@@ -12,6 +12,7 @@
 
 #include "services/common/eval/metrics.h"
 #include "services/common/model/artifact.h"
+#include "services/common/core/process_memory.h"
 #include "services/common/model/trainer.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/model/synthetic_data.h"
@@ -20,16 +21,6 @@ namespace fraud::model {
 namespace {
 
 using ::fraud::testing::IsOk;
-
-// VmHWM (peak resident set) of this process, bytes.
-int64_t PeakRssBytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  }
-  return 0;
-}
 
 Dataset Slice(const Dataset& d, size_t begin, size_t end) {
   Dataset out;

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "services/common/core/sha256.h"
 #include "services/common/csv/synthetic_generator.h"
@@ -146,6 +147,60 @@ TEST(MaybeBootstrapTest, RegistryWithAModelIsLeftAlone) {
   EXPECT_EQ(*run, 0);
   EXPECT_EQ(submitted, 0);
   EXPECT_EQ(storage.row_count(), 0u);
+}
+
+// A submit that fails with `code` `failures` times, then creates run 9.
+SubmitRunFn FailingSubmit(int failures, absl::StatusCode code, int* calls) {
+  return [=](const training::v1::StartRunRequest&) -> absl::StatusOr<storage_pb::TrainingRun> {
+    if (++*calls <= failures) return absl::Status(code, "run queue not ready");
+    storage_pb::TrainingRun created;
+    created.set_id(9);
+    return created;
+  };
+}
+
+TEST(BootstrapWithRetryTest, RetriesATransientFailureUntilTheRunIsSubmitted) {
+  FakeStorage storage;
+  storage.AddSyntheticUpload(500, 1);
+  absl::Notification stopping;
+  int calls = 0;
+  absl::StatusOr<int64_t> run = BootstrapWithRetry(
+      storage, BootstrapOptions{}, FailingSubmit(2, absl::StatusCode::kUnavailable, &calls),
+      stopping, absl::Milliseconds(1), absl::Milliseconds(2));
+  FRAUD_ASSERT_OK(run);
+  EXPECT_EQ(*run, 9);
+  EXPECT_EQ(calls, 3);
+}
+
+TEST(BootstrapWithRetryTest, ABadCsvIsNotRetried) {
+  FakeStorage storage;
+  BootstrapOptions o;
+  o.csv_path = TempPath("does-not-exist.csv");
+  absl::Notification stopping;
+  int calls = 0;
+  absl::StatusOr<int64_t> run =
+      BootstrapWithRetry(storage, o, FailingSubmit(0, absl::StatusCode::kOk, &calls), stopping,
+                         absl::Milliseconds(1), absl::Milliseconds(2));
+  EXPECT_THAT(run.status(), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(calls, 0);
+}
+
+TEST(BootstrapWithRetryTest, StoppingEndsTheRetries) {
+  FakeStorage storage;
+  storage.AddSyntheticUpload(500, 1);
+  absl::Notification stopping;
+  int calls = 0;
+  std::thread stopper([&] {
+    absl::SleepFor(absl::Milliseconds(50));
+    stopping.Notify();
+  });
+  // Fails forever with a retryable error: only `stopping` ends it.
+  absl::StatusOr<int64_t> run = BootstrapWithRetry(
+      storage, BootstrapOptions{}, FailingSubmit(1 << 30, absl::StatusCode::kUnavailable, &calls),
+      stopping, absl::Milliseconds(1), absl::Milliseconds(5));
+  stopper.join();
+  EXPECT_THAT(run.status(), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_GE(calls, 2);
 }
 
 }  // namespace
