@@ -147,13 +147,31 @@ void PrintRunDetail(const spb::TrainingRun& run, std::ostream& out) {
     for (int64_t id : l.upload_ids()) out << " " << id;
     out << "\n";
   }
+  if (auto it = run.params().find("selection"); it != run.params().end()) {
+    out << "  selection: " << it->second << "\n";
+  }
   if (run.candidates_size() > 0) {
-    out << absl::StrFormat("  %-3s %-52s %-10s %-8s %-9s %s\n", "", "candidate", "val AUPRC",
-                           "epochs", "seconds", "peak RSS");
+    out << absl::StrFormat("  %-3s %-52s %-10s %-15s %-8s %-9s %s\n", "", "candidate",
+                           "val AUPRC", "backtest mean/worst", "epochs", "seconds", "peak RSS");
     for (const spb::Candidate& c : run.candidates()) {
-      out << absl::StrFormat("  %-3s %-52s %-10s %-8d %-9.1f %.0f MB\n", c.selected() ? "*" : "",
-                             c.name(), Auprc(c.validation_metrics()), c.curve_size(),
-                             c.train_seconds(), c.peak_rss_bytes() / 1048576.0);
+      const std::string backtest =
+          c.backtest_size() > 0
+              ? absl::StrFormat("%.4f/%.4f", c.backtest_mean_auprc(), c.backtest_worst_auprc())
+              : "-";
+      out << absl::StrFormat("  %-3s %-52s %-10s %-19s %-8d %-9.1f %.0f MB\n",
+                             c.selected() ? "*" : "", c.name(), Auprc(c.validation_metrics()),
+                             backtest, c.curve_size(), c.train_seconds(),
+                             c.peak_rss_bytes() / 1048576.0);
+      for (const spb::BacktestBlock& b : c.backtest()) {
+        out << absl::StrFormat(
+            "        block Time %.0f..%.0f: %d rows / %d frauds, trained on %d rows%s: %s\n",
+            b.time_min(), b.time_max(), b.rows(), b.frauds(), b.train_rows(),
+            b.normal_sample_rate() < 1
+                ? absl::StrFormat(" (normals sampled at %.3f)", b.normal_sample_rate())
+                : "",
+            b.error().empty() ? absl::StrFormat("AUPRC %.4f", b.auprc())
+                              : absl::StrCat("failed: ", b.error()));
+      }
     }
   }
   if (run.model_version() > 0) {
@@ -161,6 +179,13 @@ void PrintRunDetail(const spb::TrainingRun& run, std::ostream& out) {
         << "; comparison AUPRC challenger " << Auprc(run.challenger_comparison())
         << ", champion v" << run.champion_version_before() << " "
         << Auprc(run.champion_comparison()) << "\n";
+    if (run.has_comparison_difference()) {
+      const spb::PairedComparison& d = run.comparison_difference();
+      out << absl::StrFormat(
+          "  paired AUPRC difference %+.4f (95%% %+.4f..%+.4f; challenger better in %.0f%% of %d "
+          "resamples)\n",
+          d.difference(), d.ci_low(), d.ci_high(), 100 * d.share_better(), d.resamples());
+    }
   }
   if (!run.message().empty()) out << "  " << run.message() << "\n";
 }

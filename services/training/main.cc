@@ -68,6 +68,16 @@ ABSL_FLAG(int64_t, max_train_rows, 300000,
           "and holdout); older rows are left out, so a run's memory stays bounded however much "
           "storage holds (0 = no limit). The default covers the 284,807-row public dataset and keeps "
           "the default candidate set near 400 MB (bench/footprint), inside a 512 MB instance");
+ABSL_FLAG(int, backtest_blocks, 3,
+          "Candidates are chosen by a rolling-origin backtest over at most this many time blocks "
+          "of the validation window (mean block AUPRC), then the winner is refit; 0 = choose on "
+          "the whole validation window");
+ABSL_FLAG(int64_t, backtest_min_frauds, 10,
+          "Frauds each backtest block (and its early-stopping slice) needs; fewer blocks "
+          "otherwise");
+ABSL_FLAG(int64_t, backtest_max_fold_rows, 80000,
+          "A backtest fold trains on every fraud and a weighted sample of the normal rows beyond "
+          "this many rows (0 = all rows), so K folds cost about one full fit");
 ABSL_FLAG(bool, run_once, false, "Train and publish one version, then exit");
 
 namespace {
@@ -87,6 +97,10 @@ absl::StatusOr<PipelineOptions> PipelineOptionsFromFlags() {
   o.holdout_fraction = absl::GetFlag(FLAGS_holdout_fraction);
   o.threads = std::max(1, absl::GetFlag(FLAGS_train_threads));
   o.max_train_rows = absl::GetFlag(FLAGS_max_train_rows);
+  o.backtest.blocks = absl::GetFlag(FLAGS_backtest_blocks);
+  o.backtest.min_block_frauds = absl::GetFlag(FLAGS_backtest_min_frauds);
+  o.backtest.max_fold_rows =
+      static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_backtest_max_fold_rows)));
   FRAUD_RETURN_IF_ERROR(ValidatePipelineOptions(o));
   return o;
 }

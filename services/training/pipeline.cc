@@ -8,16 +8,19 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/time_util.h"
 #include "services/common/core/log.h"
 #include "services/common/core/process_memory.h"
 #include "services/common/core/sha256.h"
 #include "services/common/core/status_macros.h"
+#include "services/common/core/transaction_layout.h"
 #include "services/common/eval/metrics.h"
 #include "services/common/model/artifact.h"
 #include "services/common/model/families.h"
 #include "services/common/rpc/artifact_transfer.h"
+#include "services/training/backtest.h"
 #include "services/training/dataset.h"
 #include "services/training/evaluation.h"
 #include "services/training/promotion.h"
@@ -233,8 +236,9 @@ absl::StatusOr<LoadedData> LoadData(const RunContext& ctx) {
 
 struct Selection {
   model::TrainedCandidate best;
+  // Its entry in the run's candidates.
   int index = -1;
-  // Candidates that failed (other than on bad params), one message each.
+  // Candidates (or backtest folds) that failed (other than on bad params), one message each.
   std::vector<std::string> failures;
 };
 
@@ -246,23 +250,45 @@ void AppendCurve(const model::EpochProgress& p, storage_pb::Candidate* c) {
   e->set_validation_auprc(p.validation_auprc);
 }
 
-// Trains candidate `index` and records it in the run (params, live curve, validation metrics,
-// seconds, peak RSS). A failed candidate is recorded and returned as its status; a bad parameter
-// (InvalidArgument) and cancellation end the run.
-absl::StatusOr<model::TrainedCandidate> TrainAndRecord(const RunContext& ctx, int index,
-                                                       const model::Dataset& train,
-                                                       const model::Dataset& validation) {
-  const model::CandidateSpec& spec = ctx.settings.candidates[static_cast<size_t>(index)];
-  const std::string name = spec.Name();
+// Adds a candidate entry to the run (the refit of entry `refit_of` when >= 0); returns its index.
+int AddCandidate(const RunContext& ctx, const model::CandidateSpec& spec, const std::string& name,
+                 int refit_of = -1) {
+  int index = 0;
   ctx.sink.Update([&](storage_pb::TrainingRun& run) {
+    index = run.candidates_size();
     storage_pb::Candidate* c = run.add_candidates();
     c->set_name(name);
     c->set_family(spec.family);
     for (const auto& [k, v] : spec.params) (*c->mutable_params())[k] = v;
+    if (refit_of >= 0) {
+      c->set_is_refit(true);
+      c->set_refit_of(refit_of);
+    }
     SetProgress(run, "training", absl::StrCat("training ", name));
     run.mutable_progress()->set_candidate(name);
     run.mutable_progress()->set_candidates_done(index);
   }, true);
+  return index;
+}
+
+const CandidateTrainer& TrainerOf(const RunContext& ctx) {
+  static const CandidateTrainer kDefault = CandidateTrainer(model::TrainCandidate);
+  return ctx.deps.trainer ? ctx.deps.trainer : kDefault;
+}
+
+// A status that ends the run rather than one candidate: cancellation and bad parameters.
+bool EndsRun(const absl::Status& s, const RunContext& ctx) {
+  return s.code() == absl::StatusCode::kCancelled || ctx.cancel.load() ||
+         s.code() == absl::StatusCode::kInvalidArgument;
+}
+
+// Trains `spec` into the candidate entry `index` and records it (params, live curve, validation
+// metrics, seconds, peak RSS). A failed candidate is recorded and returned as its status.
+absl::StatusOr<model::TrainedCandidate> TrainAndRecord(const RunContext& ctx,
+                                                       const model::CandidateSpec& spec, int index,
+                                                       const model::Dataset& train,
+                                                       const model::Dataset& validation) {
+  const std::string name = spec.Name();
   ReleaseFreeMemory();  // the previous candidate's buffers
   ResetPeakRss();
   model::TrainCallbacks callbacks;
@@ -275,10 +301,9 @@ absl::StatusOr<model::TrainedCandidate> TrainAndRecord(const RunContext& ctx, in
       run.mutable_progress()->set_metric(p.validation_auprc);
     }, false);
   };
-  const CandidateTrainer& trainer =
-      ctx.deps.trainer ? ctx.deps.trainer : CandidateTrainer(model::TrainCandidate);
   const auto started = std::chrono::steady_clock::now();
-  absl::StatusOr<model::TrainedCandidate> trained = trainer(spec, train, validation, callbacks);
+  absl::StatusOr<model::TrainedCandidate> trained =
+      TrainerOf(ctx)(spec, train, validation, callbacks);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const int64_t peak_rss = PeakRssBytes();
@@ -299,7 +324,7 @@ absl::StatusOr<model::TrainedCandidate> TrainAndRecord(const RunContext& ctx, in
   EnsurePrCurve(*trained, validation, &vm);
   ctx.sink.Update([&](storage_pb::TrainingRun& run) {
     storage_pb::Candidate* c = run.mutable_candidates(index);
-    c->set_name(trained->name.empty() ? name : trained->name);
+    if (!c->is_refit()) c->set_name(trained->name.empty() ? name : trained->name);
     c->mutable_params()->clear();
     for (const auto& [k, v] : trained->manifest().params()) (*c->mutable_params())[k] = v;
     *c->mutable_validation_metrics() = vm;
@@ -320,21 +345,21 @@ double ValidationAuprc(const model::TrainedCandidate& c) {
   return c.validation_metrics().single_class() ? -1 : c.validation_metrics().auprc();
 }
 
-// Trains every candidate, one at a time, keeping the best by validation AUPRC.
-absl::StatusOr<Selection> TrainCandidates(const RunContext& ctx, const model::Dataset& train,
-                                          const model::Dataset& validation) {
+// Without a backtest: trains every candidate on the training rows, one at a time, keeping the
+// best by validation-window AUPRC.
+absl::StatusOr<Selection> SelectOnValidationWindow(const RunContext& ctx,
+                                                   const model::Dataset& train,
+                                                   const model::Dataset& validation) {
   std::optional<Selection> selection;
   std::vector<std::string> failures;
   absl::Status first_error;
-  for (size_t i = 0; i < ctx.settings.candidates.size(); ++i) {
+  for (const model::CandidateSpec& spec : ctx.settings.candidates) {
     FRAUD_RETURN_IF_ERROR(ctx.CheckCancel());
-    const int index = static_cast<int>(i);
-    absl::StatusOr<model::TrainedCandidate> trained = TrainAndRecord(ctx, index, train, validation);
+    const int index = AddCandidate(ctx, spec, spec.Name());
+    absl::StatusOr<model::TrainedCandidate> trained =
+        TrainAndRecord(ctx, spec, index, train, validation);
     if (!trained.ok()) {
-      const absl::StatusCode code = trained.status().code();
-      if (code == absl::StatusCode::kCancelled || code == absl::StatusCode::kInvalidArgument) {
-        return trained.status();
-      }
+      if (EndsRun(trained.status(), ctx)) return trained.status();
       FRAUD_LOG(WARNING) << "candidate failed" << Kv("run_id", ctx.run_id)
                          << Kv("error", trained.status().message());
       if (first_error.ok()) first_error = trained.status();
@@ -353,26 +378,259 @@ absl::StatusOr<Selection> TrainCandidates(const RunContext& ctx, const model::Da
   return std::move(*selection);
 }
 
-// ---- evaluating ----
-
-// The champion's metrics on the comparison rows, or why it could not be scored.
-void MeasureChampion(const RunContext& ctx, const storage_pb::ModelVersion& champion,
-                     const Dataset& comparison, const MeasureOptions& measure, GateInput* gate) {
-  absl::StatusOr<std::string> dir =
-      LocalArtifactDir(*ctx.deps.storage, ctx.options.model_dir, champion);
-  absl::StatusOr<std::unique_ptr<model::ModelRuntime>> loaded =
-      dir.ok() ? model::LoadModel(*dir)
-               : absl::StatusOr<std::unique_ptr<model::ModelRuntime>>(dir.status());
-  absl::StatusOr<Measurement> m = loaded.ok() ? Measure(**loaded, comparison, measure)
-                                              : absl::StatusOr<Measurement>(loaded.status());
-  if (m.ok()) {
-    gate->champion = std::move(m->metrics);
-  } else {
-    gate->champion_error = std::string(m.status().message());
+// The scored block of one fold, as recorded in the run.
+storage_pb::BacktestBlock BlockRecord(const FoldData& fold) {
+  storage_pb::BacktestBlock b;
+  const size_t rows = fold.block.rows();
+  b.set_rows(static_cast<int64_t>(rows));
+  b.set_frauds(std::count(fold.block.labels.begin(), fold.block.labels.end(), 1));
+  if (rows > 0) {
+    b.set_time_min(fold.block.features[layout::kTimeIndex]);
+    b.set_time_max(fold.block.features[(rows - 1) * layout::kNumFeatures + layout::kTimeIndex]);
   }
+  b.set_train_rows(static_cast<int64_t>(fold.fit.rows()));
+  b.set_normal_sample_rate(fold.normal_sample_rate);
+  return b;
 }
 
-// Scores the selected candidate and the current champion on the comparison rows.
+struct FoldResult {
+  storage_pb::BacktestBlock block;
+  // Set for a fold that trained; its metrics on the block at its own threshold.
+  std::optional<model::TrainedCandidate> trained;
+  ClassificationMetrics block_metrics;
+};
+
+// Trains `spec` on one fold and scores its block. Errors that end the run are returned; a
+// failed fold is a result with block.error set.
+absl::StatusOr<FoldResult> RunFold(const RunContext& ctx, const model::CandidateSpec& spec,
+                                   const model::Dataset& pool, const BacktestFold& fold) {
+  const FoldData data = MakeFoldData(pool, fold, ctx.settings.backtest);
+  FoldResult out;
+  out.block = BlockRecord(data);
+  model::TrainCallbacks callbacks;
+  callbacks.cancel = &ctx.cancel;
+  absl::StatusOr<model::TrainedCandidate> trained =
+      TrainerOf(ctx)(spec, data.fit, data.stop, callbacks);
+  if (!trained.ok()) {
+    if (EndsRun(trained.status(), ctx)) {
+      return ctx.cancel.load() ? absl::CancelledError("run cancelled") : trained.status();
+    }
+    out.block.set_error(std::string(trained.status().message()));
+    return out;
+  }
+  std::vector<float> scores(data.block.rows());
+  absl::Status scored = trained->runtime->Score(data.block.features.data(), data.block.rows(),
+                                                scores.data());
+  eval::MetricsOptions mo;
+  mo.threshold = trained->runtime->threshold();
+  mo.bootstrap_resamples = 0;
+  absl::StatusOr<ClassificationMetrics> m =
+      scored.ok() ? eval::ComputeClassificationMetrics(scores, data.block.labels, mo)
+                  : absl::StatusOr<ClassificationMetrics>(scored);
+  if (!m.ok()) {
+    out.block.set_error(std::string(m.status().message()));
+    return out;
+  }
+  out.block.set_auprc(m->auprc());
+  out.block_metrics = std::move(*m);
+  out.trained = std::move(*trained);
+  return out;
+}
+
+// Backtests candidate `i`: one fold per block, each recorded as it finishes. Returns its score;
+// an error when every fold failed (recorded in the entry) or one that ends the run.
+absl::StatusOr<BacktestScore> BacktestCandidate(const RunContext& ctx, size_t i,
+                                                const model::Dataset& pool,
+                                                const std::vector<BacktestFold>& folds,
+                                                int* index_out) {
+  const model::CandidateSpec& spec = ctx.settings.candidates[i];
+  const std::string name = spec.Name();
+  const int index = AddCandidate(ctx, spec, name);
+  *index_out = index;
+  std::vector<double> auprcs;
+  std::string last_error;
+  double seconds = 0;
+  int64_t peak_rss = 0;
+  for (size_t k = 0; k < folds.size(); ++k) {
+    FRAUD_RETURN_IF_ERROR(ctx.CheckCancel());
+    ReleaseFreeMemory();
+    ResetPeakRss();
+    const auto started = std::chrono::steady_clock::now();
+    FRAUD_ASSIGN_OR_RETURN(FoldResult fold, RunFold(ctx, spec, pool, folds[k]));
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    peak_rss = std::max(peak_rss, PeakRssBytes());
+    if (fold.block.error().empty()) {
+      auprcs.push_back(fold.block.auprc());
+    } else {
+      last_error = fold.block.error();
+    }
+    const bool newest = k + 1 == folds.size();
+    ctx.sink.Update([&](storage_pb::TrainingRun& run) {
+      storage_pb::Candidate* c = run.mutable_candidates(index);
+      *c->add_backtest() = fold.block;
+      if (newest && fold.trained.has_value()) {
+        // The newest fold stands for the configuration: its resolved params, curve and its
+        // metrics on the newest block.
+        c->mutable_params()->clear();
+        for (const auto& [key, v] : fold.trained->manifest().params()) (*c->mutable_params())[key] = v;
+        for (const model::EpochProgress& p : fold.trained->curve) AppendCurve(p, c);
+        *c->mutable_validation_metrics() = fold.block_metrics;
+      }
+      run.mutable_progress()->set_message(absl::StrCat(
+          name, ": block ", k + 1, "/", folds.size(), " ",
+          fold.block.error().empty() ? absl::StrCat("AUPRC ", FormatAuprc(fold.block_metrics))
+                                     : absl::StrCat("failed: ", fold.block.error())));
+    }, false);
+  }
+  const bool trained = !auprcs.empty();
+  metrics::CountCandidate(FamilyName(spec.family), trained);
+  // A failed fold counts as AUPRC 0: a configuration that fails on some data is worse.
+  auprcs.resize(folds.size(), 0.0);
+  const BacktestScore score = Summarize(auprcs);
+  ctx.sink.Update([&](storage_pb::TrainingRun& run) {
+    storage_pb::Candidate* c = run.mutable_candidates(index);
+    if (!trained) (*c->mutable_params())["error"] = last_error;
+    c->set_backtest_mean_auprc(score.mean);
+    c->set_backtest_worst_auprc(score.worst);
+    c->set_train_seconds(seconds);
+    c->set_peak_rss_bytes(peak_rss);
+    run.mutable_progress()->set_candidates_done(index + 1);
+  }, true);
+  if (!trained) {
+    return absl::InternalError(absl::StrCat("candidate ", name, ": every backtest fold failed: ",
+                                            last_error));
+  }
+  return score;
+}
+
+// The time-ordered pool: the training rows, then the validation window (both sorted by Time).
+model::Dataset ConcatPool(model::Dataset&& train, model::Dataset&& validation) {
+  model::Dataset pool = std::move(train);
+  pool.features.insert(pool.features.end(), validation.features.begin(),
+                       validation.features.end());
+  pool.labels.insert(pool.labels.end(), validation.labels.begin(), validation.labels.end());
+  validation = model::Dataset();
+  return pool;
+}
+
+// Backtests every candidate, then refits the best configuration on every pool row but the newest
+// block, which early-stops it. Consumes `pool`.
+absl::StatusOr<Selection> SelectByBacktest(const RunContext& ctx, model::Dataset pool,
+                                           const std::vector<BacktestFold>& folds) {
+  std::vector<std::string> failures;
+  absl::Status first_error;
+  int best_index = -1;
+  size_t best_spec = 0;
+  BacktestScore best_score;
+  for (size_t i = 0; i < ctx.settings.candidates.size(); ++i) {
+    FRAUD_RETURN_IF_ERROR(ctx.CheckCancel());
+    int index = -1;
+    absl::StatusOr<BacktestScore> score = BacktestCandidate(ctx, i, pool, folds, &index);
+    if (!score.ok()) {
+      if (EndsRun(score.status(), ctx)) return score.status();
+      FRAUD_LOG(WARNING) << "candidate failed" << Kv("run_id", ctx.run_id)
+                         << Kv("error", score.status().message());
+      if (first_error.ok()) first_error = score.status();
+      failures.push_back(std::string(score.status().message()));
+      continue;
+    }
+    if (best_index < 0 || RanksAbove(*score, best_score)) {
+      best_index = index;
+      best_spec = i;
+      best_score = *score;
+    }
+  }
+  if (best_index < 0) {
+    return first_error.ok() ? absl::FailedPreconditionError("no candidate was trained")
+                            : first_error;
+  }
+  FRAUD_RETURN_IF_ERROR(ctx.CheckCancel());
+  // The refit: the newest block early-stops it; the pool shrinks in place to the fit rows.
+  const RowRange newest = folds.back().block;
+  model::Dataset stop = SliceRows(pool, newest);
+  pool.features.resize(newest.begin * layout::kNumFeatures);
+  pool.labels.resize(newest.begin);
+  const model::CandidateSpec& spec = ctx.settings.candidates[best_spec];
+  const int index = AddCandidate(
+      ctx, spec,
+      absl::StrCat(spec.Name(), " (refit; backtest AUPRC mean ", absl::StrFormat("%.4f", best_score.mean),
+                   ")"),
+      best_index);
+  FRAUD_ASSIGN_OR_RETURN(model::TrainedCandidate trained,
+                         TrainAndRecord(ctx, spec, index, pool, stop));
+  return Selection{std::move(trained), index, std::move(failures)};
+}
+
+// Chooses the run's model: by the rolling-origin backtest when the data allow one (backtest.h),
+// else on the validation window. Consumes the training rows.
+absl::StatusOr<Selection> TrainCandidates(const RunContext& ctx, LoadedData& data) {
+  std::vector<int32_t> labels = data.train.labels;
+  labels.insert(labels.end(), data.validation.labels.begin(), data.validation.labels.end());
+  const std::vector<BacktestFold> folds =
+      PlanBacktest(labels, data.train.rows(), ctx.settings.backtest);
+  labels = {};
+  const std::string selection =
+      folds.empty()
+          ? (ctx.settings.backtest.blocks == 0
+                 ? std::string("validation window (backtest off)")
+                 : absl::StrCat("validation window (too few frauds for a backtest block of >= ",
+                                ctx.settings.backtest.min_block_frauds, ")"))
+          : absl::StrCat("backtest over ", folds.size(), " block(s)");
+  ctx.sink.Update([&](storage_pb::TrainingRun& run) {
+    (*run.mutable_params())["selection"] = selection;
+    run.mutable_progress()->set_candidates_total(
+        static_cast<int32_t>(ctx.settings.candidates.size() + (folds.empty() ? 0 : 1)));
+  }, true);
+  if (folds.empty()) {
+    absl::StatusOr<Selection> s = SelectOnValidationWindow(ctx, data.train, data.validation);
+    data.train = model::Dataset();
+    return s;
+  }
+  return SelectByBacktest(ctx, ConcatPool(std::move(data.train), std::move(data.validation)),
+                          folds);
+}
+
+// ---- evaluating ----
+
+// A model's scores on the comparison rows.
+absl::StatusOr<std::vector<float>> ScoreRows(const model::ModelRuntime& model, const Dataset& rows) {
+  std::vector<float> scores(rows.rows());
+  FRAUD_RETURN_IF_ERROR(model.Score(rows.features.data(), rows.rows(), scores.data()));
+  return scores;
+}
+
+struct ScoredRows {
+  std::vector<float> scores;
+  double threshold = 0;
+};
+
+// The champion's scores on the comparison rows (its artifact fetched from the registry when this
+// instance has no copy) and its threshold.
+absl::StatusOr<ScoredRows> ScoreChampion(const RunContext& ctx,
+                                         const storage_pb::ModelVersion& champion,
+                                         const Dataset& comparison) {
+  if (comparison.empty()) return absl::FailedPreconditionError("no comparison set");
+  FRAUD_ASSIGN_OR_RETURN(std::string dir,
+                         LocalArtifactDir(*ctx.deps.storage, ctx.options.model_dir, champion));
+  FRAUD_ASSIGN_OR_RETURN(std::unique_ptr<model::ModelRuntime> loaded, model::LoadModel(dir));
+  ScoredRows out;
+  FRAUD_ASSIGN_OR_RETURN(out.scores, ScoreRows(*loaded, comparison));
+  out.threshold = loaded->threshold();
+  return out;
+}
+
+storage_pb::PairedComparison ToProto(const eval::PairedDifference& d) {
+  storage_pb::PairedComparison p;
+  p.set_difference(d.difference);
+  p.set_ci_low(d.low);
+  p.set_ci_high(d.high);
+  p.set_share_better(d.share_a_better);
+  p.set_resamples(d.resamples);
+  return p;
+}
+
+// Scores the selected candidate and the current champion on the comparison rows: each one's
+// metrics, and their paired AUPRC difference (the same bootstrap draws for both).
 absl::StatusOr<GateInput> CompareWithChampion(const RunContext& ctx, const Selection& selection,
                                               const Dataset& comparison) {
   const model::TrainedCandidate& best = selection.best;
@@ -387,23 +645,35 @@ absl::StatusOr<GateInput> CompareWithChampion(const RunContext& ctx, const Selec
   gate.margin = ctx.settings.promotion_margin;
   MeasureOptions measure;
   measure.bootstrap_resamples = ctx.options.comparison_bootstrap;
+  std::vector<float> challenger_scores;
   if (!comparison.empty()) {
-    FRAUD_ASSIGN_OR_RETURN(Measurement m, Measure(*best.runtime, comparison, measure));
+    FRAUD_ASSIGN_OR_RETURN(challenger_scores, ScoreRows(*best.runtime, comparison));
+    FRAUD_ASSIGN_OR_RETURN(Measurement m, MeasureScores(challenger_scores, comparison.labels,
+                                                        best.runtime->threshold(), measure));
     gate.challenger = std::move(m.metrics);
   }
   FRAUD_ASSIGN_OR_RETURN(std::optional<storage_pb::ModelVersion> champion,
                          ctx.deps.storage->GetChampion());
   if (champion.has_value()) {
     gate.champion_version = champion->version();
-    if (!comparison.empty()) {
-      MeasureChampion(ctx, *champion, comparison, measure, &gate);
+    absl::StatusOr<ScoredRows> scored = ScoreChampion(ctx, *champion, comparison);
+    absl::StatusOr<Measurement> m =
+        scored.ok() ? MeasureScores(scored->scores, comparison.labels, scored->threshold, measure)
+                    : absl::StatusOr<Measurement>(scored.status());
+    if (m.ok()) {
+      gate.champion = std::move(m->metrics);
+      absl::StatusOr<eval::PairedDifference> d = eval::PairedBootstrapAveragePrecision(
+          challenger_scores, scored->scores, comparison.labels,
+          std::max(1, ctx.options.comparison_bootstrap), /*seed=*/1);
+      if (d.ok()) gate.difference = *d;
     } else {
-      gate.champion_error = "no comparison set";
+      gate.champion_error = std::string(m.status().message());
     }
   }
   ctx.sink.Update([&](storage_pb::TrainingRun& run) {
     if (gate.challenger.has_value()) *run.mutable_challenger_comparison() = *gate.challenger;
     if (gate.champion.has_value()) *run.mutable_champion_comparison() = *gate.champion;
+    if (gate.difference.has_value()) *run.mutable_comparison_difference() = ToProto(*gate.difference);
     run.set_champion_version_before(gate.champion_version);
   }, true);
   return gate;
@@ -527,8 +797,7 @@ void Finish(const RunContext& ctx, int64_t version, const std::string& gate_mess
     run.set_promoted(promoted);
     run.set_message(message);
     SetProgress(run, "done", message);
-    run.mutable_progress()->set_candidates_done(
-        static_cast<int32_t>(ctx.settings.candidates.size()));
+    run.mutable_progress()->set_candidates_done(run.progress().candidates_total());
   }, true);
 }
 
@@ -541,8 +810,7 @@ absl::Status ExecuteRun(const training::v1::StartRunRequest& request, int64_t ru
   const RunContext ctx{request, run_id, options, deps, sink, cancel, std::move(settings)};
 
   FRAUD_ASSIGN_OR_RETURN(LoadedData data, LoadData(ctx));
-  FRAUD_ASSIGN_OR_RETURN(Selection selection, TrainCandidates(ctx, data.train, data.validation));
-  data.train = model::Dataset();
+  FRAUD_ASSIGN_OR_RETURN(Selection selection, TrainCandidates(ctx, data));
   ReleaseFreeMemory();
   FRAUD_RETURN_IF_ERROR(ctx.CheckCancel());
 

@@ -3,11 +3,16 @@
 //
 //   loading     ScanTransactions (labelled rows) -> RunSplitter: comparison set removed first,
 //               then the newest validation_fraction of the rest is the validation window
-//   training    every candidate of the requested families (small default grids), each tracked
-//               in the run record: params, per-epoch curve, validation metrics with PR curve,
-//               train seconds, peak RSS
-//   evaluating  best validation AUPRC wins; the challenger and the current champion are both
-//               scored on the comparison set
+//   training    every candidate configuration of the requested families is backtested (backtest.h:
+//               up to K newest time blocks of the pool, each scored by the configuration trained
+//               on the rows before it; key = mean block AUPRC, ties by the worst block), then the
+//               winner is refit on every pool row but the newest block, which early-stops it.
+//               Too few frauds for one block (or backtest_blocks = 0): each candidate trains on
+//               the older rows and the best validation-window AUPRC wins. Each candidate is
+//               tracked in the run record: params, blocks, epoch curve, validation metrics with
+//               PR curve, train seconds, peak RSS
+//   evaluating  the refit (challenger) and the current champion are both scored on the
+//               comparison set: each one's metrics and their paired bootstrap AUPRC difference
 //   publishing  AllocateModelVersion, manifest (lineage, metrics, drift reference, smoke batch),
 //               WriteArtifact (tmp dir + atomic rename), RegisterModel
 //   gate        promote when challenger AUPRC >= champion AUPRC + margin (see promotion.h)

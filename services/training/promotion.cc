@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "services/common/core/log.h"
 #include "services/common/rpc/grpc_status.h"
 
@@ -57,6 +58,13 @@ GateDecision DecideGate(const GateInput& in) {
                    Fixed(in.margin));
   d.promote = challenger >= champion + in.margin;
   d.reason = absl::StrCat(d.promote ? "promoted: " : "not promoted: ", figures);
+  if (in.difference.has_value()) {
+    const eval::PairedDifference& p = *in.difference;
+    absl::StrAppend(&d.reason, "; paired difference ", absl::StrFormat("%+.4f", p.difference),
+                    " (95% ", absl::StrFormat("%+.4f..%+.4f", p.low, p.high),
+                    ", challenger better in ", absl::StrFormat("%.0f", 100 * p.share_a_better),
+                    "% of ", p.resamples, " resamples)");
+  }
   return d;
 }
 

@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "fraud/common/v1/types.pb.h"
+#include "services/common/eval/metrics.h"
 #include "services/training/clients.h"
 
 namespace fraud::training {
@@ -30,6 +31,8 @@ struct GateInput {
   std::optional<common::v1::ClassificationMetrics> champion;
   std::string champion_error;
   double margin = 0;
+  // Challenger minus champion AUPRC with its paired bootstrap interval (set with both metrics).
+  std::optional<eval::PairedDifference> difference;
 };
 
 struct GateDecision {

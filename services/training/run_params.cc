@@ -64,6 +64,40 @@ absl::StatusOr<double> HoldoutFraction(const training::v1::StartRunRequest& requ
   return options.holdout_fraction;
 }
 
+bool IsRunLevelParam(const std::string& key) {
+  return key == "validation_fraction" || key == "holdout_fraction" || key == "backtest_blocks" ||
+         key == "backtest_min_frauds" || key == "backtest_max_fold_rows";
+}
+
+absl::StatusOr<int64_t> NonNegativeInt(const std::string& key, const std::string& value,
+                                       int64_t max) {
+  int64_t v = 0;
+  if (!absl::SimpleAtoi(value, &v) || v < 0 || v > max) {
+    return absl::InvalidArgumentError(absl::StrCat("parameter ", key, "='", value,
+                                                   "' is not an integer in [0, ", max, "]"));
+  }
+  return v;
+}
+
+// The backtest settings: the server's, overridden by the request's backtest_* params.
+absl::StatusOr<BacktestOptions> Backtest(const training::v1::StartRunRequest& request,
+                                         const PipelineOptions& options) {
+  BacktestOptions b = options.backtest;
+  if (const std::string* v = FindParam(request, "backtest_blocks")) {
+    FRAUD_ASSIGN_OR_RETURN(int64_t blocks, NonNegativeInt("backtest_blocks", *v, 10));
+    b.blocks = static_cast<int>(blocks);
+  }
+  if (const std::string* v = FindParam(request, "backtest_min_frauds")) {
+    FRAUD_ASSIGN_OR_RETURN(b.min_block_frauds, NonNegativeInt("backtest_min_frauds", *v, 100000));
+  }
+  if (const std::string* v = FindParam(request, "backtest_max_fold_rows")) {
+    FRAUD_ASSIGN_OR_RETURN(int64_t rows,
+                           NonNegativeInt("backtest_max_fold_rows", *v, int64_t{1} << 40));
+    b.max_fold_rows = static_cast<size_t>(rows);
+  }
+  return b;
+}
+
 double PromotionMargin(const training::v1::StartRunRequest& request,
                        const PipelineOptions& options) {
   return request.promotion_margin() != 0 ? request.promotion_margin() : options.promotion_margin;
@@ -79,6 +113,12 @@ absl::Status ValidatePipelineOptions(const PipelineOptions& o) {
   if (!(o.holdout_fraction >= 0 && o.holdout_fraction < 1)) {
     return absl::InvalidArgumentError("--holdout_fraction must be in [0, 1)");
   }
+  if (o.backtest.blocks < 0 || o.backtest.blocks > 10) {
+    return absl::InvalidArgumentError("--backtest_blocks must be in [0, 10]");
+  }
+  if (o.backtest.min_block_frauds < 0) {
+    return absl::InvalidArgumentError("--backtest_min_frauds must be >= 0");
+  }
   return absl::OkStatus();
 }
 
@@ -89,6 +129,7 @@ absl::StatusOr<RunSettings> ResolveRun(const training::v1::StartRunRequest& requ
   FRAUD_ASSIGN_OR_RETURN(s.validation_fraction, ValidationFraction(request, options));
   FRAUD_ASSIGN_OR_RETURN(s.holdout_fraction, HoldoutFraction(request, options));
   s.promotion_margin = PromotionMargin(request, options);
+  FRAUD_ASSIGN_OR_RETURN(s.backtest, Backtest(request, options));
   return s;
 }
 
@@ -136,15 +177,16 @@ absl::StatusOr<std::vector<model::CandidateSpec>> BuildCandidates(
       FRAUD_ASSIGN_OR_RETURN(max_epochs, PositiveInt(key, value));
     } else if (key == "threads") {
       FRAUD_ASSIGN_OR_RETURN(threads, PositiveInt(key, value));
-    } else if (key == "validation_fraction" || key == "holdout_fraction") {
+    } else if (IsRunLevelParam(key)) {
       // Run-level settings, validated by ResolveRunParams.
     } else {
       const size_t dot = key.find('.');
       if (dot == std::string::npos || dot + 1 == key.size()) {
         return absl::InvalidArgumentError(absl::StrCat(
             "unknown parameter '", key,
-            "' (expected grid, max_epochs, threads, validation_fraction, holdout_fraction or "
-            "<family>.<param>, for example mlp.epochs)"));
+            "' (expected grid, max_epochs, threads, validation_fraction, holdout_fraction, "
+            "backtest_blocks, backtest_min_frauds, backtest_max_fold_rows or <family>.<param>, "
+            "for example mlp.epochs)"));
       }
       absl::StatusOr<ModelFamily> f = model::ParseFamily(key.substr(0, dot));
       if (!f.ok() || *f == common::v1::MODEL_FAMILY_UNSPECIFIED) {
@@ -190,6 +232,9 @@ absl::StatusOr<std::map<std::string, std::string>> ResolveRunParams(
   out["candidates"] = absl::StrCat(specs.size());
   out["validation_fraction"] = absl::StrCat(settings.validation_fraction);
   out["promotion_margin"] = absl::StrCat(settings.promotion_margin);
+  out["backtest_blocks"] = absl::StrCat(settings.backtest.blocks);
+  out["backtest_min_frauds"] = absl::StrCat(settings.backtest.min_block_frauds);
+  out["backtest_max_fold_rows"] = absl::StrCat(settings.backtest.max_fold_rows);
   if (request.no_promote()) out["no_promote"] = "true";
   const bool named_comparison = !request.comparison_upload_ids().empty() ||
                                 request.comparison_time_max() > request.comparison_time_min();

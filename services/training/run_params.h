@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "fraud/training/v1/training.pb.h"
 #include "services/common/model/trainer.h"
+#include "services/training/backtest.h"
 
 namespace fraud::training {
 
@@ -36,6 +37,8 @@ struct PipelineOptions {
   // validation window and holdout. Bounds a run's memory whatever storage holds (0 = no limit);
   // see SplitOptions::max_pool_rows.
   int64_t max_train_rows = 0;
+  // How candidates are chosen (backtest.h); blocks = 0 selects on the validation window.
+  BacktestOptions backtest;
   // Bootstrap resamples of the comparison AUPRC interval.
   int comparison_bootstrap = 200;
   // Actor recorded in the champion history.
@@ -52,6 +55,7 @@ struct RunSettings {
   double validation_fraction = 0;
   double holdout_fraction = 0;
   double promotion_margin = 0;
+  BacktestOptions backtest;
 };
 
 // The settings of `request` on a server with `options`; InvalidArgument as BuildCandidates, or for
@@ -65,7 +69,8 @@ absl::StatusOr<RunSettings> ResolveRun(const training::v1::StartRunRequest& requ
 //   "max_epochs" = N           caps each family's epoch-like parameter (Family::epoch_param)
 //   "threads" = N
 //   "<family>.<param>" = V     sets a library parameter for that family's candidates
-// Run-level params ("validation_fraction", "holdout_fraction") are accepted and ignored here.
+// Run-level params ("validation_fraction", "holdout_fraction", "backtest_blocks",
+// "backtest_min_frauds", "backtest_max_fold_rows") are accepted and ignored here.
 // InvalidArgument for an unknown family, a malformed value or an unknown key.
 absl::StatusOr<std::vector<model::CandidateSpec>> BuildCandidates(
     const training::v1::StartRunRequest& request, const PipelineOptions& options);

@@ -102,6 +102,22 @@ absl::StatusOr<Interval> BootstrapAveragePrecision(absl::Span<const float> score
                                                    double confidence = 0.95,
                                                    absl::Span<const double> weights = {});
 
+// Paired bootstrap of the AUPRC difference between two models scored on the same rows:
+// each resample draws the rows once (with replacement) and scores both models on that draw, so
+// the interval reflects the rows' shared difficulty, not two independent noises. `difference`
+// is AP(a) - AP(b) on all rows; `share_a_better` is the fraction of resamples where a > b.
+struct PairedDifference {
+  double difference = 0;
+  double low = 0;
+  double high = 0;
+  double share_a_better = 0;
+  int resamples = 0;
+};
+absl::StatusOr<PairedDifference> PairedBootstrapAveragePrecision(
+    absl::Span<const float> scores_a, absl::Span<const float> scores_b,
+    absl::Span<const int32_t> labels, int resamples = 1000, uint64_t seed = 1,
+    double confidence = 0.95, absl::Span<const double> weights = {});
+
 // The threshold that maximises F1 on (validation) data: one of the scores, the highest among
 // equally good ones (fewest alerts). FailedPrecondition without positives.
 absl::StatusOr<double> SelectThresholdMaxF1(absl::Span<const float> scores,

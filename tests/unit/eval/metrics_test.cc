@@ -299,6 +299,56 @@ TEST(BootstrapTest, IsSeededAndBracketsThePointEstimate) {
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+TEST(PairedBootstrapTest, AModelAgainstItselfDiffersByExactlyZero) {
+  std::vector<int32_t> labels;
+  for (int i = 0; i < 1000; ++i) labels.push_back(i % 20 == 0 ? 1 : 0);
+  const std::vector<float> scores = NoisyScores(labels, 5);
+  absl::StatusOr<PairedDifference> d = PairedBootstrapAveragePrecision(scores, scores, labels, 100);
+  ASSERT_THAT(d, IsOk());
+  EXPECT_EQ(d->difference, 0);
+  EXPECT_EQ(d->low, 0);
+  EXPECT_EQ(d->high, 0);
+  EXPECT_EQ(d->share_a_better, 0);
+  EXPECT_EQ(d->resamples, 100);
+}
+
+TEST(PairedBootstrapTest, PairingNarrowsTheIntervalOfACloseDifference) {
+  // b is a with a little extra noise: the two AUPRCs move together across resamples, so the
+  // paired interval of their difference is much narrower than the two marginal intervals.
+  std::vector<int32_t> labels;
+  for (int i = 0; i < 3000; ++i) labels.push_back(i % 15 == 0 ? 1 : 0);
+  const std::vector<float> a = NoisyScores(labels, 7);
+  std::vector<float> b = a;
+  std::mt19937 rng(9);
+  std::normal_distribution<float> noise(0.0f, 0.3f);
+  for (float& x : b) x += noise(rng);
+  absl::StatusOr<PairedDifference> d = PairedBootstrapAveragePrecision(a, b, labels, 300, 11);
+  ASSERT_THAT(d, IsOk());
+  EXPECT_NEAR(d->difference, *AveragePrecision(a, labels) - *AveragePrecision(b, labels), 1e-12);
+  EXPECT_GT(d->difference, 0);  // the noisier copy ranks worse
+  EXPECT_LT(d->low, d->difference);
+  EXPECT_GT(d->high, d->difference);
+  absl::StatusOr<Interval> ia = BootstrapAveragePrecision(a, labels, 300, 11);
+  ASSERT_THAT(ia, IsOk());
+  EXPECT_LT(d->high - d->low, 0.5 * (ia->high - ia->low));
+  EXPECT_GT(d->share_a_better, 0.5);
+  // Seeded: the same call gives the same interval.
+  EXPECT_EQ(PairedBootstrapAveragePrecision(a, b, labels, 300, 11)->low, d->low);
+}
+
+TEST(PairedBootstrapTest, RejectsMismatchedOrUnusableInputs) {
+  const std::vector<int32_t> labels = {0, 1, 0, 1};
+  const std::vector<float> a = {0.1f, 0.9f, 0.2f, 0.8f};
+  const std::vector<float> short_b = {0.1f, 0.9f};
+  EXPECT_THAT(PairedBootstrapAveragePrecision(a, short_b, labels),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(PairedBootstrapAveragePrecision(a, a, labels, 0),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  const std::vector<int32_t> no_fraud = {0, 0, 0, 0};
+  EXPECT_THAT(PairedBootstrapAveragePrecision(a, a, no_fraud),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
 TEST(ClassificationMetricsTest, FillsEveryField) {
   MetricsOptions options;
   options.threshold = 0.65;

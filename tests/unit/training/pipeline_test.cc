@@ -102,18 +102,45 @@ TEST_F(PipelineTest, FirstRunRegistersPromotesAndReloadsVersionOne) {
   EXPECT_EQ(run.challenger_comparison().rows(), 1500);
   EXPECT_GT(run.challenger_comparison().auprc(), 0.1);
   EXPECT_GT(run.challenger_comparison().auprc_ci_high(), 0);
-  // The candidate is tracked with its curve, metrics, time and memory.
-  ASSERT_EQ(run.candidates_size(), 1);
-  const storage_pb::Candidate& c = run.candidates(0);
+  // The configuration is backtested block by block (the validation window's 1000 rows hold
+  // ~30 frauds: at most 3 blocks of >= 10), then refit; both are tracked with curve, metrics,
+  // time and memory, and the refit is the selected model.
+  EXPECT_THAT(run.params().at("selection"), HasSubstr("backtest over "));
+  ASSERT_EQ(run.candidates_size(), 2);
+  const storage_pb::Candidate& backtested = run.candidates(0);
+  EXPECT_FALSE(backtested.selected());
+  ASSERT_GE(backtested.backtest_size(), 1);
+  double sum = 0;
+  double worst = 1;
+  double previous_end = 0;
+  for (const storage_pb::BacktestBlock& b : backtested.backtest()) {
+    EXPECT_TRUE(b.error().empty()) << b.error();
+    EXPECT_GE(b.frauds(), 10);
+    EXPECT_GT(b.auprc(), 0);
+    EXPECT_GE(b.time_min(), previous_end);  // oldest block first, disjoint
+    previous_end = b.time_max();
+    EXPECT_GT(b.train_rows(), 0);
+    EXPECT_EQ(b.normal_sample_rate(), 1);  // 5000 rows: under the fold row limit
+    sum += b.auprc();
+    worst = std::min(worst, b.auprc());
+  }
+  EXPECT_NEAR(backtested.backtest_mean_auprc(), sum / backtested.backtest_size(), 1e-12);
+  EXPECT_DOUBLE_EQ(backtested.backtest_worst_auprc(), worst);
+  const storage_pb::Candidate& c = run.candidates(1);
+  EXPECT_TRUE(c.is_refit());
+  EXPECT_EQ(c.refit_of(), 0);
   EXPECT_EQ(c.family(), common::v1::MODEL_FAMILY_LOGREG);
   EXPECT_TRUE(c.selected());
   EXPECT_GE(c.curve_size(), 1);
   EXPECT_LE(c.curve_size(), 3);
   EXPECT_GT(c.validation_metrics().auprc(), 0);
   EXPECT_GT(c.validation_metrics().pr_curve_size(), 1);
+  // The refit early-stopped on the newest block only.
+  EXPECT_EQ(c.validation_metrics().rows(), backtested.backtest().rbegin()->rows());
   EXPECT_GT(c.train_seconds(), 0);
   EXPECT_GT(c.peak_rss_bytes(), 0);
   EXPECT_EQ(c.params().at("epochs"), "3");
+  EXPECT_EQ(run.progress().candidates_done(), 2);
   EXPECT_EQ(run.params().at("data.max_upload_id"), std::to_string(comparison_));
   // The artifact is complete and registered with lineage and comparison metrics.
   EXPECT_THAT(DirEntries(options_.model_dir), ElementsAre("1"));
@@ -135,6 +162,52 @@ TEST_F(PipelineTest, FirstRunRegistersPromotesAndReloadsVersionOne) {
   EXPECT_EQ(sink.run.progress().phase(), "done");
   EXPECT_THAT(sink.phases, ::testing::IsSupersetOf({"loading", "training", "evaluating",
                                                     "publishing", "done"}));
+}
+
+TEST_F(PipelineTest, BacktestOffSelectsOnTheValidationWindow) {
+  RecordingSink sink;
+  training::v1::StartRunRequest request = Request();
+  (*request.mutable_params())["backtest_blocks"] = "0";
+  FRAUD_ASSERT_OK(Run(request, &sink));
+  const storage_pb::TrainingRun& run = sink.run;
+  EXPECT_EQ(run.params().at("selection"), "validation window (backtest off)");
+  ASSERT_EQ(run.candidates_size(), 1);
+  const storage_pb::Candidate& c = run.candidates(0);
+  EXPECT_TRUE(c.selected());
+  EXPECT_FALSE(c.is_refit());
+  EXPECT_EQ(c.backtest_size(), 0);
+  EXPECT_EQ(c.validation_metrics().rows(), run.lineage().validation_rows());
+  EXPECT_EQ(run.model_version(), 1);
+}
+
+TEST_F(PipelineTest, TooFewFraudsForABlockFallsBackToTheValidationWindow) {
+  RecordingSink sink;
+  training::v1::StartRunRequest request = Request();
+  (*request.mutable_params())["backtest_min_frauds"] = "1000";
+  FRAUD_ASSERT_OK(Run(request, &sink));
+  EXPECT_THAT(sink.run.params().at("selection"), HasSubstr("too few frauds"));
+  ASSERT_EQ(sink.run.candidates_size(), 1);
+  EXPECT_TRUE(sink.run.candidates(0).selected());
+}
+
+TEST_F(PipelineTest, TheRefitIsTheConfigurationWithTheBestMeanBlockAuprc) {
+  RecordingSink sink;
+  training::v1::StartRunRequest request = Request();
+  request.add_families("mlp");
+  (*request.mutable_params())["grid"] = "small";
+  FRAUD_ASSERT_OK(Run(request, &sink));
+  const storage_pb::TrainingRun& run = sink.run;
+  ASSERT_EQ(run.candidates_size(), 3);  // logreg, mlp, then the refit
+  const storage_pb::Candidate& refit = run.candidates(2);
+  ASSERT_TRUE(refit.is_refit());
+  EXPECT_TRUE(refit.selected());
+  const int chosen = refit.refit_of();
+  const int other = 1 - chosen;
+  ASSERT_TRUE(chosen == 0 || chosen == 1);
+  EXPECT_EQ(refit.family(), run.candidates(chosen).family());
+  EXPECT_GE(run.candidates(chosen).backtest_mean_auprc(),
+            run.candidates(other).backtest_mean_auprc());
+  EXPECT_EQ(run.candidates(0).backtest_size(), run.candidates(1).backtest_size());
 }
 
 TEST_F(PipelineTest, HugeMarginRegistersButKeepsTheChampion) {

@@ -56,6 +56,15 @@ TEST(DecideGateTest, MarginMustBeCleared) {
   EXPECT_FALSE(DecideGate(Input(1.0, 0.01, 10.0)).promote);
 }
 
+TEST(DecideGateTest, ThePairedDifferenceIsReportedBesideTheDecision) {
+  GateInput in = Input(0.82, 0.78, 0.0);
+  in.difference = eval::PairedDifference{0.04, -0.01, 0.09, 0.84, 200};
+  GateDecision d = DecideGate(in);
+  EXPECT_TRUE(d.promote);
+  EXPECT_THAT(d.reason, HasSubstr("paired difference +0.0400 (95% -0.0100..+0.0900, challenger "
+                                  "better in 84% of 200 resamples)"));
+}
+
 TEST(DecideGateTest, NoChampionMeansPromotion) {
   GateInput in;
   in.challenger = Auprc(0.1);

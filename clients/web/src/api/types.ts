@@ -196,6 +196,25 @@ export interface EpochPoint {
   validationAuprc?: Double;
 }
 
+export interface PairedComparison {
+  difference?: Double;
+  ciLow?: Double;
+  ciHigh?: Double;
+  shareBetter?: Double;
+  resamples?: number;
+}
+
+export interface BacktestBlock {
+  timeMin?: Double;
+  timeMax?: Double;
+  rows?: Int64;
+  frauds?: Int64;
+  trainRows?: Int64;
+  normalSampleRate?: Double;
+  auprc?: Double;
+  error?: string;
+}
+
 export interface Candidate {
   name?: string;
   family?: ModelFamily;
@@ -205,6 +224,11 @@ export interface Candidate {
   trainSeconds?: Double;
   peakRssBytes?: Int64;
   selected?: boolean;
+  backtest?: BacktestBlock[];
+  backtestMeanAuprc?: Double;
+  backtestWorstAuprc?: Double;
+  refitOf?: number;
+  isRefit?: boolean;
 }
 
 export interface RunProgress {
@@ -233,6 +257,7 @@ export interface TrainingRun {
   promoted?: boolean;
   challengerComparison?: ClassificationMetrics;
   championComparison?: ClassificationMetrics;
+  comparisonDifference?: PairedComparison;
   championVersionBefore?: Int64;
   message?: string;
 }

@@ -93,6 +93,49 @@ describe('TrainingPage', () => {
     expect(loss.querySelectorAll('path.series')).toHaveLength(2);
     expect(es.closed).toBe(true);
   });
+  it('shows how the run selected: each configuration\'s backtest blocks, then the refit', async () => {
+    const backtested: TrainingRun = {
+      ...finished,
+      params: { selection: 'backtest over 3 block(s)' },
+      challengerComparison: { auprc: 0.82, rows: '1000', positives: '20' },
+      championComparison: { auprc: 0.78, rows: '1000', positives: '20' },
+      championVersionBefore: '3',
+      comparisonDifference: { difference: 0.04, ciLow: -0.01, ciHigh: 0.09, shareBetter: 0.84, resamples: 200 },
+      candidates: [
+        {
+          name: 'xgboost eta=0.1',
+          family: 'MODEL_FAMILY_XGBOOST',
+          validationMetrics: { auprc: 0.7 },
+          backtest: [
+            { timeMin: 100, timeMax: 200, rows: '1000', frauds: '12', trainRows: '5000', auprc: 0.9 },
+            { timeMin: 200, timeMax: 300, rows: '1000', frauds: '11', trainRows: '6000', auprc: 0.8 },
+            { timeMin: 300, timeMax: 400, rows: '1000', frauds: '10', trainRows: '7000', error: 'boom' },
+          ],
+          backtestMeanAuprc: 0.5667,
+          // backtestWorstAuprc 0 is left out of proto3 JSON
+        },
+        { name: 'xgboost eta=0.1 (refit)', family: 'MODEL_FAMILY_XGBOOST', isRefit: true, selected: true },
+      ],
+    };
+    const f = routeFetch({
+      'GET /api/v1/training/runs': { body: { runs: [backtested] } },
+      'GET /api/v1/training/runs/7': { body: { run: backtested } },
+      'GET /api/v1/models': { body: { models } },
+    });
+    renderWithApi(<TrainingPage runId="7" />, makeClient(f.fetch));
+    expect(await screen.findByText('backtest over 3 block(s)')).toBeInTheDocument();
+    const table = screen.getByRole('table', { name: 'Candidates' });
+    const cell = within(table).getByText('0.5667 / 0.0000 (3 blocks)');
+    expect(cell).toHaveAttribute(
+      'title',
+      'block 1: Time 100..200, 1000 rows / 12 frauds, trained on 5000 rows: AUPRC 0.9000\n' +
+        'block 2: Time 200..300, 1000 rows / 11 frauds, trained on 6000 rows: AUPRC 0.8000\n' +
+        'block 3: Time 300..400, 1000 rows / 10 frauds, trained on 7000 rows: failed (boom)',
+    );
+    expect(table).toHaveTextContent('xgboost eta=0.1 (refit) selected');
+    expect(screen.getByTestId('paired-difference')).toHaveTextContent('+0.0400 (95% −0.0100..+0.0900)');
+    expect(screen.getByText(/challenger better in 84% of 200 resamples/)).toBeInTheDocument();
+  });
 });
 
 describe('ReplayChart', () => {

@@ -15,9 +15,10 @@ import {
   int64,
   nonZero,
   num,
+  num0,
   runStatusName,
 } from '../api/format';
-import type { Candidate, ModelVersion, TrainingRun } from '../api/types';
+import type { Candidate, Double, ModelVersion, TrainingRun } from '../api/types';
 import { LineChart } from '../charts/LineChart';
 import { describeError, ErrorBox, Loading, ProgressBar } from '../components/Status';
 import { useAsync } from '../hooks';
@@ -112,6 +113,25 @@ function StartRunForm({ onStarted }: { onStarted: (run: TrainingRun) => void }) 
       </div>
     </form>
   );
+}
+
+// +0.0123 / -0.0100 (a difference's sign always shown).
+function fmtSigned(v: Double | undefined): string {
+  const n = num0(v);
+  return `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(4)}`;
+}
+
+// One line per backtest block, for the cell's tooltip.
+function backtestTitle(c: Candidate): string | undefined {
+  if (!c.backtest || c.backtest.length === 0) return undefined;
+  return c.backtest
+    .map(
+      (b, i) =>
+        `block ${i + 1}: Time ${num(b.timeMin).toFixed(0)}..${num(b.timeMax).toFixed(0)}, ` +
+        `${num(b.rows)} rows / ${num(b.frauds)} frauds, trained on ${num(b.trainRows)} rows: ` +
+        (b.error ? `failed (${b.error})` : `AUPRC ${fmtNum(b.auprc)}`),
+    )
+    .join('\n');
 }
 
 function CandidateCurves({ c }: { c: Candidate }) {
@@ -288,6 +308,23 @@ function RunDetails({ runId }: { runId: string }) {
           <strong>{fmtRankMetric(run.challengerComparison, run.challengerComparison?.auprc)}</strong>
           {' vs '}champion{nonZero(run.championVersionBefore) ? ` v${int64(run.championVersionBefore)}` : ''}{' '}
           <strong>{fmtRankMetric(run.championComparison, run.championComparison?.auprc)}</strong>
+          {run.comparisonDifference && (
+            <>
+              {' · paired difference '}
+              <strong data-testid="paired-difference">
+                {fmtSigned(run.comparisonDifference.difference)} (95%{' '}
+                {fmtSigned(run.comparisonDifference.ciLow)}..{fmtSigned(run.comparisonDifference.ciHigh)})
+              </strong>
+              {`, challenger better in ${(100 * num0(run.comparisonDifference.shareBetter)).toFixed(0)}% of ${
+                run.comparisonDifference.resamples ?? 0
+              } resamples`}
+            </>
+          )}
+        </p>
+      )}
+      {run.params?.selection && (
+        <p>
+          Selection: <strong>{run.params.selection}</strong>
         </p>
       )}
       {candidates.length > 0 && (
@@ -301,6 +338,9 @@ function RunDetails({ runId }: { runId: string }) {
                   <th scope="col">Family</th>
                   <th scope="col" className="num">
                     Val. AUPRC
+                  </th>
+                  <th scope="col" className="num" title="Rolling-origin backtest: each time block scored by the configuration trained on the rows before it">
+                    Backtest AUPRC (mean / worst)
                   </th>
                   <th scope="col" className="num">
                     ROC-AUC
@@ -324,6 +364,11 @@ function RunDetails({ runId }: { runId: string }) {
                     </td>
                     <td>{familyName(c.family)}</td>
                     <td className="num">{fmtRankMetric(c.validationMetrics, c.validationMetrics?.auprc)}</td>
+                    <td className="num" title={backtestTitle(c)}>
+                      {c.backtest && c.backtest.length > 0
+                        ? `${fmtNum(c.backtestMeanAuprc ?? 0)} / ${fmtNum(c.backtestWorstAuprc ?? 0)} (${c.backtest.length} blocks)`
+                        : '—'}
+                    </td>
                     <td className="num">{fmtRankMetric(c.validationMetrics, c.validationMetrics?.rocAuc)}</td>
                     <td className="num">{c.validationMetrics ? fmtNum(c.validationMetrics.f1) : '—'}</td>
                     <td className="num">{Number.isFinite(num(c.trainSeconds)) ? `${num(c.trainSeconds).toFixed(1)} s` : '—'}</td>
