@@ -290,12 +290,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "fraud-bench-footprint: fraud-gateway is not built\n");
     return 1;
   }
-  absl::Status started = c.Start();
-  if (started.ok()) {
-    started = c.process("inference").WaitHealthy(absl::Minutes(5),
-                                                 testing::ServiceProcess::Health::kReady);
-  }
-  if (!started.ok()) {
+  if (absl::Status started = c.StartServing(absl::Minutes(5)); !started.ok()) {
     std::fprintf(stderr, "fraud-bench-footprint: constellation: %s\n", started.ToString().c_str());
     return 1;
   }

@@ -316,12 +316,7 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr, "fraud-bench-load: fraud-gateway is not built\n");
       return 1;
     }
-    absl::Status s = c->Start();
-    if (s.ok()) {
-      s = c->process("inference").WaitHealthy(absl::Seconds(120),
-                                              testing::ServiceProcess::Health::kReady);
-    }
-    if (!s.ok()) {
+    if (absl::Status s = c->StartServing(absl::Seconds(120)); !s.ok()) {
       std::fprintf(stderr, "fraud-bench-load: constellation: %s\n", s.ToString().c_str());
       return 1;
     }

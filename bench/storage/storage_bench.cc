@@ -19,14 +19,8 @@
 // a private schema bench_storage_<pid> that it drops at the end.
 // Usage: fraud-bench-storage [--uri URI] [--file CSV] [--runs N] [--dir TMPDIR]
 //                            [--server PATH/TO/fraud-storage] [--batch_rows N]
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -45,8 +39,7 @@
 #include "services/common/csv/csv_reader.h"
 #include "services/common/csv/synthetic_generator.h"
 #include "services/common/rpc/channel.h"
-
-extern char** environ;
+#include "tests/testing/process_constellation.h"
 
 namespace fraud::storage {
 namespace {
@@ -113,23 +106,6 @@ void Exec(const std::string& uri, const std::string& sql) {
   pqxx::connection c(uri);
   pqxx::nontransaction t(c);
   t.exec(sql);
-}
-
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    close(fd);
-    return -1;
-  }
-  const int port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
 }
 
 // Samples a process's VmRSS every 10 ms while running; max() is the peak seen.
@@ -289,21 +265,19 @@ int Run(const Args& args) {
   }
 
   // The service as a child process, so its memory is measured alone.
-  const int port = FreePort();
-  std::vector<std::string> argv_s = {args.server,
-                                     "--database_url=" + uri,
-                                     "--host=127.0.0.1",
-                                     absl::StrCat("--port=", port),
-                                     "--metrics_port=-1",
-                                     "--log_level=warning"};
-  std::vector<char*> child_argv;
-  for (auto& s : argv_s) child_argv.push_back(s.data());
-  child_argv.push_back(nullptr);
-  pid_t pid = 0;
-  if (posix_spawn(&pid, args.server.c_str(), nullptr, nullptr, child_argv.data(), environ) != 0) {
+  // No metrics port, hence no /healthz: readiness is a first successful RPC. Its output goes to
+  // our stderr.
+  const int port = ::fraud::testing::FreePort();
+  ::fraud::testing::ServiceProcess server(
+      "storage", args.server,
+      {"--database_url=" + uri, "--host=127.0.0.1", absl::StrCat("--port=", port),
+       "--metrics_port=-1", "--log_level=warning"},
+      "/dev/stderr", 0, ::fraud::testing::ServiceProcess::Health::kListening);
+  if (!server.Spawn().ok()) {
     std::fprintf(stderr, "cannot start %s\n", args.server.c_str());
     return 1;
   }
+  const int pid = server.pid();
   auto channel = rpc::MakeChannel({absl::StrCat("127.0.0.1:", port)});
   auto stub = v1::StorageService::NewStub(channel);
   bool ready = false;
@@ -441,9 +415,7 @@ int Run(const Args& args) {
     }
   }
 
-  kill(pid, SIGTERM);
-  int wstatus = 0;
-  waitpid(pid, &wstatus, 0);
+  (void)server.Stop(absl::Minutes(1));
   try {
     Exec(args.uri, absl::StrCat("DROP SCHEMA ", schema, " CASCADE"));
   } catch (const std::exception& e) {

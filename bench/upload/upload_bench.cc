@@ -20,13 +20,6 @@
 //   concurrent_uploads_stored 8 concurrent uploads of 10,000 rows, each stored exactly once
 //                             (counted in the database); floor: 8
 // Flags: --runs=3 --rows=284807 --big_factor=4 (0 skips the 4x file) --keep (keep logs/db).
-#include <arpa/inet.h>
-#include <httplib.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -48,70 +41,13 @@
 #include "bench/common/bench_util.h"
 #include "bench/common/service_bench.h"
 #include "services/common/csv/synthetic_generator.h"
-
-extern char** environ;
+#include "tests/testing/process_constellation.h"
 
 namespace fraud::bench {
 namespace {
 
 using json = nlohmann::json;
 namespace fs = std::filesystem;
-
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// A child process with its output in a log file; SIGTERM and wait on destruction.
-class Child {
- public:
-  Child(const std::string& name, const std::string& binary, std::vector<std::string> args,
-        const fs::path& log)
-      : name_(name) {
-    args.insert(args.begin(), binary);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    if (posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(), environ) != 0) {
-      pid_ = 0;
-    }
-    posix_spawn_file_actions_destroy(&actions);
-  }
-  ~Child() { Stop(); }
-  void Stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    for (int i = 0; i < 150; ++i) {
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = 0;
-        return;
-      }
-      absl::SleepFor(absl::Milliseconds(100));
-    }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, &status, 0);
-    pid_ = 0;
-  }
-  bool alive() const { return pid_ > 0 && ::kill(pid_, 0) == 0; }
-  int pid() const { return pid_; }
-  const std::string& name() const { return name_; }
-
- private:
-  std::string name_;
-  pid_t pid_ = 0;
-};
 
 int64_t Scalar(const std::string& uri, const std::string& sql) {
   pqxx::connection c(uri);
@@ -138,11 +74,13 @@ double PsqlCopySeconds(const std::string& uri, const fs::path& file, const fs::p
   const std::string cmd =
       absl::StrCat("\\copy bench_floor FROM '", file.string(), "' WITH (FORMAT csv, HEADER true)");
   const double start = NowSeconds();
-  Child psql("psql", "/usr/bin/psql", {uri, "-v", "ON_ERROR_STOP=1", "-q", "-c", cmd}, log);
-  int status = 0;
-  ::waitpid(psql.pid(), &status, 0);
+  testing::ServiceProcess psql("psql", "/usr/bin/psql",
+                               {uri, "-v", "ON_ERROR_STOP=1", "-q", "-c", cmd}, log.string(), 0,
+                               testing::ServiceProcess::Health::kListening);
+  if (!psql.Spawn().ok()) return -1;
+  const absl::StatusOr<int> exit_code = psql.Wait(absl::InfiniteDuration());
   const double seconds = NowSeconds() - start;
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
+  if (!exit_code.ok() || *exit_code != 0) return -1;
   return seconds;
 }
 
@@ -169,19 +107,10 @@ int Run(int argc, char** argv) {
   (void)absl::SimpleAtoi(Flag(argc, argv, "rows", "284807"), &rows);
   (void)absl::SimpleAtoi(Flag(argc, argv, "big_factor", "4"), &big_factor);
   const bool keep = Flag(argc, argv, "keep", "false") == "true";
-  const char* bin_env = std::getenv("FRAUD_BIN_DIR");
-  const fs::path bin =
-      bin_env ? fs::path(bin_env) : fs::read_symlink("/proc/self/exe").parent_path();
-  for (const char* b :
-       {"fraud-storage", "fraud-inference", "fraud-training", "fraud-ingest", "fraud-gateway"}) {
-    if (!fs::exists(bin / b)) {
-      std::fprintf(stderr, "fraud-bench-upload: %s missing in %s (build it or set FRAUD_BIN_DIR)\n",
-                   b, bin.c_str());
-      return 1;
-    }
-  }
+  const std::string bin =
+      testing::BinDir(fs::read_symlink("/proc/self/exe").parent_path().string());
   const fs::path work = fs::temp_directory_path() / absl::StrCat("fraud-bench-upload-", ::getpid());
-  fs::create_directories(work / "models");
+  fs::create_directories(work);
   const std::string db = absl::StrCat("fraud_bench_", ::getpid());
   const std::string uri = WithDatabase(base_uri, db);
   try {
@@ -195,72 +124,35 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
-  // Ports and children, in dependency order.
-  const int storage_port = FreePort(), inference_port = FreePort(), training_port = FreePort(),
-            ingest_port = FreePort(), gateway_port = FreePort();
-  const int storage_mport = FreePort(), inference_mport = FreePort(), training_mport = FreePort(),
-            ingest_mport = FreePort();
-  auto target = [](int p) { return absl::StrCat("127.0.0.1:", p); };
-  auto common = [&](int port, int mport) {
-    return std::vector<std::string>{"--host=127.0.0.1", absl::StrCat("--port=", port),
-                                    absl::StrCat("--metrics_port=", mport), "--log_level=warning"};
+  // The services (logs in `work`). Training bootstraps a quick logistic model; the upload starts
+  // once every service is SERVING (inference only serves with a model loaded).
+  testing::ConstellationOptions o;
+  o.bin_dir = bin;
+  o.work_dir = work.string();
+  o.database_url = uri;
+  for (const std::string& name : o.services) o.extra_flags[name] = {"--log_level=warning"};
+  auto add = [&o](const std::string& name, std::vector<std::string> flags) {
+    o.extra_flags[name].insert(o.extra_flags[name].end(), flags.begin(), flags.end());
   };
-  std::vector<std::unique_ptr<Child>> children;
-  auto start = [&](const std::string& name, std::vector<std::string> args) {
-    children.push_back(std::make_unique<Child>(name, (bin / ("fraud-" + name)).string(),
-                                               std::move(args), work / (name + ".log")));
-    return children.back().get();
-  };
-  auto with = [](std::vector<std::string> a, std::vector<std::string> b) {
-    a.insert(a.end(), b.begin(), b.end());
-    return a;
-  };
-  start("storage", with(common(storage_port, storage_mport), {"--database_url=" + uri}));
-  absl::SleepFor(absl::Seconds(1));
-  Child* inference = start("inference", with(common(inference_port, inference_mport),
-                                             {"--model_dir=" + (work / "models").string(),
-                                              "--storage_target=" + target(storage_port)}));
-  start("training", with(common(training_port, training_mport),
-                         {"--model_dir=" + (work / "models").string(),
-                          "--storage_target=" + target(storage_port),
-                          "--inference_target=" + target(inference_port), "--auto_train=false",
-                          "--bootstrap_rows=20000", "--families=logreg"}));
-  Child* ingest = start("ingest", with(common(ingest_port, ingest_mport),
-                                       {"--storage_target=" + target(storage_port),
-                                        "--inference_target=" + target(inference_port),
-                                        "--max_upload_bytes=8589934592"}));
-  Child* gateway = start(
-      "gateway",
-      {"--host=127.0.0.1", absl::StrCat("--port=", gateway_port), "--log_level=warning",
-       "--ingest_target=" + target(ingest_port), "--storage_target=" + target(storage_port),
-       "--inference_target=" + target(inference_port), "--training_target=" + target(training_port),
-       "--max_upload_bytes=8589934592", "--max_concurrent_uploads=8", "--rate_limit_rps=0"});
-  (void)inference;
-
-  // Every service SERVING (inference only once the bootstrap model is loaded).
-  httplib::Client probe("127.0.0.1", gateway_port);
-  probe.set_read_timeout(5, 0);
-  bool ready = false;
-  std::string last_health;
-  const double wait_start = NowSeconds();
-  while (!ready && NowSeconds() - wait_start < 900) {
-    for (const auto& c : children) {
-      if (!c->alive()) {
-        std::fprintf(stderr, "fraud-bench-upload: %s exited; see %s\n", c->name().c_str(),
-                     (work / (c->name() + ".log")).c_str());
-        return 1;
-      }
-    }
-    auto r = probe.Get("/api/v1/health");
-    if (r) last_health = r->body;
-    ready = r && r->status == 200;
-    if (!ready) absl::SleepFor(absl::Milliseconds(500));
-  }
-  if (!ready) {
-    std::fprintf(stderr, "fraud-bench-upload: services not ready after 900 s: %s\n",
-                 last_health.c_str());
+  add("training", {"--auto_train=false", "--bootstrap_rows=20000", "--families=logreg"});
+  add("ingest", {"--max_upload_bytes=8589934592"});
+  add("gateway",
+      {"--max_upload_bytes=8589934592", "--max_concurrent_uploads=8", "--rate_limit_rps=0"});
+  testing::ProcessConstellation c(o);
+  if (c.names().size() != o.services.size()) {
+    std::fprintf(stderr,
+                 "fraud-bench-upload: a service is missing in %s (build it or set "
+                 "FRAUD_BIN_DIR)\n",
+                 bin.c_str());
     return 1;
   }
+  const double wait_start = NowSeconds();
+  if (absl::Status s = c.StartServing(absl::Seconds(900)); !s.ok()) {
+    std::fprintf(stderr, "fraud-bench-upload: services not ready: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  const int gateway_port = c.port("gateway");
+  const int gateway_pid = c.process("gateway").pid(), ingest_pid = c.process("ingest").pid();
   std::fprintf(stderr, "fraud-bench-upload: constellation ready after %.1f s\n",
                NowSeconds() - wait_start);
 
@@ -274,7 +166,7 @@ int Run(int argc, char** argv) {
   (void)PsqlCopySeconds(uri, file, work / "psql.log");
 
   std::vector<double> e2e, floor, rss_gw, rss_ingest;
-  const long idle_gw = RssBytes(gateway->pid()), idle_ingest = RssBytes(ingest->pid());
+  const long idle_gw = RssBytes(gateway_pid), idle_ingest = RssBytes(ingest_pid);
   int rc = 0;
   json last_summary;
   for (int i = 0; i < runs; ++i) {
@@ -285,9 +177,9 @@ int Run(int argc, char** argv) {
       return 1;
     }
     floor.push_back(f);
-    ResetPeak(gateway->pid());
-    ResetPeak(ingest->pid());
-    RssSampler sampler({gateway->pid(), ingest->pid()});
+    ResetPeak(gateway_pid);
+    ResetPeak(ingest_pid);
+    RssSampler sampler({gateway_pid, ingest_pid});
     UploadOutcome u = UploadFile(gateway_port, file, "full.csv");
     std::vector<long> peak = sampler.Stop();
     if (u.status != 200) {
@@ -348,9 +240,9 @@ int Run(int argc, char** argv) {
     if (WriteCsv(big, big_rows, 2)) {
       fs::remove(file);
       const double f = PsqlCopySeconds(uri, big, work / "psql.log");
-      ResetPeak(gateway->pid());
-      ResetPeak(ingest->pid());
-      RssSampler sampler({gateway->pid(), ingest->pid()});
+      ResetPeak(gateway_pid);
+      ResetPeak(ingest_pid);
+      RssSampler sampler({gateway_pid, ingest_pid});
       UploadOutcome u = UploadFile(gateway_port, big, "big.csv");
       std::vector<long> peak = sampler.Stop();
       if (u.status == 200) {
@@ -439,7 +331,7 @@ int Run(int argc, char** argv) {
     if (exactly_once != kConcurrent || stored != kConcurrent * kRows) rc = 1;
   }
 
-  for (auto it = children.rbegin(); it != children.rend(); ++it) (*it)->Stop();
+  c.Stop(absl::Seconds(15));
   if (!keep) {
     try {
       Exec(base_uri, absl::StrCat("DROP DATABASE IF EXISTS ", db));

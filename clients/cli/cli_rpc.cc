@@ -6,7 +6,6 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/grpc_status.h"
 
@@ -92,28 +91,6 @@ std::string DescribeRpcError(const grpc::Status& status, const std::string& targ
 
 bool IsTerminal(const std::ostream& os) {
   return &os == &std::cerr && ::isatty(STDERR_FILENO) == 1;
-}
-
-std::string WithThousands(int64_t n) {
-  std::string digits = absl::StrCat(n < 0 ? -n : n);
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return n < 0 ? "-" + out : out;
-}
-
-std::string HumanBytes(int64_t bytes) {
-  if (bytes < 1024) return absl::StrCat(bytes, " B");
-  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = -1;
-  while (v >= 1024 && u < 3) {
-    v /= 1024;
-    ++u;
-  }
-  return absl::StrFormat("%.1f %s", v, units[u]);
 }
 
 }  // namespace fraud::cli

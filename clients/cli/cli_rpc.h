@@ -41,9 +41,4 @@ std::string DescribeRpcError(const grpc::Status& status, const std::string& targ
 // True when `os` is std::cerr and stderr is a terminal (progress bars go there).
 bool IsTerminal(const std::ostream& os);
 
-// 1234567 -> "1,234,567".
-std::string WithThousands(int64_t n);
-// 27262976 -> "26.0 MiB".
-std::string HumanBytes(int64_t bytes);
-
 }  // namespace fraud::cli

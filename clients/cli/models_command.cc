@@ -10,6 +10,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "clients/cli/cli_rpc.h"
+#include "clients/cli/format.h"
 #include "clients/cli/flag_parser.h"
 #include "clients/cli/rpc_commands.h"
 #include "fraud/storage/v1/storage.grpc.pb.h"
@@ -26,18 +27,6 @@ std::string FamilyName(common::v1::ModelFamily family) {
   const std::string& name = common::v1::ModelFamily_Name(family);
   if (name.empty()) return "?";
   return absl::AsciiStrToLower(absl::StripPrefix(name, "MODEL_FAMILY_"));
-}
-
-std::string When(const google::protobuf::Timestamp& t) {
-  if (t.seconds() == 0) return "-";
-  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixSeconds(t.seconds()),
-                          absl::UTCTimeZone());
-}
-
-std::string Auprc(const common::v1::ClassificationMetrics& m) {
-  if (m.rows() == 0) return "-";
-  if (m.single_class()) return "n/a";
-  return absl::StrFormat("%.4f", m.auprc());
 }
 
 }  // namespace
@@ -131,13 +120,14 @@ int RunModels(const std::vector<std::string>& args, CommandIo& io) {
     const bool is_champion = m.version() == champion_version || m.is_champion();
     io.out << absl::StrFormat(
         "%s %-8d %-14s %-20s %-10s %-10s %-10.4f %d\n", is_champion ? "*" : " ", m.version(),
-        FamilyName(m.family()), When(m.created_at()), Auprc(m.manifest().validation_metrics()),
-        Auprc(m.manifest().comparison_metrics()), m.manifest().threshold(), m.run_id());
+        FamilyName(m.family()), UtcTime(m.created_at()),
+        AuprcText(m.manifest().validation_metrics()), AuprcText(m.manifest().comparison_metrics()),
+        m.manifest().threshold(), m.run_id());
   }
   if (champion_version == 0) {
     io.out << "no champion yet\n";
   } else {
-    io.out << "champion: v" << champion_version << " since " << When(champion.since()) << "\n";
+    io.out << "champion: v" << champion_version << " since " << UtcTime(champion.since()) << "\n";
   }
   return kExitOk;
 }

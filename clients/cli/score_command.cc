@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "clients/cli/cli_rpc.h"
+#include "clients/cli/format.h"
 #include "clients/cli/flag_parser.h"
 #include "clients/cli/rpc_commands.h"
 #include "fraud/inference/v1/inference.grpc.pb.h"

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "clients/cli/cli_rpc.h"
+#include "clients/cli/format.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace fraud::cli {
@@ -16,8 +16,6 @@ using ingest::v1::UploadSummary;
 const char* ModeName(storage::v1::UploadMode mode) {
   return mode == storage::v1::UPLOAD_MODE_LENIENT ? "lenient" : "strict";
 }
-
-std::string Percent(double fraction) { return absl::StrFormat("%.3f%%", 100 * fraction); }
 
 void PrintErrors(const UploadSummary& s, std::ostream& out) {
   if (s.errors_size() == 0) return;

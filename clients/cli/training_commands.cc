@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "clients/cli/cli_rpc.h"
+#include "clients/cli/format.h"
 #include "clients/cli/flag_parser.h"
 #include "fraud/training/v1/training.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -106,18 +107,6 @@ bool Terminal(spb::RunStatus s) {
          s == spb::RUN_STATUS_CANCELLED;
 }
 
-std::string When(const google::protobuf::Timestamp& t) {
-  if (t.seconds() == 0) return "-";
-  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixSeconds(t.seconds()),
-                          absl::UTCTimeZone());
-}
-
-std::string Auprc(const common::v1::ClassificationMetrics& m) {
-  if (m.rows() == 0) return "-";
-  if (m.single_class()) return "n/a";
-  return absl::StrFormat("%.4f", m.auprc());
-}
-
 std::string ProgressLine(const spb::TrainingRun& run) {
   const spb::RunProgress& p = run.progress();
   std::string line = absl::StrCat("run ", run.id(), " [", StatusName(run.status()), "] ", p.phase());
@@ -136,8 +125,8 @@ std::string ProgressLine(const spb::TrainingRun& run) {
 void PrintRunDetail(const spb::TrainingRun& run, std::ostream& out) {
   out << "run " << run.id() << ": " << StatusName(run.status()) << " (trigger " << run.trigger()
       << ")\n";
-  out << "  created " << When(run.created_at()) << ", started " << When(run.started_at())
-      << ", finished " << When(run.finished_at()) << " (UTC)\n";
+  out << "  created " << UtcTime(run.created_at()) << ", started " << UtcTime(run.started_at())
+      << ", finished " << UtcTime(run.finished_at()) << " (UTC)\n";
   if (run.has_lineage()) {
     const common::v1::DataLineage& l = run.lineage();
     out << absl::StrFormat("  data: train %d rows / %d frauds, validation %d rows / %d frauds, "
@@ -159,7 +148,7 @@ void PrintRunDetail(const spb::TrainingRun& run, std::ostream& out) {
               ? absl::StrFormat("%.4f/%.4f", c.backtest_mean_auprc(), c.backtest_worst_auprc())
               : "-";
       out << absl::StrFormat("  %-3s %-52s %-10s %-19s %-8d %-9.1f %.0f MB\n",
-                             c.selected() ? "*" : "", c.name(), Auprc(c.validation_metrics()),
+                             c.selected() ? "*" : "", c.name(), AuprcText(c.validation_metrics()),
                              backtest, c.curve_size(), c.train_seconds(),
                              c.peak_rss_bytes() / 1048576.0);
       for (const spb::BacktestBlock& b : c.backtest()) {
@@ -176,9 +165,9 @@ void PrintRunDetail(const spb::TrainingRun& run, std::ostream& out) {
   }
   if (run.model_version() > 0) {
     out << "  version v" << run.model_version() << (run.promoted() ? " (promoted)" : "")
-        << "; comparison AUPRC challenger " << Auprc(run.challenger_comparison())
+        << "; comparison AUPRC challenger " << AuprcText(run.challenger_comparison())
         << ", champion v" << run.champion_version_before() << " "
-        << Auprc(run.champion_comparison()) << "\n";
+        << AuprcText(run.champion_comparison()) << "\n";
     if (run.has_comparison_difference()) {
       const spb::PairedComparison& d = run.comparison_difference();
       out << absl::StrFormat(
@@ -429,7 +418,7 @@ int RunRuns(const std::vector<std::string>& args, CommandIo& io) {
     std::string message = r.message().empty() ? r.progress().message() : r.message();
     if (message.size() > 90) message = message.substr(0, 87) + "...";
     io.out << absl::StrFormat("%-5d %-10s %-10s %-20s %-8s %-9s %s\n", r.id(), StatusName(r.status()),
-                              r.trigger(), When(r.created_at()),
+                              r.trigger(), UtcTime(r.created_at()),
                               r.model_version() > 0 ? absl::StrCat("v", r.model_version()) : "-",
                               r.promoted() ? "yes" : "no", message);
   }

@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "clients/cli/cli_rpc.h"
+#include "clients/cli/format.h"
 #include "clients/cli/flag_parser.h"
 #include "clients/cli/rpc_commands.h"
 #include "clients/cli/summary_printer.h"

@@ -451,6 +451,15 @@ absl::Status ProcessConstellation::Start() {
   return absl::OkStatus();
 }
 
+absl::Status ProcessConstellation::WaitModelServing(absl::Duration timeout) {
+  return process("inference").WaitHealthy(timeout, ServiceProcess::Health::kReady);
+}
+
+absl::Status ProcessConstellation::StartServing(absl::Duration model_timeout) {
+  if (absl::Status s = Start(); !s.ok()) return s;
+  return WaitModelServing(model_timeout);
+}
+
 void ProcessConstellation::Stop(absl::Duration grace) {
   for (auto it = order_.rbegin(); it != order_.rend(); ++it) processes_[*it]->Kill(SIGTERM);
   for (auto it = order_.rbegin(); it != order_.rend(); ++it) {

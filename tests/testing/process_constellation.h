@@ -1,8 +1,10 @@
-// Real service processes for fault tests and the load benchmark: spawns the built binaries
+// Real service processes for the fault tests, the integration tests that run a service binary
+// and the service benchmarks (upload, load, footprint, storage): spawns the built binaries
 // (build*/bin/fraud-*) on loopback with free ports, waits for their /healthz, kills (SIGKILL,
 // SIGTERM) and restarts them; and a dedicated PostgreSQL cluster started through
 // deploy/local/pg.sh in a temporary directory, which tests may stop and start at will (never the
-// shared FRAUD_TEST_PG_URI cluster).
+// shared FRAUD_TEST_PG_URI cluster). The one place that starts child processes and picks ports
+// for tests and benchmarks.
 //
 //   auto pg = PgCluster::Start(root + "/deploy/local/pg.sh");
 //   ConstellationOptions o;
@@ -61,7 +63,8 @@ class ServiceProcess {
 
   // `env` ("NAME=value") is added to the inherited environment: the place for secrets such as
   // FRAUD_ADMIN_TOKEN, which must not appear on a command line (visible in ps, and in the log's
-  // spawn banner).
+  // spawn banner). A program without /healthz (psql, a --run_once service) takes health_port 0
+  // and is driven with Spawn(), Kill() and Wait() only.
   ServiceProcess(std::string name, std::string binary, std::vector<std::string> args,
                  std::string log_path, int health_port, Health health,
                  std::vector<std::string> env = {});
@@ -172,6 +175,12 @@ class ProcessConstellation {
   // Starts the services in order, each waited on (storage/ingest/training/gateway until ready,
   // inference until listening: it is ready only once a model serves).
   absl::Status Start();
+  // Waits until inference's /healthz answers 200, i.e. a model serves (with the training
+  // service's bootstrap, once version 1 is trained and loaded). FailedPrecondition when inference
+  // exits first, DeadlineExceeded after `timeout`; both carry its log's tail.
+  absl::Status WaitModelServing(absl::Duration timeout);
+  // Start(), then WaitModelServing(model_timeout): the whole constellation ready to score.
+  absl::Status StartServing(absl::Duration model_timeout);
   // SIGTERM every service (reverse order), then SIGKILL after `grace`.
   void Stop(absl::Duration grace = absl::Seconds(5));
 

@@ -88,9 +88,7 @@ absl::Status Env::Start(const std::map<std::string, std::vector<std::string>>& e
   return c->Start();
 }
 
-absl::Status Env::WaitModelServing(absl::Duration timeout) {
-  return c->process("inference").WaitHealthy(timeout, testing::ServiceProcess::Health::kReady);
-}
+absl::Status Env::WaitModelServing(absl::Duration timeout) { return c->WaitModelServing(timeout); }
 
 std::shared_ptr<grpc::Channel> Env::Channel(const std::string& service) const {
   return rpc::MakeChannel({c->target(service)});

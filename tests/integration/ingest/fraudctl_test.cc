@@ -14,6 +14,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/integration/ingest/ingest_harness.h"
 #include "tests/testing/fraudctl_runner.h"
+#include "tests/testing/process_constellation.h"
 
 namespace fraud::ingest::it {
 namespace {
@@ -137,7 +138,7 @@ TEST_F(FraudctlRpcTest, MissingFilesAndDeadTargetsFailWithOneLine) {
   EXPECT_EQ(missing.code, 1);
   EXPECT_EQ(missing.err, "fraudctl upload: cannot open /nonexistent/x.csv\n");
   const std::string path = WriteFile("p.csv", SyntheticCsv(10, 34));
-  const std::string dead = absl::StrCat("127.0.0.1:", FreePortThatNothingListensOn());
+  const std::string dead = absl::StrCat("127.0.0.1:", ::fraud::testing::FreePort());
   CliResult down = RunCli({"upload", path, "--target", dead});
   EXPECT_EQ(down.code, 1);
   EXPECT_EQ(CountLines(down.err), 1);
@@ -228,7 +229,7 @@ TEST_F(FraudctlRpcTest, HealthAndRpcListTalkToEveryService) {
   CliResult h = RunCli({"health", "--target", ingest()});
   ASSERT_EQ(h.code, 0) << h.err;
   EXPECT_EQ(h.out, ingest() + " SERVING\n");
-  const std::string dead = absl::StrCat("127.0.0.1:", FreePortThatNothingListensOn());
+  const std::string dead = absl::StrCat("127.0.0.1:", ::fraud::testing::FreePort());
   CliResult d = RunCli({"health", "--target", dead, "--timeout", "2"});
   EXPECT_EQ(d.code, 1);
   EXPECT_EQ(d.err, "fraudctl health: 1 of 1 service is not serving\n");

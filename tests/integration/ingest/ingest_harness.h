@@ -7,8 +7,6 @@
 #include <grpcpp/client_context.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -137,20 +135,6 @@ inline std::string Row(int position = -1, const std::string& value = "") {
     out += fields[i];
   }
   return out + "\n";
-}
-
-inline int FreePortThatNothingListensOn() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
 }
 
 // The value of a counter/histogram-count sample in the process's metrics text, 0 when absent.

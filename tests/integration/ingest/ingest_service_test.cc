@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "tests/integration/ingest/ingest_harness.h"
+#include "tests/testing/process_constellation.h"
 
 namespace fraud::ingest::it {
 namespace {
@@ -478,7 +479,7 @@ TEST_F(IngestServiceTest, NoModelServingStoresRowsUnscoredWithAMessage) {
 TEST_F(IngestServiceTest, UnreachableInferenceStoresRowsUnscored) {
   IngestOptions options;
   options.rpc_timeout = absl::Seconds(5);
-  StartIngest(options, "", absl::StrCat("127.0.0.1:", FreePortThatNothingListensOn()));
+  StartIngest(options, "", absl::StrCat("127.0.0.1:", ::fraud::testing::FreePort()));
   UploadResult r = Upload(SyntheticCsv(800, 15));
   ASSERT_TRUE(r.status.ok()) << r.status.error_message();
   EXPECT_FALSE(r.summary.scored());
@@ -490,7 +491,7 @@ TEST_F(IngestServiceTest, UnreachableInferenceStoresRowsUnscored) {
 TEST_F(IngestServiceTest, UnreachableStorageFailsWithUnavailableAndStoresNothing) {
   ServeModel();
   IngestOptions options;
-  StartIngest(options, absl::StrCat("127.0.0.1:", FreePortThatNothingListensOn()));
+  StartIngest(options, absl::StrCat("127.0.0.1:", ::fraud::testing::FreePort()));
   UploadResult r = Upload(SyntheticCsv(800, 16));
   EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(r.status.error_message(), HasSubstr("storage service unavailable"));

@@ -2,9 +2,6 @@
 // inference serving the champion, champion history, cancellation, failed and killed runs,
 // bootstrap and manual promotion/rollback.
 #include <signal.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <set>
 
@@ -13,6 +10,7 @@
 #include "services/training/auto_trigger.h"
 #include "services/training/bootstrap.h"
 #include "tests/integration/training/training_harness.h"
+#include "tests/testing/process_constellation.h"
 
 namespace fraud::training::it {
 namespace {
@@ -336,16 +334,14 @@ TEST_F(TrainingIntegrationTest, KilledTrainingProcessLeavesNothingVisibleAndIsMa
   std::filesystem::create_directories(leftover);
   std::ofstream(leftover + "/weights.pt") << "partial";
 
-  const std::string storage_flag = "--storage_target=" + storage_->target();
-  const std::string model_flag = "--model_dir=" + model_dir_;
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    execl(TRAINING_BINARY, TRAINING_BINARY, "--run_once", "--bootstrap=false",
-          "--inference_target=", "--families=mlp", "--log_level=warning", storage_flag.c_str(),
-          model_flag.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  // Output to the test's stderr, as a plain child's would.
+  ::fraud::testing::ServiceProcess child(
+      "training", TRAINING_BINARY,
+      {"--run_once", "--bootstrap=false", "--inference_target=", "--families=mlp",
+       "--log_level=warning", "--storage_target=" + storage_->target(),
+       "--model_dir=" + model_dir_},
+      "/dev/stderr", 0, ::fraud::testing::ServiceProcess::Health::kListening);
+  ASSERT_THAT(child.Spawn(), IsOk());
   // Wait until the child's run is training, then kill it without warning.
   int64_t run_id = 0;
   for (int i = 0; i < 1200 && run_id == 0; ++i) {
@@ -361,10 +357,10 @@ TEST_F(TrainingIntegrationTest, KilledTrainingProcessLeavesNothingVisibleAndIsMa
   ASSERT_GT(run_id, 0) << "the child never started training";
   // The child's start-up removed the leftover temporary directory.
   EXPECT_FALSE(std::filesystem::exists(leftover));
-  ASSERT_EQ(kill(pid, SIGKILL), 0);
-  int wstatus = 0;
-  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
-  EXPECT_TRUE(WIFSIGNALED(wstatus));
+  child.Kill(SIGKILL);
+  absl::StatusOr<int> exit_code = child.Wait(absl::Seconds(30));
+  ASSERT_THAT(exit_code, IsOk());
+  EXPECT_EQ(*exit_code, 128 + SIGKILL);  // ended by the signal
 
   // Nothing was published: no version directory, no registry entry, inference has nothing.
   EXPECT_TRUE(ListArtifacts(model_dir_).versions.empty());

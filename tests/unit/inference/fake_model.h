@@ -1,6 +1,7 @@
 // Fakes for the inference service's unit tests: a deterministic scoring model whose scores depend
 // on its version (so a response's version can be checked against its scores), a loader backed by
-// a table of directories, a settable champion source and a settable clock.
+// a table of directories and a settable champion source (the settable clock is
+// tests/testing/fake_clock.h).
 #pragma once
 
 #include <atomic>
@@ -18,7 +19,6 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "services/common/core/clock.h"
 #include "services/inference/champion_source.h"
 #include "services/inference/loaded_model.h"
 
@@ -170,22 +170,6 @@ class FakeChampionSource final : public ChampionSource {
   int64_t champion_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status error_ ABSL_GUARDED_BY(mu_);
   int64_t calls_ ABSL_GUARDED_BY(mu_) = 0;
-};
-
-class FakeClock final : public Clock {
- public:
-  absl::Time Now() const override {
-    absl::MutexLock lock(&mu_);
-    return now_;
-  }
-  void Advance(absl::Duration d) {
-    absl::MutexLock lock(&mu_);
-    now_ += d;
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  absl::Time now_ ABSL_GUARDED_BY(mu_) = absl::FromUnixSeconds(1700000000);
 };
 
 // `rows` rows of deterministic pseudo-random features.

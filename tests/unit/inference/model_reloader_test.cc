@@ -6,19 +6,20 @@
 #include <thread>
 
 #include "services/inference/model_watcher.h"
+#include "tests/testing/fake_clock.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/inference/fake_model.h"
 
 namespace fraud::inference {
 namespace {
 
+using ::fraud::testing::FakeClock;
 using ::fraud::testing::IsOk;
 using ::fraud::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using testing::FakeChampionSource;
-using testing::FakeClock;
 using testing::FakeModelRepo;
 
 class ModelReloaderTest : public ::testing::Test {

@@ -3,13 +3,14 @@
 #include <gtest/gtest.h>
 
 #include "services/training/auto_trigger.h"
+#include "tests/testing/fake_clock.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/unit/training/fakes.h"
 
 namespace fraud::training {
 namespace {
 
-using ::fraud::training::testing::FakeClock;
+using ::fraud::testing::FakeClock;
 using ::fraud::training::testing::FakeStorage;
 using ::testing::HasSubstr;
 

@@ -16,8 +16,6 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
-#include "services/common/core/clock.h"
 #include "services/common/csv/synthetic_generator.h"
 #include "services/training/clients.h"
 
@@ -415,22 +413,6 @@ class FakeInference final : public InferenceApi {
   absl::Status error_;
   std::vector<int64_t> reloads_;
   int64_t serving_ = 0;
-};
-
-class FakeClock final : public Clock {
- public:
-  absl::Time Now() const override {
-    absl::MutexLock lock(&mu_);
-    return now_;
-  }
-  void Advance(absl::Duration d) {
-    absl::MutexLock lock(&mu_);
-    now_ += d;
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  absl::Time now_ = absl::FromUnixSeconds(1700000000);
 };
 
 }  // namespace fraud::training::testing
