@@ -146,7 +146,9 @@ TEST_F(TrainingIntegrationTest, SyntheticReplayCreatesVersionsPromotesThroughThe
     // frauds for a backtest block).
     const bool backtested = run->params().at("selection").rfind("backtest", 0) == 0;
     EXPECT_EQ(run->candidates_size(), backtested ? 3 : 2) << run->params().at("selection");
-    if (backtested) EXPECT_TRUE(run->candidates(2).is_refit() && run->candidates(2).selected());
+    if (backtested) {
+      EXPECT_TRUE(run->candidates(2).is_refit() && run->candidates(2).selected());
+    }
   }
   EXPECT_TRUE(result->versions[0].promoted);  // no champion before it
   EXPECT_EQ(ChampionVersion(), last_promoted);
