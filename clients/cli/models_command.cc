@@ -129,6 +129,21 @@ int RunModels(const std::vector<std::string>& args, CommandIo& io) {
   } else {
     io.out << "champion: v" << champion_version << " since " << UtcTime(champion.since()) << "\n";
   }
+  // The operating points of the champion (else the newest version), on its validation rows.
+  const storage::v1::ModelVersion* shown = sorted.back();
+  for (const storage::v1::ModelVersion* mp : sorted) {
+    if (mp->version() == champion_version) shown = mp;
+  }
+  const common::v1::ModelManifest& man = shown->manifest();
+  io.out << "operating points of v" << shown->version() << " (validation rows):\n";
+  io.out << absl::StrFormat("  %-22s threshold %-8.4f precision %-7.4f recall %.4f\n",
+                            "F1-optimal (serving)", man.threshold(),
+                            man.validation_metrics().precision(), man.validation_metrics().recall());
+  for (const common::v1::BudgetThreshold& b : man.budget_thresholds()) {
+    io.out << absl::StrFormat("  %-22s threshold %-8.4f precision %-7.4f recall %.4f (%d alerts)\n",
+                              absl::StrCat("top ", Percent(b.alert_fraction()), " alerts"),
+                              b.threshold(), b.precision(), b.recall(), b.alerts());
+  }
   return kExitOk;
 }
 

@@ -428,6 +428,48 @@ absl::StatusOr<PairedDifference> PairedBootstrapAveragePrecision(
   return out;
 }
 
+absl::StatusOr<std::vector<BudgetPoint>> ThresholdsForAlertBudgets(
+    absl::Span<const float> scores, absl::Span<const int32_t> labels,
+    absl::Span<const double> fractions, absl::Span<const double> weights) {
+  FRAUD_RETURN_IF_ERROR(ValidateInputs(scores, labels, weights));
+  if (scores.empty()) return absl::InvalidArgumentError("no rows");
+  for (double f : fractions) {
+    if (!(f > 0 && f <= 1)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("alert budget ", f, " is not a fraction in (0, 1]"));
+    }
+  }
+  const Ranked r = Rank(scores, labels, weights);
+  const double total = r.positives + r.negatives;
+  std::vector<BudgetPoint> out;
+  for (double f : fractions) {
+    const double budget = f * total;
+    // Walk tie groups from the top; keep the last group end whose cumulative weight fits.
+    double tp = 0;
+    double fp = 0;
+    double kept_tp = -1;
+    double kept_fp = 0;
+    float kept_score = 0;
+    for (size_t i = 0; i < r.size(); ++i) {
+      (r.fraud(i) ? tp : fp) += r.weight(i);
+      if (!r.group_end(i)) continue;
+      if (tp + fp > budget * (1 + 1e-12)) break;
+      kept_tp = tp;
+      kept_fp = fp;
+      kept_score = scores[r.order[i]];
+    }
+    if (kept_tp < 0) continue;  // not even the top tie group fits
+    BudgetPoint p;
+    p.fraction = f;
+    p.threshold = kept_score;
+    p.alerts = kept_tp + kept_fp;
+    p.precision = SafeDiv(kept_tp, kept_tp + kept_fp);
+    p.recall = SafeDiv(kept_tp, r.positives);
+    out.push_back(p);
+  }
+  return out;
+}
+
 absl::StatusOr<double> SelectThresholdMaxF1(absl::Span<const float> scores,
                                             absl::Span<const int32_t> labels,
                                             absl::Span<const double> weights) {

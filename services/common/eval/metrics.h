@@ -66,6 +66,20 @@ absl::StatusOr<ThresholdMetrics> MetricsAtThreshold(absl::Span<const float> scor
                                                     double threshold,
                                                     absl::Span<const double> weights = {});
 
+// For each budget fraction f in (0, 1]: the lowest threshold t (one of the scores) at which at
+// most f of the rows (weighted) score >= t, with precision and recall there. A budget too small
+// to allow one row is left out. InvalidArgument for bad inputs or a fraction outside (0, 1].
+struct BudgetPoint {
+  double fraction = 0;
+  double threshold = 0;
+  double alerts = 0;
+  double precision = 0;
+  double recall = 0;
+};
+absl::StatusOr<std::vector<BudgetPoint>> ThresholdsForAlertBudgets(
+    absl::Span<const float> scores, absl::Span<const int32_t> labels,
+    absl::Span<const double> fractions, absl::Span<const double> weights = {});
+
 // Precision among the k highest scores (ties broken by row order, first row first); with weights,
 // sum(w * y) / sum(w) over those k rows. k larger than the number of rows uses every row. k must
 // be >= 1 (InvalidArgument). Returns one value per requested k, in order.

@@ -186,8 +186,20 @@ absl::StatusOr<TrainedCandidate> TrainUnsafe(const CandidateSpec& spec, const Da
       ClassificationMetrics metrics,
       eval::ComputeClassificationMetrics(scores, validation.labels, options, validation.weights));
 
+  FRAUD_ASSIGN_OR_RETURN(std::vector<eval::BudgetPoint> budgets,
+                         eval::ThresholdsForAlertBudgets(scores, validation.labels,
+                                                         kAlertBudgets, validation.weights));
+
   ModelManifest& m = internal::RuntimeAccess::MutableManifest(*out.runtime);
   m.set_threshold(threshold);
+  for (const eval::BudgetPoint& b : budgets) {
+    common::v1::BudgetThreshold* t = m.add_budget_thresholds();
+    t->set_alert_fraction(b.fraction);
+    t->set_threshold(b.threshold);
+    t->set_precision(b.precision);
+    t->set_recall(b.recall);
+    t->set_alerts(std::llround(b.alerts));
+  }
   m.mutable_params()->clear();
   for (const auto& [k, v] : params.resolved()) (*m.mutable_params())[k] = v;
   (*m.mutable_params())["best_epoch"] = absl::StrCat(out.best_epoch);

@@ -41,6 +41,7 @@
 // threads = 1 when the machine is shared (48 s at the same load).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -96,6 +97,10 @@ struct TrainCallbacks {
 };
 
 // A trained model with everything needed to register it.
+// Alert budgets whose thresholds every trained manifest records beside the F1-optimal one
+// (ModelManifest.budget_thresholds): the top 0.1%, 0.5% and 1% of transactions.
+inline constexpr std::array<double, 3> kAlertBudgets = {0.001, 0.005, 0.01};
+
 struct TrainedCandidate {
   std::string name;
   // The model; its manifest() is complete (family, feature names, preprocessing, threshold chosen

@@ -349,6 +349,43 @@ TEST(PairedBootstrapTest, RejectsMismatchedOrUnusableInputs) {
               StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
+TEST(AlertBudgetTest, TheThresholdFlagsAtMostTheBudgetWithItsPrecisionAndRecall) {
+  // 10 rows; scores 1.0 (fraud), 0.9 (fraud), 0.8 (normal), 0.7 (fraud), then normals.
+  const std::vector<float> scores = {0.8f, 0.1f, 1.0f, 0.2f, 0.7f, 0.3f, 0.9f, 0.4f, 0.5f, 0.6f};
+  const std::vector<int32_t> labels = {0, 0, 1, 0, 1, 0, 1, 0, 0, 0};
+  const std::vector<double> budgets = {0.2, 0.35, 0.05};
+  absl::StatusOr<std::vector<BudgetPoint>> b = ThresholdsForAlertBudgets(scores, labels, budgets);
+  ASSERT_THAT(b, IsOk());
+  ASSERT_EQ(b->size(), 2u);  // 5% of 10 rows allows no alert: left out
+  EXPECT_DOUBLE_EQ((*b)[0].fraction, 0.2);
+  EXPECT_FLOAT_EQ((*b)[0].threshold, 0.9f);  // the top 2
+  EXPECT_EQ((*b)[0].alerts, 2);
+  EXPECT_DOUBLE_EQ((*b)[0].precision, 1.0);
+  EXPECT_DOUBLE_EQ((*b)[0].recall, 2.0 / 3.0);
+  EXPECT_FLOAT_EQ((*b)[1].threshold, 0.8f);  // 3.5 rows: the top 3
+  EXPECT_EQ((*b)[1].alerts, 3);
+  EXPECT_DOUBLE_EQ((*b)[1].precision, 2.0 / 3.0);
+  // The figures are exactly those at that threshold.
+  absl::StatusOr<ThresholdMetrics> at = MetricsAtThreshold(scores, labels, (*b)[1].threshold);
+  ASSERT_THAT(at, IsOk());
+  EXPECT_DOUBLE_EQ(at->precision, (*b)[1].precision);
+  EXPECT_DOUBLE_EQ(at->recall, (*b)[1].recall);
+}
+
+TEST(AlertBudgetTest, TiesAreNeverSplitAndBadBudgetsAreRefused) {
+  const std::vector<float> scores = {0.9f, 0.9f, 0.9f, 0.1f};
+  const std::vector<int32_t> labels = {1, 0, 1, 0};
+  // Two alerts allowed, but the top tie group has three rows: nothing fits.
+  absl::StatusOr<std::vector<BudgetPoint>> b =
+      ThresholdsForAlertBudgets(scores, labels, std::vector<double>{0.5});
+  ASSERT_THAT(b, IsOk());
+  EXPECT_TRUE(b->empty());
+  EXPECT_THAT(ThresholdsForAlertBudgets(scores, labels, std::vector<double>{0}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ThresholdsForAlertBudgets(scores, labels, std::vector<double>{1.5}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 TEST(ClassificationMetricsTest, FillsEveryField) {
   MetricsOptions options;
   options.threshold = 0.65;

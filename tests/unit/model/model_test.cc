@@ -71,6 +71,20 @@ TEST_P(FamilyTest, TrainsAModelWithACompleteManifest) {
   EXPECT_EQ(m.validation_metrics().rows(), 1000);
   EXPECT_EQ(m.validation_metrics().threshold(), m.threshold());
   EXPECT_GT(m.validation_metrics().auprc_ci_high(), 0.0);
+  // Alert-budget thresholds on the same 1000 validation rows: each flags at most its budget,
+  // and a larger budget never has a higher threshold. The 1% budget (10 rows) is always there.
+  ASSERT_GE(m.budget_thresholds_size(), 1);
+  EXPECT_DOUBLE_EQ(m.budget_thresholds(m.budget_thresholds_size() - 1).alert_fraction, 0.01);
+  for (int i = 0; i < m.budget_thresholds_size(); ++i) {
+    const common::v1::BudgetThreshold& b = m.budget_thresholds(i);
+    EXPECT_GE(b.alerts(), 1);
+    EXPECT_LE(b.alerts(), b.alert_fraction() * 1000 + 1e-9);
+    EXPECT_GE(b.precision(), 0.0);
+    EXPECT_LE(b.precision(), 1.0);
+    if (i > 0) {
+      EXPECT_LE(b.threshold(), m.budget_thresholds(i - 1).threshold());
+    }
+  }
   EXPECT_FALSE(c.curve.empty());
   EXPECT_GE(c.best_epoch, 1);
   EXPECT_LE(c.best_epoch, static_cast<int>(c.curve.size()));

@@ -95,6 +95,15 @@ export interface ModelManifest {
   comparisonMetrics?: ClassificationMetrics;
   createdAt?: Timestamp;
   runId?: Int64;
+  budgetThresholds?: BudgetThreshold[];
+}
+
+export interface BudgetThreshold {
+  alertFraction?: Double;
+  threshold?: Double;
+  precision?: Double;
+  recall?: Double;
+  alerts?: Int64;
 }
 
 // ---- fraud.storage.v1 ----

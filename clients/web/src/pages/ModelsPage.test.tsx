@@ -41,6 +41,38 @@ const promoted = {
 };
 
 describe('ModelsPage', () => {
+  it('shows a version\'s operating points: the F1-optimal threshold and the alert budgets', async () => {
+    const withBudgets = models.map((m) =>
+      m.version === '2'
+        ? {
+            ...m,
+            manifest: {
+              ...m.manifest,
+              threshold: 0.42,
+              validationMetrics: { ...m.manifest?.validationMetrics, precision: 0.8, recall: 0.7 },
+              budgetThresholds: [
+                { alertFraction: 0.001, threshold: 0.97, precision: 0.95, recall: 0.4, alerts: '12' },
+                { alertFraction: 0.005, threshold: 0.61, precision: 0.5, recall: 0.85, alerts: '60' },
+              ],
+            },
+          }
+        : m,
+    );
+    const f = routeFetch({
+      'GET /api/v1/models': { body: { models: withBudgets } },
+      'GET /api/v1/models/champion': { body: {} },
+      'GET /api/v1/models/champion/history': { body: { changes: [] } },
+    });
+    renderWithApi(<ModelsPage selected="2" />, makeClient(f.fetch));
+    const table = await screen.findByRole('table', { name: 'Operating points (validation rows)' });
+    const rows = within(table).getAllByRole('row').slice(1);
+    expect(rows.map((r) => r.textContent)).toEqual([
+      'F1-optimal (serving)0.42000.80000.7000',
+      'Top 0.1% of transactions (12 alerts)0.97000.95000.4000',
+      'Top 0.5% of transactions (60 alerts)0.61000.50000.8500',
+    ]);
+  });
+
   it('lists versions with the champion badge and the champion history', async () => {
     setup(() => promoted);
     const registry = await screen.findByRole('table', { name: /Registered model versions/ });

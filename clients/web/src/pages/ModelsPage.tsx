@@ -14,6 +14,7 @@ import {
   fmtTime,
   int64,
   nonZero,
+  num0,
 } from '../api/format';
 import type { ClassificationMetrics, ModelVersion, PromoteResponse } from '../api/types';
 import { PrCurveChart } from '../charts/PrCurveChart';
@@ -175,6 +176,43 @@ function ModelDetails({ model }: { model: ModelVersion }) {
           ))}
         </p>
       )}
+      <div className="table-wrap">
+        <table>
+          <caption>Operating points (validation rows)</caption>
+          <thead>
+            <tr>
+              <th scope="col">Rule</th>
+              <th scope="col" className="num">
+                Threshold
+              </th>
+              <th scope="col" className="num">
+                Precision
+              </th>
+              <th scope="col" className="num">
+                Recall
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            <tr>
+              <td>F1-optimal (serving)</td>
+              <td className="num">{fmtNum(man.threshold, 4)}</td>
+              <td className="num">{fmtNum(man.validationMetrics?.precision ?? 0)}</td>
+              <td className="num">{fmtNum(man.validationMetrics?.recall ?? 0)}</td>
+            </tr>
+            {(man.budgetThresholds ?? []).map((b) => (
+              <tr key={String(b.alertFraction)}>
+                <td>
+                  Top {(100 * num0(b.alertFraction)).toFixed(1)}% of transactions ({fmtInt(b.alerts ?? 0)} alerts)
+                </td>
+                <td className="num">{fmtNum(b.threshold ?? 0, 4)}</td>
+                <td className="num">{fmtNum(b.precision ?? 0)}</td>
+                <td className="num">{fmtNum(b.recall ?? 0)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
       {man.comparisonMetrics && (
         <>
           <h3>On the comparison set</h3>
