@@ -200,6 +200,25 @@ void PrintStageFigures(const std::string& prefix,
   }
 }
 
+// End-to-end rows/s of `rows`-row uploads (median of `e2e` seconds) beside psql \copy's.
+Figure E2eFigure(const std::string& name, int64_t rows, const std::vector<double>& e2e,
+                 const std::vector<double>& floor, double file_mb) {
+  Figure fig{"upload",
+             name,
+             static_cast<double>(rows) / Median(e2e),
+             "rows/s",
+             "psql_copy_rows_per_s",
+             static_cast<double>(rows) / Median(floor),
+             static_cast<int>(e2e.size()),
+             Spread(e2e)};
+  fig.extra["seconds"] = Median(e2e);
+  fig.extra["floor_seconds"] = Median(floor);
+  fig.extra["time_ratio"] = Median(e2e) / Median(floor);
+  fig.extra["file_mb"] = file_mb;
+  fig.extra["rows"] = static_cast<double>(rows);
+  return fig;
+}
+
 std::string Flag(int argc, char** argv, const std::string& name, const std::string& def) {
   const std::string prefix = "--" + name + "=";
   for (int i = 1; i < argc; ++i) {
@@ -379,20 +398,8 @@ int Run(int argc, char** argv) {
     DeleteUpload(uri, id);
   }
   if (!e2e.empty()) {
-    Figure fig{"upload",
-               "upload_e2e_rows_per_s",
-               static_cast<double>(rows) / Median(e2e),
-               "rows/s",
-               "psql_copy_rows_per_s",
-               static_cast<double>(rows) / Median(floor),
-               static_cast<int>(e2e.size()),
-               Spread(e2e)};
-    fig.extra["seconds"] = Median(e2e);
-    fig.extra["floor_seconds"] = Median(floor);
-    fig.extra["time_ratio"] = Median(e2e) / Median(floor);
-    fig.extra["file_mb"] = mb;
+    Figure fig = E2eFigure("upload_e2e_rows_per_s", rows, e2e, floor, mb);
     fig.extra["mb_per_s"] = mb / Median(e2e);
-    fig.extra["rows"] = static_cast<double>(rows);
     if (last_summary.contains("metrics")) {
       fig.extra["auprc"] = last_summary["metrics"].value("auprc", 0.0);
     }
@@ -436,20 +443,8 @@ int Run(int argc, char** argv) {
         DeleteUpload(uri, std::stoll(u.summary.value("uploadId", "0")));
       }
       if (!big_e2e.empty()) {
-        Figure fig{"upload",
-                   "upload_e2e_4x_rows_per_s",
-                   static_cast<double>(big_rows) / Median(big_e2e),
-                   "rows/s",
-                   "psql_copy_rows_per_s",
-                   static_cast<double>(big_rows) / Median(big_floor),
-                   static_cast<int>(big_e2e.size()),
-                   Spread(big_e2e)};
-        fig.extra["seconds"] = Median(big_e2e);
-        fig.extra["floor_seconds"] = Median(big_floor);
-        fig.extra["time_ratio"] = Median(big_e2e) / Median(big_floor);
-        fig.extra["file_mb"] = static_cast<double>(fs::file_size(big)) / 1e6;
-        fig.extra["rows"] = static_cast<double>(big_rows);
-        Print(fig);
+        Print(E2eFigure("upload_e2e_4x_rows_per_s", big_rows, big_e2e, big_floor,
+                        static_cast<double>(fs::file_size(big)) / 1e6));
         PrintPeakRss("peak_rss_gateway_4x_mb", big_gw, idle_gw);
         PrintPeakRss("peak_rss_ingest_4x_mb", big_ingest, idle_ingest);
         PrintStageFigures("stage_4x:", big_stages);
