@@ -16,10 +16,15 @@
 //                             target <= 2)
 //   peak_rss_gateway_mb / peak_rss_ingest_mb   during the upload (VmHWM reset before it); floor:
 //                             the idle RSS before it (target < 100 MB)
-//   upload_e2e_4x_rows_per_s, peak_rss_*_4x_mb   the same with a 4x file (one run)
+//   upload_e2e_4x_rows_per_s, peak_rss_*_4x_mb   the same with a 4x file (--big_runs, default
+//                             --runs; median)
+//   stage:NAME, stage_4x:NAME the median seconds from ingest's first byte to the end of each
+//                             stage of one upload (UploadSummary.stages); floor: the client's
+//                             end-to-end seconds
 //   concurrent_uploads_stored 8 concurrent uploads of 10,000 rows, each stored exactly once
 //                             (counted in the database); floor: 8
-// Flags: --runs=3 --rows=284807 --big_factor=4 (0 skips the 4x file) --keep (keep logs/db).
+// Flags: --runs=3 --rows=284807 --big_factor=4 (0 skips the 4x file) --big_runs=RUNS --keep
+// (keep logs/db) --skip_concurrent.
 #include <unistd.h>
 
 #include <atomic>
@@ -37,6 +42,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "bench/common/bench_util.h"
 #include "bench/common/service_bench.h"
@@ -84,6 +90,73 @@ double PsqlCopySeconds(const std::string& uri, const fs::path& file, const fs::p
   return seconds;
 }
 
+// The stages of one upload as ingest reports them (UploadSummary.stages, proto JSON names), in
+// seconds since ingest received the first byte, then the client's end-to-end time.
+const std::vector<std::pair<std::string, std::string>>& StageNames() {
+  static const auto* names = new std::vector<std::pair<std::string, std::string>>{
+      {"headerValidated", "header_validated"}, {"firstBatchScored", "first_batch_scored"},
+      {"lastBatchSent", "last_batch_sent"},     {"summaryComputed", "summary_computed"},
+      {"lastCopy", "last_copy"},                {"committed", "committed"},
+      {"summaryReturned", "summary_returned"},  {"storageCopySeconds", "storage_copy_seconds"},
+      {"storageCommitSeconds", "storage_commit_seconds"}};
+  return *names;
+}
+
+std::map<std::string, double> Stages(const json& summary, double e2e) {
+  std::map<std::string, double> out;
+  const json stages = summary.contains("stages") ? summary["stages"] : json::object();
+  for (const auto& [json_name, name] : StageNames()) out[name] = stages.value(json_name, 0.0);
+  out["client_e2e"] = e2e;
+  return out;
+}
+
+void PrintStages(const std::map<std::string, double>& st) {
+  std::string line = "    stages (s since first byte):";
+  for (const auto& [json_name, name] : StageNames()) {
+    (void)json_name;
+    absl::StrAppend(&line, " ", name, " ", absl::StrFormat("%.3f", st.at(name)));
+  }
+  absl::StrAppend(&line, "; client e2e ", absl::StrFormat("%.3f", st.at("client_e2e")));
+  std::fprintf(stderr, "%s\n", line.c_str());
+}
+
+// One figure per stage: the median time since the first byte, beside the median end-to-end time.
+void PrintStageFigures(const std::string& prefix,
+                       const std::vector<std::map<std::string, double>>& runs) {
+  if (runs.empty()) return;
+  for (const auto& [json_name, name] : StageNames()) {
+    (void)json_name;
+    std::vector<double> values, e2e;
+    for (const auto& r : runs) {
+      values.push_back(r.at(name));
+      e2e.push_back(r.at("client_e2e"));
+    }
+    Figure f{"upload", prefix + name,          Median(values),
+             "s",      "client_e2e_seconds",   Median(e2e),
+             static_cast<int>(runs.size()),    Spread(values)};
+    Print(f);
+  }
+}
+
+// End-to-end rows/s of `rows`-row uploads (median of `e2e` seconds) beside psql \copy's.
+Figure E2eFigure(const std::string& name, int64_t rows, const std::vector<double>& e2e,
+                 const std::vector<double>& floor, double file_mb) {
+  Figure fig{"upload",
+             name,
+             static_cast<double>(rows) / Median(e2e),
+             "rows/s",
+             "psql_copy_rows_per_s",
+             static_cast<double>(rows) / Median(floor),
+             static_cast<int>(e2e.size()),
+             Spread(e2e)};
+  fig.extra["seconds"] = Median(e2e);
+  fig.extra["floor_seconds"] = Median(floor);
+  fig.extra["time_ratio"] = Median(e2e) / Median(floor);
+  fig.extra["file_mb"] = file_mb;
+  fig.extra["rows"] = static_cast<double>(rows);
+  return fig;
+}
+
 std::string Flag(int argc, char** argv, const std::string& name, const std::string& def) {
   const std::string prefix = "--" + name + "=";
   for (int i = 1; i < argc; ++i) {
@@ -106,9 +179,12 @@ int Run(int argc, char** argv) {
   (void)absl::SimpleAtoi(Flag(argc, argv, "runs", "3"), &runs);
   (void)absl::SimpleAtoi(Flag(argc, argv, "rows", "284807"), &rows);
   (void)absl::SimpleAtoi(Flag(argc, argv, "big_factor", "4"), &big_factor);
+  int big_runs = runs;
+  (void)absl::SimpleAtoi(Flag(argc, argv, "big_runs", absl::StrCat(runs)), &big_runs);
   const bool keep = Flag(argc, argv, "keep", "false") == "true";
   const std::string bin =
       testing::BinDir(fs::read_symlink("/proc/self/exe").parent_path().string());
+  const bool skip_concurrent = Flag(argc, argv, "skip_concurrent", "false") == "true";
   const fs::path work = fs::temp_directory_path() / absl::StrCat("fraud-bench-upload-", ::getpid());
   fs::create_directories(work);
   const std::string db = absl::StrCat("fraud_bench_", ::getpid());
@@ -166,6 +242,7 @@ int Run(int argc, char** argv) {
   (void)PsqlCopySeconds(uri, file, work / "psql.log");
 
   std::vector<double> e2e, floor, rss_gw, rss_ingest;
+  std::vector<std::map<std::string, double>> stage_runs;
   const long idle_gw = RssBytes(gateway_pid), idle_ingest = RssBytes(ingest_pid);
   int rc = 0;
   json last_summary;
@@ -208,23 +285,13 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr,
                  "  run %d: e2e %.2f s, psql \\copy %.2f s, RSS gateway %.1f MB, ingest %.1f MB\n",
                  i + 1, u.seconds, f, rss_gw.back(), rss_ingest.back());
+    stage_runs.push_back(Stages(u.summary, u.seconds));
+    PrintStages(stage_runs.back());
     DeleteUpload(uri, id);
   }
   if (!e2e.empty()) {
-    Figure fig{"upload",
-               "upload_e2e_rows_per_s",
-               static_cast<double>(rows) / Median(e2e),
-               "rows/s",
-               "psql_copy_rows_per_s",
-               static_cast<double>(rows) / Median(floor),
-               static_cast<int>(e2e.size()),
-               Spread(e2e)};
-    fig.extra["seconds"] = Median(e2e);
-    fig.extra["floor_seconds"] = Median(floor);
-    fig.extra["time_ratio"] = Median(e2e) / Median(floor);
-    fig.extra["file_mb"] = mb;
+    Figure fig = E2eFigure("upload_e2e_rows_per_s", rows, e2e, floor, mb);
     fig.extra["mb_per_s"] = mb / Median(e2e);
-    fig.extra["rows"] = static_cast<double>(rows);
     if (last_summary.contains("metrics")) {
       fig.extra["auprc"] = last_summary["metrics"].value("auprc", 0.0);
     }
@@ -232,6 +299,7 @@ int Run(int argc, char** argv) {
     Print(fig);
     PrintPeakRss("peak_rss_gateway_mb", rss_gw, idle_gw);
     PrintPeakRss("peak_rss_ingest_mb", rss_ingest, idle_ingest);
+    PrintStageFigures("stage:", stage_runs);
   }
 
   if (rc == 0 && big_factor > 1) {
@@ -239,42 +307,45 @@ int Run(int argc, char** argv) {
     const int64_t big_rows = rows * big_factor;
     if (WriteCsv(big, big_rows, 2)) {
       fs::remove(file);
-      const double f = PsqlCopySeconds(uri, big, work / "psql.log");
-      ResetPeak(gateway_pid);
-      ResetPeak(ingest_pid);
-      RssSampler sampler({gateway_pid, ingest_pid});
-      UploadOutcome u = UploadFile(gateway_port, big, "big.csv");
-      std::vector<long> peak = sampler.Stop();
-      if (u.status == 200) {
-        Figure fig{"upload",
-                   "upload_e2e_4x_rows_per_s",
-                   static_cast<double>(big_rows) / u.seconds,
-                   "rows/s",
-                   "psql_copy_rows_per_s",
-                   static_cast<double>(big_rows) / f,
-                   1,
-                   0};
-        fig.extra["seconds"] = u.seconds;
-        fig.extra["floor_seconds"] = f;
-        fig.extra["time_ratio"] = u.seconds / f;
-        fig.extra["file_mb"] = static_cast<double>(fs::file_size(big)) / 1e6;
-        fig.extra["rows"] = static_cast<double>(big_rows);
-        Print(fig);
-        PrintPeakRss("peak_rss_gateway_4x_mb", {static_cast<double>(peak[0]) / 1048576.0},
-                     idle_gw);
-        PrintPeakRss("peak_rss_ingest_4x_mb", {static_cast<double>(peak[1]) / 1048576.0},
-                     idle_ingest);
+      std::vector<double> big_e2e, big_floor, big_gw, big_ingest;
+      std::vector<std::map<std::string, double>> big_stages;
+      for (int i = 0; i < big_runs && rc == 0; ++i) {
+        const double f = PsqlCopySeconds(uri, big, work / "psql.log");
+        ResetPeak(gateway_pid);
+        ResetPeak(ingest_pid);
+        RssSampler sampler({gateway_pid, ingest_pid});
+        UploadOutcome u = UploadFile(gateway_port, big, "big.csv");
+        std::vector<long> peak = sampler.Stop();
+        if (u.status != 200 || f < 0) {
+          std::fprintf(stderr, "fraud-bench-upload: 4x upload failed (%d): %s\n", u.status,
+                       u.error.c_str());
+          rc = 1;
+          break;
+        }
+        big_e2e.push_back(u.seconds);
+        big_floor.push_back(f);
+        big_gw.push_back(static_cast<double>(peak[0]) / 1048576.0);
+        big_ingest.push_back(static_cast<double>(peak[1]) / 1048576.0);
+        big_stages.push_back(Stages(u.summary, u.seconds));
+        std::fprintf(stderr,
+                     "  4x run %d: e2e %.2f s, psql \\copy %.2f s (ratio %.2f), RSS gateway %.1f "
+                     "MB, ingest %.1f MB\n",
+                     i + 1, u.seconds, f, u.seconds / f, big_gw.back(), big_ingest.back());
+        PrintStages(big_stages.back());
         DeleteUpload(uri, std::stoll(u.summary.value("uploadId", "0")));
-      } else {
-        std::fprintf(stderr, "fraud-bench-upload: 4x upload failed (%d): %s\n", u.status,
-                     u.error.c_str());
-        rc = 1;
+      }
+      if (!big_e2e.empty()) {
+        Print(E2eFigure("upload_e2e_4x_rows_per_s", big_rows, big_e2e, big_floor,
+                        static_cast<double>(fs::file_size(big)) / 1e6));
+        PrintPeakRss("peak_rss_gateway_4x_mb", big_gw, idle_gw);
+        PrintPeakRss("peak_rss_ingest_4x_mb", big_ingest, idle_ingest);
+        PrintStageFigures("stage_4x:", big_stages);
       }
       fs::remove(big);
     }
   }
 
-  if (rc == 0) {
+  if (rc == 0 && !skip_concurrent) {
     // 8 concurrent uploads of distinct 10,000-row files.
     constexpr int kConcurrent = 8;
     constexpr int64_t kRows = 10000;

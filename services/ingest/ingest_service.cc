@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "services/common/core/log.h"
 #include "services/common/core/metrics.h"
+#include "services/common/core/status_macros.h"
 #include "services/common/csv/csv_reader.h"
 #include "services/common/rpc/auth.h"
 #include "services/common/rpc/channel.h"
@@ -31,6 +32,9 @@ struct IngestMetrics {
       metrics::Counter("fraud_ingest_bytes_total", "CSV bytes received").Add({});
   prometheus::Family<prometheus::Histogram>& duration = metrics::Histogram(
       "fraud_ingest_upload_duration_seconds", "Wall time of an upload or validation");
+  prometheus::Family<prometheus::Histogram>& stages = metrics::Histogram(
+      "fraud_ingest_upload_stage_seconds",
+      "Seconds from a stored upload's first byte to the end of each stage (UploadStages)");
 };
 
 IngestMetrics& Metrics() {
@@ -42,6 +46,18 @@ const prometheus::Histogram::BucketBoundaries& DurationBuckets() {
   static const auto* b = new prometheus::Histogram::BucketBoundaries{
       0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800};
   return *b;
+}
+
+// The stages of a stored upload into fraud_ingest_upload_stage_seconds{stage}.
+void ObserveStages(const v1::UploadStages& st) {
+  const std::pair<const char*, double> stages[] = {
+      {"header_validated", st.header_validated()}, {"first_batch_scored", st.first_batch_scored()},
+      {"last_batch_sent", st.last_batch_sent()},   {"summary_computed", st.summary_computed()},
+      {"last_copy", st.last_copy()},               {"committed", st.committed()},
+      {"summary_returned", st.summary_returned()}};
+  for (const auto& [name, seconds] : stages) {
+    if (seconds > 0) Metrics().stages.Add({{"stage", name}}, DurationBuckets()).Observe(seconds);
+  }
 }
 
 std::string ResultLabel(const absl::Status& s, bool store, const v1::UploadSummary* summary) {
@@ -171,105 +187,121 @@ grpc::ServerReadReactor<v1::UploadRequest>* IngestService::Start(grpc::CallbackS
   return call;
 }
 
+// The phases of one call, in order: Authorize, ReadOptions (the first message), the session's
+// Start, StreamChunks (the data), FinishUpload (last batch, metrics, commit), Report. Each phase
+// runs only when the ones before it succeeded; Report always runs.
 grpc::Status IngestService::Run(UploadCall* call, bool store) {
-  const absl::Time start = absl::Now();
-  const char* rpc_name = store ? "Upload" : "ValidateOnly";
-  grpc::CallbackServerContext* ctx = call->context();
-  v1::UploadResponse* response = call->response();
-  std::string request_id = Metadata(*ctx, "x-request-id", kMaxRequestIdBytes);
-  if (request_id.empty()) request_id = rpc::NewRequestId();
-  IngestMetrics& m = Metrics();
+  CallReport report;
+  report.start = absl::Now();
+  report.rpc_name = store ? "Upload" : "ValidateOnly";
+  report.store = store;
+  report.request_id = Metadata(*call->context(), "x-request-id", kMaxRequestIdBytes);
+  if (report.request_id.empty()) report.request_id = rpc::NewRequestId();
 
   // Everything below funnels into `status`; the session (when one exists) reports the counts.
-  absl::Status status;
   std::optional<GrpcScorer> scorer;
   std::optional<GrpcStorageSink> sink;
   std::optional<UploadSession> session;
-  v1::UploadRequest request;
   // From the first read on: a client that opens the stream and sends nothing also holds a worker.
   IdleWatchdog::Lease lease = watchdog_.Watch([call] { call->Interrupt(); });
 
-  if (store) {
-    status = rpc::CheckAuthorizationHeader(Metadata(*ctx, "authorization"), options_.upload_token);
-  }
+  absl::Status status = Authorize(*call, store);
+  absl::StatusOr<UploadSessionOptions> so = absl::UnknownError("options not read");
   if (status.ok()) {
-    lease.Waiting();
-    const bool got = call->Read(&request);
-    lease.Busy();
-    if (!got) {
-      status = EndedEarly(*call, watchdog_.idle_timeout());
-      if (status.ok()) {
-        status = absl::InvalidArgumentError(
-            "empty request stream: the first message must carry the upload options");
-      }
-    }
+    so = ReadOptions(call, &lease);
+    status = so.status();
   }
-  if (status.ok() && !request.has_options()) {
-    status =
-        absl::InvalidArgumentError("the first message must carry the upload options, not data");
-  }
-  UploadSessionOptions so;
-  if (status.ok()) {
-    const v1::UploadOptions& o = request.options();
-    if (o.max_errors() < 0 || o.top_k() < 0) {
-      status = absl::InvalidArgumentError("options.max_errors and options.top_k must be >= 0");
-    } else if (!storage::v1::UploadMode_IsValid(o.mode())) {
-      status = absl::InvalidArgumentError(absl::StrCat("unknown options.mode ", o.mode()));
-    } else if (absl::StatusOr<std::string> name = SanitizeFileName(o.file_name()); !name.ok()) {
-      status = name.status();
-    } else {
-      so.file_name = *std::move(name);
-      so.mode = o.mode() == storage::v1::UPLOAD_MODE_LENIENT ? storage::v1::UPLOAD_MODE_LENIENT
-                                                             : storage::v1::UPLOAD_MODE_STRICT;
-      so.batch_rows = options_.batch_rows;
-      so.max_upload_bytes = options_.max_upload_bytes;
-      so.max_errors = o.max_errors() > 0 ? o.max_errors() : options_.max_errors;
-      so.top_k = o.top_k() > 0 ? o.top_k() : options_.top_k;
-    }
-  }
-
   if (status.ok()) {
     if (store) {
-      scorer.emplace(inference_.get(), request_id, options_.rpc_timeout);
-      sink.emplace(storage_.get(), request_id, options_.upload_timeout, ctx);
+      scorer.emplace(inference_.get(), report.request_id, options_.rpc_timeout);
+      sink.emplace(storage_.get(), report.request_id, options_.upload_timeout, call->context());
     }
-    session.emplace(so, scorer ? &*scorer : nullptr, sink ? &*sink : nullptr);
+    session.emplace(*so, scorer ? &*scorer : nullptr, sink ? &*sink : nullptr);
     status = session->Start();
-    while (status.ok()) {
-      lease.Waiting();
-      if (!call->Read(&request)) break;
-      lease.Busy();
-      if (ctx->IsCancelled()) break;
-      if (request.has_options()) {
-        session->Abort();
-        status = absl::InvalidArgumentError("options may only be sent in the first message");
-        break;
-      }
-      status = session->Feed(request.data());
-    }
-    lease.Busy();
-    // Read() also returns false when the client cancelled or the watchdog cut the stream off:
-    // never commit a cut-off file.
-    if (status.ok()) {
-      status = EndedEarly(*call, watchdog_.idle_timeout());
-      if (!status.ok()) session->Abort();
-    }
-    if (status.ok()) {
-      absl::StatusOr<v1::UploadSummary> summary = session->Finish();
-      if (summary.ok()) {
-        *response->mutable_summary() = *std::move(summary);
-      } else {
-        status = summary.status();
-      }
-    }
+    if (status.ok()) status = StreamChunks(call, &*session, &lease);
+    if (status.ok()) status = FinishUpload(&*session, call->response());
   }
+  Report(report, call, session.has_value() ? &*session : nullptr, status);
+  return rpc::ToGrpcStatus(status);
+}
+
+absl::Status IngestService::Authorize(const UploadCall& call, bool store) const {
+  if (!store) return absl::OkStatus();  // ValidateOnly needs no token
+  return rpc::CheckAuthorizationHeader(Metadata(*call.context(), "authorization"),
+                                       options_.upload_token);
+}
+
+absl::StatusOr<UploadSessionOptions> IngestService::ReadOptions(UploadCall* call,
+                                                                IdleWatchdog::Lease* lease) {
+  v1::UploadRequest request;
+  lease->Waiting();
+  const bool got = call->Read(&request);
+  lease->Busy();
+  if (!got) {
+    FRAUD_RETURN_IF_ERROR(EndedEarly(*call, watchdog_.idle_timeout()));
+    return absl::InvalidArgumentError(
+        "empty request stream: the first message must carry the upload options");
+  }
+  if (!request.has_options()) {
+    return absl::InvalidArgumentError("the first message must carry the upload options, not data");
+  }
+  const v1::UploadOptions& o = request.options();
+  if (o.max_errors() < 0 || o.top_k() < 0) {
+    return absl::InvalidArgumentError("options.max_errors and options.top_k must be >= 0");
+  }
+  if (!storage::v1::UploadMode_IsValid(o.mode())) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown options.mode ", o.mode()));
+  }
+  FRAUD_ASSIGN_OR_RETURN(std::string name, SanitizeFileName(o.file_name()));
+  UploadSessionOptions so;
+  so.file_name = std::move(name);
+  so.mode = o.mode() == storage::v1::UPLOAD_MODE_LENIENT ? storage::v1::UPLOAD_MODE_LENIENT
+                                                         : storage::v1::UPLOAD_MODE_STRICT;
+  so.batch_rows = options_.batch_rows;
+  so.max_upload_bytes = options_.max_upload_bytes;
+  so.max_errors = o.max_errors() > 0 ? o.max_errors() : options_.max_errors;
+  so.top_k = o.top_k() > 0 ? o.top_k() : options_.top_k;
+  return so;
+}
+
+absl::Status IngestService::StreamChunks(UploadCall* call, UploadSession* session,
+                                         IdleWatchdog::Lease* lease) {
+  v1::UploadRequest request;
+  absl::Status status;
+  while (status.ok()) {
+    lease->Waiting();
+    if (!call->Read(&request)) break;
+    lease->Busy();
+    if (call->context()->IsCancelled()) break;
+    if (request.has_options()) {
+      session->Abort();
+      return absl::InvalidArgumentError("options may only be sent in the first message");
+    }
+    status = session->Feed(request.data());
+  }
+  lease->Busy();
+  FRAUD_RETURN_IF_ERROR(status);
+  // Read() also returns false when the client cancelled or the watchdog cut the stream off:
+  // never commit a cut-off file.
+  status = EndedEarly(*call, watchdog_.idle_timeout());
+  if (!status.ok()) session->Abort();
+  return status;
+}
+
+absl::Status IngestService::FinishUpload(UploadSession* session, v1::UploadResponse* response) {
+  FRAUD_ASSIGN_OR_RETURN(*response->mutable_summary(), session->Finish());
+  return absl::OkStatus();
+}
+
+void IngestService::Report(const CallReport& report, UploadCall* call,
+                           const UploadSession* session, const absl::Status& status) {
+  IngestMetrics& m = Metrics();
+  grpc::CallbackServerContext* ctx = call->context();
   const bool idle_cut_off = call->end() == UploadCall::End::kInterrupted &&
                             status.code() == absl::StatusCode::kDeadlineExceeded;
-
-  // Report.
-  const v1::UploadSummary* summary = status.ok() ? &response->summary() : nullptr;
+  const v1::UploadSummary* summary = status.ok() ? &call->response()->summary() : nullptr;
   v1::UploadSummary partial;
-  if (!status.ok() && session.has_value()) {
+  if (!status.ok() && session != nullptr) {
     partial = session->PartialSummary();
     // The summary travels only with the caller's own problems: invalid rows, or a file over the
     // size limit. A RESOURCE_EXHAUSTED from a busy downstream (storage's pool) carries none, so
@@ -280,19 +312,21 @@ grpc::Status IngestService::Run(UploadCall* call, bool store) {
     }
   }
   const v1::UploadSummary& counts = summary != nullptr ? *summary : partial;
-  const std::string result = idle_cut_off ? "idle_timeout" : ResultLabel(status, store, summary);
-  m.uploads.Add({{"rpc", rpc_name}, {"result", result}}).Increment();
+  const std::string result =
+      idle_cut_off ? "idle_timeout" : ResultLabel(status, report.store, summary);
+  m.uploads.Add({{"rpc", report.rpc_name}, {"result", result}}).Increment();
   m.bytes.Increment(static_cast<double>(counts.bytes()));
-  if (store) {
+  if (report.store) {
     const char* outcome =
         !status.ok() ? "discarded" : (counts.duplicate_of() != 0 ? "duplicate" : "stored");
     m.rows.Add({{"result", outcome}}).Increment(static_cast<double>(counts.rows_accepted()));
     m.rows.Add({{"result", "rejected"}}).Increment(static_cast<double>(counts.rows_rejected()));
+    if (summary != nullptr) ObserveStages(summary->stages());
   }
-  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  m.duration.Add({{"rpc", rpc_name}}, DurationBuckets()).Observe(seconds);
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - report.start);
+  m.duration.Add({{"rpc", report.rpc_name}}, DurationBuckets()).Observe(seconds);
 
-  const UploadLogLine line{rpc_name, request_id, result, counts, status, seconds};
+  const UploadLogLine line{report.rpc_name, report.request_id, result, counts, status, seconds};
   const bool server_side_failure = !status.ok() && !idle_cut_off &&
                                    status.code() != absl::StatusCode::kInvalidArgument &&
                                    status.code() != absl::StatusCode::kResourceExhausted &&
@@ -303,7 +337,6 @@ grpc::Status IngestService::Run(UploadCall* call, bool store) {
   } else {
     FRAUD_LOG(INFO) << line;
   }
-  return rpc::ToGrpcStatus(status);
 }
 
 }  // namespace fraud::ingest

@@ -28,7 +28,9 @@
 // ValidateOnly: the same parsing and the same status codes, nothing stored or scored.
 //
 // Metrics: fraud_ingest_uploads_total{rpc,result}, fraud_ingest_rows_total{result},
-// fraud_ingest_bytes_total, fraud_ingest_upload_duration_seconds{rpc}.
+// fraud_ingest_bytes_total, fraud_ingest_upload_duration_seconds{rpc},
+// fraud_ingest_upload_stage_seconds{stage} (seconds from a stored upload's first byte to the end
+// of each stage; the summary's `stages` has the same figures).
 // Thread-safety: calls run concurrently, each on its own worker with its own session and
 // streams. The service must outlive the server (its destructor waits for running workers).
 #pragma once
@@ -45,6 +47,7 @@
 #include "fraud/storage/v1/storage.grpc.pb.h"
 #include "services/ingest/idle_watchdog.h"
 #include "services/ingest/upload_call.h"
+#include "services/ingest/upload_session.h"
 #include "services/ingest/worker_pool.h"
 
 namespace fraud::ingest {
@@ -85,8 +88,28 @@ class IngestService final : public v1::IngestService::CallbackService {
   // Hands the call to a worker, or refuses it as busy.
   grpc::ServerReadReactor<v1::UploadRequest>* Start(grpc::CallbackServerContext* ctx,
                                                     v1::UploadResponse* response, bool store);
-  // The whole call, on a worker thread; returns the status to send.
+  // What the last phase (Report) needs to know about the call.
+  struct CallReport {
+    absl::Time start;
+    const char* rpc_name = "";
+    bool store = false;
+    std::string request_id;
+  };
+
+  // The whole call, on a worker thread, one phase after the other; returns the status to send.
   grpc::Status Run(UploadCall* call, bool store);
+  // Phase 1: the bearer token (Upload only). UNAUTHENTICATED without it.
+  absl::Status Authorize(const UploadCall& call, bool store) const;
+  // Phase 2: the first message, which must carry valid options; they become the session's.
+  absl::StatusOr<UploadSessionOptions> ReadOptions(UploadCall* call, IdleWatchdog::Lease* lease);
+  // Phase 3: every later message (data chunks) into the session until the stream ends; a stream
+  // that was cut off (cancel, idle) aborts the session.
+  absl::Status StreamChunks(UploadCall* call, UploadSession* session, IdleWatchdog::Lease* lease);
+  // Phase 4: the last batch, metrics and commit; the summary goes into the response.
+  static absl::Status FinishUpload(UploadSession* session, v1::UploadResponse* response);
+  // Phase 5 (always): the summary trailer of a failed upload, the metrics and the log line.
+  static void Report(const CallReport& report, UploadCall* call, const UploadSession* session,
+                     const absl::Status& status);
 
   const IngestOptions options_;
   std::unique_ptr<storage::v1::StorageService::Stub> storage_;

@@ -141,8 +141,13 @@ absl::Status UploadSession::Feed(std::string_view chunk) {
                     "upload exceeds the ", FormatByteLimit(options_.max_upload_bytes), " limit")));
   }
   bytes_ += static_cast<int64_t>(chunk.size());
+  if (!first_byte_.has_value() && !chunk.empty()) first_byte_ = clock_->Now();
   sha_.Update(chunk);
   absl::Status s = reader_.Feed(chunk);
+  if (!header_seen_ && reader_.header_done()) {
+    header_seen_ = true;
+    stages_.set_header_validated(SinceFirstByte());
+  }
   if (!s.ok()) {
     return Fail(batch_error_ ? batch_failure_ : UploadFailure::kInvalid, std::move(s));
   }
@@ -155,6 +160,7 @@ absl::StatusOr<UploadSummary> UploadSession::Finish() {
   absl::Status s = reader_.Finish();
   if (s.ok() && holding_) s = CompleteHeld();
   if (!s.ok()) return Fail(batch_error_ ? batch_failure_ : UploadFailure::kInvalid, std::move(s));
+  stages_.set_last_batch_sent(SinceFirstByte());
   const csv::CsvCounters& c = reader_.counters();
   if (c.rows_accepted == 0) {
     return Fail(UploadFailure::kInvalid,
@@ -211,17 +217,30 @@ absl::StatusOr<UploadSummary> UploadSession::Finish() {
              .ok()) {
       commit.clear_summary_json();
     }
+    stages_.set_summary_computed(SinceFirstByte());
     absl::StatusOr<storage::v1::StoreUploadResponse> stored = sink_->Commit(commit);
     if (!stored.ok()) return Fail(UploadFailure::kStorage, stored.status());
+    stages_.set_committed(SinceFirstByte());
+    stages_.set_last_copy(
+        std::max(0.0, stages_.committed() - stored->last_copy_to_commit_seconds()));
+    stages_.set_storage_copy_seconds(stored->copy_seconds());
+    stages_.set_storage_commit_seconds(stored->commit_seconds());
     if (stored->duplicate_of() != 0) {
       summary.set_duplicate_of(stored->duplicate_of());
       summary.set_upload_id(stored->duplicate_of());
+      if (stored->predictions_added() > 0) {
+        summary.set_scoring_message(absl::StrCat(
+            "already stored as upload ", stored->duplicate_of(), ", without scores from model ",
+            model_version_, ": its ", stored->predictions_added(), " predictions were stored now"));
+      }
     } else {
       summary.set_upload_id(stored->upload().id());
     }
   }
   finished_ = true;
   summary.set_elapsed_seconds(ElapsedSeconds());
+  stages_.set_summary_returned(SinceFirstByte());
+  *summary.mutable_stages() = stages_;
   return summary;
 }
 
@@ -291,6 +310,7 @@ absl::Status UploadSession::CompleteHeld() {
   if (batches_scored_ == 0) {
     model_version_ = result->model_version();
     threshold_ = result->threshold();
+    stages_.set_first_batch_scored(SinceFirstByte());
   }
   versions_seen_.insert(result->model_version());
   ++batches_scored_;
@@ -441,6 +461,11 @@ absl::Status UploadSession::FillMetrics(UploadSummary* summary) const {
   FRAUD_ASSIGN_OR_RETURN(*summary->mutable_metrics(),
                          eval::ComputeClassificationMetricsInt8(scores_, labels_, m));
   return absl::OkStatus();
+}
+
+double UploadSession::SinceFirstByte() const {
+  if (!first_byte_.has_value()) return 0;
+  return absl::ToDoubleSeconds(clock_->Now() - *first_byte_);
 }
 
 double UploadSession::ElapsedSeconds() const {

@@ -167,6 +167,10 @@ class UploadSession {
   // (no metrics). Used to report a failed upload.
   ingest::v1::UploadSummary PartialSummary() const;
 
+  // When each stage ended so far (seconds since the first byte; see v1::UploadStages). Complete
+  // in the summary Finish() returns.
+  const ingest::v1::UploadStages& stages() const { return stages_; }
+
   UploadFailure failure() const { return failure_; }
   const absl::Status& status() const { return status_; }
   const csv::CsvCounters& counters() const { return reader_.counters(); }
@@ -202,6 +206,8 @@ class UploadSession {
   void FillReport(ingest::v1::DataReport* report) const;
   absl::Status FillMetrics(ingest::v1::UploadSummary* summary) const;
   double ElapsedSeconds() const;
+  // Seconds since the first byte was fed (0 before it).
+  double SinceFirstByte() const;
 
   UploadSessionOptions options_;
   Scorer* const scorer_;
@@ -211,6 +217,10 @@ class UploadSession {
 
   csv::CsvReader reader_;
   Sha256 sha_;
+  // Stage times (UploadStages), from the first non-empty Feed on.
+  std::optional<absl::Time> first_byte_;
+  bool header_seen_ = false;
+  ingest::v1::UploadStages stages_;
   int64_t bytes_ = 0;
   bool started_sink_ = false;
   bool finished_ = false;

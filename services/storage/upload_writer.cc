@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "services/common/core/status_macros.h"
 #include "services/storage/pg_copy.h"
 #include "services/storage/pg_errors.h"
@@ -33,6 +34,21 @@ constexpr char kCommitUpload[] =
     " time_max = $8::float8, model_version = $9, bytes = $10,"
     " summary_json = NULLIF($11, '')::jsonb"
     " WHERE id = $1 RETURNING " FRAUD_UPLOAD_COLUMNS;
+// A re-upload of content stored earlier without this model version's scores gives the earlier
+// upload those scores (and, when it had no scoring model, this version), then discards its own
+// rows; all in this stream's transaction.
+constexpr char kHasPredictions[] =
+    "SELECT EXISTS (SELECT 1 FROM predictions WHERE upload_id = $1 AND model_version = $2)";
+constexpr char kAdoptPredictions[] =
+    "INSERT INTO predictions (upload_id, line, model_version, score, decision)"
+    " SELECT $1, line, model_version, score, decision FROM predictions WHERE upload_id = $2"
+    " ON CONFLICT (upload_id, model_version, line) DO NOTHING";
+constexpr char kDiscardPredictions[] = "DELETE FROM predictions WHERE upload_id = $1";
+constexpr char kDiscardTransactions[] = "DELETE FROM transactions WHERE upload_id = $1";
+constexpr char kDiscardUpload[] = "DELETE FROM uploads WHERE id = $1";
+constexpr char kAdoptModelVersion[] =
+    "UPDATE uploads SET model_version = $2 WHERE id = $1 AND model_version = 0";
+constexpr char kSelectUpload[] = "SELECT " FRAUD_UPLOAD_COLUMNS " FROM uploads WHERE id = $1";
 
 }  // namespace
 
@@ -101,12 +117,15 @@ absl::Status UploadWriter::Append(const v1::UploadRows& rows) {
   }
   if (n == 0) return absl::OkStatus();
 
+  const absl::Time copy_start = absl::Now();
   if (absl::Status s = WriteTransactions(batch, lines); !s.ok()) return Fail(s);
   if (rows.has_scores()) {
     if (absl::Status s = WritePredictions(rows.scores(), lines); !s.ok()) return Fail(s);
     scored_by_version_[rows.scores().model_version()] += n;
     predictions_ += n;
   }
+  last_copy_end_ = absl::Now();
+  copy_time_ += last_copy_end_ - copy_start;
   last_line_ = last;
   const double* f = batch.features().data();
   for (int64_t i = 0; i < n; ++i) {
@@ -200,6 +219,17 @@ absl::Status UploadWriter::WritePredictions(const ScoreBatch& scores,
 }
 
 absl::StatusOr<v1::StoreUploadResponse> UploadWriter::Commit(const v1::UploadCommit& commit) {
+  const absl::Time commit_start = absl::Now();
+  // The stage times a caller reports (UploadStages): where the commit and the COPYs spent time.
+  auto timed = [&](v1::StoreUploadResponse r) {
+    const absl::Time end = absl::Now();
+    r.set_copy_seconds(absl::ToDoubleSeconds(copy_time_));
+    r.set_commit_seconds(absl::ToDoubleSeconds(end - commit_start));
+    r.set_last_copy_to_commit_seconds(
+        absl::ToDoubleSeconds(end - (last_copy_end_ == absl::InfinitePast() ? commit_start
+                                                                             : last_copy_end_)));
+    return r;
+  };
   if (finished_) return absl::FailedPreconditionError("upload stream already ended");
   if (!begun()) return Fail(absl::InvalidArgumentError("commit before begin"));
   if (absl::Status s = ValidateUploadCommit(commit, mode_); !s.ok()) return Fail(s);
@@ -222,11 +252,31 @@ absl::StatusOr<v1::StoreUploadResponse> UploadWriter::Commit(const v1::UploadCom
     pqxx::result existing = txn_->exec_params(kFindCommitted, sha256);
     if (!existing.empty()) {
       status = RowToUpload(existing[0], response.mutable_upload());
-      Rollback();
-      if (!status.ok()) return status;
-      response.set_duplicate_of(response.upload().id());
+      if (!status.ok()) return Fail(status);
+      const int64_t earlier = response.upload().id();
+      response.set_duplicate_of(earlier);
+      if (predictions_ == 0 ||
+          txn_->exec_params1(kHasPredictions, earlier, model_version)[0].as<bool>()) {
+        Rollback();
+        Metrics().Upload("duplicate");
+        return timed(std::move(response));
+      }
+      response.set_predictions_added(
+          static_cast<int64_t>(txn_->exec_params(kAdoptPredictions, earlier, upload_id_)
+                                   .affected_rows()));
+      txn_->exec_params(kDiscardPredictions, upload_id_);
+      txn_->exec_params(kDiscardTransactions, upload_id_);
+      txn_->exec_params(kDiscardUpload, upload_id_);
+      txn_->exec_params(kAdoptModelVersion, earlier, model_version);
+      status = RowToUpload(txn_->exec_params1(kSelectUpload, earlier), response.mutable_upload());
+      if (!status.ok()) return Fail(status);
+      txn_->commit();
+      txn_.reset();
+      lease_.reset();
+      finished_ = true;
       Metrics().Upload("duplicate");
-      return response;
+      Metrics().rows_predictions->Increment(static_cast<double>(response.predictions_added()));
+      return timed(std::move(response));
     }
     pqxx::row r = txn_->exec_params1(
         kCommitUpload, upload_id_, sha256, rows_, commit.rows_rejected(), labelled_, frauds_,
@@ -241,7 +291,7 @@ absl::StatusOr<v1::StoreUploadResponse> UploadWriter::Commit(const v1::UploadCom
     Metrics().Upload("committed");
     Metrics().rows_transactions->Increment(static_cast<double>(rows_));
     Metrics().rows_predictions->Increment(static_cast<double>(predictions_));
-    return response;
+    return timed(std::move(response));
   } catch (const pqxx::unique_violation&) {
     // Another stream committed the same content after our check: it waited on its index entry.
     concurrent_duplicate = true;
@@ -250,7 +300,9 @@ absl::StatusOr<v1::StoreUploadResponse> UploadWriter::Commit(const v1::UploadCom
   }
   if (concurrent_duplicate) {
     Rollback();
-    return Duplicate(sha256);
+    absl::StatusOr<v1::StoreUploadResponse> duplicate = Duplicate(sha256);
+    if (!duplicate.ok()) return duplicate.status();
+    return timed(*std::move(duplicate));
   }
   Metrics().DbError(status);
   if (IsConnectionLoss(status) && lease_.has_value()) lease_->Discard();

@@ -2,8 +2,13 @@
 // leased connection and inserts the (still invisible) upload row, every Append validates one
 // batch and writes it with binary COPY into transactions (and predictions when scored), and
 // Commit either commits or, when an upload with the same sha256 is already committed, rolls back
-// and names that upload in duplicate_of. Anything else — Rollback(), an error, destruction
-// without Commit — rolls back, so an upload is all-or-nothing.
+// and names that upload in duplicate_of. One exception to the rollback: when this stream carried
+// scores and the earlier upload has none from its model version (it was stored unscored, say,
+// while no model served), those scores are added to the earlier upload (predictions_added; an
+// unscored upload adopts the version), this stream's own rows are discarded, and that commits.
+// Anything else — Rollback(), an error, destruction without Commit — rolls back, so an upload is
+// all-or-nothing. The response carries the stream's COPY and commit times (copy_seconds,
+// commit_seconds, last_copy_to_commit_seconds).
 //
 // Memory: one batch at a time (the caller reads the next message only after Append returns).
 // Errors: InvalidArgument for protocol and data errors (rows before begin, second begin,
@@ -73,6 +78,9 @@ class UploadWriter {
   double time_min_ = 0;
   double time_max_ = 0;
   int64_t last_line_ = 1;  // header line; rows start at 2
+  // Time spent in COPY, and when the last one ended (for the response's stage times).
+  absl::Duration copy_time_;
+  absl::Time last_copy_end_ = absl::InfinitePast();
   // Rows scored per model version; the upload's model_version is the one that scored most.
   std::map<int64_t, int64_t> scored_by_version_;
 };

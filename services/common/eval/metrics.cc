@@ -186,6 +186,67 @@ std::vector<PrPoint> CurveFromRanked(const Ranked& r, absl::Span<const float> sc
   return points;
 }
 
+// The ranked rows of an unweighted ranking, reduced to what average precision depends on: the
+// rows of a tie group holding a positive (split into its positive and negative rows), and runs of
+// consecutive all-negative groups, in rank order.
+struct Segment {
+  uint64_t positives = 0;
+  uint64_t negatives = 0;
+};
+
+std::vector<Segment> Segments(const Ranked& r) {
+  std::vector<Segment> out;
+  Segment group;
+  Segment run;  // all-negative groups since the last group with a positive
+  for (size_t i = 0; i < r.size(); ++i) {
+    (r.fraud(i) ? group.positives : group.negatives) += 1;
+    if (!r.group_end(i)) continue;
+    if (group.positives == 0) {
+      run.negatives += group.negatives;
+    } else {
+      if (run.negatives > 0) out.push_back(run);
+      run = Segment{};
+      out.push_back(group);
+    }
+    group = Segment{};
+  }
+  return out;
+}
+
+// One bootstrap resample of an unweighted ranking's average precision (-1 without a positive).
+// Drawing n rows with replacement is a multinomial over rows; the draws landing in each segment
+// follow from sequential binomials (draws left, segment size / rows left), which is the same
+// distribution as drawing row by row, in O(segments) instead of O(n) random draws.
+double ResampledAp(const std::vector<Segment>& segments, uint64_t n, std::mt19937_64& rng) {
+  uint64_t draws_left = n;
+  uint64_t rows_left = n;
+  auto draw = [&](uint64_t rows) -> uint64_t {
+    if (rows == 0 || draws_left == 0) return 0;
+    uint64_t c = draws_left;
+    if (rows < rows_left) {
+      std::binomial_distribution<uint64_t> binomial(
+          draws_left, static_cast<double>(rows) / static_cast<double>(rows_left));
+      c = binomial(rng);
+    }
+    draws_left -= c;
+    rows_left -= rows;
+    return c;
+  };
+  double tp = 0;
+  double fp = 0;
+  double prev_tp = 0;
+  double weighted_precision = 0;  // sum of (tp - prev_tp) * precision; divided by tp at the end
+  for (const Segment& s : segments) {
+    tp += static_cast<double>(draw(s.positives));
+    fp += static_cast<double>(draw(s.negatives));
+    if (tp > prev_tp) {
+      weighted_precision += (tp - prev_tp) * SafeDiv(tp, tp + fp);
+      prev_tp = tp;
+    }
+  }
+  return tp > 0 ? weighted_precision / tp : -1.0;
+}
+
 absl::StatusOr<Interval> BootstrapFromRanked(const Ranked& r, int resamples, uint64_t seed,
                                              double confidence) {
   if (resamples < 1) return absl::InvalidArgumentError("bootstrap needs at least one resample");
@@ -194,16 +255,27 @@ absl::StatusOr<Interval> BootstrapFromRanked(const Ranked& r, int resamples, uin
   }
   const size_t n = r.size();
   std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<size_t> pick(0, n - 1);
-  std::vector<uint32_t> count(n);
   std::vector<double> aps;
   aps.reserve(static_cast<size_t>(resamples));
-  for (int b = 0; b < resamples; ++b) {
-    std::fill(count.begin(), count.end(), 0u);
-    // Positions in the ranked order: resampling positions is resampling rows.
-    for (size_t k = 0; k < n; ++k) ++count[pick(rng)];
-    const double ap = ApFromRanked(r, count.data());
-    if (ap >= 0) aps.push_back(ap);
+  if (r.w.empty()) {
+    // Unweighted (every upload): ~2 segments per positive instead of n draws per resample. This
+    // was ingest's one size-independent cost: 200 resamples x n rows capped at 20M draws, about
+    // 0.3-0.9 s at the end of every upload of 100k-1M rows.
+    const std::vector<Segment> segments = Segments(r);
+    for (int b = 0; b < resamples; ++b) {
+      const double ap = ResampledAp(segments, n, rng);
+      if (ap >= 0) aps.push_back(ap);
+    }
+  } else {
+    std::uniform_int_distribution<size_t> pick(0, n - 1);
+    std::vector<uint32_t> count(n);
+    for (int b = 0; b < resamples; ++b) {
+      std::fill(count.begin(), count.end(), 0u);
+      // Positions in the ranked order: resampling positions is resampling rows.
+      for (size_t k = 0; k < n; ++k) ++count[pick(rng)];
+      const double ap = ApFromRanked(r, count.data());
+      if (ap >= 0) aps.push_back(ap);
+    }
   }
   if (aps.empty()) return NoPositives("bootstrap average precision");
   std::sort(aps.begin(), aps.end());

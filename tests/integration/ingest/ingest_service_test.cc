@@ -115,6 +115,66 @@ TEST_F(IngestServiceTest, DuplicateUploadNamesTheEarlierOneAndStoresNothingNew) 
   EXPECT_EQ(Count("uploads"), 1);
 }
 
+TEST_F(IngestServiceTest, ReUploadOfAnUnscoredUploadStoresItsPredictionsOnce) {
+  // Stored while no model served: no predictions.
+  const std::string data = SyntheticCsv(1500, 21);
+  UploadResult first = Upload(data, storage::v1::UPLOAD_MODE_STRICT, false, 64 * 1024, "a.csv");
+  ASSERT_TRUE(first.status.ok()) << first.status.error_message();
+  ASSERT_FALSE(first.summary.scored());
+  const std::string id = std::to_string(first.summary.upload_id());
+  ASSERT_EQ(QueryScalar("SELECT model_version FROM uploads WHERE id = " + id), "0");
+
+  // The same file once a model serves: recognised as the same upload, and now scored.
+  ServeModel();
+  UploadResult second = Upload(data, storage::v1::UPLOAD_MODE_STRICT, false, 4096, "b.csv");
+  ASSERT_TRUE(second.status.ok()) << second.status.error_message();
+  EXPECT_EQ(second.summary.duplicate_of(), first.summary.upload_id());
+  EXPECT_EQ(second.summary.upload_id(), first.summary.upload_id());
+  EXPECT_TRUE(second.summary.scored());
+  EXPECT_THAT(second.summary.scoring_message(), HasSubstr("1500 predictions were stored now"));
+  EXPECT_EQ(Count("uploads"), 1);
+  EXPECT_EQ(Count("transactions"), 1500);
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM predictions WHERE upload_id = " + id +
+                        " AND model_version = 3"),
+            "1500");
+  EXPECT_EQ(QueryScalar("SELECT model_version FROM uploads WHERE id = " + id), "3");
+  // The stored scores are the ones a scored first upload would have stored.
+  const StoredPredictions stored = ReadStoredPredictions(conninfo(), first.summary.upload_id());
+  int64_t flagged = 0;
+  for (size_t i = 0; i < stored.scores.size(); ++i) {
+    EXPECT_EQ(stored.decisions[i], stored.scores[i] >= static_cast<float>(kThreshold));
+    flagged += stored.decisions[i] ? 1 : 0;
+  }
+  EXPECT_EQ(flagged, second.summary.predicted_frauds());
+
+  // A third time changes nothing (idempotent).
+  const DbCounts before = Counts();
+  UploadResult third = Upload(data, storage::v1::UPLOAD_MODE_STRICT, false, 64 * 1024, "c.csv");
+  ASSERT_TRUE(third.status.ok()) << third.status.error_message();
+  EXPECT_EQ(third.summary.duplicate_of(), first.summary.upload_id());
+  EXPECT_EQ(third.summary.scoring_message(), "");
+  EXPECT_TRUE(Counts() == before);
+}
+
+TEST_F(IngestServiceTest, TheSummaryReportsWhenEachStageEnded) {
+  ServeModel();
+  UploadResult r = Upload(SyntheticCsv(20000, 22), storage::v1::UPLOAD_MODE_STRICT, false, 4096);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  const v1::UploadStages& st = r.summary.stages();
+  EXPECT_GT(st.header_validated(), 0);
+  EXPECT_GE(st.first_batch_scored(), st.header_validated());
+  EXPECT_GE(st.last_batch_sent(), st.first_batch_scored());
+  EXPECT_GE(st.summary_computed(), st.last_batch_sent());
+  EXPECT_GE(st.committed(), st.summary_computed());
+  EXPECT_GT(st.last_copy(), 0);
+  EXPECT_LE(st.last_copy(), st.committed());
+  EXPECT_GE(st.summary_returned(), st.committed());
+  EXPECT_LE(st.summary_returned(), r.summary.elapsed_seconds());
+  EXPECT_GT(st.storage_copy_seconds(), 0);
+  EXPECT_GT(st.storage_commit_seconds(), 0);
+  EXPECT_LE(st.storage_commit_seconds(), st.committed());
+}
+
 TEST_F(IngestServiceTest, StrictRejectsOneBadRowButLenientStoresTheRest) {
   ServeModel();
   // Break file line 2501, after two batches already went to storage.
