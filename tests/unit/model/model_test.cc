@@ -74,7 +74,7 @@ TEST_P(FamilyTest, TrainsAModelWithACompleteManifest) {
   // Alert-budget thresholds on the same 1000 validation rows: each flags at most its budget,
   // and a larger budget never has a higher threshold. The 1% budget (10 rows) is always there.
   ASSERT_GE(m.budget_thresholds_size(), 1);
-  EXPECT_DOUBLE_EQ(m.budget_thresholds(m.budget_thresholds_size() - 1).alert_fraction, 0.01);
+  EXPECT_DOUBLE_EQ(m.budget_thresholds(m.budget_thresholds_size() - 1).alert_fraction(), 0.01);
   for (int i = 0; i < m.budget_thresholds_size(); ++i) {
     const common::v1::BudgetThreshold& b = m.budget_thresholds(i);
     EXPECT_GE(b.alerts(), 1);
