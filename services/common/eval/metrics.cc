@@ -522,15 +522,17 @@ absl::StatusOr<std::vector<BudgetPoint>> ThresholdsForAlertBudgets(
     double kept_tp = -1;
     double kept_fp = 0;
     float kept_score = 0;
+    if (budget < 1) continue;  // not one row's worth of alerts
     for (size_t i = 0; i < r.size(); ++i) {
       (r.fraud(i) ? tp : fp) += r.weight(i);
       if (!r.group_end(i)) continue;
-      if (tp + fp > budget * (1 + 1e-12)) break;
+      // The top tie group is kept even when it alone exceeds the budget (a saturated model
+      // scores many rows exactly 1): no threshold can split a tie, and `alerts` says so.
+      if (kept_tp >= 0 && tp + fp > budget * (1 + 1e-12)) break;
       kept_tp = tp;
       kept_fp = fp;
       kept_score = scores[r.order[i]];
     }
-    if (kept_tp < 0) continue;  // not even the top tie group fits
     BudgetPoint p;
     p.fraction = f;
     p.threshold = kept_score;

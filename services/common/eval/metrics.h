@@ -67,8 +67,10 @@ absl::StatusOr<ThresholdMetrics> MetricsAtThreshold(absl::Span<const float> scor
                                                     absl::Span<const double> weights = {});
 
 // For each budget fraction f in (0, 1]: the lowest threshold t (one of the scores) at which at
-// most f of the rows (weighted) score >= t, with precision and recall there. A budget too small
-// to allow one row is left out. InvalidArgument for bad inputs or a fraction outside (0, 1].
+// most f of the rows (weighted) score >= t, with precision and recall there. Ties are never
+// split: when the highest-scored tie group alone exceeds the budget, its score is the threshold
+// and `alerts` (> the budget) says how many it flags. A budget of less than one row is left out.
+// InvalidArgument for bad inputs or a fraction outside (0, 1].
 struct BudgetPoint {
   double fraction = 0;
   double threshold = 0;

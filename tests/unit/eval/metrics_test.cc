@@ -393,11 +393,15 @@ TEST(AlertBudgetTest, TheThresholdFlagsAtMostTheBudgetWithItsPrecisionAndRecall)
 TEST(AlertBudgetTest, TiesAreNeverSplitAndBadBudgetsAreRefused) {
   const std::vector<float> scores = {0.9f, 0.9f, 0.9f, 0.1f};
   const std::vector<int32_t> labels = {1, 0, 1, 0};
-  // Two alerts allowed, but the top tie group has three rows: nothing fits.
+  // Two alerts allowed, but the top tie group has three rows: it is the threshold, and the
+  // alert count shows the budget is exceeded.
   absl::StatusOr<std::vector<BudgetPoint>> b =
       ThresholdsForAlertBudgets(scores, labels, std::vector<double>{0.5});
   ASSERT_THAT(b, IsOk());
-  EXPECT_TRUE(b->empty());
+  ASSERT_EQ(b->size(), 1u);
+  EXPECT_FLOAT_EQ((*b)[0].threshold, 0.9f);
+  EXPECT_EQ((*b)[0].alerts, 3);
+  EXPECT_DOUBLE_EQ((*b)[0].precision, 2.0 / 3.0);
   EXPECT_THAT(ThresholdsForAlertBudgets(scores, labels, std::vector<double>{0}),
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(ThresholdsForAlertBudgets(scores, labels, std::vector<double>{1.5}),
