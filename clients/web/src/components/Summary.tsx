@@ -7,6 +7,7 @@ import type { ClassificationMetrics, DataReport, FeatureDrift, RowError, Suspici
 import { PrCurveChart } from '../charts/PrCurveChart';
 import { ScoreHistogram } from '../charts/ScoreHistogram';
 import { SortableTable } from './SortableTable';
+import { Fact } from './Fact';
 
 export function ErrorTable({ errors, truncated }: { errors: RowError[]; truncated?: boolean }) {
   const uid = useId();
@@ -217,38 +218,17 @@ export function DataReportView({ report }: { report: DataReport }) {
     <section className="panel" aria-labelledby={`${uid}-report`}>
       <h3 id={`${uid}-report`}>Data report</h3>
       <dl className="facts">
-        <div>
-          <dt>Rows</dt>
-          <dd>{fmtInt(report.rows)}</dd>
-        </div>
-        <div>
-          <dt>Labelled rows</dt>
-          <dd>{fmtInt(report.labelledRows)}</dd>
-        </div>
-        <div>
-          <dt>Frauds</dt>
-          <dd>{fmtInt(report.frauds)}</dd>
-        </div>
-        <div>
-          <dt>Fraud rate</dt>
-          <dd>{num0(report.labelledRows) > 0 ? fmtPct(report.fraudRate, 3) : 'n/a (unlabelled)'}</dd>
-        </div>
-        <div>
-          <dt>Time range (s)</dt>
-          <dd>
-            {fmtInt(report.timeMin)} – {fmtInt(report.timeMax)}
-          </dd>
-        </div>
-        <div>
-          <dt>Time order</dt>
-          <dd>{report.timeMonotonic ? 'non-decreasing' : `${fmtInt(report.timeDecreases)} decreases`}</dd>
-        </div>
-        <div>
-          <dt>Amount mean / max</dt>
-          <dd>
-            {fmtNum(report.amountMean, 2)} / {fmtNum(report.amountMax, 2)}
-          </dd>
-        </div>
+        <Fact label="Rows">{fmtInt(report.rows)}</Fact>
+        <Fact label="Labelled rows">{fmtInt(report.labelledRows)}</Fact>
+        <Fact label="Frauds">{fmtInt(report.frauds)}</Fact>
+        <Fact label="Fraud rate">{num0(report.labelledRows) > 0 ? fmtPct(report.fraudRate, 3) : 'n/a (unlabelled)'}</Fact>
+        <Fact label="Time range (s)">
+          {fmtInt(report.timeMin)} – {fmtInt(report.timeMax)}
+        </Fact>
+        <Fact label="Time order">{report.timeMonotonic ? 'non-decreasing' : `${fmtInt(report.timeDecreases)} decreases`}</Fact>
+        <Fact label="Amount mean / max">
+          {fmtNum(report.amountMean, 2)} / {fmtNum(report.amountMax, 2)}
+        </Fact>
         <div>
           <dt>Drifting features</dt>
           <dd className={(report.driftFlagged ?? 0) > 0 ? 'flag' : undefined}>
@@ -288,56 +268,26 @@ export function SummaryView({ summary, title }: { summary: UploadSummary; title?
         </div>
       )}
       <dl className="facts counts" aria-label="Counts">
-        <div>
-          <dt>File</dt>
-          <dd>{summary.fileName || '—'}</dd>
-        </div>
+        <Fact label="File">{summary.fileName || '—'}</Fact>
         {nonZero(summary.uploadId) && (
-          <div>
-            <dt>Upload</dt>
-            <dd>
-              <a href={`#/uploads/${int64(summary.uploadId)}`}>#{int64(summary.uploadId)}</a>
-            </dd>
-          </div>
+          <Fact label="Upload">
+            <a href={`#/uploads/${int64(summary.uploadId)}`}>#{int64(summary.uploadId)}</a>
+          </Fact>
         )}
-        <div>
-          <dt>Mode</dt>
-          <dd>{modeName(summary.mode)}</dd>
-        </div>
-        <div>
-          <dt>Rows</dt>
-          <dd>{fmtInt(summary.rowsTotal)}</dd>
-        </div>
-        <div>
-          <dt>Accepted</dt>
-          <dd>{fmtInt(summary.rowsAccepted)}</dd>
-        </div>
-        <div>
-          <dt>Rejected</dt>
-          <dd>{fmtInt(summary.rowsRejected)}</dd>
-        </div>
-        <div>
-          <dt>Predicted frauds</dt>
-          <dd>{summary.scored === false ? '—' : fmtInt(summary.predictedFrauds)}</dd>
-        </div>
-        <div>
-          <dt>Model version</dt>
-          <dd>
-            {summary.scored !== false && nonZero(summary.modelVersion) ? (
-              <a href={`#/models?v=${int64(summary.modelVersion)}`}>v{int64(summary.modelVersion)}</a>
-            ) : (
-              '—'
-            )}
-          </dd>
-        </div>
-        <div>
-          <dt>Size</dt>
-          <dd>{fmtBytes(summary.bytes)}</dd>
-        </div>
-        <div>
-          <dt>Took</dt>
-          <dd>{Number.isFinite(num(summary.elapsedSeconds)) ? `${num(summary.elapsedSeconds).toFixed(2)} s` : '—'}</dd>
-        </div>
+        <Fact label="Mode">{modeName(summary.mode)}</Fact>
+        <Fact label="Rows">{fmtInt(summary.rowsTotal)}</Fact>
+        <Fact label="Accepted">{fmtInt(summary.rowsAccepted)}</Fact>
+        <Fact label="Rejected">{fmtInt(summary.rowsRejected)}</Fact>
+        <Fact label="Predicted frauds">{summary.scored === false ? '—' : fmtInt(summary.predictedFrauds)}</Fact>
+        <Fact label="Model version">
+          {summary.scored !== false && nonZero(summary.modelVersion) ? (
+            <a href={`#/models?v=${int64(summary.modelVersion)}`}>v{int64(summary.modelVersion)}</a>
+          ) : (
+            '—'
+          )}
+        </Fact>
+        <Fact label="Size">{fmtBytes(summary.bytes)}</Fact>
+        <Fact label="Took">{Number.isFinite(num(summary.elapsedSeconds)) ? `${num(summary.elapsedSeconds).toFixed(2)} s` : '—'}</Fact>
       </dl>
 
       {errors.length > 0 && <ErrorTable errors={errors} truncated={summary.errorsTruncated} />}

@@ -22,6 +22,7 @@ import { ConfirmDialog } from '../components/ConfirmDialog';
 import { describeError, ErrorBox, Loading } from '../components/Status';
 import { MetricCards } from '../components/Summary';
 import { useAsync } from '../hooks';
+import { Fact } from '../components/Fact';
 
 interface PendingAction {
   version: string;
@@ -127,44 +128,20 @@ function ModelDetails({ model }: { model: ModelVersion }) {
         Version {int64(model.version)} ({familyName(model.family)})
       </h2>
       <dl className="facts">
-        <div>
-          <dt>Created</dt>
-          <dd>{fmtTime(model.createdAt)}</dd>
-        </div>
-        <div>
-          <dt>Run</dt>
-          <dd>{nonZero(model.runId) ? <a href={`#/training/runs/${int64(model.runId)}`}>#{int64(model.runId)}</a> : 'imported'}</dd>
-        </div>
-        <div>
-          <dt>Threshold</dt>
-          <dd>{fmtNum(man.threshold, 4)}</dd>
-        </div>
-        <div>
-          <dt>Trained on</dt>
-          <dd>{lin.description || '—'}</dd>
-        </div>
-        <div>
-          <dt>Train rows (frauds)</dt>
-          <dd>
-            {fmtInt(lin.trainRows)} ({fmtInt(lin.trainFrauds)})
-          </dd>
-        </div>
-        <div>
-          <dt>Validation rows (frauds)</dt>
-          <dd>
-            {fmtInt(lin.validationRows)} ({fmtInt(lin.validationFrauds)})
-          </dd>
-        </div>
-        <div>
-          <dt>Time range (s)</dt>
-          <dd>
-            {fmtInt(lin.timeMin)} – {fmtInt(lin.timeMax)}
-          </dd>
-        </div>
-        <div>
-          <dt>Artifact sha256</dt>
-          <dd className="mono wrap">{model.artifactSha256 || '—'}</dd>
-        </div>
+        <Fact label="Created">{fmtTime(model.createdAt)}</Fact>
+        <Fact label="Run">{nonZero(model.runId) ? <a href={`#/training/runs/${int64(model.runId)}`}>#{int64(model.runId)}</a> : 'imported'}</Fact>
+        <Fact label="Threshold">{fmtNum(man.threshold, 4)}</Fact>
+        <Fact label="Trained on">{lin.description || '—'}</Fact>
+        <Fact label="Train rows (frauds)">
+          {fmtInt(lin.trainRows)} ({fmtInt(lin.trainFrauds)})
+        </Fact>
+        <Fact label="Validation rows (frauds)">
+          {fmtInt(lin.validationRows)} ({fmtInt(lin.validationFrauds)})
+        </Fact>
+        <Fact label="Time range (s)">
+          {fmtInt(lin.timeMin)} – {fmtInt(lin.timeMax)}
+        </Fact>
+        <Fact label="Artifact sha256" className="mono wrap">{model.artifactSha256 || '—'}</Fact>
       </dl>
       {params.length > 0 && (
         <p>

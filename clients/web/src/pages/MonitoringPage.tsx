@@ -9,6 +9,7 @@ import { BarChart } from '../charts/BarChart';
 import { LineChart } from '../charts/LineChart';
 import { ErrorBox, Loading } from '../components/Status';
 import { useAsync } from '../hooks';
+import { Fact } from '../components/Fact';
 
 /** Metric names worth showing up front: latency, reloads, request and error counters. */
 export const KEY_METRIC = /(latency|duration|seconds|reload|requests?_total|errors?_total|failures?_total|in_flight|uptime)/i;
@@ -144,30 +145,15 @@ export function MonitoringPage() {
               <h2 id={`${uid}-champ`}>Champion</h2>
               {champion ? (
                 <dl className="facts">
-                  <div>
-                    <dt>Version</dt>
-                    <dd>
-                      <a href={`#/models?v=${int64(champion.version)}`}>v{int64(champion.version)}</a>
-                    </dd>
-                  </div>
-                  <div>
-                    <dt>Family</dt>
-                    <dd>{familyName(champion.family)}</dd>
-                  </div>
-                  <div>
-                    <dt>Champion for</dt>
-                    <dd>{fmtDuration(ageSeconds(since))}</dd>
-                  </div>
-                  <div>
-                    <dt>Since</dt>
-                    <dd>{fmtTime(since)}</dd>
-                  </div>
-                  <div>
-                    <dt>Comparison AUPRC</dt>
-                    <dd>
-                      {fmtRankMetric(champion.manifest?.comparisonMetrics, champion.manifest?.comparisonMetrics?.auprc)}
-                    </dd>
-                  </div>
+                  <Fact label="Version">
+                    <a href={`#/models?v=${int64(champion.version)}`}>v{int64(champion.version)}</a>
+                  </Fact>
+                  <Fact label="Family">{familyName(champion.family)}</Fact>
+                  <Fact label="Champion for">{fmtDuration(ageSeconds(since))}</Fact>
+                  <Fact label="Since">{fmtTime(since)}</Fact>
+                  <Fact label="Comparison AUPRC">
+                    {fmtRankMetric(champion.manifest?.comparisonMetrics, champion.manifest?.comparisonMetrics?.auprc)}
+                  </Fact>
                 </dl>
               ) : (
                 <p className="muted">No champion yet.</p>

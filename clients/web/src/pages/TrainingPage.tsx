@@ -23,6 +23,7 @@ import { LineChart } from '../charts/LineChart';
 import { describeError, ErrorBox, Loading, ProgressBar } from '../components/Status';
 import { useAsync } from '../hooks';
 import { navigate } from '../router';
+import { Fact } from '../components/Fact';
 
 export const FAMILIES: { id: string; label: string }[] = [
   { id: 'logreg', label: 'Logistic regression' },
@@ -243,36 +244,18 @@ function RunDetails({ runId }: { runId: string }) {
       </div>
       <ErrorBox error={error} />
       <dl className="facts">
-        <div>
-          <dt>Trigger</dt>
-          <dd>{run.trigger || '—'}</dd>
-        </div>
-        <div>
-          <dt>Created</dt>
-          <dd>{fmtTime(run.createdAt)}</dd>
-        </div>
-        <div>
-          <dt>Started</dt>
-          <dd>{fmtTime(run.startedAt)}</dd>
-        </div>
-        <div>
-          <dt>Finished</dt>
-          <dd>{fmtTime(run.finishedAt)}</dd>
-        </div>
-        <div>
-          <dt>Model version</dt>
-          <dd>
-            {nonZero(run.modelVersion) ? <a href={`#/models?v=${int64(run.modelVersion)}`}>v{int64(run.modelVersion)}</a> : '—'}
-            {run.promoted && <span className="badge">promoted</span>}
-          </dd>
-        </div>
-        <div>
-          <dt>Training data</dt>
-          <dd>
-            {run.lineage?.description || '—'}
-            {run.lineage && nonZero(run.lineage.trainRows) && ` (${fmtInt(run.lineage.trainRows)} rows)`}
-          </dd>
-        </div>
+        <Fact label="Trigger">{run.trigger || '—'}</Fact>
+        <Fact label="Created">{fmtTime(run.createdAt)}</Fact>
+        <Fact label="Started">{fmtTime(run.startedAt)}</Fact>
+        <Fact label="Finished">{fmtTime(run.finishedAt)}</Fact>
+        <Fact label="Model version">
+          {nonZero(run.modelVersion) ? <a href={`#/models?v=${int64(run.modelVersion)}`}>v{int64(run.modelVersion)}</a> : '—'}
+          {run.promoted && <span className="badge">promoted</span>}
+        </Fact>
+        <Fact label="Training data">
+          {run.lineage?.description || '—'}
+          {run.lineage && nonZero(run.lineage.trainRows) && ` (${fmtInt(run.lineage.trainRows)} rows)`}
+        </Fact>
       </dl>
       {!finished && (
         <div className="live" aria-live="polite">

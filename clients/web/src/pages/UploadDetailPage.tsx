@@ -8,6 +8,7 @@ import type { Upload } from '../api/types';
 import { SummaryView } from '../components/Summary';
 import { ErrorBox, Loading } from '../components/Status';
 import { useAsync } from '../hooks';
+import { Fact } from '../components/Fact';
 
 const PAGE_SIZES = [25, 50, 100, 250];
 
@@ -17,36 +18,15 @@ function UploadFacts({ upload, brief }: { upload: Upload; brief: boolean }) {
     <dl className="facts">
       {!brief && (
         <>
-          <div>
-            <dt>File</dt>
-            <dd>{upload.fileName || '—'}</dd>
-          </div>
-          <div>
-            <dt>Mode</dt>
-            <dd>{modeName(upload.mode)}</dd>
-          </div>
-          <div>
-            <dt>Rows</dt>
-            <dd>{fmtInt(upload.rows)}</dd>
-          </div>
-          <div>
-            <dt>Rejected</dt>
-            <dd>{fmtInt(upload.rowsRejected)}</dd>
-          </div>
-          <div>
-            <dt>Frauds</dt>
-            <dd>{nonZero(upload.labelledRows) ? fmtInt(upload.frauds) : 'unlabelled'}</dd>
-          </div>
-          <div>
-            <dt>Size</dt>
-            <dd>{fmtBytes(upload.bytes)}</dd>
-          </div>
+          <Fact label="File">{upload.fileName || '—'}</Fact>
+          <Fact label="Mode">{modeName(upload.mode)}</Fact>
+          <Fact label="Rows">{fmtInt(upload.rows)}</Fact>
+          <Fact label="Rejected">{fmtInt(upload.rowsRejected)}</Fact>
+          <Fact label="Frauds">{nonZero(upload.labelledRows) ? fmtInt(upload.frauds) : 'unlabelled'}</Fact>
+          <Fact label="Size">{fmtBytes(upload.bytes)}</Fact>
         </>
       )}
-      <div>
-        <dt>Received</dt>
-        <dd>{fmtTime(upload.receivedAt)}</dd>
-      </div>
+      <Fact label="Received">{fmtTime(upload.receivedAt)}</Fact>
       <div className="wide">
         <dt>sha256</dt>
         <dd className="mono wrap">{upload.sha256 || '—'}</dd>
