@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "services/common/core/status_macros.h"
 
 namespace fraud::training {
 
@@ -21,7 +22,10 @@ void Dataset::Append(const double* row, int32_t label, int64_t upload_id) {
   upload_ids.push_back(upload_id);
 }
 
-absl::Status Dataset::AppendBatch(const common::v1::TransactionBatch& batch) {
+namespace {
+
+// InvalidArgument unless the batch carries kNumFeatures values and a label per row.
+absl::Status CheckLabelledBatch(const common::v1::TransactionBatch& batch) {
   const size_t n = batch.num_rows();
   if (static_cast<size_t>(batch.features_size()) != n * kNumFeatures) {
     return absl::InvalidArgumentError(absl::StrCat("batch of ", n, " rows carries ",
@@ -30,6 +34,14 @@ absl::Status Dataset::AppendBatch(const common::v1::TransactionBatch& batch) {
   if (static_cast<size_t>(batch.labels_size()) != n) {
     return absl::InvalidArgumentError("batch rows are unlabelled");
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Dataset::AppendBatch(const common::v1::TransactionBatch& batch) {
+  const size_t n = batch.num_rows();
+  FRAUD_RETURN_IF_ERROR(CheckLabelledBatch(batch));
   const bool has_uploads = static_cast<size_t>(batch.upload_ids_size()) == n;
   features.reserve(features.size() + n * kNumFeatures);
   for (size_t i = 0; i < n; ++i) {
@@ -141,13 +153,7 @@ RunSplitter::RunSplitter(SplitOptions options) : options_(std::move(options)) {}
 
 absl::Status RunSplitter::Add(const common::v1::TransactionBatch& batch) {
   const size_t n = batch.num_rows();
-  if (static_cast<size_t>(batch.features_size()) != n * kNumFeatures) {
-    return absl::InvalidArgumentError(absl::StrCat("batch of ", n, " rows carries ",
-                                                   batch.features_size(), " feature values"));
-  }
-  if (static_cast<size_t>(batch.labels_size()) != n) {
-    return absl::InvalidArgumentError("batch rows are unlabelled");
-  }
+  FRAUD_RETURN_IF_ERROR(CheckLabelledBatch(batch));
   const bool has_uploads = static_cast<size_t>(batch.upload_ids_size()) == n;
   for (size_t i = 0; i < n; ++i) {
     AddRow(batch.features().data() + i * kNumFeatures, batch.labels(i),

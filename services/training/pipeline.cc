@@ -345,14 +345,30 @@ double ValidationAuprc(const model::TrainedCandidate& c) {
   return c.validation_metrics().single_class() ? -1 : c.validation_metrics().auprc();
 }
 
+// Candidates that failed without ending the run: logged, kept for the run's closing message.
+struct CandidateFailures {
+  std::vector<std::string> messages;
+  absl::Status first;
+
+  void Record(const RunContext& ctx, const absl::Status& s) {
+    FRAUD_LOG(WARNING) << "candidate failed" << Kv("run_id", ctx.run_id)
+                       << Kv("error", s.message());
+    if (first.ok()) first = s;
+    messages.push_back(std::string(s.message()));
+  }
+  // The run's error when no candidate trained.
+  absl::Status NoneTrained() const {
+    return first.ok() ? absl::FailedPreconditionError("no candidate was trained") : first;
+  }
+};
+
 // Without a backtest: trains every candidate on the training rows, one at a time, keeping the
 // best by validation-window AUPRC.
 absl::StatusOr<Selection> SelectOnValidationWindow(const RunContext& ctx,
                                                    const model::Dataset& train,
                                                    const model::Dataset& validation) {
   std::optional<Selection> selection;
-  std::vector<std::string> failures;
-  absl::Status first_error;
+  CandidateFailures failures;
   for (const model::CandidateSpec& spec : ctx.settings.candidates) {
     FRAUD_RETURN_IF_ERROR(ctx.CheckCancel());
     const int index = AddCandidate(ctx, spec, spec.Name());
@@ -360,21 +376,15 @@ absl::StatusOr<Selection> SelectOnValidationWindow(const RunContext& ctx,
         TrainAndRecord(ctx, spec, index, train, validation);
     if (!trained.ok()) {
       if (EndsRun(trained.status(), ctx)) return trained.status();
-      FRAUD_LOG(WARNING) << "candidate failed" << Kv("run_id", ctx.run_id)
-                         << Kv("error", trained.status().message());
-      if (first_error.ok()) first_error = trained.status();
-      failures.push_back(std::string(trained.status().message()));
+      failures.Record(ctx, trained.status());
       continue;
     }
     if (!selection.has_value() || ValidationAuprc(*trained) > ValidationAuprc(selection->best)) {
       selection = Selection{std::move(*trained), index, {}};
     }
   }
-  if (!selection.has_value()) {
-    return first_error.ok() ? absl::FailedPreconditionError("no candidate was trained")
-                            : first_error;
-  }
-  selection->failures = std::move(failures);
+  if (!selection.has_value()) return failures.NoneTrained();
+  selection->failures = std::move(failures.messages);
   return std::move(*selection);
 }
 
@@ -517,8 +527,7 @@ model::Dataset ConcatPool(model::Dataset&& train, model::Dataset&& validation) {
 // block, which early-stops it. Consumes `pool`.
 absl::StatusOr<Selection> SelectByBacktest(const RunContext& ctx, model::Dataset pool,
                                            const std::vector<BacktestFold>& folds) {
-  std::vector<std::string> failures;
-  absl::Status first_error;
+  CandidateFailures failures;
   int best_index = -1;
   size_t best_spec = 0;
   BacktestScore best_score;
@@ -528,10 +537,7 @@ absl::StatusOr<Selection> SelectByBacktest(const RunContext& ctx, model::Dataset
     absl::StatusOr<BacktestScore> score = BacktestCandidate(ctx, i, pool, folds, &index);
     if (!score.ok()) {
       if (EndsRun(score.status(), ctx)) return score.status();
-      FRAUD_LOG(WARNING) << "candidate failed" << Kv("run_id", ctx.run_id)
-                         << Kv("error", score.status().message());
-      if (first_error.ok()) first_error = score.status();
-      failures.push_back(std::string(score.status().message()));
+      failures.Record(ctx, score.status());
       continue;
     }
     if (best_index < 0 || RanksAbove(*score, best_score)) {
@@ -540,10 +546,7 @@ absl::StatusOr<Selection> SelectByBacktest(const RunContext& ctx, model::Dataset
       best_score = *score;
     }
   }
-  if (best_index < 0) {
-    return first_error.ok() ? absl::FailedPreconditionError("no candidate was trained")
-                            : first_error;
-  }
+  if (best_index < 0) return failures.NoneTrained();
   FRAUD_RETURN_IF_ERROR(ctx.CheckCancel());
   // The refit: the newest block early-stops it; the pool shrinks in place to the fit rows.
   const RowRange newest = folds.back().block;
@@ -558,7 +561,7 @@ absl::StatusOr<Selection> SelectByBacktest(const RunContext& ctx, model::Dataset
       best_index);
   FRAUD_ASSIGN_OR_RETURN(model::TrainedCandidate trained,
                          TrainAndRecord(ctx, spec, index, pool, stop));
-  return Selection{std::move(trained), index, std::move(failures)};
+  return Selection{std::move(trained), index, std::move(failures.messages)};
 }
 
 // Chooses the run's model: by the rolling-origin backtest when the data allow one (backtest.h),
