@@ -52,9 +52,14 @@ absl::StatusOr<Measurement> MeasureScores(absl::Span<const float> scores,
 absl::StatusOr<Measurement> Measure(const model::ModelRuntime& model, const Dataset& data,
                                     const MeasureOptions& options) {
   if (data.empty()) return absl::InvalidArgumentError("no rows to evaluate on");
+  FRAUD_ASSIGN_OR_RETURN(std::vector<float> scores, ScoreRows(model, data));
+  return MeasureScores(scores, data.labels, model.threshold(), options);
+}
+
+absl::StatusOr<std::vector<float>> ScoreRows(const model::ModelRuntime& model, const Dataset& data) {
   std::vector<float> scores(data.rows());
   FRAUD_RETURN_IF_ERROR(model.Score(data.features.data(), data.rows(), scores.data()));
-  return MeasureScores(scores, data.labels, model.threshold(), options);
+  return scores;
 }
 
 absl::StatusOr<std::string> LocalArtifactDir(StorageApi& storage, const std::string& model_dir,

@@ -36,6 +36,8 @@ struct Measurement {
   std::optional<common::v1::ClassificationMetrics> weighted;
 };
 
+// `model`'s scores of every row of `data`, in row order; the model's scoring errors.
+absl::StatusOr<std::vector<float>> ScoreRows(const model::ModelRuntime& model, const Dataset& data);
 // Scores `data` with `model` and computes the metrics at the model's threshold.
 // InvalidArgument when data is empty; the model's scoring errors otherwise.
 absl::StatusOr<Measurement> Measure(const model::ModelRuntime& model, const Dataset& data,

@@ -595,13 +595,6 @@ absl::StatusOr<Selection> TrainCandidates(const RunContext& ctx, LoadedData& dat
 
 // ---- evaluating ----
 
-// A model's scores on the comparison rows.
-absl::StatusOr<std::vector<float>> ScoreRows(const model::ModelRuntime& model, const Dataset& rows) {
-  std::vector<float> scores(rows.rows());
-  FRAUD_RETURN_IF_ERROR(model.Score(rows.features.data(), rows.rows(), scores.data()));
-  return scores;
-}
-
 struct ScoredRows {
   std::vector<float> scores;
   double threshold = 0;
