@@ -389,6 +389,9 @@ absl::StatusOr<ReplayResult> RunReplay(const ReplayOptions& options, Uploader& u
     v.trained_on = trained_on;
     v.promoted = run.promoted();
     v.run_message = run.message();
+    v.has_difference = run.has_comparison_difference();
+    v.compared_with = run.champion_version_before();
+    v.difference = run.comparison_difference();
     for (const storage::v1::Candidate& c : run.candidates()) {
       if (!c.selected()) continue;
       v.candidate = c.name();
@@ -401,6 +404,19 @@ absl::StatusOr<ReplayResult> RunReplay(const ReplayOptions& options, Uploader& u
   FRAUD_RETURN_IF_ERROR(EvaluateOnComparison(options, training, &result));
   return result;
 }
+
+namespace {
+
+// "v2 +0.0163 [-0.0113, +0.0590]": the gate's paired comparison, or "-" without a champion.
+std::string DifferenceText(const VersionResult& v) {
+  if (!v.has_difference) return "-";
+  auto signed_fixed = [](double x) { return absl::StrCat(x >= 0 ? "+" : "", Fixed(x, 4)); };
+  return absl::StrCat("v", v.compared_with, " ", signed_fixed(v.difference.difference()), " [",
+                      signed_fixed(v.difference.ci_low()), ", ",
+                      signed_fixed(v.difference.ci_high()), "]");
+}
+
+}  // namespace
 
 std::string FormatTable(const ReplayResult& result) {
   std::string out;
@@ -426,7 +442,7 @@ std::string FormatTable(const ReplayResult& result) {
   absl::StrAppend(&out, "\n");
   absl::StrAppend(&out, Pad("version", 8), Pad("run", 5), Pad("trained on", 18), Pad("family", 14),
                   Pad("AUPRC on P4", 26), result.weight_to_rate > 0 ? Pad("weighted AUPRC", 26) : "",
-                  "promoted\n");
+                  Pad("promoted", 10), "vs champion of the moment (paired 95% CI)\n");
   for (const VersionResult& v : result.versions) {
     absl::StrAppend(&out, Pad(absl::StrCat("v", v.version), 8), Pad(absl::StrCat(v.run_id), 5),
                     Pad(v.trained_on, 18), Pad(v.family, 14),
@@ -434,7 +450,7 @@ std::string FormatTable(const ReplayResult& result) {
                     result.weight_to_rate > 0
                         ? Pad(v.has_weighted ? MetricWithCi(v.weighted) : "n/a", 26)
                         : "",
-                    v.promoted ? "yes" : "no", "\n");
+                    Pad(v.promoted ? "yes" : "no", 10), DifferenceText(v), "\n");
     if (!v.error.empty()) absl::StrAppend(&out, "    ", v.error, "\n");
   }
   return out;
@@ -464,6 +480,14 @@ std::string ToJson(const ReplayResult& result) {
                          {"run_message", v.run_message}};
     vj["metrics"] = MetricsJson(v.metrics);
     if (v.has_weighted) vj["weighted_metrics"] = MetricsJson(v.weighted);
+    if (v.has_difference) {
+      vj["vs_champion"] = {{"version", v.compared_with},
+                           {"difference", v.difference.difference()},
+                           {"ci_low", v.difference.ci_low()},
+                           {"ci_high", v.difference.ci_high()},
+                           {"share_better", v.difference.share_better()},
+                           {"resamples", v.difference.resamples()}};
+    }
     if (!v.error.empty()) vj["error"] = v.error;
     j["versions"].push_back(vj);
   }

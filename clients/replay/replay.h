@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "fraud/common/v1/types.pb.h"
 #include "fraud/ingest/v1/ingest.grpc.pb.h"
+#include "fraud/storage/v1/storage.pb.h"
 #include "fraud/training/v1/training.grpc.pb.h"
 
 namespace fraud::replay {
@@ -106,6 +107,12 @@ struct VersionResult {
   std::string candidate;
   bool promoted = false;
   std::string run_message;
+  // The run's gate: challenger minus the champion of the moment (`compared_with`) in AUPRC on P4,
+  // with its paired bootstrap interval (both scored on the same resampled rows). Unset for the
+  // first version (no champion yet).
+  bool has_difference = false;
+  int64_t compared_with = 0;
+  storage::v1::PairedComparison difference;
   // On P4.
   common::v1::ClassificationMetrics metrics;
   common::v1::ClassificationMetrics weighted;

@@ -132,6 +132,15 @@ TEST_F(TrainingIntegrationTest, SyntheticReplayCreatesVersionsPromotesThroughThe
     ASSERT_TRUE(v.has_weighted);
     EXPECT_TRUE(v.weighted.weighted());
     EXPECT_LE(v.weighted.auprc(), v.metrics.auprc() + 1e-12);
+    // From the second version on, the gate's paired comparison against the champion of the
+    // moment: the difference lies inside its interval, and the table prints it.
+    EXPECT_EQ(v.has_difference, i > 0) << "v" << v.version;
+    if (v.has_difference) {
+      EXPECT_EQ(v.compared_with, last_promoted);
+      EXPECT_LE(v.difference.ci_low(), v.difference.difference());
+      EXPECT_GE(v.difference.ci_high(), v.difference.difference());
+      EXPECT_THAT(replay::FormatTable(*result), HasSubstr(absl::StrCat("v", v.compared_with, " ")));
+    }
     if (v.promoted) last_promoted = v.version;
     // The run trained on the parts so far, never on P4.
     absl::StatusOr<storage::v1::TrainingRun> run = storage_api_->GetRun(v.run_id);
