@@ -32,6 +32,23 @@ void PrintErrors(const UploadSummary& s, std::ostream& out) {
   }
 }
 
+// The model's alert budgets on this upload, beside their validation figures.
+void PrintBudgets(const UploadSummary& s, std::ostream& out) {
+  if (s.budgets_size() == 0) return;
+  out << "\nAlert budgets of model v" << s.model_version() << " on this upload:\n";
+  out << absl::StrFormat("  %-8s %-10s %-16s %-22s %s\n", "budget", "threshold", "alerts here",
+                         "here: precision/recall", "validation: precision/recall");
+  for (const ingest::v1::BudgetOutcome& b : s.budgets()) {
+    const std::string here =
+        b.labelled() ? absl::StrFormat("%.3f / %.3f", b.precision(), b.recall()) : "unlabelled";
+    out << absl::StrFormat("  %-8s %-10.4f %-16s %-22s %.3f / %.3f\n",
+                           Percent(b.alert_fraction()), b.threshold(),
+                           absl::StrCat(WithThousands(b.alerts()), " (",
+                                        Percent(b.alert_rate()), ")"),
+                           here, b.validation_precision(), b.validation_recall());
+  }
+}
+
 void PrintMetrics(const UploadSummary& s, std::ostream& out) {
   if (!s.has_metrics()) return;
   const auto& m = s.metrics();
@@ -147,6 +164,7 @@ void PrintSummary(const UploadSummary& s, SummaryKind kind, std::ostream& out) {
   }
   PrintErrors(s, out);
   PrintMetrics(s, out);
+  PrintBudgets(s, out);
   PrintTop(s, out);
   PrintReport(s, out);
 }

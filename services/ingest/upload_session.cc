@@ -108,6 +108,10 @@ absl::Status UploadSession::Start() {
       scoring_ = true;
       model_version_ = model->version();
       threshold_ = model->threshold();
+      budgets_version_ = model->version();
+      for (const common::v1::BudgetThreshold& b : model->budget_thresholds()) {
+        budgets_.push_back(BudgetCount{b});
+      }
       if (model->reference_size() > 0) {
         absl::StatusOr<eval::DriftAccumulator> drift =
             eval::DriftAccumulator::Create(model->reference(), FeatureColumns());
@@ -194,6 +198,7 @@ absl::StatusOr<UploadSummary> UploadSession::Finish() {
       row->set_amount(r.amount);
     }
     histogram_.AppendTo(summary.mutable_score_histogram());
+    FillBudgets(&summary);
     if (labelled_) {
       absl::Status m = FillMetrics(&summary);
       if (!m.ok()) return Fail(UploadFailure::kScoring, Annotate(m, "computing metrics"));
@@ -370,6 +375,13 @@ void UploadSession::Accumulate(const csv::RowBatch& batch, const common::v1::Sco
     if (scores == nullptr) continue;
     const float score = scores->scores(static_cast<int>(i));
     if (scores->decisions(static_cast<int>(i))) ++predicted_frauds_;
+    ++rows_scored_;
+    for (BudgetCount& b : budgets_) {
+      if (score >= b.budget.threshold()) {
+        ++b.alerts;
+        b.true_alerts += label == 1;
+      }
+    }
     if (labelled_) {
       scores_.push_back(score);
       labels_.push_back(static_cast<int8_t>(label));
@@ -461,6 +473,26 @@ absl::Status UploadSession::FillMetrics(UploadSummary* summary) const {
   FRAUD_ASSIGN_OR_RETURN(*summary->mutable_metrics(),
                          eval::ComputeClassificationMetricsInt8(scores_, labels_, m));
   return absl::OkStatus();
+}
+
+void UploadSession::FillBudgets(UploadSummary* summary) const {
+  // The thresholds belong to the model Start() asked about; rows scored by another version (a
+  // reload during the upload) would mix two models' scores.
+  if (versions_seen_.size() != 1 || *versions_seen_.begin() != budgets_version_) return;
+  for (const BudgetCount& b : budgets_) {
+    ingest::v1::BudgetOutcome* out = summary->add_budgets();
+    out->set_alert_fraction(b.budget.alert_fraction());
+    out->set_threshold(b.budget.threshold());
+    out->set_validation_precision(b.budget.precision());
+    out->set_validation_recall(b.budget.recall());
+    out->set_alerts(b.alerts);
+    out->set_alert_rate(rows_scored_ > 0 ? static_cast<double>(b.alerts) / rows_scored_ : 0);
+    if (!labelled_) continue;
+    out->set_labelled(true);
+    out->set_true_alerts(b.true_alerts);
+    out->set_precision(b.alerts > 0 ? static_cast<double>(b.true_alerts) / b.alerts : 0);
+    out->set_recall(frauds_ > 0 ? static_cast<double>(b.true_alerts) / frauds_ : 0);
+  }
 }
 
 double UploadSession::SinceFirstByte() const {

@@ -205,6 +205,7 @@ class UploadSession {
   void FillCounts(ingest::v1::UploadSummary* summary) const;
   void FillReport(ingest::v1::DataReport* report) const;
   absl::Status FillMetrics(ingest::v1::UploadSummary* summary) const;
+  void FillBudgets(ingest::v1::UploadSummary* summary) const;
   double ElapsedSeconds() const;
   // Seconds since the first byte was fed (0 before it).
   double SinceFirstByte() const;
@@ -242,6 +243,17 @@ class UploadSession {
   double threshold_ = 0;
   std::set<int64_t> versions_seen_;
   int64_t predicted_frauds_ = 0;
+  // The serving model's alert-budget thresholds (manifest budget_thresholds) with, per budget,
+  // the rows at or above its threshold and the frauds among them.
+  struct BudgetCount {
+    common::v1::BudgetThreshold budget;
+    int64_t alerts = 0;
+    int64_t true_alerts = 0;
+  };
+  std::vector<BudgetCount> budgets_;
+  // The version whose manifest `budgets_` came from.
+  int64_t budgets_version_ = 0;
+  int64_t rows_scored_ = 0;
   // Score and label of every labelled row, for the ranking metrics (5 bytes per row; the metrics
   // read them in place).
   std::vector<float> scores_;

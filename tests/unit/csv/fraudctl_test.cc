@@ -10,6 +10,7 @@
 
 #include "clients/cli/commands.h"
 #include "clients/cli/flag_parser.h"
+#include "clients/cli/summary_printer.h"
 #include "services/common/csv/synthetic_generator.h"
 #include "tests/testing/status_matchers.h"
 
@@ -19,6 +20,7 @@ namespace {
 using ::fraud::testing::IsOk;
 using ::fraud::testing::StatusIs;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 struct CliRun {
@@ -137,6 +139,41 @@ TEST(FraudctlTest, GenerateRejectsBadArguments) {
     EXPECT_TRUE(r.out.empty());
     EXPECT_THAT(r.err, HasSubstr("Usage: fraudctl generate"));
   }
+}
+
+TEST(SummaryPrinterTest, PrintsTheModelsAlertBudgetsOnTheUpload) {
+  ingest::v1::UploadSummary s;
+  s.set_upload_id(3);
+  s.set_rows_total(20000);
+  s.set_rows_accepted(20000);
+  s.set_scored(true);
+  s.set_model_version(4);
+  ingest::v1::BudgetOutcome* labelled = s.add_budgets();
+  labelled->set_alert_fraction(0.005);
+  labelled->set_threshold(0.8125);
+  labelled->set_alerts(97);
+  labelled->set_alert_rate(0.00485);
+  labelled->set_labelled(true);
+  labelled->set_precision(0.625);
+  labelled->set_recall(0.75);
+  labelled->set_validation_precision(0.5);
+  labelled->set_validation_recall(0.8);
+  std::ostringstream out;
+  PrintSummary(s, SummaryKind::kUpload, out);
+  EXPECT_THAT(out.str(), HasSubstr("Alert budgets of model v4 on this upload"));
+  EXPECT_THAT(out.str(), HasSubstr("0.500%"));
+  EXPECT_THAT(out.str(), HasSubstr("0.8125"));
+  EXPECT_THAT(out.str(), HasSubstr("97 (0.485%)"));
+  EXPECT_THAT(out.str(), HasSubstr("0.625 / 0.750"));
+  EXPECT_THAT(out.str(), HasSubstr("0.500 / 0.800"));
+  labelled->set_labelled(false);
+  std::ostringstream unlabelled;
+  PrintSummary(s, SummaryKind::kUpload, unlabelled);
+  EXPECT_THAT(unlabelled.str(), HasSubstr("unlabelled"));
+  s.clear_budgets();
+  std::ostringstream none;
+  PrintSummary(s, SummaryKind::kUpload, none);
+  EXPECT_THAT(none.str(), Not(HasSubstr("Alert budgets")));
 }
 
 TEST(FlagSetTest, ParsesEveryFlagTypeInBothSpellings) {

@@ -49,6 +49,7 @@ class FakeScorer : public Scorer {
   int64_t version = 7;
   double threshold = 0.5;
   std::vector<common::v1::FeatureReference> reference;
+  std::vector<common::v1::BudgetThreshold> budgets;
   // Score() calls (1-based) that fail, and with what.
   std::map<int, absl::Status> fail_call;
 
@@ -64,6 +65,7 @@ class FakeScorer : public Scorer {
     m.set_version(version);
     m.set_threshold(threshold);
     for (const auto& r : reference) *m.add_reference() = r;
+    for (const auto& b : budgets) *m.add_budget_thresholds() = b;
     return m;
   }
 
@@ -361,6 +363,84 @@ TEST(UploadSessionTest, MetricsEqualAnIndependentComputationFromTheScores) {
   EXPECT_EQ(summary->predicted_frauds(), tp + fp);
   EXPECT_GT(m.auprc_ci_high(), m.auprc_ci_low());
   EXPECT_GT(m.pr_curve_size(), 1);
+}
+
+common::v1::BudgetThreshold Budget(double fraction, double threshold, double precision,
+                                   double recall) {
+  common::v1::BudgetThreshold b;
+  b.set_alert_fraction(fraction);
+  b.set_threshold(threshold);
+  b.set_precision(precision);
+  b.set_recall(recall);
+  return b;
+}
+
+TEST(UploadSessionTest, BudgetThresholdsOfTheModelAreCountedOnTheUpload) {
+  const int64_t n = 2500;
+  FakeScorer scorer;
+  scorer.budgets = {Budget(0.001, 0.9, 0.8, 0.2), Budget(0.01, 0.2, 0.6, 0.5)};
+  FakeSink sink;
+  UploadSession session(Options(), &scorer, &sink);
+  absl::StatusOr<UploadSummary> summary = RunUpload(session, SyntheticCsv(n));
+  ASSERT_THAT(summary, IsOk());
+  const std::vector<int32_t> y = SyntheticLabels(n);
+  ASSERT_EQ(summary->budgets_size(), 2);
+  int64_t frauds = 0;
+  for (int32_t label : y) frauds += label == 1;
+  for (int b = 0; b < 2; ++b) {
+    const ingest::v1::BudgetOutcome& out = summary->budgets(b);
+    const common::v1::BudgetThreshold& in = scorer.budgets[b];
+    int64_t alerts = 0, true_alerts = 0;
+    for (int64_t line = 2; line < n + 2; ++line) {
+      if (scorer.score_of_line.at(line) >= in.threshold()) {
+        ++alerts;
+        true_alerts += y[line - 2] == 1;
+      }
+    }
+    EXPECT_DOUBLE_EQ(out.alert_fraction(), in.alert_fraction());
+    EXPECT_DOUBLE_EQ(out.threshold(), in.threshold());
+    EXPECT_DOUBLE_EQ(out.validation_precision(), in.precision());
+    EXPECT_DOUBLE_EQ(out.validation_recall(), in.recall());
+    EXPECT_EQ(out.alerts(), alerts) << b;
+    EXPECT_DOUBLE_EQ(out.alert_rate(), static_cast<double>(alerts) / n);
+    EXPECT_TRUE(out.labelled());
+    EXPECT_EQ(out.true_alerts(), true_alerts);
+    EXPECT_DOUBLE_EQ(out.recall(), static_cast<double>(true_alerts) / frauds);
+    if (alerts > 0) {
+      EXPECT_DOUBLE_EQ(out.precision(), static_cast<double>(true_alerts) / alerts);
+    }
+  }
+  // The lower threshold flags more rows; the test data has some above each.
+  EXPECT_GT(summary->budgets(1).alerts(), summary->budgets(0).alerts());
+  EXPECT_GT(summary->budgets(1).true_alerts(), 0);
+}
+
+TEST(UploadSessionTest, BudgetsOfAnUnlabelledUploadCountAlertsOnly) {
+  FakeScorer scorer;
+  scorer.budgets = {Budget(0.01, 0.2, 0.6, 0.5)};
+  UploadSession session(Options(), &scorer, nullptr);
+  absl::StatusOr<UploadSummary> summary = RunUpload(session, SyntheticCsv(800, 3, false));
+  ASSERT_THAT(summary, IsOk());
+  ASSERT_EQ(summary->budgets_size(), 1);
+  EXPECT_FALSE(summary->budgets(0).labelled());
+  EXPECT_GT(summary->budgets(0).alerts(), 0);
+  EXPECT_EQ(summary->budgets(0).true_alerts(), 0);
+}
+
+TEST(UploadSessionTest, NoBudgetsWithoutThemInTheManifestOrWithoutScoring) {
+  FakeScorer scorer;
+  UploadSession session(Options(), &scorer, nullptr);
+  absl::StatusOr<UploadSummary> summary = RunUpload(session, SyntheticCsv(300));
+  ASSERT_THAT(summary, IsOk());
+  EXPECT_EQ(summary->budgets_size(), 0);
+  FakeScorer none;
+  none.budgets = {Budget(0.01, 0.2, 0.6, 0.5)};
+  none.model_status = absl::NotFoundError("no model");
+  UploadSession unscored(Options(), &none, nullptr);
+  summary = RunUpload(unscored, SyntheticCsv(300));
+  ASSERT_THAT(summary, IsOk());
+  EXPECT_FALSE(summary->scored());
+  EXPECT_EQ(summary->budgets_size(), 0);
 }
 
 TEST(UploadSessionTest, HistogramCountsSumToTheRowsSplitByLabel) {

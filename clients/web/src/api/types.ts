@@ -327,6 +327,22 @@ export interface UploadSummary {
   mode?: UploadMode;
   elapsedSeconds?: Double;
   fileName?: string;
+  /** The scoring model's alert budgets applied to this upload. */
+  budgets?: BudgetOutcome[];
+}
+
+/** One alert budget of the scoring model on an upload (fraud.ingest.v1.BudgetOutcome). */
+export interface BudgetOutcome {
+  alertFraction?: Double;
+  threshold?: Double;
+  validationPrecision?: Double;
+  validationRecall?: Double;
+  alerts?: Int64;
+  alertRate?: Double;
+  labelled?: boolean;
+  trueAlerts?: Int64;
+  precision?: Double;
+  recall?: Double;
 }
 
 // ---- fraud.training.v1 ----

@@ -3,7 +3,7 @@
 
 import { useId } from 'react';
 import { fmtBytes, fmtInt, fmtNum, fmtPct, fmtRankMetric, int64, modeName, nonZero, num, num0 } from '../api/format';
-import type { ClassificationMetrics, DataReport, FeatureDrift, RowError, SuspiciousRow, UploadSummary } from '../api/types';
+import type { BudgetOutcome, ClassificationMetrics, DataReport, FeatureDrift, RowError, SuspiciousRow, UploadSummary } from '../api/types';
 import { PrCurveChart } from '../charts/PrCurveChart';
 import { ScoreHistogram } from '../charts/ScoreHistogram';
 import { SortableTable } from './SortableTable';
@@ -245,6 +245,55 @@ export function DataReportView({ report }: { report: DataReport }) {
 }
 
 /** The whole result of one upload. `headingLevel` 2 for a page, 3 inside a list. */
+/** The scoring model's alert budgets on this upload, beside what each achieved on validation. */
+export function BudgetTable({ budgets, version }: { budgets: BudgetOutcome[]; version: string }) {
+  return (
+    <div className="table-wrap">
+      <table>
+        <caption>Alert budgets of model v{version} on this upload</caption>
+        <thead>
+          <tr>
+            <th scope="col">Budget</th>
+            <th scope="col" className="num">
+              Threshold
+            </th>
+            <th scope="col" className="num">
+              Alerts here
+            </th>
+            <th scope="col" className="num">
+              Precision here
+            </th>
+            <th scope="col" className="num">
+              Recall here
+            </th>
+            <th scope="col" className="num">
+              Validation precision
+            </th>
+            <th scope="col" className="num">
+              Validation recall
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {budgets.map((b) => (
+            <tr key={String(b.alertFraction)}>
+              <td>Top {(100 * num0(b.alertFraction)).toFixed(1)}%</td>
+              <td className="num">{fmtNum(b.threshold ?? 0, 4)}</td>
+              <td className="num">
+                {fmtInt(b.alerts ?? 0)} ({fmtPct(b.alertRate ?? 0)})
+              </td>
+              <td className="num">{b.labelled ? fmtNum(b.precision ?? 0) : '—'}</td>
+              <td className="num">{b.labelled ? fmtNum(b.recall ?? 0) : '—'}</td>
+              <td className="num">{fmtNum(b.validationPrecision ?? 0)}</td>
+              <td className="num">{fmtNum(b.validationRecall ?? 0)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
 export function SummaryView({ summary, title }: { summary: UploadSummary; title?: string }) {
   const uid = useId();
   const m = summary.metrics;
@@ -314,6 +363,13 @@ export function SummaryView({ summary, title }: { summary: UploadSummary; title?
         <section className="panel" aria-labelledby={`${uid}-hist`}>
           <h3 id={`${uid}-hist`}>Scores</h3>
           <ScoreHistogram bins={hist} />
+        </section>
+      )}
+
+      {(summary.budgets ?? []).length > 0 && (
+        <section className="panel" aria-labelledby={`${uid}-budgets`}>
+          <h3 id={`${uid}-budgets`}>Operating points</h3>
+          <BudgetTable budgets={summary.budgets ?? []} version={int64(summary.modelVersion)} />
         </section>
       )}
 
