@@ -175,6 +175,15 @@ void PrintRunDetail(const spb::TrainingRun& run, std::ostream& out) {
           "resamples)\n",
           d.difference(), d.ci_low(), d.ci_high(), 100 * d.share_better(), d.resamples());
     }
+    if (run.has_backtest_gate()) {
+      const spb::BacktestGate& g = run.backtest_gate();
+      const spb::PairedComparison& d = g.difference();
+      out << absl::StrFormat(
+          "  gate evidence: %d backtest block(s) newer than v%d's training rows, mean AUPRC "
+          "%.4f vs %.4f, paired difference %+.4f (95%% %+.4f..%+.4f)\n",
+          g.blocks(), g.champion_version(), g.challenger_mean_auprc(), g.champion_mean_auprc(),
+          d.difference(), d.ci_low(), d.ci_high());
+    }
   }
   if (!run.message().empty()) out << "  " << run.message() << "\n";
 }

@@ -238,6 +238,8 @@ struct Selection {
   model::TrainedCandidate best;
   // Its entry in the run's candidates.
   int index = -1;
+  // The backtest's comparison with the champion on newer blocks (promotion.h), when there was one.
+  std::optional<BacktestEvidence> evidence;
   // Candidates (or backtest folds) that failed (other than on bad params), one message each.
   std::vector<std::string> failures;
 };
@@ -405,9 +407,11 @@ storage_pb::BacktestBlock BlockRecord(const FoldData& fold) {
 
 struct FoldResult {
   storage_pb::BacktestBlock block;
-  // Set for a fold that trained; its metrics on the block at its own threshold.
+  // Set for a fold that trained; its metrics on the block at its own threshold, and its scores
+  // of the block's rows.
   std::optional<model::TrainedCandidate> trained;
   ClassificationMetrics block_metrics;
+  std::vector<float> block_scores;
 };
 
 // Trains `spec` on one fold and scores its block. Errors that end the run are returned; a
@@ -444,15 +448,18 @@ absl::StatusOr<FoldResult> RunFold(const RunContext& ctx, const model::Candidate
   out.block.set_auprc(m->auprc());
   out.block_metrics = std::move(*m);
   out.trained = std::move(*trained);
+  out.block_scores = std::move(scores);
   return out;
 }
 
-// Backtests candidate `i`: one fold per block, each recorded as it finishes. Returns its score;
-// an error when every fold failed (recorded in the entry) or one that ends the run.
+// Backtests candidate `i`: one fold per block, each recorded as it finishes. Returns its score
+// and fills block_scores[k] with fold k's scores of its block (empty when the fold failed); an
+// error when every fold failed (recorded in the entry) or one that ends the run.
 absl::StatusOr<BacktestScore> BacktestCandidate(const RunContext& ctx, size_t i,
                                                 const model::Dataset& pool,
                                                 const std::vector<BacktestFold>& folds,
-                                                int* index_out) {
+                                                int* index_out,
+                                                std::vector<std::vector<float>>* block_scores) {
   const model::CandidateSpec& spec = ctx.settings.candidates[i];
   const std::string name = spec.Name();
   const int index = AddCandidate(ctx, spec, name);
@@ -461,6 +468,7 @@ absl::StatusOr<BacktestScore> BacktestCandidate(const RunContext& ctx, size_t i,
   std::string last_error;
   double seconds = 0;
   int64_t peak_rss = 0;
+  block_scores->assign(folds.size(), {});
   for (size_t k = 0; k < folds.size(); ++k) {
     FRAUD_RETURN_IF_ERROR(ctx.CheckCancel());
     ReleaseFreeMemory();
@@ -471,6 +479,7 @@ absl::StatusOr<BacktestScore> BacktestCandidate(const RunContext& ctx, size_t i,
     peak_rss = std::max(peak_rss, PeakRssBytes());
     if (fold.block.error().empty()) {
       auprcs.push_back(fold.block.auprc());
+      (*block_scores)[k] = std::move(fold.block_scores);
     } else {
       last_error = fold.block.error();
     }
@@ -523,6 +532,73 @@ model::Dataset ConcatPool(model::Dataset&& train, model::Dataset&& validation) {
   return pool;
 }
 
+// The champion model, from this instance's cache of the registry (fetched when missing).
+absl::StatusOr<std::unique_ptr<model::ModelRuntime>> LoadChampion(
+    const RunContext& ctx, const storage_pb::ModelVersion& champion) {
+  FRAUD_ASSIGN_OR_RETURN(std::string dir,
+                         LocalArtifactDir(*ctx.deps.storage, ctx.options.model_dir, champion));
+  return model::LoadModel(dir);
+}
+
+// The selected configuration's fold models against the champion on the backtest blocks newer than
+// every row the champion was trained on (promotion.h): rows neither model saw. Empty when there
+// is no champion, no such block, or the champion cannot be loaded or scored (the gate then
+// compares on the comparison set).
+std::optional<BacktestEvidence> CompareOnNewerBlocks(
+    const RunContext& ctx, const model::Dataset& pool, const std::vector<BacktestFold>& folds,
+    const std::vector<std::vector<float>>& fold_scores) {
+  absl::StatusOr<std::optional<storage_pb::ModelVersion>> champion =
+      ctx.deps.storage->GetChampion();
+  if (!champion.ok() || !champion->has_value()) return std::nullopt;
+  const storage_pb::ModelVersion& c = **champion;
+  if (!c.manifest().has_lineage()) return std::nullopt;
+  const double trained_until = c.manifest().lineage().time_max();
+  std::vector<size_t> newer;
+  for (size_t k = 0; k < folds.size(); ++k) {
+    const RowRange& block = folds[k].block;
+    const double block_start = pool.features[block.begin * layout::kNumFeatures + layout::kTimeIndex];
+    if (fold_scores[k].size() == block.size() && block_start > trained_until) newer.push_back(k);
+  }
+  if (newer.empty()) return std::nullopt;
+  ctx.Progress("evaluating", absl::StrCat("scoring champion v", c.version(), " on ", newer.size(),
+                                          " backtest block(s) newer than its training rows"));
+  absl::StatusOr<std::unique_ptr<model::ModelRuntime>> loaded = LoadChampion(ctx, c);
+  if (!loaded.ok()) {
+    FRAUD_LOG(WARNING) << "champion not loadable for the backtest gate" << Kv("run_id", ctx.run_id)
+                       << Kv("version", c.version()) << Kv("error", loaded.status().ToString());
+    return std::nullopt;
+  }
+  BacktestEvidence e;
+  e.champion_version = c.version();
+  e.blocks = static_cast<int>(newer.size());
+  std::vector<std::vector<float>> champion_scores(newer.size());
+  std::vector<eval::PairedBlock> blocks;
+  for (size_t i = 0; i < newer.size(); ++i) {
+    const RowRange& range = folds[newer[i]].block;
+    champion_scores[i].resize(range.size());
+    absl::Status scored = (*loaded)->Score(&pool.features[range.begin * layout::kNumFeatures],
+                                           range.size(), champion_scores[i].data());
+    const absl::Span<const int32_t> labels(&pool.labels[range.begin], range.size());
+    const absl::Span<const double> weights =
+        pool.weights.empty() ? absl::Span<const double>()
+                             : absl::Span<const double>(&pool.weights[range.begin], range.size());
+    absl::StatusOr<double> ap_challenger =
+        eval::AveragePrecision(fold_scores[newer[i]], labels, weights);
+    absl::StatusOr<double> ap_champion =
+        scored.ok() ? eval::AveragePrecision(champion_scores[i], labels, weights)
+                    : absl::StatusOr<double>(scored);
+    if (!ap_challenger.ok() || !ap_champion.ok()) return std::nullopt;
+    e.challenger_mean_auprc += *ap_challenger / static_cast<double>(newer.size());
+    e.champion_mean_auprc += *ap_champion / static_cast<double>(newer.size());
+    blocks.push_back({fold_scores[newer[i]], champion_scores[i], labels, weights});
+  }
+  absl::StatusOr<eval::PairedDifference> d = eval::PairedBootstrapMeanAveragePrecision(
+      blocks, std::max(1, ctx.options.comparison_bootstrap), /*seed=*/1);
+  if (!d.ok()) return std::nullopt;
+  e.difference = *d;
+  return e;
+}
+
 // Backtests every candidate, then refits the best configuration on every pool row but the newest
 // block, which early-stops it. Consumes `pool`.
 absl::StatusOr<Selection> SelectByBacktest(const RunContext& ctx, model::Dataset pool,
@@ -531,10 +607,13 @@ absl::StatusOr<Selection> SelectByBacktest(const RunContext& ctx, model::Dataset
   int best_index = -1;
   size_t best_spec = 0;
   BacktestScore best_score;
+  std::vector<std::vector<float>> best_block_scores;
   for (size_t i = 0; i < ctx.settings.candidates.size(); ++i) {
     FRAUD_RETURN_IF_ERROR(ctx.CheckCancel());
     int index = -1;
-    absl::StatusOr<BacktestScore> score = BacktestCandidate(ctx, i, pool, folds, &index);
+    std::vector<std::vector<float>> block_scores;
+    absl::StatusOr<BacktestScore> score =
+        BacktestCandidate(ctx, i, pool, folds, &index, &block_scores);
     if (!score.ok()) {
       if (EndsRun(score.status(), ctx)) return score.status();
       failures.Record(ctx, score.status());
@@ -544,10 +623,14 @@ absl::StatusOr<Selection> SelectByBacktest(const RunContext& ctx, model::Dataset
       best_index = index;
       best_spec = i;
       best_score = *score;
+      best_block_scores = std::move(block_scores);
     }
   }
   if (best_index < 0) return failures.NoneTrained();
   FRAUD_RETURN_IF_ERROR(ctx.CheckCancel());
+  std::optional<BacktestEvidence> evidence =
+      CompareOnNewerBlocks(ctx, pool, folds, best_block_scores);
+  best_block_scores = {};
   // The refit: the newest block early-stops it; the pool shrinks in place to the fit rows.
   const RowRange newest = folds.back().block;
   model::Dataset stop = SliceRows(pool, newest);
@@ -561,7 +644,7 @@ absl::StatusOr<Selection> SelectByBacktest(const RunContext& ctx, model::Dataset
       best_index);
   FRAUD_ASSIGN_OR_RETURN(model::TrainedCandidate trained,
                          TrainAndRecord(ctx, spec, index, pool, stop));
-  return Selection{std::move(trained), index, std::move(failures.messages)};
+  return Selection{std::move(trained), index, std::move(evidence), std::move(failures.messages)};
 }
 
 // Chooses the run's model: by the rolling-origin backtest when the data allow one (backtest.h),
@@ -606,9 +689,7 @@ absl::StatusOr<ScoredRows> ScoreChampion(const RunContext& ctx,
                                          const storage_pb::ModelVersion& champion,
                                          const Dataset& comparison) {
   if (comparison.empty()) return absl::FailedPreconditionError("no comparison set");
-  FRAUD_ASSIGN_OR_RETURN(std::string dir,
-                         LocalArtifactDir(*ctx.deps.storage, ctx.options.model_dir, champion));
-  FRAUD_ASSIGN_OR_RETURN(std::unique_ptr<model::ModelRuntime> loaded, model::LoadModel(dir));
+  FRAUD_ASSIGN_OR_RETURN(std::unique_ptr<model::ModelRuntime> loaded, LoadChampion(ctx, champion));
   ScoredRows out;
   FRAUD_ASSIGN_OR_RETURN(out.scores, ScoreRows(*loaded, comparison));
   out.threshold = loaded->threshold();
@@ -666,7 +747,20 @@ absl::StatusOr<GateInput> CompareWithChampion(const RunContext& ctx, const Selec
       gate.champion_error = std::string(m.status().message());
     }
   }
+  if (selection.evidence.has_value() &&
+      selection.evidence->champion_version == gate.champion_version) {
+    gate.backtest = selection.evidence;
+  }
   ctx.sink.Update([&](storage_pb::TrainingRun& run) {
+    if (gate.backtest.has_value()) {
+      const BacktestEvidence& b = *gate.backtest;
+      storage_pb::BacktestGate* g = run.mutable_backtest_gate();
+      g->set_champion_version(b.champion_version);
+      g->set_blocks(b.blocks);
+      g->set_challenger_mean_auprc(b.challenger_mean_auprc);
+      g->set_champion_mean_auprc(b.champion_mean_auprc);
+      *g->mutable_difference() = ToProto(b.difference);
+    }
     if (gate.challenger.has_value()) *run.mutable_challenger_comparison() = *gate.challenger;
     if (gate.champion.has_value()) *run.mutable_champion_comparison() = *gate.champion;
     if (gate.difference.has_value()) *run.mutable_comparison_difference() = ToProto(*gate.difference);

@@ -1,6 +1,9 @@
 // The promotion gate and the promotion procedure (shared by runs and the Promote RPC).
 //
-// Gate: the challenger and the current champion are scored on the same comparison set now; the
+// Gate: when the run's backtest has blocks newer than every row the champion was trained on, the
+// selected configuration's fold models and the champion are compared on those blocks (rows
+// neither saw): the challenger is promoted only when the mean block AUPRC difference >= margin.
+// Otherwise the challenger and the champion are scored on the same comparison set, and the
 // challenger is promoted only when its AUPRC >= champion AUPRC + margin. With no champion it is
 // promoted; when the champion cannot be scored (artifact gone or unloadable) the challenger is
 // promoted too, since inference could not load that champion either.
@@ -22,6 +25,16 @@
 
 namespace fraud::training {
 
+// The backtest's evidence for the gate (see above).
+struct BacktestEvidence {
+  int64_t champion_version = 0;
+  int blocks = 0;
+  double challenger_mean_auprc = 0;
+  double champion_mean_auprc = 0;
+  // Mean block difference (challenger - champion) with its stratified paired bootstrap interval.
+  eval::PairedDifference difference;
+};
+
 struct GateInput {
   // The challenger's metrics on the comparison set (unset when there is no comparison set).
   std::optional<common::v1::ClassificationMetrics> challenger;
@@ -33,6 +46,9 @@ struct GateInput {
   double margin = 0;
   // Challenger minus champion AUPRC with its paired bootstrap interval (set with both metrics).
   std::optional<eval::PairedDifference> difference;
+  // Set when the backtest compared the challenger's configuration with this champion on newer
+  // blocks; the gate then decides on it.
+  std::optional<BacktestEvidence> backtest;
 };
 
 struct GateDecision {
@@ -43,6 +59,7 @@ struct GateDecision {
 
 // Pure decision. Rules, in order:
 //   no champion                          -> promote
+//   backtest evidence on newer blocks    -> promote when mean difference >= margin, else keep
 //   champion could not be scored         -> promote (reason names the error)
 //   no comparison set / it has no fraud  -> keep the champion (cannot compare)
 //   challenger AUPRC >= champion + margin -> promote, else keep.

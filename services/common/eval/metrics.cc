@@ -456,39 +456,68 @@ absl::StatusOr<PairedDifference> PairedBootstrapAveragePrecision(
     absl::Span<const float> scores_a, absl::Span<const float> scores_b,
     absl::Span<const int32_t> labels, int resamples, uint64_t seed, double confidence,
     absl::Span<const double> weights) {
-  FRAUD_RETURN_IF_ERROR(ValidateInputs(scores_a, labels, weights));
-  FRAUD_RETURN_IF_ERROR(ValidateInputs(scores_b, labels, weights));
+  const PairedBlock block{scores_a, scores_b, labels, weights};
+  return PairedBootstrapMeanAveragePrecision(absl::MakeConstSpan(&block, 1), resamples, seed,
+                                             confidence);
+}
+
+absl::StatusOr<PairedDifference> PairedBootstrapMeanAveragePrecision(
+    absl::Span<const PairedBlock> blocks, int resamples, uint64_t seed, double confidence) {
+  if (blocks.empty()) return absl::InvalidArgumentError("no blocks to compare on");
+  for (const PairedBlock& b : blocks) {
+    FRAUD_RETURN_IF_ERROR(ValidateInputs(b.scores_a, b.labels, b.weights));
+    FRAUD_RETURN_IF_ERROR(ValidateInputs(b.scores_b, b.labels, b.weights));
+  }
   if (resamples < 1) return absl::InvalidArgumentError("bootstrap needs at least one resample");
   if (!(confidence > 0 && confidence < 1)) {
     return absl::InvalidArgumentError("bootstrap confidence must be in (0, 1)");
   }
-  const Ranked a = Rank(scores_a, labels, weights);
-  const Ranked b = Rank(scores_b, labels, weights);
-  if (a.positives <= 0) return NoPositives("the paired AUPRC difference");
+  struct RankedBlock {
+    Ranked a;
+    Ranked b;
+    std::vector<uint32_t> rows, count_a, count_b;
+  };
+  std::vector<RankedBlock> ranked;
   PairedDifference out;
-  out.difference = ApFromRanked(a, nullptr) - ApFromRanked(b, nullptr);
-  const size_t n = labels.size();
+  for (const PairedBlock& block : blocks) {
+    RankedBlock r{Rank(block.scores_a, block.labels, block.weights),
+                  Rank(block.scores_b, block.labels, block.weights), {}, {}, {}};
+    if (r.a.positives <= 0) return NoPositives("the paired AUPRC difference");
+    out.difference += ApFromRanked(r.a, nullptr) - ApFromRanked(r.b, nullptr);
+    const size_t n = block.labels.size();
+    r.rows.resize(n);
+    r.count_a.resize(n);
+    r.count_b.resize(n);
+    ranked.push_back(std::move(r));
+  }
+  const double k = static_cast<double>(blocks.size());
+  out.difference /= k;
   std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<size_t> pick(0, n - 1);
-  std::vector<uint32_t> rows(n);
-  std::vector<uint32_t> count_a(n);
-  std::vector<uint32_t> count_b(n);
   std::vector<double> diffs;
   diffs.reserve(static_cast<size_t>(resamples));
   int a_better = 0;
-  for (int r = 0; r < resamples; ++r) {
-    std::fill(rows.begin(), rows.end(), 0u);
-    for (size_t k = 0; k < n; ++k) ++rows[pick(rng)];
-    // The same draw of rows, seen in each model's ranked order.
-    for (size_t i = 0; i < n; ++i) {
-      count_a[i] = rows[a.order[i]];
-      count_b[i] = rows[b.order[i]];
+  for (int draw = 0; draw < resamples; ++draw) {
+    double sum = 0;
+    bool usable = true;
+    // Rows are drawn within each block (a stratified bootstrap), the same draw seen in each
+    // model's ranked order.
+    for (RankedBlock& r : ranked) {
+      const size_t n = r.rows.size();
+      std::uniform_int_distribution<size_t> pick(0, n - 1);
+      std::fill(r.rows.begin(), r.rows.end(), 0u);
+      for (size_t i = 0; i < n; ++i) ++r.rows[pick(rng)];
+      for (size_t i = 0; i < n; ++i) {
+        r.count_a[i] = r.rows[r.a.order[i]];
+        r.count_b[i] = r.rows[r.b.order[i]];
+      }
+      const double ap_a = ApFromRanked(r.a, r.count_a.data());
+      const double ap_b = ApFromRanked(r.b, r.count_b.data());
+      if (ap_a < 0 || ap_b < 0) usable = false;  // a draw without a fraud
+      sum += ap_a - ap_b;
     }
-    const double ap_a = ApFromRanked(a, count_a.data());
-    const double ap_b = ApFromRanked(b, count_b.data());
-    if (ap_a < 0 || ap_b < 0) continue;  // a draw without a fraud
-    diffs.push_back(ap_a - ap_b);
-    a_better += ap_a > ap_b;
+    if (!usable) continue;
+    diffs.push_back(sum / k);
+    a_better += sum > 0;
   }
   if (diffs.empty()) return NoPositives("the paired AUPRC difference");
   out.resamples = static_cast<int>(diffs.size());

@@ -134,6 +134,20 @@ absl::StatusOr<PairedDifference> PairedBootstrapAveragePrecision(
     absl::Span<const int32_t> labels, int resamples = 1000, uint64_t seed = 1,
     double confidence = 0.95, absl::Span<const double> weights = {});
 
+// Two models scored on the same rows of one block (e.g. one time block of a backtest).
+struct PairedBlock {
+  absl::Span<const float> scores_a;
+  absl::Span<const float> scores_b;
+  absl::Span<const int32_t> labels;
+  absl::Span<const double> weights;
+};
+// The mean over blocks of AP(a) - AP(b), with a stratified paired bootstrap interval: each
+// resample draws rows within every block and averages the blocks' differences. With one block it
+// is PairedBootstrapAveragePrecision. FailedPrecondition when a block has no fraud.
+absl::StatusOr<PairedDifference> PairedBootstrapMeanAveragePrecision(
+    absl::Span<const PairedBlock> blocks, int resamples = 1000, uint64_t seed = 1,
+    double confidence = 0.95);
+
 // The threshold that maximises F1 on (validation) data: one of the scores, the highest among
 // equally good ones (fewest alerts). FailedPrecondition without positives.
 absl::StatusOr<double> SelectThresholdMaxF1(absl::Span<const float> scores,

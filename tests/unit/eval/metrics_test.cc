@@ -367,6 +367,43 @@ TEST(PairedBootstrapTest, RejectsMismatchedOrUnusableInputs) {
               StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
+TEST(PairedBootstrapTest, OverBlocksTheDifferenceIsTheMeanOfTheBlocksDifferences) {
+  std::vector<int32_t> y1, y2;
+  for (int i = 0; i < 1500; ++i) y1.push_back(i % 12 == 0 ? 1 : 0);
+  for (int i = 0; i < 900; ++i) y2.push_back(i % 9 == 0 ? 1 : 0);
+  const std::vector<float> a1 = NoisyScores(y1, 3), a2 = NoisyScores(y2, 4);
+  std::vector<float> b1 = a1, b2 = a2;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> noise(0.0f, 0.4f);
+  for (float& x : b1) x += noise(rng);
+  for (float& x : b2) x += noise(rng);
+  const std::vector<PairedBlock> blocks = {{a1, b1, y1, {}}, {a2, b2, y2, {}}};
+  absl::StatusOr<PairedDifference> d = PairedBootstrapMeanAveragePrecision(blocks, 300, 3);
+  ASSERT_THAT(d, IsOk());
+  const double d1 = *AveragePrecision(a1, y1) - *AveragePrecision(b1, y1);
+  const double d2 = *AveragePrecision(a2, y2) - *AveragePrecision(b2, y2);
+  EXPECT_NEAR(d->difference, (d1 + d2) / 2, 1e-12);
+  EXPECT_LT(d->low, d->difference);
+  EXPECT_GT(d->high, d->difference);
+  EXPECT_EQ(d->resamples, 300);
+  // One block is exactly the single-block comparison (same draws, same interval).
+  const std::vector<PairedBlock> one = {{a1, b1, y1, {}}};
+  absl::StatusOr<PairedDifference> single = PairedBootstrapAveragePrecision(a1, b1, y1, 300, 3);
+  absl::StatusOr<PairedDifference> as_blocks = PairedBootstrapMeanAveragePrecision(one, 300, 3);
+  ASSERT_THAT(single, IsOk());
+  ASSERT_THAT(as_blocks, IsOk());
+  EXPECT_EQ(single->difference, as_blocks->difference);
+  EXPECT_EQ(single->low, as_blocks->low);
+  EXPECT_EQ(single->high, as_blocks->high);
+  // A block without a fraud, or none at all, cannot be compared.
+  const std::vector<int32_t> no_fraud(a1.size(), 0);
+  const std::vector<PairedBlock> bad = {{a1, b1, y1, {}}, {a1, b1, no_fraud, {}}};
+  EXPECT_THAT(PairedBootstrapMeanAveragePrecision(bad, 10),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(PairedBootstrapMeanAveragePrecision({}, 10),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 TEST(AlertBudgetTest, TheThresholdFlagsAtMostTheBudgetWithItsPrecisionAndRecall) {
   // 10 rows; scores 1.0 (fraud), 0.9 (fraud), 0.8 (normal), 0.7 (fraud), then normals.
   const std::vector<float> scores = {0.8f, 0.1f, 1.0f, 0.2f, 0.7f, 0.3f, 0.9f, 0.4f, 0.5f, 0.6f};

@@ -227,6 +227,46 @@ TEST_F(PipelineTest, HugeMarginRegistersButKeepsTheChampion) {
   EXPECT_THAT(second.run.message(), HasSubstr("not promoted"));
   EXPECT_THAT(inference_.reloads(), ElementsAre(1));
   EXPECT_THAT(DirEntries(options_.model_dir), ElementsAre("1", "2"));
+  // Both runs trained on the same rows: no backtest block is newer than v1's training rows, so
+  // the gate compared on the comparison set.
+  EXPECT_FALSE(second.run.has_backtest_gate());
+}
+
+TEST_F(PipelineTest, OnNewerDataTheGateComparesOnTheBacktestBlocksTheChampionNeverSaw) {
+  // v1 trains on upload a only (Time up to 172,792); the second run adds upload b (Time from
+  // 200,000), which holds its whole validation window and so every backtest block.
+  training::v1::StartRunRequest older = Request();
+  older.add_train_upload_ids(train_a_);
+  RecordingSink first;
+  FRAUD_ASSERT_OK(Run(older, &first, 1));
+  EXPECT_FALSE(first.run.has_backtest_gate());  // no champion yet
+  RecordingSink second;
+  FRAUD_ASSERT_OK(Run(Request(), &second, 2));
+  ASSERT_TRUE(second.run.has_backtest_gate());
+  const storage_pb::BacktestGate& g = second.run.backtest_gate();
+  EXPECT_EQ(g.champion_version(), 1);
+  const storage_pb::Candidate& backtested = second.run.candidates(0);
+  EXPECT_EQ(g.blocks(), backtested.backtest_size());
+  // The challenger side is the selected configuration's own block AUPRCs.
+  double sum = 0;
+  for (const storage_pb::BacktestBlock& b : backtested.backtest()) sum += b.auprc();
+  EXPECT_NEAR(g.challenger_mean_auprc(), sum / g.blocks(), 1e-9);
+  EXPECT_GT(g.champion_mean_auprc(), 0);
+  EXPECT_NEAR(g.difference().difference(), g.challenger_mean_auprc() - g.champion_mean_auprc(),
+              1e-9);
+  EXPECT_LE(g.difference().ci_low(), g.difference().difference());
+  EXPECT_GE(g.difference().ci_high(), g.difference().difference());
+  EXPECT_EQ(g.difference().resamples(), options_.comparison_bootstrap);
+  EXPECT_THAT(second.run.message(), HasSubstr("on the backtest: mean AUPRC over "));
+  EXPECT_EQ(second.run.promoted(), g.difference().difference() >= 0);
+  // The comparison set is still scored and recorded, for the record.
+  EXPECT_EQ(second.run.challenger_comparison().rows(), 1500);
+  // A margin no difference can clear keeps the champion on the same evidence.
+  training::v1::StartRunRequest strict = Request();
+  strict.set_promotion_margin(10);
+  RecordingSink third;
+  FRAUD_ASSERT_OK(Run(strict, &third, 3));
+  EXPECT_FALSE(third.run.promoted());
 }
 
 TEST_F(PipelineTest, ReloadFailureRollsBackAndTheRunSaysWhy) {

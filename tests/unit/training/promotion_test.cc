@@ -94,6 +94,47 @@ TEST(DecideGateTest, ComparisonWithoutFraudsKeepsTheChampion) {
   EXPECT_FALSE(DecideGate(none).promote);
 }
 
+BacktestEvidence Evidence(int64_t champion, double difference) {
+  BacktestEvidence e;
+  e.champion_version = champion;
+  e.blocks = 2;
+  e.challenger_mean_auprc = 0.80 + difference;
+  e.champion_mean_auprc = 0.80;
+  e.difference = eval::PairedDifference{difference, difference - 0.03, difference + 0.03, 0.7, 200};
+  return e;
+}
+
+TEST(DecideGateTest, BacktestEvidenceOnNewerBlocksDecidesInsteadOfTheComparisonSet) {
+  // The comparison set favours the champion, the newer blocks the challenger: the blocks decide.
+  GateInput in = Input(0.70, 0.78, 0.0);
+  in.backtest = Evidence(3, 0.02);
+  GateDecision d = DecideGate(in);
+  EXPECT_TRUE(d.promote);
+  EXPECT_THAT(d.reason, HasSubstr("promoted on the backtest: mean AUPRC over 2 block(s) newer "
+                                  "than v3's training rows 0.8200 vs 0.8000"));
+  EXPECT_THAT(d.reason, HasSubstr("paired difference +0.0200 >= margin 0.0000"));
+  EXPECT_THAT(d.reason, HasSubstr("comparison set AUPRC 0.7000 vs 0.7800"));
+  // And the other way round.
+  GateInput worse = Input(0.90, 0.78, 0.0);
+  worse.backtest = Evidence(3, -0.01);
+  d = DecideGate(worse);
+  EXPECT_FALSE(d.promote);
+  EXPECT_THAT(d.reason, HasSubstr("not promoted on the backtest"));
+  // The margin applies to the block difference.
+  GateInput margin = Input(0.90, 0.78, 0.05);
+  margin.backtest = Evidence(3, 0.02);
+  EXPECT_FALSE(DecideGate(margin).promote);
+}
+
+TEST(DecideGateTest, BacktestEvidenceAgainstAnotherChampionIsIgnored) {
+  // The champion changed between the backtest and the gate: back to the comparison set.
+  GateInput in = Input(0.70, 0.78, 0.0);
+  in.backtest = Evidence(2, 0.02);
+  GateDecision d = DecideGate(in);
+  EXPECT_FALSE(d.promote);
+  EXPECT_THAT(d.reason, HasSubstr("0.7000 < 0.7800"));
+}
+
 class PromoteVersionTest : public ::testing::Test {
  protected:
   void SetUp() override {

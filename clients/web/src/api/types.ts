@@ -269,6 +269,17 @@ export interface TrainingRun {
   comparisonDifference?: PairedComparison;
   championVersionBefore?: Int64;
   message?: string;
+  /** The gate's evidence on backtest blocks newer than the champion's training rows. */
+  backtestGate?: BacktestGate;
+}
+
+/** Challenger's fold models vs the champion on the newer backtest blocks (storage.v1.BacktestGate). */
+export interface BacktestGate {
+  championVersion?: Int64;
+  blocks?: number;
+  challengerMeanAuprc?: Double;
+  championMeanAuprc?: Double;
+  difference?: PairedComparison;
 }
 
 // ---- fraud.ingest.v1 ----

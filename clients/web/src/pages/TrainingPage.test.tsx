@@ -101,6 +101,13 @@ describe('TrainingPage', () => {
       championComparison: { auprc: 0.78, rows: '1000', positives: '20' },
       championVersionBefore: '3',
       comparisonDifference: { difference: 0.04, ciLow: -0.01, ciHigh: 0.09, shareBetter: 0.84, resamples: 200 },
+      backtestGate: {
+        championVersion: '3',
+        blocks: 2,
+        challengerMeanAuprc: 0.85,
+        championMeanAuprc: 0.83,
+        difference: { difference: 0.02, ciLow: -0.005, ciHigh: 0.045, shareBetter: 0.9, resamples: 200 },
+      },
       candidates: [
         {
           name: 'xgboost eta=0.1',
@@ -135,6 +142,10 @@ describe('TrainingPage', () => {
     expect(table).toHaveTextContent('xgboost eta=0.1 (refit) selected');
     expect(screen.getByTestId('paired-difference')).toHaveTextContent('+0.0400 (95% −0.0100..+0.0900)');
     expect(screen.getByText(/challenger better in 84% of 200 resamples/)).toBeInTheDocument();
+    const gate = screen.getByTestId('backtest-gate');
+    expect(gate).toHaveTextContent("2 backtest block(s) newer than v3's training rows");
+    expect(gate).toHaveTextContent('0.8500 vs champion 0.8300');
+    expect(gate).toHaveTextContent('+0.0200 (95% −0.0050..+0.0450)');
   });
 });
 

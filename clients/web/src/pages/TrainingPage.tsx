@@ -305,6 +305,18 @@ function RunDetails({ runId }: { runId: string }) {
           )}
         </p>
       )}
+      {run.backtestGate && (
+        <p data-testid="backtest-gate">
+          Gate evidence: {run.backtestGate.blocks ?? 0} backtest block(s) newer than v
+          {int64(run.backtestGate.championVersion)}&apos;s training rows, mean AUPRC challenger{' '}
+          <strong>{fmtNum(run.backtestGate.challengerMeanAuprc ?? 0, 4)}</strong> vs champion{' '}
+          <strong>{fmtNum(run.backtestGate.championMeanAuprc ?? 0, 4)}</strong>, paired difference{' '}
+          <strong>
+            {fmtSigned(run.backtestGate.difference?.difference)} (95%{' '}
+            {fmtSigned(run.backtestGate.difference?.ciLow)}..{fmtSigned(run.backtestGate.difference?.ciHigh)})
+          </strong>
+        </p>
+      )}
       {run.params?.selection && (
         <p>
           Selection: <strong>{run.params.selection}</strong>
