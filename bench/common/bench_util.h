@@ -19,6 +19,15 @@
 
 namespace fraud::bench {
 
+// The value of flag `name` ("--rows") at argv[*i], given as "--rows=N" or "--rows N" (then *i
+// moves past the value); null when argv[*i] is another flag.
+inline const char* FlagValue(int argc, char** argv, int* i, const std::string& name) {
+  const std::string arg = argv[*i];
+  if (arg.rfind(name + "=", 0) == 0) return argv[*i] + name.size() + 1;
+  if (arg == name && *i + 1 < argc) return argv[++*i];
+  return nullptr;
+}
+
 inline double NowSeconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
       .count();

@@ -256,10 +256,7 @@ Config ParseArgs(int argc, char** argv) {
   Config c;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto value = [&](const char* name) -> const char* {
-      const std::string prefix = absl::StrCat("--", name, "=");
-      return a.rfind(prefix, 0) == 0 ? argv[i] + prefix.size() : nullptr;
-    };
+    auto value = [&](const char* name) { return FlagValue(argc, argv, &i, absl::StrCat("--", name)); };
     if (const char* v = value("seconds")) {
       c.seconds = std::max(5.0, std::atof(v));
     } else if (const char* v = value("levels")) {

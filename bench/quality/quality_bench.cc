@@ -74,13 +74,7 @@ Config ParseArgs(int argc, char** argv) {
   Config c;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    // --name=value or --name value.
-    auto value = [&](const char* name) -> const char* {
-      const std::string prefix = absl::StrCat("--", name, "=");
-      if (a.rfind(prefix, 0) == 0) return argv[i] + prefix.size();
-      if (a == absl::StrCat("--", name) && i + 1 < argc) return argv[++i];
-      return nullptr;
-    };
+    auto value = [&](const char* name) { return FlagValue(argc, argv, &i, absl::StrCat("--", name)); };
     if (const char* v = value("data")) {
       c.data = v;
     } else if (const char* v = value("boundaries")) {

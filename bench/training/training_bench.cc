@@ -76,11 +76,7 @@ int Main(int argc, char** argv) {
   int threads = 2;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    auto value = [&](const std::string& name) -> const char* {
-      if (arg.rfind(name + "=", 0) == 0) return argv[i] + name.size() + 1;
-      if (arg == name && i + 1 < argc) return argv[++i];
-      return nullptr;
-    };
+    auto value = [&](const std::string& name) { return bench::FlagValue(argc, argv, &i, name); };
     if (const char* v = value("--rows")) {
       rows = std::atoll(v);
     } else if (const char* v = value("--families")) {
