@@ -6,8 +6,13 @@
 #include <string>
 #include <vector>
 
+#include <cstdio>
+#include <fstream>
+
+#include "clients/cli/commands.h"
 #include "services/common/eval/metrics.h"
 #include "tests/integration/storage/storage_test_util.h"
+#include "tests/testing/fraudctl_runner.h"
 
 namespace fraud::storage::testing {
 namespace {
@@ -339,6 +344,71 @@ TEST_F(FeedbackTest, EmptyStreamStoresNothingAndHistoryOfUnknownRowIsNotFound) {
   req.set_line(2);
   v1::ListLabelHistoryResponse resp;
   EXPECT_EQ(stub_->ListLabelHistory(&ctx, req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// fraudctl feedback FILE.csv against a storage service that requires the service token.
+class FeedbackCliTest : public FeedbackTest {
+ protected:
+  std::string service_token() const override { return "svc-secret"; }
+
+  std::string WriteCsv(const std::string& text) {
+    const std::string path = ::testing::TempDir() + "/feedback_" + schema() + ".csv";
+    std::ofstream(path) << text;
+    return path;
+  }
+};
+
+TEST_F(FeedbackCliTest, FeedbackCommandStreamsTheFileAndPrintsTheSummary) {
+  // Uploads need the token too (the stub below has none): store the rows directly.
+  Exec("INSERT INTO uploads (id, sha256, status, rows) VALUES (5, repeat('a', 64), 1, 3)");
+  Exec("INSERT INTO transactions (upload_id, line, time, amount, v, class) SELECT 5, g, g, 1,"
+       " array_fill(0::float8, ARRAY[28]), CASE WHEN g = 4 THEN 0 END"
+       " FROM generate_series(2, 4) g");
+  const std::string path = WriteCsv(
+      "upload_id,line,label,source,note\n"
+      "5,2,1,chargeback,\"disputed, twice\"\n"
+      "\n"
+      "5,3,0,analyst,\n"
+      "5,4,1,analyst,\n"
+      "5,99,1,analyst,\n"
+      "6,2,0,analyst,\n");
+  const std::string target = server_->target();
+  fraud::testing::CliResult denied =
+      fraud::testing::RunCli({"feedback", path, "--target", target, "--service-token", "wrong"});
+  EXPECT_EQ(denied.code, cli::kExitFailure);
+  EXPECT_THAT(denied.err, HasSubstr("UNAUTHENTICATED"));
+  EXPECT_EQ(Count("label_events"), 0);
+
+  fraud::testing::CliResult r = fraud::testing::RunCli(
+      {"feedback", path, "--target", target, "--service-token", "svc-secret", "--actor", "ops"});
+  ASSERT_EQ(r.code, cli::kExitOk) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("5 rows: 2 applied, 0 unchanged, 1 conflicts"));
+  EXPECT_THAT(r.out, HasSubstr("2 unknown"));
+  // File lines, not stream rows (line 3 of the file is blank).
+  EXPECT_THAT(r.out, HasSubstr("unknown: file line 6 (upload 5 line 99): the upload has no row"));
+  EXPECT_THAT(r.out, HasSubstr("unknown: file line 7 (upload 6 line 2): no such upload"));
+  EXPECT_EQ(ClassOf(5, 2), "1");
+  EXPECT_EQ(ClassOf(5, 4), "1");
+  EXPECT_EQ(QueryScalar("SELECT note || '/' || actor FROM label_events WHERE line = 2"),
+            "disputed, twice/ops");
+
+  // The same file again: nothing changes.
+  fraud::testing::CliResult again = fraud::testing::RunCli(
+      {"feedback", path, "--target", target, "--service-token", "svc-secret"});
+  ASSERT_EQ(again.code, cli::kExitOk) << again.err;
+  EXPECT_THAT(again.out, HasSubstr("0 applied, 3 unchanged, 0 conflicts"));
+  EXPECT_EQ(Count("label_events"), 3);
+
+  // A malformed row fails the whole file with its line and column; nothing is stored.
+  const std::string bad = WriteCsv("upload_id,line,label\n5,3,1\n5,x,1\n");
+  fraud::testing::CliResult rejected = fraud::testing::RunCli(
+      {"feedback", bad, "--target", target, "--service-token", "svc-secret"});
+  EXPECT_EQ(rejected.code, cli::kExitFailure);
+  EXPECT_THAT(rejected.err, HasSubstr("line 3, column line (2): not a positive integer: 'x'"));
+  EXPECT_EQ(ClassOf(5, 3), "0");
+  WaitForIdlePool();
+  std::remove(path.c_str());
+  std::remove(bad.c_str());
 }
 
 }  // namespace
