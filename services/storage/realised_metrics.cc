@@ -2,12 +2,14 @@
 
 #include <pqxx/pqxx>
 
+#include <map>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "services/common/core/status_macros.h"
 #include "services/storage/pg_util.h"
+#include "services/storage/storage_metrics.h"
 
 namespace fraud::storage {
 namespace {
@@ -97,6 +99,27 @@ absl::StatusOr<v1::GetRealisedMetricsResponse> GetRealisedMetrics(
     return absl::OkStatus();
   }));
   return out;
+}
+
+absl::Status UpdateRealisedGauges(PgPool& pool) {
+  v1::GetRealisedMetricsRequest request;
+  request.set_by(v1::REALISED_PERIOD_DAY);
+  FRAUD_ASSIGN_OR_RETURN(const v1::GetRealisedMetricsResponse r, GetRealisedMetrics(pool, request));
+  const StorageMetrics& m = Metrics();
+  // Rows come ordered by version, then period: the last row of a version is its latest day.
+  for (int i = 0; i < r.metrics_size(); ++i) {
+    const v1::RealisedMetrics& row = r.metrics(i);
+    if (i + 1 < r.metrics_size() && r.metrics(i + 1).model_version() == row.model_version()) {
+      continue;
+    }
+    const std::map<std::string, std::string> labels = {
+        {"model_version", absl::StrCat(row.model_version())}};
+    m.realised_precision->Add(labels).Set(row.precision());
+    m.realised_recall->Add(labels).Set(row.recall());
+    m.realised_unlabelled_share->Add(labels).Set(row.unlabelled_share());
+    m.realised_day->Add(labels).Set(static_cast<double>(row.period()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace fraud::storage

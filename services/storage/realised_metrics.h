@@ -19,4 +19,9 @@ inline constexpr int kMaxRealisedK = 100000;
 absl::StatusOr<fraud::storage::v1::GetRealisedMetricsResponse> GetRealisedMetrics(
     PgPool& pool, const fraud::storage::v1::GetRealisedMetricsRequest& request);
 
+// Sets the fraud_storage_realised_* gauges (storage_metrics.h) from GetRealisedMetrics by day:
+// for each model version, its latest day. Versions without predictions keep no gauge. Returns
+// the query's status (the gauges are left as they were on error).
+absl::Status UpdateRealisedGauges(PgPool& pool);
+
 }  // namespace fraud::storage
