@@ -31,7 +31,6 @@ constexpr char kCreateStaging[] =
 constexpr char kCopyStaging[] =
     "COPY feedback_in (row, upload_id, line, tid, label, source, note, at_us)"
     " FROM STDIN (FORMAT binary)";
-constexpr char kLock[] = "SELECT pg_advisory_xact_lock(hashtext(current_schema()), $1)";
 // Statistics let the planner choose between index lookups and a hash join by the stream's size.
 constexpr char kAnalyzeStaging[] = "ANALYZE feedback_in";
 // Each staged row resolved to its stored transaction (rows with no match are absent), with the
@@ -221,7 +220,7 @@ absl::StatusOr<v1::RecordFeedbackResponse> FeedbackWriter::Apply() {
     FRAUD_RETURN_IF_ERROR(copy_->Finish());
     copy_.reset();
     const absl::Time start = absl::Now();
-    txn_->exec_params(kLock, kFeedbackLockKey);
+    txn_->exec_params(kSchemaAdvisoryXactLock, kFeedbackLockKey);
     txn_->exec(kAnalyzeStaging);
     txn_->exec(kResolve);
     const int64_t resolved = txn_->exec1(kCountResolved)[0].as<int64_t>();

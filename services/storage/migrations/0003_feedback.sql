@@ -25,15 +25,24 @@ CREATE TABLE label_events (
   recorded_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX label_events_row ON label_events (upload_id, line, id);
-CREATE FUNCTION label_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+-- One trigger function for every append-only table (it names the table); champion_history moves
+-- to it too, so 0001's table-specific function goes.
+CREATE FUNCTION refuse_change_of_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  RAISE EXCEPTION 'label_events is append-only' USING ERRCODE = 'check_violation';
+  RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'check_violation';
 END
 $$;
+DROP TRIGGER champion_history_no_update ON champion_history;
+DROP TRIGGER champion_history_no_truncate ON champion_history;
+DROP FUNCTION champion_history_append_only();
+CREATE TRIGGER champion_history_no_update BEFORE UPDATE OR DELETE ON champion_history
+  FOR EACH ROW EXECUTE FUNCTION refuse_change_of_append_only();
+CREATE TRIGGER champion_history_no_truncate BEFORE TRUNCATE ON champion_history
+  FOR EACH STATEMENT EXECUTE FUNCTION refuse_change_of_append_only();
 CREATE TRIGGER label_events_no_update BEFORE UPDATE OR DELETE ON label_events
-  FOR EACH ROW EXECUTE FUNCTION label_events_append_only();
+  FOR EACH ROW EXECUTE FUNCTION refuse_change_of_append_only();
 CREATE TRIGGER label_events_no_truncate BEFORE TRUNCATE ON label_events
-  FOR EACH STATEMENT EXECUTE FUNCTION label_events_append_only();
+  FOR EACH STATEMENT EXECUTE FUNCTION refuse_change_of_append_only();
 
 -- No extra index for GetRealisedMetrics: it aggregates every stored prediction (joined to its
 -- transaction by the primary keys), and an index on predictions would slow every scored upload's
