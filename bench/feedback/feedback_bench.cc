@@ -221,9 +221,9 @@ int Run(const Args& args) {
                   "UPDATE transactions SET class = CASE WHEN line % 5 = 0 THEN NULL"
                   " WHEN line % 577 = 0 THEN 1 ELSE 0 END WHERE upload_id = ", kRealisedUpload,
                   "; INSERT INTO predictions (upload_id, line, model_version, score, decision)"
-                  " SELECT ", kRealisedUpload, ", line, v, s, s > 0.9 FROM (SELECT line, v,"
-                  " ((line * 7919 + v * 104729) % 10007)::real / 10007 AS s"
-                  " FROM transactions, generate_series(1, ", args.versions, ") v"
+                  " SELECT ", kRealisedUpload, ", line, ver, s, s > 0.9 FROM (SELECT line, ver,"
+                  " ((line * 7919 + ver * 104729) % 10007)::real / 10007 AS s"
+                  " FROM transactions, generate_series(1, ", args.versions, ") ver"
                   " WHERE upload_id = ", kRealisedUpload, ") x; ANALYZE"));
     std::vector<double> realised_s, count_s;
     size_t groups = 0;

@@ -59,15 +59,18 @@ constexpr char kUnknownRows[] =
     "  THEN 'upload_id' ELSE 'line' END"
     " FROM feedback_in f WHERE NOT EXISTS (SELECT 1 FROM feedback_rows r WHERE r.row = f.row)"
     " ORDER BY f.row LIMIT $1";
-// The rows that change a class: one event each (in row order), the new class, and the uploads'
-// counters (labelled_rows counts rows that had no class; frauds moves by label - previous).
+// The rows that change a class: one event each, the new class, and the uploads' counters
+// (labelled_rows counts rows that had no class; frauds moves by label - previous). Events are not
+// sorted by row (a sort of every row measured ~15% of the statement): a transaction appears at
+// most once per stream, so the id order of each transaction's own history is still its order of
+// arrival.
 constexpr char kApply[] =
     "WITH changed AS (SELECT * FROM feedback_rows WHERE previous IS DISTINCT FROM label),"
     " events AS (INSERT INTO label_events"
     "  (upload_id, line, label, previous_label, source, note, actor, at)"
     "  SELECT upload_id, line, label, previous, source, note, $1,"
     "  COALESCE(timestamptz 'epoch' + at_us * interval '1 microsecond', now())"
-    "  FROM changed ORDER BY row),"
+    "  FROM changed),"
     " labels AS (UPDATE transactions t SET class = c.label FROM changed c"
     "  WHERE t.upload_id = c.upload_id AND t.line = c.line),"
     " counters AS (UPDATE uploads u SET labelled_rows = u.labelled_rows + d.newly,"
