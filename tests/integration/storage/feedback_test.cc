@@ -346,6 +346,30 @@ TEST_F(FeedbackTest, EmptyStreamStoresNothingAndHistoryOfUnknownRowIsNotFound) {
   EXPECT_EQ(stub_->ListLabelHistory(&ctx, req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+TEST_F(FeedbackTest, CancelledStreamStoresNothingAndLeavesTheConnectionUsable) {
+  const int64_t upload = ScoredUpload(5, 2, 11);
+  {
+    grpc::ClientContext ctx;
+    v1::RecordFeedbackResponse resp;
+    auto writer = stub_->RecordFeedback(&ctx, &resp);
+    v1::RecordFeedbackRequest req;
+    *req.add_labels() = ByLine(upload, 2, 1);
+    ASSERT_TRUE(writer->Write(req));  // the server opens its COPY into the staging table
+    absl::SleepFor(absl::Milliseconds(200));
+    ctx.TryCancel();
+    EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  WaitForIdlePool();
+  EXPECT_EQ(ClassOf(upload, 2), "null");
+  EXPECT_EQ(Count("label_events"), 0);
+  // Every pooled connection still works (none was returned in COPY state).
+  for (int i = 0; i < 3; ++i) {
+    FeedbackOutcome fb = Send({{ByLine(upload, 2 + i, 1)}});
+    ASSERT_TRUE(fb.status.ok()) << fb.status.error_message();
+    EXPECT_EQ(fb.response.applied(), 1);
+  }
+}
+
 // fraudctl feedback FILE.csv against a storage service that requires the service token.
 class FeedbackCliTest : public FeedbackTest {
  protected:
