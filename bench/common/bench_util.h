@@ -74,6 +74,25 @@ inline long RssBytes(int pid = 0, const char* field = "VmRSS:") {
 // Peak resident set size (VmHWM), bytes.
 inline long PeakRssBytes(int pid = 0) { return RssBytes(pid, "VmHWM:"); }
 
+// Single-quoted for /bin/sh.
+inline std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out + "'";
+}
+
+// A libpq URI whose connections use `schema` first (options=-csearch_path=<schema>).
+inline std::string WithSearchPath(const std::string& uri, const std::string& schema) {
+  const char sep = uri.find('?') == std::string::npos ? '?' : '&';
+  return uri + sep + "options=-csearch_path%3D" + schema;
+}
+
 struct Figure {
   std::string bench;
   std::string name;

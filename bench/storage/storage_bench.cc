@@ -84,23 +84,8 @@ bool ParseArgs(int argc, char** argv, Args* args) {
   return true;
 }
 
-std::string WithSearchPath(const std::string& uri, const std::string& schema) {
-  const char sep = uri.find('?') == std::string::npos ? '?' : '&';
-  return absl::StrCat(uri, std::string(1, sep), "options=-csearch_path%3D", schema);
-}
-
-// Single-quoted for /bin/sh.
-std::string ShellQuote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out + "'";
-}
+using bench::ShellQuote;
+using bench::WithSearchPath;
 
 void Exec(const std::string& uri, const std::string& sql) {
   pqxx::connection c(uri);

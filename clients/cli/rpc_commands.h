@@ -1,6 +1,6 @@
 // fraudctl commands that talk to the running services over gRPC (upload side): upload, validate,
-// score, models, health, rpc. Each follows commands.h (arguments in, exit code out, output only
-// through CommandIo). Targets default to the local ports and can be set per command with
+// score, models, health, rpc, feedback. Each follows commands.h (arguments in, exit code out,
+// output only through CommandIo). Targets default to the local ports and can be set per command with
 // --target or through the environment: FRAUD_INGEST_TARGET (127.0.0.1:50051),
 // FRAUD_STORAGE_TARGET (:50052), FRAUD_INFERENCE_TARGET (:50053), FRAUD_TRAINING_TARGET (:50054).
 // --tls-ca (or FRAUD_TLS_CA) switches the channel to TLS.
@@ -25,5 +25,7 @@ int RunModels(const std::vector<std::string>& args, CommandIo& io);
 int RunHealth(const std::vector<std::string>& args, CommandIo& io);
 // fraudctl rpc list --target host:port
 int RunRpc(const std::vector<std::string>& args, CommandIo& io);
+// fraudctl feedback FILE.csv [--actor NAME] [--json] [--service-token T] [--target host:port]
+int RunFeedback(const std::vector<std::string>& args, CommandIo& io);
 
 }  // namespace fraud::cli

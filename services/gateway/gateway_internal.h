@@ -332,6 +332,7 @@ std::vector<Route> InferenceRoutes();   // scoring, the serving model, reloads
 std::vector<Route> ModelRoutes();       // registered versions, champion, promotion
 std::vector<Route> TrainingRoutes();    // training runs, their event streams, evaluation
 std::vector<Route> DemoRoutes();        // synthetic CSV downloads
+std::vector<Route> FeedbackRoutes();    // delayed labels, label history, realised metrics
 std::vector<Route> MetaRoutes();        // the OpenAPI document, the gateway's own /metrics
 
 }  // namespace internal

@@ -38,7 +38,7 @@ const std::vector<Route>& Routes() {
     const Area areas[] = {internal::MonitoringRoutes, internal::UploadRoutes,
                           internal::InferenceRoutes,  internal::ModelRoutes,
                           internal::TrainingRoutes,   internal::DemoRoutes,
-                          internal::MetaRoutes};
+                          internal::FeedbackRoutes,   internal::MetaRoutes};
     auto* all = new std::vector<Route>();
     for (Area area : areas) {
       for (Route& route : area()) all->push_back(std::move(route));
@@ -392,7 +392,8 @@ void GatewayServer::Impl::Dispatch(const Route& route, const Request& req, Respo
     status =
         rpc::CheckAuthorizationHeader(req.get_header_value("Authorization"), options_.admin_token);
   }
-  if (status.ok() && route.spec.body == BodyKind::kJson) {
+  if (status.ok() &&
+      (route.spec.body == BodyKind::kJson || route.spec.body == BodyKind::kJsonOrCsv)) {
     const uint64_t declared = req.get_header_value<uint64_t>("Content-Length");
     const std::string type = req.get_header_value("Content-Type");
     if (req.is_multipart_form_data()) {

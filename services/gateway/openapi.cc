@@ -100,6 +100,11 @@ const std::map<std::string, json>& GatewaySchemas() {
        {{"type", "string"},
         {"format", "binary"},
         {"description", "A CSV file: Time,V1..V28,Amount[,Class]"}}},
+      {"FeedbackCsv",
+       {{"type", "string"},
+        {"description",
+         "Delayed labels as CSV: header upload_id,line,label[,source,note,at] or "
+         "transaction_id,label[,source,note,at]; label 0/1, at RFC 3339"}}},
       {"OpenApiDocument", {{"type", "object"}}},
       {"Text", {{"type", "string"}}},
   };
@@ -252,6 +257,11 @@ std::string BuildOpenApiJson(const std::vector<RouteSpec>& routes, const std::st
       op["requestBody"] = {
           {"required", false},
           {"content", {{"application/json", {{"schema", schemas.Named(r.request_schema)}}}}}};
+    } else if (r.body == BodyKind::kJsonOrCsv) {
+      json content = json::object();
+      content["application/json"] = {{"schema", schemas.Named(r.request_schema)}};
+      content["text/csv"] = {{"schema", schemas.Named("FeedbackCsv")}};
+      op["requestBody"] = {{"required", true}, {"content", content}};
     } else if (r.body == BodyKind::kCsvUpload) {
       json form_props = json::object();
       form_props["file"] = schemas.Named("CsvUpload");

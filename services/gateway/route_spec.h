@@ -18,6 +18,7 @@ enum class BodyKind {
   kNone,       // no request body
   kJson,       // a JSON document (bounded by --max_json_bytes), `request_schema`
   kCsvUpload,  // a streamed CSV: raw text/csv or multipart/form-data field `file`
+  kJsonOrCsv,  // read like kJson (same size bound); the handler parses text/csv or JSON
 };
 
 // Who may call a route.

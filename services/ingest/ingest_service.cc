@@ -35,6 +35,13 @@ struct IngestMetrics {
   prometheus::Family<prometheus::Histogram>& stages = metrics::Histogram(
       "fraud_ingest_upload_stage_seconds",
       "Seconds from a stored upload's first byte to the end of each stage (UploadStages)");
+  // The drift alarm (deploy/prometheus/rules.yml): features the latest stored upload's data
+  // report flagged as drifted against the champion's training data (only uploads large enough
+  // for a verdict update it).
+  prometheus::Gauge& drift_flagged =
+      metrics::Gauge("fraud_ingest_drift_flagged_features",
+                     "Features flagged as drifted in the latest stored upload with a drift verdict")
+          .Add({});
 };
 
 IngestMetrics& Metrics() {
@@ -321,7 +328,13 @@ void IngestService::Report(const CallReport& report, UploadCall* call,
         !status.ok() ? "discarded" : (counts.duplicate_of() != 0 ? "duplicate" : "stored");
     m.rows.Add({{"result", outcome}}).Increment(static_cast<double>(counts.rows_accepted()));
     m.rows.Add({{"result", "rejected"}}).Increment(static_cast<double>(counts.rows_rejected()));
-    if (summary != nullptr) ObserveStages(summary->stages());
+    if (summary != nullptr) {
+      ObserveStages(summary->stages());
+      if (summary->duplicate_of() == 0 && summary->report().drift_size() > 0 &&
+          summary->rows_accepted() >= summary->report().drift_min_rows()) {
+        m.drift_flagged.Set(summary->report().drift_flagged());
+      }
+    }
   }
   const double seconds = absl::ToDoubleSeconds(absl::Now() - report.start);
   m.duration.Add({{"rpc", report.rpc_name}}, DurationBuckets()).Observe(seconds);

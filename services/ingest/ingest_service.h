@@ -30,7 +30,8 @@
 // Metrics: fraud_ingest_uploads_total{rpc,result}, fraud_ingest_rows_total{result},
 // fraud_ingest_bytes_total, fraud_ingest_upload_duration_seconds{rpc},
 // fraud_ingest_upload_stage_seconds{stage} (seconds from a stored upload's first byte to the end
-// of each stage; the summary's `stages` has the same figures).
+// of each stage; the summary's `stages` has the same figures), fraud_ingest_drift_flagged_features
+// (features the latest stored upload with a drift verdict flagged).
 // Thread-safety: calls run concurrently, each on its own worker with its own session and
 // streams. The service must outlive the server (its destructor waits for running workers).
 #pragma once

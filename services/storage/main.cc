@@ -27,6 +27,7 @@
 #include "services/storage/migrations.h"
 #include "services/storage/pg_pool.h"
 #include "services/storage/pg_store.h"
+#include "services/storage/realised_metrics.h"
 #include "services/storage/storage_service.h"
 
 ABSL_FLAG(std::string, database_url, "",
@@ -37,6 +38,9 @@ ABSL_FLAG(int, pool_size, 16,
 ABSL_FLAG(int, statement_timeout_ms, 30000,
           "PostgreSQL statement_timeout of every connection (0 = none; scans are exempt)");
 ABSL_FLAG(bool, migrate_only, false, "Apply the schema migrations and exit");
+ABSL_FLAG(int, realised_refresh_seconds, 300,
+          "Refresh the fraud_storage_realised_* gauges (realised precision, recall and unlabelled "
+          "share of each version's latest day) this often; 0 = never");
 
 namespace {
 
@@ -135,7 +139,18 @@ int main(int argc, char** argv) {
   runner.SetServing("", true);
   runner.SetServing(kServiceName, true);
 
-  fraud::WaitForSignal(stop);
+  // The main thread only waits for the stop signal: it refreshes the realised gauges meanwhile
+  // (one grouped query over the stored predictions; no thread of its own).
+  const int refresh = absl::GetFlag(FLAGS_realised_refresh_seconds);
+  if (refresh > 0) {
+    do {
+      if (absl::Status s = fraud::storage::UpdateRealisedGauges(pool); !s.ok()) {
+        FRAUD_LOG(WARNING) << "realised gauges not refreshed" << fraud::Kv("error", s.ToString());
+      }
+    } while (!StopRequested(stop, refresh));
+  } else {
+    fraud::WaitForSignal(stop);
+  }
   runner.Shutdown(fraud::rpc::GracePeriodFromFlags());
   return 0;
 }

@@ -6,6 +6,7 @@
 #include "services/common/core/log.h"
 #include "services/common/core/status_macros.h"
 #include "services/storage/pg_errors.h"
+#include "services/storage/pg_util.h"
 
 namespace fraud::storage {
 namespace {
@@ -14,7 +15,6 @@ namespace {
 // constant that names "storage migrations" among other advisory locks.
 constexpr int kMigrationLockKey = 0x6d696772;  // "migr"
 
-constexpr char kLock[] = "SELECT pg_advisory_xact_lock(hashtext(current_schema()), $1)";
 constexpr char kCreateTable[] =
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
     " version integer PRIMARY KEY,"
@@ -33,7 +33,7 @@ absl::Status ApplyOne(pqxx::connection& conn, const Migration& m, int latest_kno
     // DDL on a large table may take longer than the per-statement limit of ordinary calls, and
     // waiting for another instance's migration counts as statement time too.
     txn.exec("SET LOCAL statement_timeout = 0");
-    txn.exec_params(kLock, kMigrationLockKey);
+    txn.exec_params(kSchemaAdvisoryXactLock, kMigrationLockKey);
     txn.exec(kCreateTable);
     const int max_applied = txn.exec(kMaxApplied)[0][0].as<int>();
     if (max_applied > latest_known) {

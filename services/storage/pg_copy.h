@@ -59,6 +59,12 @@ class CopyEncoder {
     buf_.push_back(v ? 1 : 0);
   }
   void Null() { PutInt32(-1); }
+  // A text value: its bytes as they are (binary COPY's text format is the raw string; it must be
+  // valid UTF-8 without NUL bytes).
+  void Text(absl::string_view v) {
+    PutInt32(static_cast<int32_t>(v.size()));
+    buf_.append(v.data(), v.size());
+  }
   // A one-dimensional float8[] without NULLs.
   void Float8Array(const double* values, int n);
 

@@ -88,7 +88,6 @@ constexpr char kSelectModel[] =
     "SELECT " FRAUD_MODEL_COLUMNS " FROM model_versions WHERE version = $1";
 constexpr char kListModels[] =
     "SELECT " FRAUD_MODEL_COLUMNS " FROM model_versions ORDER BY version DESC";
-constexpr char kChampionLock[] = "SELECT pg_advisory_xact_lock(hashtext(current_schema()), $1)";
 constexpr char kCurrentChampion[] = "SELECT COALESCE(" FRAUD_CURRENT_CHAMPION ", 0)";
 constexpr char kModelExists[] = "SELECT 1 FROM model_versions WHERE version = $1";
 #define FRAUD_CHANGE_COLUMNS \
@@ -519,7 +518,7 @@ absl::StatusOr<v1::ChampionChange> PgStore::SetChampion(const v1::SetChampionReq
   v1::ChampionChange out;
   FRAUD_RETURN_IF_ERROR(Transact(*pool_, [&](pqxx::work& txn) -> absl::Status {
     // Serializes concurrent promotions: the second one sees the first one's row.
-    txn.exec_params(kChampionLock, kChampionLockKey);
+    txn.exec_params(kSchemaAdvisoryXactLock, kChampionLockKey);
     const int64_t current = txn.exec1(kCurrentChampion)[0].as<int64_t>();
     if (req.check_current() && current != req.expected_current()) {
       return absl::AbortedError(absl::StrCat("champion changed: expected version ",

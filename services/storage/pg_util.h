@@ -26,6 +26,12 @@ namespace fraud::storage {
   "(CASE WHEN " param "::bigint = 0 THEN NULL ELSE timestamptz 'epoch' + " param \
   "::bigint * interval '1 microsecond' END)"
 
+// Takes a transaction-scoped advisory lock ($1 = the caller's int key) within the current schema,
+// so each schema (production, or one per test) has its own locks: migrations, champion changes
+// and feedback streams each serialize on their own key.
+inline constexpr char kSchemaAdvisoryXactLock[] =
+    "SELECT pg_advisory_xact_lock(hashtext(current_schema()), $1)";
+
 // Exact double / float from PostgreSQL's text output (shortest round-trip with
 // extra_float_digits = 3). InvalidArgument on anything else.
 absl::StatusOr<double> ParseDouble(absl::string_view text);

@@ -24,6 +24,17 @@ const StorageMetrics& Metrics() {
                         .Add({});
     m->db_errors = &metrics::Counter("fraud_storage_db_errors_total",
                                      "Database errors by mapped status code");
+    m->realised_precision = &metrics::Gauge(
+        "fraud_storage_realised_precision",
+        "Realised precision (true alerts / labelled alerts) of each version's latest day");
+    m->realised_recall = &metrics::Gauge(
+        "fraud_storage_realised_recall",
+        "Realised recall (true alerts / labelled frauds) of each version's latest day");
+    m->realised_unlabelled_share = &metrics::Gauge(
+        "fraud_storage_realised_unlabelled_share",
+        "Share of the rows each version scored on its latest day that have no label yet");
+    m->realised_day = &metrics::Gauge("fraud_storage_realised_day",
+                                      "The latest day (floor(Time / 86400)) each version scored");
     return m;
   }();
   return *kMetrics;

@@ -4,6 +4,9 @@
 //   fraud_storage_scan_rows_total
 //   fraud_storage_pool_connections_in_use, fraud_storage_pool_connections_open
 //   fraud_storage_db_errors_total{code="UNAVAILABLE"|...}
+//   fraud_storage_realised_{precision,recall,unlabelled_share,day}{model_version}: the latest day
+//   (of Time) each served version scored, on the labels known at the last refresh
+//   (UpdateRealisedGauges)
 // Thread-safe.
 #pragma once
 
@@ -22,6 +25,10 @@ struct StorageMetrics {
   prometheus::Gauge* pool_in_use;
   prometheus::Gauge* pool_open;
   prometheus::Family<prometheus::Counter>* db_errors;
+  prometheus::Family<prometheus::Gauge>* realised_precision;
+  prometheus::Family<prometheus::Gauge>* realised_recall;
+  prometheus::Family<prometheus::Gauge>* realised_unlabelled_share;
+  prometheus::Family<prometheus::Gauge>* realised_day;
 
   // Counts one upload outcome.
   void Upload(const char* result) const;

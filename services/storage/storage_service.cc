@@ -9,6 +9,8 @@
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/grpc_status.h"
 #include "services/storage/artifact_store.h"
+#include "services/storage/feedback_store.h"
+#include "services/storage/realised_metrics.h"
 #include "services/storage/storage_metrics.h"
 #include "services/storage/upload_writer.h"
 
@@ -321,6 +323,52 @@ grpc::Status StorageService::ListRuns(grpc::ServerContext* ctx, const v1::ListRu
   absl::StatusOr<v1::ListRunsResponse> r = store_->ListRuns(*req);
   if (r.ok()) *resp = *std::move(r);
   return Finish("ListRuns", ctx, r.status());
+}
+
+grpc::Status StorageService::RecordFeedback(grpc::ServerContext* ctx,
+                                            grpc::ServerReader<v1::RecordFeedbackRequest>* reader,
+                                            v1::RecordFeedbackResponse* response) {
+  if (grpc::Status s = Admit(ctx, true); !s.ok()) return s;
+  FeedbackWriter writer(pool_, Deadline(ctx));
+  v1::RecordFeedbackRequest request;
+  // One message at a time (flow control holds the sender back): memory holds one batch.
+  while (reader->Read(&request)) {
+    if (ctx->IsCancelled()) break;
+    if (absl::Status s = writer.Add(request); !s.ok()) return Finish("RecordFeedback", ctx, s);
+  }
+  if (ctx->IsCancelled()) {
+    writer.Rollback();
+    return Finish("RecordFeedback", ctx, absl::CancelledError("feedback cancelled; nothing stored"));
+  }
+  absl::StatusOr<v1::RecordFeedbackResponse> r = writer.Finish();
+  if (r.ok()) {
+    *response = *std::move(r);
+    FRAUD_LOG(INFO) << "feedback recorded" << Kv("request_id", rpc::RequestId(ctx))
+                    << Kv("received", response->received()) << Kv("applied", response->applied())
+                    << Kv("unchanged", response->unchanged())
+                    << Kv("conflicts", response->conflicts())
+                    << Kv("unknown", response->unknown());
+  }
+  return Finish("RecordFeedback", ctx, r.status());
+}
+
+grpc::Status StorageService::ListLabelHistory(grpc::ServerContext* ctx,
+                                              const v1::ListLabelHistoryRequest* req,
+                                              v1::ListLabelHistoryResponse* resp) {
+  if (grpc::Status s = Admit(ctx, false); !s.ok()) return s;
+  absl::StatusOr<v1::ListLabelHistoryResponse> r = fraud::storage::ListLabelHistory(*pool_, *req);
+  if (r.ok()) *resp = *std::move(r);
+  return Finish("ListLabelHistory", ctx, r.status());
+}
+
+grpc::Status StorageService::GetRealisedMetrics(grpc::ServerContext* ctx,
+                                                const v1::GetRealisedMetricsRequest* req,
+                                                v1::GetRealisedMetricsResponse* resp) {
+  if (grpc::Status s = Admit(ctx, false); !s.ok()) return s;
+  absl::StatusOr<v1::GetRealisedMetricsResponse> r =
+      fraud::storage::GetRealisedMetrics(*pool_, *req);
+  if (r.ok()) *resp = *std::move(r);
+  return Finish("GetRealisedMetrics", ctx, r.status());
 }
 
 }  // namespace fraud::storage

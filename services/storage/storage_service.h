@@ -5,7 +5,7 @@
 // Until SetReady(true) (main calls it once the schema migrations are applied) every RPC answers
 // UNAVAILABLE "storage is starting". With a service token set, every write (StoreUpload,
 // RecordPredictions, RegisterModel, SetChampion, AllocateModelVersion, PutModelArtifact, CreateRun,
-// UpdateRun)
+// UpdateRun, RecordFeedback)
 // answers UNAUTHENTICATED unless the call carries it (rpc::kServiceTokenHeader); reads stay
 // open (see .github/SECURITY.md). Thread-safe; `pool` and `store` are not owned and must outlive
 // the service.
@@ -77,6 +77,15 @@ class StorageService final : public fraud::storage::v1::StorageService::Service 
                       v1::GetRunResponse* response) override;
   grpc::Status ListRuns(grpc::ServerContext* ctx, const v1::ListRunsRequest* request,
                         v1::ListRunsResponse* response) override;
+  grpc::Status RecordFeedback(grpc::ServerContext* ctx,
+                              grpc::ServerReader<v1::RecordFeedbackRequest>* reader,
+                              v1::RecordFeedbackResponse* response) override;
+  grpc::Status ListLabelHistory(grpc::ServerContext* ctx,
+                                const v1::ListLabelHistoryRequest* request,
+                                v1::ListLabelHistoryResponse* response) override;
+  grpc::Status GetRealisedMetrics(grpc::ServerContext* ctx,
+                                  const v1::GetRealisedMetricsRequest* request,
+                                  v1::GetRealisedMetricsResponse* response) override;
 
  private:
   // NotReady before migrations; for writes also Unauthenticated without the service token.

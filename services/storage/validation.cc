@@ -1,5 +1,6 @@
 #include "services/storage/validation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -129,6 +130,58 @@ absl::Status ValidateUploadCommit(const fraud::storage::v1::UploadCommit& commit
     return absl::InvalidArgumentError("commit: summary_json is not valid JSON");
   }
   return absl::OkStatus();
+}
+
+namespace {
+constexpr size_t kMaxTransactionIdBytes = 128;
+constexpr size_t kMaxSourceChars = 64;
+constexpr size_t kMaxNoteBytes = 1000;
+
+bool IsSourceChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+}  // namespace
+
+std::optional<FieldProblem> CheckLabelFeedback(const fraud::storage::v1::LabelFeedback& f) {
+  const bool by_id = !f.transaction_id().empty();
+  const bool by_line = f.upload_id() != 0 || f.line() != 0;
+  if (by_id && by_line) {
+    return FieldProblem{"transaction_id", "give either transaction_id or upload_id and line"};
+  }
+  if (!by_id && !by_line) {
+    return FieldProblem{"upload_id", "missing: give upload_id and line, or transaction_id"};
+  }
+  if (by_id) {
+    if (f.transaction_id().size() > kMaxTransactionIdBytes) {
+      return FieldProblem{"transaction_id",
+                          absl::StrCat("longer than ", kMaxTransactionIdBytes, " bytes")};
+    }
+    if (f.transaction_id().find('\0') != std::string::npos) {
+      return FieldProblem{"transaction_id", "contains a NUL byte"};
+    }
+  } else {
+    if (f.upload_id() <= 0) {
+      return FieldProblem{"upload_id", absl::StrCat("must be > 0 (got ", f.upload_id(), ")")};
+    }
+    if (f.line() <= 0) return FieldProblem{"line", absl::StrCat("must be > 0 (got ", f.line(), ")")};
+  }
+  if (f.label() != 0 && f.label() != 1) {
+    return FieldProblem{"label", absl::StrCat("must be 0 or 1 (got ", f.label(), ")")};
+  }
+  if (f.source().size() > kMaxSourceChars ||
+      !std::all_of(f.source().begin(), f.source().end(), IsSourceChar)) {
+    return FieldProblem{"source", absl::StrCat("must be 1-", kMaxSourceChars,
+                                               " characters of [a-z0-9_-] (or empty)")};
+  }
+  if (f.note().size() > kMaxNoteBytes) {
+    return FieldProblem{"note", absl::StrCat("longer than ", kMaxNoteBytes, " bytes")};
+  }
+  if (f.note().find('\0') != std::string::npos) return FieldProblem{"note", "contains a NUL byte"};
+  if (f.has_at() && (f.at().seconds() < 0 || f.at().nanos() < 0 || f.at().nanos() > 999999999 ||
+                     f.at().seconds() > 253402300799)) {
+    return FieldProblem{"at", "must be a valid time between 1970 and 9999"};
+  }
+  return std::nullopt;
 }
 
 }  // namespace fraud::storage

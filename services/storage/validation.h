@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -37,5 +38,17 @@ absl::Status ValidateUploadBegin(const fraud::storage::v1::UploadBegin& begin);
 // rows_rejected must be 0 in strict mode.
 absl::Status ValidateUploadCommit(const fraud::storage::v1::UploadCommit& commit,
                                   fraud::storage::v1::UploadMode mode);
+
+// What is wrong with one field of a request row.
+struct FieldProblem {
+  std::string field;
+  std::string reason;
+};
+
+// One feedback label: identified by (upload_id > 0, line > 0) or by a transaction_id (at most
+// 128 bytes, no NUL), not both; label 0 or 1; source empty or 1-64 characters of [a-z0-9_-];
+// note at most 1000 bytes without NUL; `at` unset or a valid time not before 1970. Returns the
+// first problem, or nullopt when the row is valid.
+std::optional<FieldProblem> CheckLabelFeedback(const fraud::storage::v1::LabelFeedback& f);
 
 }  // namespace fraud::storage

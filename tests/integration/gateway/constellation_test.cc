@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "services/gateway/gateway_server.h"
@@ -76,13 +77,14 @@ class ConstellationTest : public fraud::testing::PgFixture {
     StartGateway("");
   }
 
-  void StartGateway(const std::string& upload_token) {
+  void StartGateway(const std::string& upload_token, const std::string& admin_token = "") {
     if (gateway_) gateway_->Shutdown(absl::Seconds(1));
     GatewayOptions o;
     o.host = "127.0.0.1";
     o.port = 0;
     o.rate_limit_rps = 0;
     o.upload_token = upload_token;
+    o.admin_token = admin_token;
     Backends b;
     b.ingest = ingest_server_->channel();
     b.storage = storage_->channel();
@@ -294,6 +296,125 @@ TEST_F(ConstellationTest, MultipartUploadAndValidateOnly) {
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(json::parse(r->body)["fileName"], "browser.csv");
   EXPECT_EQ(Count("SELECT count(*) FROM uploads WHERE file_name = 'browser.csv'"), 1);
+}
+
+// The delayed-label loop through REST: an unlabelled upload is scored, its labels arrive later
+// as a feedback CSV, and the realised metrics of the scoring version change accordingly.
+TEST_F(ConstellationTest, FeedbackCsvLabelsAnUnlabelledUploadAndChangesRealisedMetrics) {
+  StartGateway("", "admin-secret");
+  const httplib::Headers admin = {{"Authorization", "Bearer admin-secret"}};
+  // The same rows with and without their Class column (the last one).
+  const std::vector<std::string> lines =
+      absl::StrSplit(SyntheticCsv(1500, 31), '\n', absl::SkipEmpty());
+  std::string unlabelled;
+  std::vector<int> truth;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const size_t comma = lines[i].rfind(',');
+    absl::StrAppend(&unlabelled, lines[i].substr(0, comma), "\n");
+    if (i > 0) truth.push_back(absl::StrContains(lines[i].substr(comma + 1), '1') ? 1 : 0);
+  }
+  auto up = Upload(unlabelled, "?file_name=live.csv");
+  ASSERT_TRUE(up);
+  ASSERT_EQ(up->status, 200) << up->body;
+  const std::string id = json::parse(up->body)["uploadId"].get<std::string>();
+
+  auto realised = [&]() {
+    auto r = client_->Get("/api/v1/monitoring/realised?by=upload&k=50");
+    EXPECT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body;
+    json doc = json::parse(r->body);
+    EXPECT_EQ(doc["metrics"].size(), 1u) << r->body;
+    return doc["metrics"][0];
+  };
+  json before = realised();
+  EXPECT_EQ(before["modelVersion"], "3");
+  EXPECT_EQ(before["period"], id);
+  EXPECT_EQ(before["rowsScored"], "1500");
+  EXPECT_EQ(before["rowsLabelled"], "0");
+  EXPECT_DOUBLE_EQ(before["unlabelledShare"].get<double>(), 1.0);
+
+  // Labels for every row but the last 100, by upload id and line (data rows start at line 2).
+  std::string feedback = "upload_id,line,label,source,note\n";
+  int frauds = 0;
+  for (size_t i = 0; i + 100 < truth.size(); ++i) {
+    absl::StrAppend(&feedback, id, ",", i + 2, ",", truth[i], ",chargeback,\"batch, 1\"\n");
+    frauds += truth[i];
+  }
+  ASSERT_GT(frauds, 0);
+  auto denied = client_->Post("/api/v1/feedback", feedback, "text/csv");
+  ASSERT_TRUE(denied);
+  EXPECT_EQ(denied->status, 401);
+  EXPECT_EQ(Count("SELECT count(*) FROM label_events"), 0);
+
+  auto fb = client_->Post("/api/v1/feedback", admin, feedback, "text/csv");
+  ASSERT_TRUE(fb);
+  ASSERT_EQ(fb->status, 200) << fb->body;
+  json applied = json::parse(fb->body);
+  EXPECT_EQ(applied["received"], "1400");
+  EXPECT_EQ(applied["applied"], "1400");
+  EXPECT_EQ(applied["unknown"], "0");
+  EXPECT_EQ(QueryScalar("SELECT note FROM label_events ORDER BY id LIMIT 1"), "batch, 1");
+  EXPECT_EQ(QueryScalar("SELECT actor FROM label_events ORDER BY id LIMIT 1"), "admin");
+
+  json after = realised();
+  EXPECT_EQ(after["rowsLabelled"], "1400");
+  EXPECT_NEAR(after["unlabelledShare"].get<double>(), 100.0 / 1500.0, 1e-12);
+  EXPECT_EQ(after["frauds"], std::to_string(frauds));
+  const int64_t true_alerts = Count(
+      "SELECT count(*) FROM predictions p JOIN transactions t USING (upload_id, line)"
+      " WHERE p.decision AND t.class = 1");
+  const int64_t labelled_alerts = Count(
+      "SELECT count(*) FROM predictions p JOIN transactions t USING (upload_id, line)"
+      " WHERE p.decision AND t.class IS NOT NULL");
+  EXPECT_EQ(after["trueAlerts"], std::to_string(true_alerts));
+  ASSERT_GT(labelled_alerts, 0);
+  EXPECT_DOUBLE_EQ(after["precision"].get<double>(),
+                   static_cast<double>(true_alerts) / static_cast<double>(labelled_alerts));
+  EXPECT_DOUBLE_EQ(after["recall"].get<double>(),
+                   static_cast<double>(true_alerts) / static_cast<double>(frauds));
+  EXPECT_GT(after["auprc"].get<double>(), 0.0);
+
+  // The same file again changes nothing.
+  auto again = client_->Post("/api/v1/feedback", admin, feedback, "text/csv");
+  ASSERT_TRUE(again);
+  ASSERT_EQ(again->status, 200) << again->body;
+  EXPECT_EQ(json::parse(again->body)["unchanged"], "1400");
+  EXPECT_EQ(Count("SELECT count(*) FROM label_events"), 1400);
+
+  // JSON body: an unknown upload is reported with its row; a conflicting label wins.
+  const std::string body = absl::StrCat(
+      R"({"labels": [{"uploadId": "999999", "line": "2", "label": 1},)",
+      R"( {"uploadId": ")", id, R"(", "line": "2", "label": )", 1 - truth[0],
+      R"(, "source": "analyst"}]})");
+  auto mixed = client_->Post("/api/v1/feedback", admin, body, "application/json");
+  ASSERT_TRUE(mixed);
+  ASSERT_EQ(mixed->status, 200) << mixed->body;
+  json m = json::parse(mixed->body);
+  EXPECT_EQ(m["unknown"], "1");
+  EXPECT_EQ(m["conflicts"], "1");
+  ASSERT_EQ(m["unknownRows"].size(), 1u);
+  EXPECT_EQ(m["unknownRows"][0]["row"], "1");
+  EXPECT_EQ(m["unknownRows"][0]["field"], "upload_id");
+  auto history = client_->Get(absl::StrCat("/api/v1/uploads/", id, "/rows/2/labels"));
+  ASSERT_TRUE(history);
+  ASSERT_EQ(history->status, 200) << history->body;
+  json h = json::parse(history->body);
+  EXPECT_EQ(h["currentLabel"], 1 - truth[0]);
+  ASSERT_EQ(h["events"].size(), 2u);
+  EXPECT_EQ(h["events"][1]["previousLabel"], truth[0]);
+
+  // A bad CSV row: 400 naming line and column, nothing stored.
+  const std::string bad = absl::StrCat("upload_id,line,label\n", id, ",3,1\n", id, ",4,yes\n");
+  auto rejected = client_->Post("/api/v1/feedback", admin, bad, "text/csv");
+  ASSERT_TRUE(rejected);
+  EXPECT_EQ(rejected->status, 400);
+  EXPECT_THAT(rejected->body, HasSubstr("line 3, column label (3): must be 0 or 1"));
+  EXPECT_EQ(Count("SELECT count(*) FROM label_events"), 1401);
+  WaitForStorageIdle();
+
+  auto bad_by = client_->Get("/api/v1/monitoring/realised?by=week");
+  ASSERT_TRUE(bad_by);
+  EXPECT_EQ(bad_by->status, 400);
 }
 
 }  // namespace

@@ -642,7 +642,8 @@ TEST_F(GatewayTest, EveryDocumentedPathIsServed) {
   StartGateway(o);
   auto c = Client();
   for (const RouteSpec& s : GatewayServer::RouteSpecs()) {
-    std::string path = absl::StrReplaceAll(s.path, {{"{id}", "9"}, {"{version}", "4"}});
+    std::string path =
+        absl::StrReplaceAll(s.path, {{"{id}", "9"}, {"{version}", "4"}, {"{line}", "2"}});
     httplib::Result r = s.method == "GET" ? c->Get(path) : c->Post(path, "{}", "application/json");
     ASSERT_TRUE(r) << path;
     const json b = json::parse(r->body, nullptr, false);

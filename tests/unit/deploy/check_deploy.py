@@ -210,6 +210,33 @@ expected = {f"{n}:{p}" for n, p in METRICS.items()} | {f"gateway:{GATEWAY_PORT}"
 if scraped != expected:
     problem("prometheus.yml", f"scrape targets {sorted(scraped)} != {sorted(expected)}")
 
+# Rules: valid YAML with a record or alert and an expr each, and every fraud_* series they use is
+# one a service exports (promtool is not installed; this catches typos in metric names).
+rules = yaml.safe_load(read("deploy/prometheus/rules.yml"))
+exported_text = ""
+for base, _, files in os.walk(os.path.join(ROOT, "services")):
+    for name in files:
+        if name.endswith((".cc", ".h")):
+            with open(os.path.join(base, name)) as f:
+                exported_text += f.read()
+alerts = set()
+for group in rules.get("groups", []):
+    for rule in group.get("rules", []):
+        if not (rule.get("record") or rule.get("alert")) or not rule.get("expr"):
+            problem("rules.yml", f"rule without record/alert or expr: {rule}")
+            continue
+        if rule.get("alert"):
+            alerts.add(rule["alert"])
+        for series in re.findall(r"\b(fraud_[a-z_]+)", str(rule["expr"])):
+            base = re.sub(r"_(bucket|sum|count)$", "", series)
+            # Per-service families are named "fraud_" + service + "_rpc_..." (server_runner.cc).
+            per_service = re.sub(r"^fraud_[a-z]+_", "_", base) + '"'
+            if f'"{base}"' not in exported_text and per_service not in exported_text:
+                problem("rules.yml", f"{rule.get('alert') or rule.get('record')}: no service exports {series}")
+for needed in ("FraudRealisedPrecisionDrop", "FraudFeatureDrift"):
+    if needed not in alerts:
+        problem("rules.yml", f"alert {needed} missing")
+
 # ---- render.yaml ---------------------------------------------------------------------------------
 # Render facts the blueprint must respect: only `web` services get a public URL and an HTTP
 # health check; private services (`pserv`) are reached at the host:port that

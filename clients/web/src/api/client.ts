@@ -11,6 +11,7 @@ import type {
   InferenceModelResponse,
   Int64,
   ListChampionHistoryResponse,
+  GetRealisedMetricsResponse,
   ListModelsResponse,
   ListPredictionsResponse,
   ListRunsResponse,
@@ -386,6 +387,11 @@ export class ApiClient {
       if (err instanceof ApiError && err.status === 404) return {};
       throw err;
     }
+  }
+
+  /** Realised performance per served model version and period (day of Time or upload). */
+  realised(by: 'day' | 'upload' = 'day', k = 100): Promise<GetRealisedMetricsResponse> {
+    return this.request('GET', `${API_PREFIX}/monitoring/realised`, { query: { by, k } });
   }
 
   championHistory(): Promise<ListChampionHistoryResponse> {

@@ -190,6 +190,35 @@ export interface ListChampionHistoryResponse {
   changes?: ChampionChange[];
 }
 
+/** fraud.storage.v1.RealisedMetrics: one model version in one period, on the labels known now. */
+export interface RealisedMetrics {
+  modelVersion?: Int64;
+  /** Day number (floor(Time / 86400)) or upload id. */
+  period?: Int64;
+  rowsScored?: Int64;
+  rowsLabelled?: Int64;
+  unlabelledShare?: number;
+  alerts?: Int64;
+  alertsLabelled?: Int64;
+  trueAlerts?: Int64;
+  frauds?: Int64;
+  precision?: number;
+  recall?: number;
+  auprc?: number;
+  precisionAtK?: number;
+  topKLabelled?: Int64;
+  timeMin?: number;
+  timeMax?: number;
+}
+
+export type RealisedPeriod = 'REALISED_PERIOD_UNSPECIFIED' | 'REALISED_PERIOD_DAY' | 'REALISED_PERIOD_UPLOAD';
+
+export interface GetRealisedMetricsResponse {
+  metrics?: RealisedMetrics[];
+  k?: number;
+  by?: RealisedPeriod;
+}
+
 export type RunStatus =
   | 'RUN_STATUS_UNSPECIFIED'
   | 'RUN_STATUS_QUEUED'

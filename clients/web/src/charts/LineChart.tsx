@@ -40,6 +40,13 @@ export interface LineChartProps {
   height?: number;
   /** Text shown instead of the plot when no series has points. */
   emptyText?: string;
+  /** Vertical lines at these x values, each with a short label (events such as version changes). */
+  events?: ChartEvent[];
+}
+
+export interface ChartEvent {
+  x: number;
+  label: string;
 }
 
 const M = { top: 12, right: 16, bottom: 44, left: 56 };
@@ -58,6 +65,7 @@ export function LineChart({
   width = 480,
   height = 300,
   emptyText = 'No data yet.',
+  events = [],
 }: LineChartProps) {
   const id = useId();
   const drawn = series
@@ -89,8 +97,10 @@ export function LineChart({
     return d;
   };
 
+  const shownEvents = events.filter((e) => Number.isFinite(e.x) && e.x >= xd[0] && e.x <= xd[1]);
   const summary = drawn.length
-    ? `${title}: ${drawn.map((s) => `${s.name} (${s.points.length} points)`).join(', ')}.`
+    ? `${title}: ${drawn.map((s) => `${s.name} (${s.points.length} points)`).join(', ')}` +
+      (shownEvents.length ? `; marked: ${shownEvents.map((e) => e.label).join(', ')}.` : '.')
     : `${title}: no data.`;
 
   return (
@@ -144,6 +154,16 @@ export function LineChart({
               >
                 {yLabel}
               </text>
+            </g>
+            <g className="events">
+              {shownEvents.map((e) => (
+                <g key={`e${e.x}-${e.label}`} className="event" data-event={e.label}>
+                  <line x1={x(e.x)} x2={x(e.x)} y1={M.top} y2={height - M.bottom} stroke="currentColor" strokeDasharray="2 3" />
+                  <text x={x(e.x) + 3} y={M.top + 10} fontSize="10">
+                    {e.label}
+                  </text>
+                </g>
+              ))}
             </g>
             <g>
               {drawn.map((s) => (

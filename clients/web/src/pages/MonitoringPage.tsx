@@ -1,5 +1,6 @@
-// Monitoring: service health, prediction volume and fraud rate per upload, latency and reload
-// counters, the champion and its age (GET /api/v1/monitoring).
+// Monitoring: service health, prediction volume and fraud rate per upload, realised performance
+// per model version (RealisedPerformance), latency and reload counters, the champion and its age
+// (GET /api/v1/monitoring).
 
 import { useId, useMemo, useState } from 'react';
 import { useApi } from '../api/context';
@@ -10,6 +11,7 @@ import { LineChart } from '../charts/LineChart';
 import { ErrorBox, Loading } from '../components/Status';
 import { useAsync } from '../hooks';
 import { Fact } from '../components/Fact';
+import { RealisedPerformance } from './RealisedPerformance';
 
 /** Metric names worth showing up front: latency, reloads, request and error counters. */
 export const KEY_METRIC = /(latency|duration|seconds|reload|requests?_total|errors?_total|failures?_total|in_flight|uptime)/i;
@@ -202,6 +204,7 @@ export function MonitoringPage() {
               />
             </div>
           </section>
+          <RealisedPerformance />
           <section className="panel" aria-labelledby={`${uid}-ctr`}>
             <h2 id={`${uid}-ctr`}>Latency and reload counters</h2>
             <KeyMetrics services={services} />

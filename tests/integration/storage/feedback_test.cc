@@ -1,0 +1,439 @@
+// Delayed labels (RecordFeedback, ListLabelHistory) and realised metrics per model version
+// (GetRealisedMetrics) against a real PostgreSQL.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include <cstdio>
+#include <fstream>
+
+#include "clients/cli/commands.h"
+#include "services/common/eval/metrics.h"
+#include "tests/integration/storage/storage_test_util.h"
+#include "tests/testing/fraudctl_runner.h"
+
+namespace fraud::storage::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct FeedbackOutcome {
+  grpc::Status status;
+  v1::RecordFeedbackResponse response;
+};
+
+v1::LabelFeedback ByLine(int64_t upload_id, int64_t line, int label,
+                         const std::string& source = "chargeback") {
+  v1::LabelFeedback f;
+  f.set_upload_id(upload_id);
+  f.set_line(line);
+  f.set_label(label);
+  f.set_source(source);
+  return f;
+}
+
+class FeedbackTest : public StorageTest {
+ protected:
+  // Sends `messages` as one RecordFeedback stream.
+  FeedbackOutcome Send(const std::vector<std::vector<v1::LabelFeedback>>& messages,
+                       const std::string& actor = "analyst-1") {
+    grpc::ClientContext ctx;
+    FeedbackOutcome out;
+    auto writer = stub_->RecordFeedback(&ctx, &out.response);
+    for (const auto& labels : messages) {
+      v1::RecordFeedbackRequest req;
+      req.set_actor(actor);
+      for (const v1::LabelFeedback& f : labels) *req.add_labels() = f;
+      if (!writer->Write(req)) break;
+    }
+    writer->WritesDone();
+    out.status = writer->Finish();
+    return out;
+  }
+
+  // Stores `n` unlabelled rows (lines 2..n+1, Time from time0) scored by `version`.
+  int64_t ScoredUpload(int n, int64_t version, int sha, double time0 = 0) {
+    UploadOutcome up = Upload(stub_.get(), "live.csv",
+                              {Scored(MakeBatch(n, sha, /*labelled=*/false, 2, time0), version)},
+                              Sha(sha));
+    EXPECT_TRUE(up.status.ok()) << up.status.error_message();
+    return up.response.upload().id();
+  }
+
+  v1::GetRealisedMetricsResponse Realised(v1::RealisedPeriod by, int k = 0,
+                                          std::vector<int64_t> versions = {}) {
+    grpc::ClientContext ctx;
+    v1::GetRealisedMetricsRequest req;
+    req.set_by(by);
+    req.set_k(k);
+    for (int64_t v : versions) req.add_model_versions(v);
+    v1::GetRealisedMetricsResponse resp;
+    grpc::Status s = stub_->GetRealisedMetrics(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  }
+
+  v1::ListLabelHistoryResponse History(int64_t upload_id, int64_t line) {
+    grpc::ClientContext ctx;
+    v1::ListLabelHistoryRequest req;
+    req.set_upload_id(upload_id);
+    req.set_line(line);
+    v1::ListLabelHistoryResponse resp;
+    grpc::Status s = stub_->ListLabelHistory(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  }
+
+  std::string ClassOf(int64_t upload_id, int64_t line) const {
+    return QueryScalar("SELECT COALESCE(class::text, 'null') FROM transactions WHERE upload_id = " +
+                       std::to_string(upload_id) + " AND line = " + std::to_string(line));
+  }
+};
+
+// Scores of Scored(): row i (line i + 2) scores (i % 10) / 10 + 0.05; decision score > 0.5.
+float ScoreOfLine(int64_t line) { return static_cast<float>((line - 2) % 10) / 10.0f + 0.05f; }
+
+TEST_F(FeedbackTest, LaterLabelsChangeTheVersionsRealisedMetrics) {
+  const int64_t upload = ScoredUpload(40, 3, 1);
+  v1::GetRealisedMetricsResponse before = Realised(v1::REALISED_PERIOD_DAY, 5);
+  ASSERT_EQ(before.metrics_size(), 1);
+  EXPECT_EQ(before.metrics(0).model_version(), 3);
+  EXPECT_EQ(before.metrics(0).period(), 0);
+  EXPECT_EQ(before.metrics(0).rows_scored(), 40);
+  EXPECT_EQ(before.metrics(0).rows_labelled(), 0);
+  EXPECT_DOUBLE_EQ(before.metrics(0).unlabelled_share(), 1.0);
+  EXPECT_EQ(before.metrics(0).alerts(), 20);  // scores 0.55..0.95: 5 of every 10 rows
+  EXPECT_EQ(before.metrics(0).true_alerts(), 0);
+
+  // Labels for the first 30 rows arrive later: frauds are lines with score 0.95 and 0.85, plus
+  // one missed fraud at score 0.15 (line 3).
+  std::vector<v1::LabelFeedback> labels;
+  std::vector<float> scores;
+  std::vector<int32_t> truth;
+  for (int64_t line = 2; line < 32; ++line) {
+    const float score = ScoreOfLine(line);
+    const int label = (score > 0.8f || line == 3) ? 1 : 0;
+    labels.push_back(ByLine(upload, line, label));
+    scores.push_back(score);
+    truth.push_back(label);
+  }
+  FeedbackOutcome fb = Send({labels});
+  ASSERT_TRUE(fb.status.ok()) << fb.status.error_message();
+  EXPECT_EQ(fb.response.received(), 30);
+  EXPECT_EQ(fb.response.applied(), 30);
+  EXPECT_EQ(fb.response.unchanged(), 0);
+  EXPECT_EQ(fb.response.conflicts(), 0);
+  EXPECT_EQ(fb.response.unknown(), 0);
+
+  v1::GetRealisedMetricsResponse after = Realised(v1::REALISED_PERIOD_DAY, 5);
+  ASSERT_EQ(after.metrics_size(), 1);
+  const v1::RealisedMetrics& m = after.metrics(0);
+  EXPECT_EQ(m.rows_scored(), 40);
+  EXPECT_EQ(m.rows_labelled(), 30);
+  EXPECT_DOUBLE_EQ(m.unlabelled_share(), 0.25);
+  EXPECT_EQ(m.alerts(), 20);
+  EXPECT_EQ(m.alerts_labelled(), 15);  // 5 alerts in each labelled block of 10
+  EXPECT_EQ(m.frauds(), 7);            // 3 blocks x 2 + line 3
+  EXPECT_EQ(m.true_alerts(), 6);
+  EXPECT_DOUBLE_EQ(m.precision(), 0.4);
+  EXPECT_DOUBLE_EQ(m.recall(), 6.0 / 7.0);
+  absl::StatusOr<double> ap = eval::AveragePrecision(scores, truth);
+  ASSERT_TRUE(ap.ok());
+  EXPECT_NEAR(m.auprc(), *ap, 1e-12);
+  // Top 5 by score: the four 0.95 rows (three labelled frauds, line 32+ unlabelled) and a 0.85.
+  EXPECT_EQ(m.top_k_labelled(), 4);
+  EXPECT_DOUBLE_EQ(m.precision_at_k(), 1.0);
+  EXPECT_EQ(after.k(), 5);
+}
+
+TEST_F(FeedbackTest, SameFeedbackTwiceChangesNothing) {
+  const int64_t upload = ScoredUpload(10, 2, 2);
+  const std::vector<v1::LabelFeedback> labels = {ByLine(upload, 2, 1), ByLine(upload, 3, 0)};
+  FeedbackOutcome first = Send({labels});
+  ASSERT_TRUE(first.status.ok()) << first.status.error_message();
+  EXPECT_EQ(first.response.applied(), 2);
+  const std::string uploads_before =
+      QueryScalar("SELECT labelled_rows || '/' || frauds FROM uploads WHERE id = " +
+                  std::to_string(upload));
+  EXPECT_EQ(uploads_before, "2/1");
+
+  FeedbackOutcome again = Send({labels});
+  ASSERT_TRUE(again.status.ok()) << again.status.error_message();
+  EXPECT_EQ(again.response.received(), 2);
+  EXPECT_EQ(again.response.applied(), 0);
+  EXPECT_EQ(again.response.unchanged(), 2);
+  EXPECT_EQ(again.response.conflicts(), 0);
+  EXPECT_EQ(Count("label_events"), 2);
+  EXPECT_EQ(QueryScalar("SELECT labelled_rows || '/' || frauds FROM uploads WHERE id = " +
+                        std::to_string(upload)),
+            uploads_before);
+}
+
+TEST_F(FeedbackTest, ConflictingLabelKeepsHistoryAndLatestWins) {
+  const int64_t upload = ScoredUpload(10, 2, 3);
+  v1::LabelFeedback fraud = ByLine(upload, 4, 1, "chargeback");
+  fraud.set_note("cardholder dispute");
+  fraud.mutable_at()->set_seconds(1700000000);
+  ASSERT_TRUE(Send({{fraud}}).status.ok());
+  FeedbackOutcome flip = Send({{ByLine(upload, 4, 0, "analyst")}}, "reviewer-2");
+  ASSERT_TRUE(flip.status.ok()) << flip.status.error_message();
+  EXPECT_EQ(flip.response.conflicts(), 1);
+  EXPECT_EQ(flip.response.applied(), 0);
+  EXPECT_EQ(ClassOf(upload, 4), "0");
+
+  v1::ListLabelHistoryResponse h = History(upload, 4);
+  EXPECT_EQ(h.current_label(), 0);
+  ASSERT_EQ(h.events_size(), 2);
+  EXPECT_EQ(h.events(0).label(), 1);
+  EXPECT_EQ(h.events(0).previous_label(), -1);
+  EXPECT_EQ(h.events(0).source(), "chargeback");
+  EXPECT_EQ(h.events(0).note(), "cardholder dispute");
+  EXPECT_EQ(h.events(0).actor(), "analyst-1");
+  EXPECT_EQ(h.events(0).at().seconds(), 1700000000);
+  EXPECT_EQ(h.events(1).label(), 0);
+  EXPECT_EQ(h.events(1).previous_label(), 1);
+  EXPECT_EQ(h.events(1).source(), "analyst");
+  EXPECT_EQ(h.events(1).actor(), "reviewer-2");
+  EXPECT_GT(h.events(1).at().seconds(), 1700000000);  // default: now
+  // The counters follow: one labelled row, no fraud left.
+  EXPECT_EQ(QueryScalar("SELECT labelled_rows || '/' || frauds FROM uploads WHERE id = " +
+                        std::to_string(upload)),
+            "1/0");
+  // The history is append-only.
+  EXPECT_THROW(Exec("DELETE FROM label_events"), std::exception);
+}
+
+TEST_F(FeedbackTest, UnknownIdsAreReportedAndTheRestApplied) {
+  const int64_t upload = ScoredUpload(5, 2, 4);
+  v1::LabelFeedback by_id;
+  by_id.set_transaction_id("tx-missing");
+  by_id.set_label(1);
+  FeedbackOutcome fb = Send({{ByLine(upload, 2, 1), ByLine(upload + 100, 2, 1)},
+                             {ByLine(upload, 999, 0), by_id, ByLine(upload, 3, 0)}});
+  ASSERT_TRUE(fb.status.ok()) << fb.status.error_message();
+  EXPECT_EQ(fb.response.received(), 5);
+  EXPECT_EQ(fb.response.applied(), 2);
+  EXPECT_EQ(fb.response.unknown(), 3);
+  ASSERT_EQ(fb.response.unknown_rows_size(), 3);
+  EXPECT_EQ(fb.response.unknown_rows(0).row(), 2);
+  EXPECT_EQ(fb.response.unknown_rows(0).field(), "upload_id");
+  EXPECT_EQ(fb.response.unknown_rows(0).upload_id(), upload + 100);
+  EXPECT_EQ(fb.response.unknown_rows(1).row(), 3);
+  EXPECT_EQ(fb.response.unknown_rows(1).field(), "line");
+  EXPECT_EQ(fb.response.unknown_rows(1).line(), 999);
+  EXPECT_EQ(fb.response.unknown_rows(2).row(), 4);
+  EXPECT_EQ(fb.response.unknown_rows(2).field(), "transaction_id");
+  EXPECT_EQ(fb.response.unknown_rows(2).transaction_id(), "tx-missing");
+  EXPECT_THAT(fb.response.unknown_rows(2).reason(), HasSubstr("transaction_id"));
+  EXPECT_EQ(ClassOf(upload, 2), "1");
+  EXPECT_EQ(ClassOf(upload, 3), "0");
+}
+
+TEST_F(FeedbackTest, FeedbackByTransactionIdResolvesTheRow) {
+  const int64_t upload = ScoredUpload(5, 2, 5);
+  // Scoring calls with an id will fill the column; here it is set directly.
+  Exec("UPDATE transactions SET transaction_id = 'tx-42' WHERE upload_id = " +
+       std::to_string(upload) + " AND line = 5");
+  v1::LabelFeedback f;
+  f.set_transaction_id("tx-42");
+  f.set_label(1);
+  FeedbackOutcome fb = Send({{f}});
+  ASSERT_TRUE(fb.status.ok()) << fb.status.error_message();
+  EXPECT_EQ(fb.response.applied(), 1);
+  EXPECT_EQ(ClassOf(upload, 5), "1");
+  // The same row named twice (by id and by line) is a bad request.
+  FeedbackOutcome twice = Send({{f, ByLine(upload, 5, 1)}});
+  EXPECT_EQ(twice.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(twice.status.error_message(), HasSubstr("row 2"));
+  EXPECT_THAT(twice.status.error_message(), HasSubstr("as row 1"));
+  // transaction_id is unique where set.
+  EXPECT_THROW(Exec("UPDATE transactions SET transaction_id = 'tx-42' WHERE upload_id = " +
+                    std::to_string(upload) + " AND line = 6"),
+               std::exception);
+}
+
+TEST_F(FeedbackTest, BadRowsAreRejectedWithRowFieldAndReasonAndNothingIsLost) {
+  const int64_t upload = ScoredUpload(5, 2, 6);
+  ASSERT_TRUE(Send({{ByLine(upload, 2, 1)}}).status.ok());
+  v1::LabelFeedback no_id;
+  no_id.set_label(0);
+  FeedbackOutcome bad = Send({{ByLine(upload, 2, 0), ByLine(upload, 3, 2)},
+                              {no_id, ByLine(upload, 4, 1, "Bad Source!"), ByLine(upload, -1, 0)}});
+  EXPECT_EQ(bad.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.status.error_message(), HasSubstr("4 invalid feedback row(s)"));
+  EXPECT_THAT(bad.status.error_message(), HasSubstr("row 2, field label: must be 0 or 1"));
+  EXPECT_THAT(bad.status.error_message(), HasSubstr("row 3, field upload_id: missing"));
+  EXPECT_THAT(bad.status.error_message(), HasSubstr("row 4, field source"));
+  EXPECT_THAT(bad.status.error_message(), HasSubstr("row 5, field line"));
+  // Row 1 was valid but the stream is all-or-nothing on invalid rows: the earlier label stays.
+  EXPECT_EQ(ClassOf(upload, 2), "1");
+  EXPECT_EQ(ClassOf(upload, 3), "null");
+  EXPECT_EQ(Count("label_events"), 1);
+  EXPECT_EQ(Count("transactions"), 5);
+  WaitForIdlePool();
+}
+
+TEST_F(FeedbackTest, TrainingScanSeesFeedbackLabels) {
+  const int64_t upload = ScoredUpload(8, 2, 7);
+  v1::ScanTransactionsRequest scan;
+  scan.set_labelled_only(true);
+  grpc::Status s;
+  EXPECT_TRUE(Scan(stub_.get(), scan, &s).empty());
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(Send({{ByLine(upload, 3, 1), ByLine(upload, 6, 0)}}).status.ok());
+  std::vector<TransactionBatch> batches = Scan(stub_.get(), scan, &s);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(batches.size(), 1u);
+  ASSERT_EQ(batches[0].num_rows(), 2u);
+  EXPECT_EQ(batches[0].line_numbers(0), 3);
+  EXPECT_EQ(batches[0].labels(0), 1);
+  EXPECT_EQ(batches[0].line_numbers(1), 6);
+  EXPECT_EQ(batches[0].labels(1), 0);
+
+  grpc::ClientContext ctx;
+  v1::GetDataStatsResponse stats;
+  ASSERT_TRUE(stub_->GetDataStats(&ctx, v1::GetDataStatsRequest(), &stats).ok());
+  EXPECT_EQ(stats.labelled_rows(), 2);
+  EXPECT_EQ(stats.frauds(), 1);
+}
+
+TEST_F(FeedbackTest, RealisedMetricsGroupByUploadAndDayPerVersion) {
+  const int64_t a = ScoredUpload(10, 2, 8, 0);            // day 0
+  const int64_t b = ScoredUpload(10, 3, 9, 86400 * 2.0);  // day 2
+  std::vector<v1::LabelFeedback> labels;
+  for (int64_t line = 2; line < 12; ++line) {
+    labels.push_back(ByLine(a, line, line == 11 ? 1 : 0));
+    labels.push_back(ByLine(b, line, 0));
+  }
+  ASSERT_TRUE(Send({labels}).status.ok());
+  v1::GetRealisedMetricsResponse by_day = Realised(v1::REALISED_PERIOD_DAY);
+  ASSERT_EQ(by_day.metrics_size(), 2);
+  EXPECT_EQ(by_day.k(), 100);
+  EXPECT_EQ(by_day.metrics(0).model_version(), 2);
+  EXPECT_EQ(by_day.metrics(0).period(), 0);
+  EXPECT_EQ(by_day.metrics(0).frauds(), 1);
+  EXPECT_DOUBLE_EQ(by_day.metrics(0).auprc(), 1.0);  // line 11 scores 0.95, the highest
+  EXPECT_EQ(by_day.metrics(1).model_version(), 3);
+  EXPECT_EQ(by_day.metrics(1).period(), 2);
+  EXPECT_EQ(by_day.metrics(1).frauds(), 0);
+  EXPECT_DOUBLE_EQ(by_day.metrics(1).precision(), 0.0);
+  EXPECT_DOUBLE_EQ(by_day.metrics(1).time_min(), 86400 * 2.0);
+
+  v1::GetRealisedMetricsResponse by_upload = Realised(v1::REALISED_PERIOD_UPLOAD, 0, {3});
+  ASSERT_EQ(by_upload.metrics_size(), 1);
+  EXPECT_EQ(by_upload.metrics(0).period(), b);
+  EXPECT_EQ(by_upload.by(), v1::REALISED_PERIOD_UPLOAD);
+
+  grpc::ClientContext ctx;
+  v1::GetRealisedMetricsRequest bad;
+  bad.set_k(-1);
+  v1::GetRealisedMetricsResponse resp;
+  EXPECT_EQ(stub_->GetRealisedMetrics(&ctx, bad, &resp).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(FeedbackTest, EmptyStreamStoresNothingAndHistoryOfUnknownRowIsNotFound) {
+  FeedbackOutcome fb = Send({});
+  ASSERT_TRUE(fb.status.ok()) << fb.status.error_message();
+  EXPECT_EQ(fb.response.received(), 0);
+  grpc::ClientContext ctx;
+  v1::ListLabelHistoryRequest req;
+  req.set_upload_id(77);
+  req.set_line(2);
+  v1::ListLabelHistoryResponse resp;
+  EXPECT_EQ(stub_->ListLabelHistory(&ctx, req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(FeedbackTest, CancelledStreamStoresNothingAndLeavesTheConnectionUsable) {
+  const int64_t upload = ScoredUpload(5, 2, 11);
+  {
+    grpc::ClientContext ctx;
+    v1::RecordFeedbackResponse resp;
+    auto writer = stub_->RecordFeedback(&ctx, &resp);
+    v1::RecordFeedbackRequest req;
+    *req.add_labels() = ByLine(upload, 2, 1);
+    ASSERT_TRUE(writer->Write(req));  // the server opens its COPY into the staging table
+    absl::SleepFor(absl::Milliseconds(200));
+    ctx.TryCancel();
+    EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  WaitForIdlePool();
+  EXPECT_EQ(ClassOf(upload, 2), "null");
+  EXPECT_EQ(Count("label_events"), 0);
+  // Every pooled connection still works (none was returned in COPY state).
+  for (int i = 0; i < 3; ++i) {
+    FeedbackOutcome fb = Send({{ByLine(upload, 2 + i, 1)}});
+    ASSERT_TRUE(fb.status.ok()) << fb.status.error_message();
+    EXPECT_EQ(fb.response.applied(), 1);
+  }
+}
+
+// fraudctl feedback FILE.csv against a storage service that requires the service token.
+class FeedbackCliTest : public FeedbackTest {
+ protected:
+  std::string service_token() const override { return "svc-secret"; }
+
+  std::string WriteCsv(const std::string& text) {
+    const std::string path = ::testing::TempDir() + "/feedback_" + schema() + ".csv";
+    std::ofstream(path) << text;
+    return path;
+  }
+};
+
+TEST_F(FeedbackCliTest, FeedbackCommandStreamsTheFileAndPrintsTheSummary) {
+  // Uploads need the token too (the stub below has none): store the rows directly.
+  Exec("INSERT INTO uploads (id, sha256, status, rows) VALUES (5, repeat('a', 64), 1, 3)");
+  Exec("INSERT INTO transactions (upload_id, line, time, amount, v, class) SELECT 5, g, g, 1,"
+       " array_fill(0::float8, ARRAY[28]), CASE WHEN g = 4 THEN 0 END"
+       " FROM generate_series(2, 4) g");
+  const std::string path = WriteCsv(
+      "upload_id,line,label,source,note\n"
+      "5,2,1,chargeback,\"disputed, twice\"\n"
+      "\n"
+      "5,3,0,analyst,\n"
+      "5,4,1,analyst,\n"
+      "5,99,1,analyst,\n"
+      "6,2,0,analyst,\n");
+  const std::string target = server_->target();
+  fraud::testing::CliResult denied =
+      fraud::testing::RunCli({"feedback", path, "--target", target, "--service-token", "wrong"});
+  EXPECT_EQ(denied.code, cli::kExitFailure);
+  EXPECT_THAT(denied.err, HasSubstr("UNAUTHENTICATED"));
+  EXPECT_EQ(Count("label_events"), 0);
+
+  fraud::testing::CliResult r = fraud::testing::RunCli(
+      {"feedback", path, "--target", target, "--service-token", "svc-secret", "--actor", "ops"});
+  ASSERT_EQ(r.code, cli::kExitOk) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("5 rows: 2 applied, 0 unchanged, 1 conflicts"));
+  EXPECT_THAT(r.out, HasSubstr("2 unknown"));
+  // File lines, not stream rows (line 3 of the file is blank).
+  EXPECT_THAT(r.out, HasSubstr("unknown: file line 6 (upload 5 line 99): the upload has no row"));
+  EXPECT_THAT(r.out, HasSubstr("unknown: file line 7 (upload 6 line 2): no such upload"));
+  EXPECT_EQ(ClassOf(5, 2), "1");
+  EXPECT_EQ(ClassOf(5, 4), "1");
+  EXPECT_EQ(QueryScalar("SELECT note || '/' || actor FROM label_events WHERE line = 2"),
+            "disputed, twice/ops");
+
+  // The same file again: nothing changes.
+  fraud::testing::CliResult again = fraud::testing::RunCli(
+      {"feedback", path, "--target", target, "--service-token", "svc-secret"});
+  ASSERT_EQ(again.code, cli::kExitOk) << again.err;
+  EXPECT_THAT(again.out, HasSubstr("0 applied, 3 unchanged, 0 conflicts"));
+  EXPECT_EQ(Count("label_events"), 3);
+
+  // A malformed row fails the whole file with its line and column; nothing is stored.
+  const std::string bad = WriteCsv("upload_id,line,label\n5,3,1\n5,x,1\n");
+  fraud::testing::CliResult rejected = fraud::testing::RunCli(
+      {"feedback", bad, "--target", target, "--service-token", "svc-secret"});
+  EXPECT_EQ(rejected.code, cli::kExitFailure);
+  EXPECT_THAT(rejected.err, HasSubstr("line 3, column line (2): not a positive integer: 'x'"));
+  EXPECT_EQ(ClassOf(5, 3), "0");
+  WaitForIdlePool();
+  std::remove(path.c_str());
+  std::remove(bad.c_str());
+}
+
+}  // namespace
+}  // namespace fraud::storage::testing
