@@ -76,9 +76,17 @@ double SpreadResidual(RowExplanation* e) {
 void ExplainReluNetwork(absl::Span<const DenseLayer> layers, const float* x, RowExplanation* out) {
   FRAUD_CHECK(!layers.empty() && layers.front().in == kNumFeatures && layers.back().out == 1)
       << "ExplainReluNetwork needs a network from " << kNumFeatures << " inputs to one output";
-  std::vector<double> dx(x, x + kNumFeatures);  // the path's direction (baseline 0)
-  std::fill(std::begin(out->contributions), std::end(out->contributions), 0.0);
+  const std::vector<double> dx(x, x + kNumFeatures);  // the path's direction (baseline 0)
+  const DenseLayer& first = layers.front();
   const size_t hidden = layers.size() - 1;
+  // The first layer is affine in alpha along the whole path, z0(alpha) = b0 + alpha * u0, and
+  // d margin / dx = W0^T (d margin / dz0): so the walk only needs u0 = W0 dx once, and it
+  // integrates d margin / dz0 (one value per first-layer unit) instead of the input gradient.
+  std::vector<double> u0(first.out, 0.0);
+  for (size_t o = 0; o < first.out; ++o) {
+    for (size_t j = 0; j < kNumFeatures; ++j) u0[o] += first.w[o * kNumFeatures + j] * dx[j];
+  }
+  std::vector<double> integral(first.out, 0.0);
   std::vector<std::vector<char>> active(hidden);
   std::vector<double> a;
   std::vector<double> da;
@@ -91,12 +99,15 @@ void ExplainReluNetwork(absl::Span<const DenseLayer> layers, const float* x, Row
     // Forward along the path at alpha: each layer is affine in alpha until the first unit of any
     // layer switches, so every layer's switching points, extrapolated linearly, are valid up to
     // the earliest of them.
-    a.resize(kNumFeatures);
-    for (size_t j = 0; j < kNumFeatures; ++j) a[j] = alpha * dx[j];
-    da = dx;
     double step = 1.0 - alpha;
     for (size_t l = 0; l < hidden; ++l) {
-      Affine(layers[l], a, da, &y, &dy);
+      if (l == 0) {
+        y.resize(first.out);
+        dy = u0;
+        for (size_t k = 0; k < first.out; ++k) y[k] = first.b[k] + alpha * u0[k];
+      } else {
+        Affine(layers[l], a, da, &y, &dy);
+      }
       active[l].assign(layers[l].out, 0);
       for (size_t k = 0; k < layers[l].out; ++k) {
         const bool on = y[k] + kLookAhead * dy[k] > 0;
@@ -111,23 +122,31 @@ void ExplainReluNetwork(absl::Span<const DenseLayer> layers, const float* x, Row
       a.swap(y);
       da.swap(dy);
     }
-    // The gradient of the margin on this segment (constant there), backwards through the units
-    // that are on.
-    g.assign(layers.back().w.begin(), layers.back().w.end());
-    for (size_t l = hidden; l-- > 0;) {
+    // d margin / dz0 on this segment (constant there): backwards through the units that are on,
+    // down to the first layer's pre-activations.
+    g.assign(1, 1.0);
+    for (size_t l = hidden; l >= 1; --l) {
       const DenseLayer& layer = layers[l];
       next_g.assign(layer.in, 0.0);
       for (size_t o = 0; o < layer.out; ++o) {
-        if (!active[l][o] || g[o] == 0) continue;
+        if (g[o] == 0) continue;
         const double* w = layer.w.data() + o * layer.in;
         for (size_t i = 0; i < layer.in; ++i) next_g[i] += g[o] * w[i];
+      }
+      for (size_t i = 0; i < layer.in; ++i) {
+        if (!active[l - 1][i]) next_g[i] = 0;
       }
       g.swap(next_g);
     }
     step = std::max(step, kLookAhead);
     step = std::min(step, 1.0 - alpha);
-    for (size_t j = 0; j < kNumFeatures; ++j) out->contributions[j] += g[j] * dx[j] * step;
+    for (size_t o = 0; o < first.out; ++o) integral[o] += g[o] * step;
     alpha += step;
+  }
+  for (size_t j = 0; j < kNumFeatures; ++j) {
+    double c = 0;
+    for (size_t o = 0; o < first.out; ++o) c += first.w[o * kNumFeatures + j] * integral[o];
+    out->contributions[j] = c * dx[j];
   }
   out->bias = Forward(layers, std::vector<double>(kNumFeatures, 0.0));
   out->margin = Forward(layers, dx);
