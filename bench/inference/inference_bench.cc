@@ -18,6 +18,10 @@
 //                             thread cap. Extras: model_p50_us / model_p99_us, the in-process
 //                             one-row Score() latency, and the targets: p50 <= floor p50 +
 //                             2 x model p50, p99 <= 1.3 x floor p99.
+//   single_row_explain_p50_us /  the same one-row calls with explain = true (top 5 reasons),
+//   single_row_explain_p99_us    interleaved run by run with the plain ones, which are the floor;
+//                                target (issue #17): explained p99 <= 2 x plain p99. Extra:
+//                                model_explain_p50_us, the in-process one-row Explain().
 //   reload_p99_us             --clients (4) threads calling one-row Predict for --reload_seconds
 //                             (30) while version 1 and 2 are swapped every --reload_interval (2 s)
 //                             through the Reload RPC; floor: p99 of the same load without reloads.
@@ -332,12 +336,16 @@ double ScoreUnary(v1::InferenceService::Stub* stub, const std::vector<double>& f
 }
 
 // Latencies (µs) of one-row calls over `calls` rows of `f`.
+// With `explain`, every call also asks for the row's reason codes (default top_k).
 std::vector<double> SingleRowPredict(v1::InferenceService::Stub* stub, const std::vector<double>& f,
-                                     int calls) {
+                                     int calls, bool explain = false) {
   const size_t rows = f.size() / kNumFeatures;
   std::vector<v1::PredictRequest> reqs;
   reqs.reserve(1024);
-  for (size_t i = 0; i < 1024; ++i) reqs.push_back(MakeRequest(f.data() + (i % rows) * kNumFeatures, 1));
+  for (size_t i = 0; i < 1024; ++i) {
+    reqs.push_back(MakeRequest(f.data() + (i % rows) * kNumFeatures, 1));
+    reqs.back().set_explain(explain);
+  }
   std::vector<double> us;
   us.reserve(static_cast<size_t>(calls));
   for (int c = 0; c < calls; ++c) {
@@ -351,15 +359,19 @@ std::vector<double> SingleRowPredict(v1::InferenceService::Stub* stub, const std
   return us;
 }
 
-std::vector<double> SingleRowScore(const ScoringModel& m, const std::vector<double>& f, int calls) {
+// In-process latencies (µs) of one-row Score() calls, or of Explain() calls with `explain`.
+std::vector<double> SingleRowScore(const ScoringModel& m, const std::vector<double>& f, int calls,
+                                   bool explain = false) {
   const size_t rows = f.size() / kNumFeatures;
   std::vector<double> us;
   us.reserve(static_cast<size_t>(calls));
   float out;
+  model::RowExplanation why;
   for (int c = 0; c < calls; ++c) {
     const double* row = f.data() + (static_cast<size_t>(c) % rows) * kNumFeatures;
     const double t0 = bench::NowSeconds();
-    if (absl::Status s = m.Score(row, 1, &out); !s.ok()) Die("Score", s);
+    absl::Status s = explain ? m.Explain(row, 1, &why) : m.Score(row, 1, &out);
+    if (!s.ok()) Die(explain ? "Explain" : "Score", s);
     us.push_back((bench::NowSeconds() - t0) * 1e6);
   }
   return us;
@@ -513,11 +525,19 @@ int Main(int argc, char** argv) {
     FloorServer floor;
     SingleRowPredict(stub.get(), rows, 2000);  // warm-up
     floor.Calls(2000);
+    SingleRowPredict(stub.get(), rows, 2000, /*explain=*/true);  // warm-up
     std::vector<double> p50s, p99s, floor_p50s, floor_p99s, model_p50s, model_p99s;
+    std::vector<double> explain_p50s, explain_p99s, model_explain_p50s;
     for (int r = 0; r < args.runs; ++r) {
       std::vector<double> us = SingleRowPredict(stub.get(), rows, args.single_calls);
+      std::vector<double> explain_us =
+          SingleRowPredict(stub.get(), rows, args.single_calls, /*explain=*/true);
+      explain_p50s.push_back(bench::Percentile(explain_us, 50));
+      explain_p99s.push_back(bench::Percentile(explain_us, 99));
       std::vector<double> floor_us = floor.Calls(args.single_calls);
       std::vector<double> model_us = SingleRowScore(direct, rows, args.single_calls);
+      model_explain_p50s.push_back(bench::Percentile(
+          SingleRowScore(direct, rows, args.single_calls, /*explain=*/true), 50));
       p50s.push_back(bench::Percentile(us, 50));
       p99s.push_back(bench::Percentile(us, 99));
       floor_p50s.push_back(bench::Percentile(floor_us, 50));
@@ -527,24 +547,44 @@ int Main(int argc, char** argv) {
     }
     const double floor_p50 = bench::Median(floor_p50s);
     const double model_p50 = bench::Median(model_p50s);
+    // A latency figure from per-run percentiles: the median of the runs beside the floor's.
+    auto latency = [&](const std::string& name, const std::vector<double>& runs,
+                       const std::string& floor_name, const std::vector<double>& floor_runs) {
+      bench::Figure f;
+      f.bench = kBench;
+      f.name = name;
+      f.value = bench::Median(runs);
+      f.unit = "us";
+      f.floor_name = floor_name;
+      f.floor_value = bench::Median(floor_runs);
+      f.runs = args.runs;
+      f.spread = bench::Spread(runs);
+      f.extra = {{"calls", static_cast<double>(args.single_calls)},
+                 {"floor_spread", bench::Spread(floor_runs)}};
+      return f;
+    };
     for (const bool p99 : {false, true}) {
-      bench::Figure b;
-      b.bench = kBench;
-      b.name = p99 ? "single_row_p99_us" : "single_row_p50_us";
-      b.value = bench::Median(p99 ? p99s : p50s);
-      b.unit = "us";
-      b.floor_name = p99 ? "grpc_unary_floor_p99" : "grpc_unary_floor_p50";
-      b.floor_value = bench::Median(p99 ? floor_p99s : floor_p50s);
-      b.runs = args.runs;
-      b.spread = bench::Spread(p99 ? p99s : p50s);
-      b.extra = {{"calls", static_cast<double>(args.single_calls)},
-                 {"model_p50_us", model_p50},
-                 {"model_p99_us", bench::Median(model_p99s)},
-                 {"floor_spread", bench::Spread(p99 ? floor_p99s : floor_p50s)},
-                 {"target_us", p99 ? 1.3 * b.floor_value : floor_p50 + 2 * model_p50}};
+      bench::Figure b = latency(p99 ? "single_row_p99_us" : "single_row_p50_us", p99 ? p99s : p50s,
+                                p99 ? "grpc_unary_floor_p99" : "grpc_unary_floor_p50",
+                                p99 ? floor_p99s : floor_p50s);
+      b.extra["model_p50_us"] = model_p50;
+      b.extra["model_p99_us"] = bench::Median(model_p99s);
+      b.extra["target_us"] = p99 ? 1.3 * b.floor_value : floor_p50 + 2 * model_p50;
       b.notes = {{"batching", batching},
                  {"meets_target", b.value <= b.extra["target_us"] ? "yes" : "no"}};
       bench::Print(b);
+    }
+    // The same calls with explain = true, interleaved run by run with the plain ones (their
+    // floor); issue #17's target: explained p99 <= 2 x plain p99.
+    for (const bool p99 : {false, true}) {
+      bench::Figure e = latency(p99 ? "single_row_explain_p99_us" : "single_row_explain_p50_us",
+                                p99 ? explain_p99s : explain_p50s,
+                                p99 ? "single_row_p99_us" : "single_row_p50_us", p99 ? p99s : p50s);
+      e.extra["target_ratio"] = 2.0;
+      e.extra["model_explain_p50_us"] = bench::Median(model_explain_p50s);
+      e.notes = {{"top_k", "5"},
+                 {"meets_target", !p99 || e.value <= 2 * e.floor_value ? "yes" : "no"}};
+      bench::Print(e);
     }
     const BatcherStats bs = server.predictor().batcher().stats();
     std::fprintf(stderr, "batcher: requests=%lld batches=%lld merged=%lld\n",

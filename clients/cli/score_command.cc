@@ -1,6 +1,8 @@
 // fraudctl score: scores rows with the inference service's serving model (Predict). Rows come as
 // JSON (--rows-json '[[Time, V1..V28, Amount], ...]') or from a CSV file (--csv FILE, validated by
-// the same reader as uploads; a Class column is read but never sent).
+// the same reader as uploads; a Class column is read but never sent). --explain adds each row's top
+// reasons (--top-k, default 5): the features that moved its log-odds most, with signed
+// contributions.
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -54,9 +56,11 @@ absl::Status ParseRowsJson(const std::string& text, csv::RowBatch* rows) {
 
 class Scorer {
  public:
-  Scorer(const ConnectionFlags& conn, bool json, CommandIo& io)
+  Scorer(const ConnectionFlags& conn, bool json, bool explain, int top_k, CommandIo& io)
       : conn_(conn),
         json_(json),
+        explain_(explain),
+        top_k_(top_k),
         io_(io),
         stub_(inference::v1::InferenceService::NewStub(conn.Channel())) {}
 
@@ -68,6 +72,8 @@ class Scorer {
     request.mutable_rows()->mutable_features()->Assign(rows.features.begin(), rows.features.end());
     request.mutable_rows()->mutable_line_numbers()->Assign(rows.line_numbers.begin(),
                                                            rows.line_numbers.end());
+    request.set_explain(explain_);
+    request.set_top_k(explain_ ? top_k_ : 0);
     inference::v1::PredictResponse response;
     std::unique_ptr<grpc::ClientContext> ctx = conn_.Context();
     const grpc::Status s = stub_->Predict(ctx.get(), request, &response);
@@ -90,11 +96,17 @@ class Scorer {
       const bool fraud = scores.decisions(static_cast<int>(i));
       flagged_ += fraud;
       ++rows_;
+      const common::v1::Explanation* why = i < static_cast<size_t>(response.explanations_size())
+                                               ? &response.explanations(static_cast<int>(i))
+                                               : nullptr;
       if (json_) {
-        json_rows_.push_back({{"row", rows.line_numbers[i]}, {"score", score}, {"fraud", fraud}});
+        nlohmann::json row = {{"row", rows.line_numbers[i]}, {"score", score}, {"fraud", fraud}};
+        if (why != nullptr) row["reasons"] = ReasonsJson(*why);
+        json_rows_.push_back(std::move(row));
       } else {
         io_.out << absl::StrFormat("%-8d %-10.6f %s\n", rows.line_numbers[i], score,
                                    fraud ? "FRAUD" : "ok");
+        if (why != nullptr) PrintReasons(*why);
       }
     }
     return true;
@@ -114,8 +126,32 @@ class Scorer {
   }
 
  private:
+  // One line per reason under the row: signed contribution to the log-odds, feature = value.
+  void PrintReasons(const common::v1::Explanation& why) {
+    for (const common::v1::FeatureContribution& c : why.top()) {
+      io_.out << absl::StrFormat("         %+9.4f  %s = %s\n", c.contribution(), c.feature(),
+                                 absl::StrCat(c.value()));
+    }
+    io_.out << absl::StrFormat(
+        "         (log-odds %.4f = bias %.4f + these + %.4f from the rest)\n", why.margin(),
+        why.bias(), why.rest());
+  }
+
+  static nlohmann::json ReasonsJson(const common::v1::Explanation& why) {
+    nlohmann::json top = nlohmann::json::array();
+    for (const common::v1::FeatureContribution& c : why.top()) {
+      top.push_back({{"feature", c.feature()},
+                     {"index", c.index()},
+                     {"value", c.value()},
+                     {"contribution", c.contribution()}});
+    }
+    return {{"top", top}, {"bias", why.bias()}, {"margin", why.margin()}, {"rest", why.rest()}};
+  }
+
   const ConnectionFlags& conn_;
   const bool json_;
+  const bool explain_;
+  const int top_k_;
   CommandIo& io_;
   std::unique_ptr<inference::v1::InferenceService::Stub> stub_;
   int64_t batches_ = 0;
@@ -132,18 +168,24 @@ int RunScore(const std::vector<std::string>& args, CommandIo& io) {
   std::string rows_json;
   std::string csv_path;
   bool json = false;
+  bool explain = false;
+  int64_t top_k = 0;
   int64_t batch_rows = 4096;
   ConnectionFlags conn;
   FlagSet flags("score",
                 "Usage: fraudctl score --rows-json '[[Time, V1, ..., V28, Amount], ...]'\n"
-                "       fraudctl score --csv FILE [--json]\n\n"
+                "       fraudctl score --csv FILE [--json] [--explain [--top-k N]]\n\n"
                 "Scores rows with the model the inference service is serving and prints one\n"
                 "line per row: its number (the CSV line for --csv), the fraud score and the\n"
-                "decision at the model's threshold. Labels in a CSV are never sent.");
+                "decision at the model's threshold. Labels in a CSV are never sent. With\n"
+                "--explain, each row is followed by its top reasons: the features whose values\n"
+                "moved its log-odds most, with signed contributions (+ = towards fraud).");
   flags.String("rows-json", &rows_json, "rows as a JSON array of 30-number arrays");
   flags.String("csv", &csv_path, "score every row of this CSV file ('-' = stdin)");
   flags.Bool("json", &json, "print JSON instead of a table");
   flags.Int64("batch-rows", &batch_rows, "rows per Predict call for --csv");
+  flags.Bool("explain", &explain, "print each row's top reasons (signed contributions)");
+  flags.Int64("top-k", &top_k, "reasons per row with --explain, 1..30 (default 5)");
   conn.Register(&flags, Service::kInference);
   absl::Status parsed = flags.Parse(args);
   if (parsed.ok() && flags.help_requested()) {
@@ -160,6 +202,12 @@ int RunScore(const std::vector<std::string>& args, CommandIo& io) {
   if (parsed.ok() && (batch_rows < 1 || batch_rows > 65536)) {
     parsed = absl::InvalidArgumentError("score: --batch-rows must be in 1..65536");
   }
+  if (parsed.ok() && (top_k < 0 || top_k > kF)) {
+    parsed = absl::InvalidArgumentError("score: --top-k must be in 1..30");
+  }
+  if (parsed.ok() && top_k != 0 && !explain) {
+    parsed = absl::InvalidArgumentError("score: --top-k needs --explain");
+  }
   csv::RowBatch rows;
   if (parsed.ok() && !rows_json.empty()) parsed = ParseRowsJson(rows_json, &rows);
   if (!parsed.ok()) {
@@ -167,7 +215,7 @@ int RunScore(const std::vector<std::string>& args, CommandIo& io) {
     return kExitUsage;
   }
 
-  Scorer scorer(conn, json, io);
+  Scorer scorer(conn, json, explain, static_cast<int>(top_k), io);
   if (!rows_json.empty()) {
     if (!scorer.Score(rows)) return kExitFailure;
     scorer.Finish();

@@ -21,9 +21,21 @@ void Score(Gateway& gw, Call& call) {
                       doc.fields().count("rows") > 0 &&
                       doc.fields().at("rows").kind_case() == google::protobuf::Value::kListValue;
   if (simple) {
-    if (doc.fields_size() != 1) {
-      return ReplyError(
-          call, absl::InvalidArgumentError("a {\"rows\": [[...], ...]} body takes no other field"));
+    // Besides rows: "explain" (boolean) and "top_k"/"topK" (integer), as in PredictRequest.
+    for (const auto& [name, value] : doc.fields()) {
+      if (name == "rows") continue;
+      if (name == "explain" && value.kind_case() == google::protobuf::Value::kBoolValue) {
+        request.set_explain(value.bool_value());
+      } else if ((name == "top_k" || name == "topK") &&
+                 value.kind_case() == google::protobuf::Value::kNumberValue &&
+                 value.number_value() == static_cast<int32_t>(value.number_value())) {
+        request.set_top_k(static_cast<int32_t>(value.number_value()));
+      } else {
+        return ReplyError(call, absl::InvalidArgumentError(absl::StrCat(
+                                    "a {\"rows\": [[...], ...]} body takes only \"explain\" "
+                                    "(a boolean) and \"top_k\" (an integer) besides rows; got \"",
+                                    name, "\"")));
+      }
     }
     const auto& rows = doc.fields().at("rows").list_value().values();
     common::v1::TransactionBatch* batch = request.mutable_rows();
@@ -78,8 +90,9 @@ std::vector<Route> internal::InferenceRoutes() {
                 .path = "/api/v1/score",
                 .operation_id = "score",
                 .summary =
-                    "Score rows with the serving model: {\"rows\": [[30 numbers], ...]} or a "
-                    "PredictRequest",
+                    "Score rows with the serving model: {\"rows\": [[30 numbers], ...], "
+                    "\"explain\"?: bool, \"top_k\"?: 0..30} or a PredictRequest; with explain, "
+                    "each row's top reasons (signed contributions to the log-odds)",
                 .tag = "inference",
                 .body = BodyKind::kJson,
                 .request_schema = "ScoreRequest",

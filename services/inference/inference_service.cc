@@ -11,6 +11,22 @@
 #include "services/common/rpc/grpc_status.h"
 
 namespace fraud::inference {
+namespace {
+
+// One Predict request, plain or explained: a plain one takes the micro-batched path exactly as
+// before (one extra comparison).
+absl::Status Answer(Predictor* predictor, const v1::PredictRequest& request,
+                    v1::PredictResponse* response) {
+  if (!request.explain()) {
+    response->clear_explanations();
+    if (request.top_k() != 0) return ValidateExplainOptions(false, request.top_k());
+    return predictor->Predict(request.rows(), response->mutable_scores());
+  }
+  return predictor->PredictExplained(request.rows(), request.top_k(), response->mutable_scores(),
+                                     response->mutable_explanations());
+}
+
+}  // namespace
 
 InferenceService::InferenceService(Predictor* predictor, ModelReloader* reloader,
                                    const ModelHolder* holder, std::string admin_token)
@@ -22,7 +38,7 @@ InferenceService::InferenceService(Predictor* predictor, ModelReloader* reloader
 grpc::Status InferenceService::Predict(grpc::ServerContext* ctx,
                                        const v1::PredictRequest* request,
                                        v1::PredictResponse* response) {
-  absl::Status s = predictor_->Predict(request->rows(), response->mutable_scores());
+  absl::Status s = Answer(predictor_, *request, response);
   if (!s.ok()) {
     // Scoring is the hot path: failures are logged at DEBUG (the RPC metrics count them by code).
     FRAUD_LOG(DEBUG) << "Predict failed" << Kv("rpc", "Predict")
@@ -40,7 +56,7 @@ grpc::Status InferenceService::PredictStream(
   int64_t rows = 0;
   while (stream->Read(&request)) {
     if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
-    absl::Status s = predictor_->Predict(request.rows(), response.mutable_scores());
+    absl::Status s = Answer(predictor_, request, &response);
     if (!s.ok()) {
       s = Annotate(s, absl::StrCat("message ", message));
       FRAUD_LOG(INFO) << "PredictStream failed" << Kv("rpc", "PredictStream")

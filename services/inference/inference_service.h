@@ -2,7 +2,8 @@
 // transport-free logic (Predictor, ModelReloader, ModelHolder), maps the absl::Status once with
 // rpc::ToGrpcStatus and packs the reply.
 //
-//   Predict        validate + score one packed batch (see Predictor for the status codes)
+//   Predict        validate + score one packed batch (see Predictor for the status codes); with
+//                  explain, also each row's reason codes (Predictor::PredictExplained)
 //   PredictStream  one response per request, in order; the first failing message ends the
 //                  stream with its status ("message 3: ...")
 //   GetModel       the serving model's version, manifest, load time and path; UNAVAILABLE

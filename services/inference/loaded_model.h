@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "fraud/common/v1/types.pb.h"
 #include "services/common/core/transaction_layout.h"
+#include "services/common/model/explanation.h"
 
 namespace fraud::inference {
 
@@ -30,6 +31,16 @@ class ScoringModel {
   virtual absl::Status Score(const double* features, size_t rows, float* out) const = 0;
   // The manifest the model was built from (threshold, family, files, smoke batch, ...).
   virtual const common::v1::ModelManifest& manifest() const = 0;
+  // Explains `rows` raw rows into out[0..rows): each row's margin (logit of its score) as a bias
+  // plus one signed contribution per feature (services/common/model/explanation.h). Unimplemented
+  // for a model that cannot explain itself (the default); Internal on a runtime failure.
+  virtual absl::Status Explain(const double* features, size_t rows,
+                               model::RowExplanation* out) const {
+    (void)features;
+    (void)rows;
+    (void)out;
+    return absl::UnimplementedError("the serving model cannot explain its scores");
+  }
 };
 
 // Loads, verifies (checksums, smoke batch) and returns the model in artifact directory `dir`.

@@ -56,6 +56,14 @@ void ObserveScores(const float* scores, size_t n, int64_t flagged) {
   m.normal.Increment(static_cast<double>(static_cast<int64_t>(n) - flagged));
 }
 
+// An empty request is a client mistake (grpcurl's `Predict {}` used to answer OK with nothing);
+// GetModel is the call that asks for the serving version.
+absl::Status EmptyBatchError() {
+  return absl::InvalidArgumentError(
+      "rows.num_rows is 0: send at least one row of 30 features (GetModel names the serving "
+      "version)");
+}
+
 }  // namespace
 
 absl::Status ValidateBatch(const common::v1::TransactionBatch& rows) {
@@ -80,6 +88,36 @@ absl::Status ValidateBatch(const common::v1::TransactionBatch& rows) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateExplainOptions(bool explain, int top_k) {
+  if (top_k < 0 || top_k > static_cast<int>(kNumFeatures)) {
+    return absl::InvalidArgumentError(absl::StrCat("top_k is ", top_k,
+                                                   ": it must be between 0 and ", kNumFeatures,
+                                                   " (0 means ", kDefaultTopK, ")"));
+  }
+  if (!explain && top_k != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("top_k is ", top_k, " but explain is false: set explain to get reasons"));
+  }
+  return absl::OkStatus();
+}
+
+void ExplanationToProto(const model::RowExplanation& e, const double* row, int top_k,
+                        common::v1::Explanation* out) {
+  const size_t k = top_k == 0 ? kDefaultTopK : static_cast<size_t>(top_k);
+  double rest = e.margin - e.bias;
+  for (size_t j : model::TopContributions(e, k)) {
+    common::v1::FeatureContribution* c = out->add_top();
+    c->set_feature(std::string(FeatureName(static_cast<int>(j))));
+    c->set_index(static_cast<int32_t>(j));
+    c->set_value(row[j]);
+    c->set_contribution(e.contributions[j]);
+    rest -= e.contributions[j];
+  }
+  out->set_bias(e.bias);
+  out->set_margin(e.margin);
+  out->set_rest(k >= kNumFeatures ? 0.0 : rest);
+}
+
 Predictor::Predictor(const ModelHolder* holder, BatcherOptions batching)
     : holder_(holder), batcher_(batching, holder) {
   Metrics();
@@ -91,13 +129,7 @@ absl::Status Predictor::Predict(const common::v1::TransactionBatch& rows,
   out->Clear();
   if (absl::Status s = ValidateBatch(rows); !s.ok()) return s;
   const size_t n = rows.num_rows();
-  // An empty request is a client mistake (grpcurl's `Predict {}` used to answer OK with nothing);
-  // GetModel is the call that asks for the serving version.
-  if (n == 0) {
-    return absl::InvalidArgumentError(
-        "rows.num_rows is 0: send at least one row of 30 features (GetModel names the serving "
-        "version)");
-  }
+  if (n == 0) return EmptyBatchError();
   // Scores are written straight into the response (no intermediate copy).
   out->mutable_scores()->Resize(static_cast<int>(n), 0.0f);
   absl::StatusOr<std::shared_ptr<const LoadedModel>> scored =
@@ -106,14 +138,49 @@ absl::Status Predictor::Predict(const common::v1::TransactionBatch& rows,
     out->Clear();
     return scored.status();
   }
-  std::shared_ptr<const LoadedModel> model = *std::move(scored);
-  out->set_model_version(model->version);
-  out->set_threshold(model->threshold);
+  Finish(**scored, start, out);
+  return absl::OkStatus();
+}
+
+absl::Status Predictor::PredictExplained(
+    const common::v1::TransactionBatch& rows, int top_k, common::v1::ScoreBatch* out,
+    google::protobuf::RepeatedPtrField<common::v1::Explanation>* explanations) {
+  const auto start = std::chrono::steady_clock::now();
+  out->Clear();
+  explanations->Clear();
+  if (absl::Status s = ValidateExplainOptions(true, top_k); !s.ok()) return s;
+  if (absl::Status s = ValidateBatch(rows); !s.ok()) return s;
+  const size_t n = rows.num_rows();
+  if (n == 0) return EmptyBatchError();
+  std::shared_ptr<const LoadedModel> model = holder_->Get();
+  if (model == nullptr) return absl::UnavailableError("no model loaded yet");
+  const double* features = rows.features().data();
+  out->mutable_scores()->Resize(static_cast<int>(n), 0.0f);
+  std::vector<model::RowExplanation> explained(n);
+  absl::Status s = model->model->Score(features, n, out->mutable_scores()->mutable_data());
+  if (s.ok()) s = model->model->Explain(features, n, explained.data());
+  if (!s.ok()) {
+    out->Clear();
+    return s;
+  }
+  explanations->Reserve(static_cast<int>(n));
+  for (size_t i = 0; i < n; ++i) {
+    ExplanationToProto(explained[i], features + i * kNumFeatures, top_k, explanations->Add());
+  }
+  Finish(*model, start, out);
+  return absl::OkStatus();
+}
+
+void Predictor::Finish(const LoadedModel& model, std::chrono::steady_clock::time_point start,
+                       common::v1::ScoreBatch* out) {
+  const size_t n = static_cast<size_t>(out->scores_size());
+  out->set_model_version(model.version);
+  out->set_threshold(model.threshold);
   const float* scores = out->scores().data();
   out->mutable_decisions()->Resize(static_cast<int>(n), false);
   bool* decisions = out->mutable_decisions()->mutable_data();
   // Compared in float, as services/common/model defines the decision (ModelRuntime::threshold).
-  const float threshold = static_cast<float>(model->threshold);
+  const float threshold = static_cast<float>(model.threshold);
   int64_t flagged = 0;
   for (size_t i = 0; i < n; ++i) {
     decisions[i] = scores[i] >= threshold;
@@ -122,7 +189,6 @@ absl::Status Predictor::Predict(const common::v1::TransactionBatch& rows,
   if (n > 0) ObserveScores(scores, n, flagged);
   Metrics().latency.Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  return absl::OkStatus();
 }
 
 }  // namespace fraud::inference

@@ -16,6 +16,10 @@ class RuntimeModel final : public ScoringModel {
     return runtime_->Score(features, rows, out);
   }
   const common::v1::ModelManifest& manifest() const override { return runtime_->manifest(); }
+  absl::Status Explain(const double* features, size_t rows,
+                       model::RowExplanation* out) const override {
+    return runtime_->Explain(features, rows, out);
+  }
 
  private:
   std::unique_ptr<model::ModelRuntime> runtime_;

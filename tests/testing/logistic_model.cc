@@ -1,6 +1,7 @@
 #include "tests/testing/logistic_model.h"
 
 #include <cmath>
+#include <iterator>
 #include <string>
 #include <utility>
 
@@ -8,9 +9,35 @@
 
 namespace fraud::testing {
 
+namespace {
+
+// The margin is kIntercept + sum of kWeights[i] * f[kInputs[i]].
+constexpr int kInputs[] = {14, 12, 10, 4};
+constexpr double kWeights[] = {-0.8, -0.5, -0.4, 0.3};
+constexpr double kIntercept = -4.0;
+
+}  // namespace
+
 double Logistic(const double* f) {
-  const double z = -0.8 * f[14] - 0.5 * f[12] - 0.4 * f[10] + 0.3 * f[4] - 4.0;
+  double z = kIntercept;
+  for (size_t i = 0; i < std::size(kInputs); ++i) z += kWeights[i] * f[kInputs[i]];
   return 1.0 / (1.0 + std::exp(-z));
+}
+
+absl::Status LogisticModel::Explain(const double* features, size_t rows,
+                                    model::RowExplanation* out) const {
+  for (size_t r = 0; r < rows; ++r) {
+    const double* f = features + r * csv::kNumFeatures;
+    model::RowExplanation& e = out[r];
+    e = model::RowExplanation();
+    e.bias = kIntercept;
+    e.margin = kIntercept;
+    for (size_t i = 0; i < std::size(kInputs); ++i) {
+      e.contributions[kInputs[i]] = kWeights[i] * f[kInputs[i]];
+      e.margin += e.contributions[kInputs[i]];
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status LogisticModel::Score(const double* features, size_t rows, float* out) const {

@@ -26,6 +26,9 @@ class LogisticModel final : public inference::ScoringModel {
   // Never fails.
   absl::Status Score(const double* features, size_t rows, float* out) const override;
   const common::v1::ModelManifest& manifest() const override { return manifest_; }
+  // Exact: weight x value per input, bias = the intercept. Never fails.
+  absl::Status Explain(const double* features, size_t rows,
+                       model::RowExplanation* out) const override;
 
  private:
   common::v1::ModelManifest manifest_;

@@ -30,6 +30,7 @@
 #include "google/protobuf/text_format.h"
 #include "services/common/core/status_macros.h"
 #include "services/common/model/artifact.h"
+#include "services/common/model/attribution.h"
 #include "services/common/model/family_impl.h"
 
 namespace fraud::model::internal {
@@ -181,7 +182,72 @@ class EnsembleRuntime final : public ModelRuntime {
     return absl::OkStatus();
   }
 
+  // margin = logit(p), p = mean_i g_i(s_i), where s_i is member i's score (the same float the
+  // ensemble's ScorePreprocessed averages, so that margin is the logit of the ensemble's own
+  // score: the rank CDF is steep where scores crowd, and a member score recomputed in double
+  // would move the rank visibly) and g_i maps it to what the ensemble averages (the score
+  // itself, or its rank). bias = logit(mean_i g_i(sigmoid(b_i))), b_i member i's bias. Member
+  // i's contributions (which sum to m_i - b_i, its margin minus its bias) are scaled by its
+  // secant slope (g_i(s_i) - g_i(sigmoid(b_i))) / (m_i - b_i) / n and then by the logit's secant
+  // slope between the two averages, so that they add up to margin - bias (DeepLIFT's rescale
+  // rule); a member whose margin equals its bias uses its derivative instead. SpreadResidual
+  // removes the rounding.
+  absl::Status ExplainPreprocessed(const float* x, size_t rows,
+                                   RowExplanation* out) const override {
+    const size_t n = members_.size();
+    std::vector<RowExplanation> member(n * rows);
+    std::vector<float> scores(n * rows);
+    for (size_t i = 0; i < n; ++i) {
+      FRAUD_RETURN_IF_ERROR(
+          RuntimeAccess::ExplainPreprocessed(*members_[i].runtime, x, rows, &member[i * rows]));
+      FRAUD_RETURN_IF_ERROR(
+          RuntimeAccess::ScorePreprocessed(*members_[i].runtime, x, rows, &scores[i * rows]));
+    }
+    constexpr double kTiny = 1e-9;
+    constexpr double kDerivativeStep = 1e-4;
+    std::vector<double> slope(n);
+    for (size_t r = 0; r < rows; ++r) {
+      double p = 0;
+      double p0 = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const RowExplanation& e = member[i * rows + r];
+        const double s = Averaged(i, scores[i * rows + r]);
+        const double s0 = Averaged(i, Sigmoid(e.bias));
+        p += s / static_cast<double>(n);
+        p0 += s0 / static_cast<double>(n);
+        const double dm = e.margin - e.bias;
+        slope[i] = std::abs(dm) > kTiny ? (s - s0) / dm
+                                        : (Averaged(i, Sigmoid(e.bias + kDerivativeStep)) -
+                                           Averaged(i, Sigmoid(e.bias - kDerivativeStep))) /
+                                              (2 * kDerivativeStep);
+        slope[i] /= static_cast<double>(n);
+      }
+      RowExplanation& o = out[r];
+      o.margin = Logit(p);
+      o.bias = Logit(p0);
+      const double dp = p - p0;
+      const double pc = std::clamp(p, kTiny, 1 - kTiny);
+      const double logit_slope =
+          std::abs(dp) > kTiny ? (o.margin - o.bias) / dp : 1.0 / (pc * (1.0 - pc));
+      for (size_t j = 0; j < kNumFeatures; ++j) {
+        double c = 0;
+        for (size_t i = 0; i < n; ++i) c += slope[i] * member[i * rows + r].contributions[j];
+        o.contributions[j] = logit_slope * c;
+      }
+      SpreadResidual(&o);
+    }
+    return absl::OkStatus();
+  }
+
  private:
+  static double Sigmoid(double margin) { return 1.0 / (1.0 + std::exp(-margin)); }
+  // g_i(score): what the ensemble averages for member i's score, computed as ScorePreprocessed
+  // does.
+  double Averaged(size_t i, double score) const {
+    const float s = static_cast<float>(score);
+    return combine_ == Combine::kRank ? Rank(members_[i].knots, s) : s;
+  }
+
   std::vector<Member> members_;
   Combine combine_;
 };

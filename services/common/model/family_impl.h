@@ -26,6 +26,10 @@ struct RuntimeAccess {
                                         float* out) {
     return runtime.ScorePreprocessed(x, rows, out);
   }
+  static absl::Status ExplainPreprocessed(const ModelRuntime& runtime, const float* x, size_t rows,
+                                          RowExplanation* out) {
+    return runtime.ExplainPreprocessed(x, rows, out);
+  }
 };
 
 // Typed access to string parameters. Every read records the effective value (the given one or

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "fraud/common/v1/types.pb.h"
+#include "services/common/model/explanation.h"
 #include "services/common/model/features.h"
 #include "services/common/model/preprocessing.h"
 
@@ -62,6 +63,13 @@ class ModelRuntime {
   // kNumFeatures and out.size() == features.size() / kNumFeatures.
   absl::Status Score(absl::Span<const double> features, absl::Span<float> out) const;
 
+  // Explains `rows` RAW rows (as for Score) into out[0..rows) (see RowExplanation). The same
+  // InvalidArgument as Score for a non-finite value; Internal when the model library fails or the
+  // attribution is not finite. Thread-safe. Cost for one row: ~5 us (logreg), ~30-100 us (mlp, by
+  // the number of linear segments), ~50 us (trees): several times Score(), so it is only run when
+  // asked for.
+  absl::Status Explain(const double* features, size_t rows, RowExplanation* out) const;
+
   // The manifest this model was loaded from (or, for a freshly trained model, the manifest it
   // will be written with; version, files and created_at are then unset).
   const ModelManifest& manifest() const { return manifest_; }
@@ -77,6 +85,10 @@ class ModelRuntime {
 
   // Scores rows x kNumFeatures PREPROCESSED values. Must be thread-safe.
   virtual absl::Status ScorePreprocessed(const float* x, size_t rows, float* out) const = 0;
+  // Explains rows x kNumFeatures PREPROCESSED values (contribution j belongs to model input j,
+  // which comes from raw feature j). Must be thread-safe.
+  virtual absl::Status ExplainPreprocessed(const float* x, size_t rows,
+                                           RowExplanation* out) const = 0;
 
  private:
   friend struct internal::RuntimeAccess;

@@ -20,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "services/common/core/status_macros.h"
 #include "services/common/model/artifact.h"
+#include "services/common/model/attribution.h"
 #include "services/common/model/blas.h"
 #include "services/common/model/family_impl.h"
 
@@ -77,7 +78,9 @@ absl::StatusOr<Architecture> ArchitectureFromManifest(const ModelManifest& m) {
 class TorchRuntime final : public ModelRuntime {
  public:
   TorchRuntime(ModelManifest manifest, Preprocessor preprocessor, torch::nn::Sequential net)
-      : ModelRuntime(std::move(manifest), preprocessor), net_(std::move(net)) {
+      : ModelRuntime(std::move(manifest), preprocessor),
+        net_(std::move(net)),
+        layers_(DenseLayers(net_)) {
     net_->eval();
   }
 
@@ -103,10 +106,38 @@ class TorchRuntime final : public ModelRuntime {
     return absl::OkStatus();
   }
 
+  // Exact for both families (attribution.h): logreg is the one-layer case.
+  absl::Status ExplainPreprocessed(const float* x, size_t rows,
+                                   RowExplanation* out) const override {
+    for (size_t r = 0; r < rows; ++r) ExplainReluNetwork(layers_, x + r * kNumFeatures, &out[r]);
+    return absl::OkStatus();
+  }
+
  private:
+  // The Linear layers' parameters as doubles, for the attribution (Dropout is the identity in
+  // eval mode, and ReLU follows every Linear layer but the last).
+  static std::vector<DenseLayer> DenseLayers(const torch::nn::Sequential& net) {
+    torch::NoGradGuard no_grad;
+    std::vector<DenseLayer> layers;
+    for (const auto& module : net->children()) {
+      const auto* linear = module->as<torch::nn::Linear>();
+      if (linear == nullptr) continue;
+      const torch::Tensor w = linear->weight.detach().to(torch::kFloat64).contiguous();
+      const torch::Tensor b = linear->bias.detach().to(torch::kFloat64).contiguous();
+      DenseLayer l;
+      l.out = static_cast<size_t>(w.size(0));
+      l.in = static_cast<size_t>(w.size(1));
+      l.w.assign(w.data_ptr<double>(), w.data_ptr<double>() + w.numel());
+      l.b.assign(b.data_ptr<double>(), b.data_ptr<double>() + b.numel());
+      layers.push_back(std::move(l));
+    }
+    return layers;
+  }
+
   // Sequential::forward is not const-qualified but, in eval mode under InferenceMode, only reads
   // the parameters: concurrent calls are safe.
   mutable torch::nn::Sequential net_;
+  const std::vector<DenseLayer> layers_;
 };
 
 // Sets LibTorch's intra-op thread count for the scope and restores the previous one.

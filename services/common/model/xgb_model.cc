@@ -3,11 +3,13 @@
 // Only this file includes <xgboost/c_api.h>.
 #include <xgboost/c_api.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "services/common/core/status_macros.h"
@@ -22,6 +24,15 @@ namespace {
 // matches: inputs are validated finite before they get here.
 constexpr char kPredictConfig[] =
     R"({"type": 0, "training": false, "iteration_begin": 0, "iteration_end": 0,)"
+    R"( "strict_shape": false, "cache_id": 0, "missing": NaN})";
+
+// Explanations: TreeSHAP contributions (type 2), one per input plus the bias last, in margin
+// space; and the margin itself (type 1), in place.
+constexpr char kContribsConfig[] =
+    R"({"type": 2, "training": false, "iteration_begin": 0, "iteration_end": 0,)"
+    R"( "strict_shape": false})";
+constexpr char kMarginConfig[] =
+    R"({"type": 1, "training": false, "iteration_begin": 0, "iteration_end": 0,)"
     R"( "strict_shape": false, "cache_id": 0, "missing": NaN})";
 
 absl::Status XgbError(const char* what) {
@@ -97,8 +108,44 @@ class XgboostRuntime final : public ModelRuntime {
 
  protected:
   absl::Status ScorePreprocessed(const float* x, size_t rows, float* out) const override {
-    // In-place prediction from our buffer (no DMatrix): thread-safe, results in a per-thread
-    // buffer of the booster that we copy out right away.
+    return PredictInPlace(x, rows, kPredictConfig, out);
+  }
+
+  absl::Status ExplainPreprocessed(const float* x, size_t rows,
+                                   RowExplanation* out) const override {
+    std::vector<float> margins(rows);
+    FRAUD_RETURN_IF_ERROR(PredictInPlace(x, rows, kMarginConfig, margins.data()));
+    DMatrix m;
+    FRAUD_XGB(XGDMatrixCreateFromMat(x, rows, kNumFeatures, std::nanf(""), m.out()),
+              "creating a DMatrix");
+    const bst_ulong* shape = nullptr;
+    bst_ulong dim = 0;
+    const float* result = nullptr;
+    {
+      // Prediction from a DMatrix goes through the booster's prediction cache, which the C API
+      // does not promise to be thread-safe (in-place prediction is): one explanation at a time.
+      std::lock_guard<std::mutex> lock(explain_mu_);
+      FRAUD_XGB(XGBoosterPredictFromDMatrix(booster_.get(), m.get(), kContribsConfig, &shape, &dim,
+                                            &result),
+                "computing contributions");
+      constexpr size_t kWidth = kNumFeatures + 1;
+      if (dim != 2 || shape[0] != rows || shape[1] != kWidth) {
+        return absl::InternalError("xgboost returned contributions of an unexpected shape");
+      }
+      for (size_t r = 0; r < rows; ++r) {
+        const float* row = result + r * kWidth;
+        std::copy(row, row + kNumFeatures, out[r].contributions);
+        out[r].bias = row[kNumFeatures];
+        out[r].margin = margins[r];
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  // In-place prediction from our buffer (no DMatrix): thread-safe, results in a per-thread buffer
+  // of the booster that we copy out right away.
+  absl::Status PredictInPlace(const float* x, size_t rows, const char* config, float* out) const {
     char values[192];
     std::snprintf(values, sizeof(values),
                   R"({"data": [%)" PRIuPTR R"(, true], "shape": [%zu, %zu], "typestr": "<f4",)"
@@ -107,15 +154,15 @@ class XgboostRuntime final : public ModelRuntime {
     const bst_ulong* shape = nullptr;
     bst_ulong dim = 0;
     const float* result = nullptr;
-    FRAUD_XGB(XGBoosterPredictFromDense(booster_.get(), values, kPredictConfig, nullptr, &shape,
-                                        &dim, &result),
-              "predicting");
+    FRAUD_XGB(
+        XGBoosterPredictFromDense(booster_.get(), values, config, nullptr, &shape, &dim, &result),
+        "predicting");
     std::memcpy(out, result, rows * sizeof(float));
     return absl::OkStatus();
   }
 
- private:
   Booster booster_;
+  mutable std::mutex explain_mu_;
 };
 
 absl::Status SetParam(const Booster& b, const char* name, const std::string& value) {

@@ -324,6 +324,19 @@ async function demo(page) {
   check(status.includes('finished'), `demo: ${status}`);
   check((await page.getByRole('table', { name: 'Demo uploads' }).locator('tbody tr').count()) === 1, 'demo table has no row');
   log('demo: one file generated and uploaded');
+  // One transaction scored with its reasons (explain = true through the gateway).
+  await page.getByRole('button', { name: 'Draw a transaction' }).click({ timeout: T.short });
+  const features = page.getByLabel('Features (Time, V1..V28, Amount)');
+  await page.waitForFunction(() => (document.querySelector('textarea')?.value ?? '').split(',').length === 30, null, { timeout: T.short });
+  check((await features.inputValue()).split(',').length === 30, 'draw: no 30-number row');
+  await page.getByRole('button', { name: 'Score and explain' }).click({ timeout: T.short });
+  await page.getByText(/^Score \d\.\d{4} \(threshold/).waitFor({ timeout: T.short });
+  const reasons = page.locator('figure.reasons tbody tr');
+  await reasons.first().waitFor({ timeout: T.short });
+  check((await reasons.count()) === 5, `expected 5 reasons, got ${await reasons.count()}`);
+  check((await page.locator('figure.reasons .reason-bar').count()) === 5, 'reason bars missing');
+  await shot(page, 'demo-reasons');
+  log('demo: one transaction scored with its top 5 reasons');
 }
 
 async function everyPage(page, uploadHash) {

@@ -219,11 +219,26 @@ function sampleCsv(rows, seed, fraudRate, labels) {
   return `${out.join('\n')}\n`;
 }
 
-function scoreRow(f, version) {
+// The toy rule's log-odds: bias plus one weight per feature it reads (its exact reason codes).
+function ruleOf(version) {
   const m = state.models.find((x) => Number(x.version) === version);
   const q = m ? 0.8 + version * 0.1 : 1;
-  const z = -5.5 - q * (f[14] + f[17] + f[12]) / 2.5 + q * f[4] / 3;
+  return { bias: -5.5, weights: { 14: -q / 2.5, 17: -q / 2.5, 12: -q / 2.5, 4: q / 3 } };
+}
+
+function scoreRow(f, version) {
+  const { bias, weights } = ruleOf(version);
+  const z = Object.entries(weights).reduce((acc, [j, w]) => acc + w * f[Number(j)], bias);
   return 1 / (1 + Math.exp(-z));
+}
+
+function explainRow(f, version, topK) {
+  const { bias, weights } = ruleOf(version);
+  const all = FEATURES.map((feature, index) => ({ feature, index, value: f[index], contribution: (weights[index] ?? 0) * f[index] }));
+  const margin = all.reduce((acc, c) => acc + c.contribution, bias);
+  const top = [...all].sort((a, b) => Math.abs(b.contribution) - Math.abs(a.contribution)).slice(0, topK);
+  const rest = margin - bias - top.reduce((acc, c) => acc + c.contribution, 0);
+  return { top, bias, margin, rest: topK >= 30 ? 0 : rest };
 }
 
 function parseUpload(text, mode, fileName) {
@@ -571,6 +586,23 @@ async function api(req, res, url) {
     if (!model) return fail(res, 404, 'NOT_FOUND', `no model version ${m[1]}`);
     const change = setChampion(Number(m[1]), body.reason || 'promoted', 'admin');
     return send(res, 200, { change, reloaded: true, message: `inference now serves v${m[1]}` });
+  }
+  if (M === 'POST' && p === '/api/v1/score') {
+    const body = JSON.parse((await readBody(req)).toString() || '{}');
+    const rows = Array.isArray(body.rows) ? body.rows : [];
+    if (!rows.length || rows.some((r) => !Array.isArray(r) || r.length !== 30)) {
+      return fail(res, 400, 'INVALID_ARGUMENT', 'rows must be arrays of 30 numbers');
+    }
+    const topK = body.top_k ?? 0;
+    if (!Number.isInteger(topK) || topK < 0 || topK > 30) return fail(res, 400, 'INVALID_ARGUMENT', `top_k is ${topK}`);
+    const version = state.champion;
+    const model = state.models.find((x) => Number(x.version) === version);
+    if (!model) return fail(res, 503, 'UNAVAILABLE', 'no model loaded yet');
+    const threshold = model.manifest?.threshold ?? 0.5;
+    const scores = rows.map((r) => scoreRow(r, version));
+    const out = { scores: { scores, decisions: scores.map((v) => v >= threshold), modelVersion: s(version), threshold } };
+    if (body.explain) out.explanations = rows.map((r) => explainRow(r, version, topK || 5));
+    return send(res, 200, out);
   }
   if (M === 'GET' && p === '/api/v1/inference/model') {
     const model = state.models.find((x) => Number(x.version) === state.champion);

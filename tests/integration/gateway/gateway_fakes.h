@@ -293,6 +293,18 @@ class FakeInference final : public inferencepb::InferenceService::Service, publi
     for (uint32_t i = 0; i < req->rows().num_rows(); ++i) {
       resp->mutable_scores()->add_scores(0.25f);
       resp->mutable_scores()->add_decisions(false);
+      if (req->explain()) {
+        // One fixed reason per row: V14 pushed towards fraud.
+        common::v1::Explanation* e = resp->add_explanations();
+        common::v1::FeatureContribution* c = e->add_top();
+        c->set_feature("V14");
+        c->set_index(14);
+        c->set_value(req->rows().features(static_cast<int>(i * 30 + 14)));
+        c->set_contribution(0.75);
+        e->set_bias(-2.0);
+        e->set_margin(-1.0);
+        e->set_rest(0.25);
+      }
     }
     resp->mutable_scores()->set_model_version(4);
     return grpc::Status::OK;

@@ -204,6 +204,46 @@ TEST_F(GatewayTest, ScoresRowsGivenAsArraysOrAsAPredictRequest) {
   EXPECT_EQ(r->status, 400);
 }
 
+TEST_F(GatewayTest, ScoreForwardsExplainAndTopKAndReturnsTheReasons) {
+  StartGateway();
+  auto c = Client();
+  std::string row = "[1";
+  for (int i = 1; i < 30; ++i) absl::StrAppend(&row, ",", i * 0.5);
+  row += "]";
+  auto r =
+      c->Post("/api/v1/score", absl::StrCat(R"({"rows":[)", row, R"(],"explain":true,"top_k":7})"),
+              "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_TRUE(inference_.last_predict.explain());
+  EXPECT_EQ(inference_.last_predict.top_k(), 7);
+  json b = Body(r);
+  ASSERT_EQ(b["explanations"].size(), 1u);
+  const json& top = b["explanations"][0]["top"][0];
+  EXPECT_EQ(top["feature"], "V14");
+  EXPECT_EQ(top["index"], 14);
+  EXPECT_EQ(top["value"], 7.0);
+  EXPECT_EQ(top["contribution"], 0.75);
+  EXPECT_EQ(b["explanations"][0]["bias"], -2.0);
+  EXPECT_EQ(b["explanations"][0]["margin"], -1.0);
+  EXPECT_EQ(b["explanations"][0]["rest"], 0.25);
+  // The PredictRequest form carries them as its own fields.
+  r = c->Post("/api/v1/score",
+              R"({"explain":true,"topK":3,"rows":{"numRows":1,"features":[)" +
+                  row.substr(1, row.size() - 2) + "]}}",
+              "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(inference_.last_predict.top_k(), 3);
+  // Anything else beside rows, or a wrongly typed option, is refused before inference is called.
+  const int calls = inference_.Count("Predict");
+  for (const char* extra : {R"("explain":"yes")", R"("top_k":2.5)", R"("verbose":true)"}) {
+    r = c->Post("/api/v1/score", absl::StrCat(R"({"rows":[)", row, "],", extra, "}"),
+                "application/json");
+    EXPECT_EQ(r->status, 400) << extra;
+    EXPECT_THAT(Body(r)["message"].get<std::string>(), HasSubstr("besides rows")) << extra;
+  }
+  EXPECT_EQ(inference_.Count("Predict"), calls);
+}
+
 TEST_F(GatewayTest, UnknownRoutesAndMethodsGetJsonErrors) {
   StartGateway();
   auto c = Client();

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "fraud/storage/v1/storage.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "services/common/rpc/auth.h"
@@ -198,6 +199,95 @@ TEST_F(InferenceServiceTest, PredictMatchesTheModelLibrarysOwnScoresForEveryFami
       EXPECT_NEAR(resp.scores().scores(0), expected[i], 1e-6);
     }
   }
+}
+
+// Reason codes through the served model, for every family: each explanation's bias, listed
+// contributions and rest add up to its margin, the margin is the logit of the row's score, and the
+// list is ordered by magnitude.
+TEST_F(InferenceServiceTest, ExplainedPredictionsSumToTheMarginOfTheServedModelForEveryFamily) {
+  const std::map<int64_t, common::v1::ModelFamily> versions = {
+      {1, kLogreg}, {2, kMlp}, {3, kXgboost}, {4, kEnsemble}};
+  for (const auto& [version, family] : versions) WriteVersion(root_, version, family);
+  StartServer();
+  const std::vector<double> features = Rows(50, 6);
+  for (const auto& [version, family] : versions) {
+    SCOPED_TRACE(model::FamilyName(family));
+    ASSERT_THAT(Reload(version), IsOk());
+    for (int top_k : {0, 3, 30}) {
+      SCOPED_TRACE(top_k);
+      v1::PredictRequest req = Request(features);
+      req.set_explain(true);
+      req.set_top_k(top_k);
+      v1::PredictResponse resp;
+      ASSERT_THAT(Predict(req, &resp), IsOk());
+      EXPECT_EQ(resp.scores().model_version(), version);
+      ASSERT_EQ(resp.explanations_size(), 50);
+      const std::vector<float> expected = DirectScores(reloader_->ArtifactPath(version), features);
+      for (int r = 0; r < 50; ++r) {
+        const common::v1::Explanation& e = resp.explanations(r);
+        ASSERT_EQ(e.top_size(), top_k == 0 ? 5 : top_k);
+        double sum = e.bias() + e.rest();
+        for (int i = 0; i < e.top_size(); ++i) {
+          const common::v1::FeatureContribution& c = e.top(i);
+          sum += c.contribution();
+          EXPECT_EQ(c.feature(), layout::FeatureName(c.index()));
+          EXPECT_EQ(c.value(), features[r * kNumFeatures + static_cast<size_t>(c.index())]);
+          if (i > 0) {
+            EXPECT_GE(std::abs(e.top(i - 1).contribution()), std::abs(c.contribution()));
+          }
+        }
+        EXPECT_NEAR(sum, e.margin(), 1e-5 * std::max(1.0, std::abs(e.margin()))) << "row " << r;
+        EXPECT_NEAR(1.0 / (1.0 + std::exp(-e.margin())), resp.scores().scores(r), 2e-6);
+        EXPECT_NEAR(resp.scores().scores(r), expected[r], 1e-6 + 1e-5 * expected[r]);
+        if (top_k == 30) {
+          EXPECT_EQ(e.rest(), 0.0);
+        }
+      }
+    }
+  }
+  // A plain request after explained ones carries no explanations.
+  v1::PredictResponse plain;
+  ASSERT_THAT(Predict(Request(features), &plain), IsOk());
+  EXPECT_EQ(plain.explanations_size(), 0);
+}
+
+TEST_F(InferenceServiceTest, BadTopKIsInvalidArgumentNamingTheField) {
+  WriteVersion(root_, 1, kLogreg);
+  StartServer();
+  ASSERT_THAT(Reload(1), IsOk());
+  v1::PredictResponse resp;
+  for (int top_k : {-1, 31, 1000}) {
+    v1::PredictRequest req = Request(Rows(2, 1));
+    req.set_explain(true);
+    req.set_top_k(top_k);
+    EXPECT_THAT(Predict(req, &resp), StatusIs(absl::StatusCode::kInvalidArgument,
+                                              AllOf(HasSubstr(absl::StrCat("top_k is ", top_k)),
+                                                    HasSubstr("between 0 and 30"))));
+  }
+  v1::PredictRequest without_explain = Request(Rows(2, 1));
+  without_explain.set_top_k(3);
+  EXPECT_THAT(Predict(without_explain, &resp),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("explain is false")));
+}
+
+TEST_F(InferenceServiceTest, PredictStreamExplainsWhenAMessageAsks) {
+  WriteVersion(root_, 1, kXgboost);
+  StartServer();
+  ASSERT_THAT(Reload(1), IsOk());
+  grpc::ClientContext ctx;
+  auto stream = stub_->PredictStream(&ctx);
+  v1::PredictRequest explained = Request(Rows(7, 3));
+  explained.set_explain(true);
+  ASSERT_TRUE(stream->Write(explained));
+  ASSERT_TRUE(stream->Write(Request(Rows(4, 4))));
+  ASSERT_TRUE(stream->WritesDone());
+  v1::PredictResponse resp;
+  ASSERT_TRUE(stream->Read(&resp));
+  EXPECT_EQ(resp.explanations_size(), 7);
+  ASSERT_TRUE(stream->Read(&resp));
+  EXPECT_EQ(resp.scores().scores_size(), 4);
+  EXPECT_EQ(resp.explanations_size(), 0);
+  EXPECT_TRUE(stream->Finish().ok());
 }
 
 TEST_F(InferenceServiceTest, WrongFeatureCountIsInvalidArgument) {

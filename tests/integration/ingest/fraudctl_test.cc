@@ -178,6 +178,40 @@ TEST_F(FraudctlRpcTest, ScoreSendsFeaturesOnlyAndPrintsOneLinePerRow) {
   EXPECT_THAT(bad.err, StartsWith("score: --rows-json row 1 must be an array of 30 numbers"));
 }
 
+TEST_F(FraudctlRpcTest, ScoreExplainPrintsTheTopReasonsWithSignedContributions) {
+  ServeModel();
+  // The served model's margin is -4 - 0.8 V14 - 0.5 V12 - 0.4 V10 + 0.3 V4 (logistic_model.cc).
+  std::vector<double> row(kF, 0.0);
+  row[14] = -6.0;  // +4.8
+  row[12] = 2.0;   // -1.0
+  row[4] = 1.0;    // +0.3
+  const std::string rows = nlohmann::json::array({row}).dump();
+  CliResult r = RunCli({"score", "--rows-json", rows, "--target", inference_server_->target(),
+                        "--explain", "--top-k", "2", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  nlohmann::json reasons = nlohmann::json::parse(r.out)["rows"][0]["reasons"];
+  ASSERT_EQ(reasons["top"].size(), 2u);
+  EXPECT_EQ(reasons["top"][0]["feature"], "V14");
+  EXPECT_NEAR(reasons["top"][0]["contribution"].get<double>(), 4.8, 1e-9);
+  EXPECT_EQ(reasons["top"][1]["feature"], "V12");
+  EXPECT_NEAR(reasons["top"][1]["contribution"].get<double>(), -1.0, 1e-9);
+  EXPECT_NEAR(reasons["bias"].get<double>(), -4.0, 1e-9);
+  EXPECT_NEAR(reasons["rest"].get<double>(), 0.3, 1e-9);
+  EXPECT_NEAR(reasons["margin"].get<double>(), 0.1, 1e-9);
+
+  CliResult table =
+      RunCli({"score", "--rows-json", rows, "--target", inference_server_->target(), "--explain"});
+  ASSERT_EQ(table.code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr("+4.8000  V14 = -6"));
+  EXPECT_THAT(table.out, HasSubstr("-1.0000  V12 = 2"));
+  EXPECT_THAT(table.out, HasSubstr("+0.3000  V4 = 1"));
+
+  CliResult bad = RunCli({"score", "--rows-json", rows, "--explain", "--top-k", "31"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("--top-k must be in 1..30"));
+  EXPECT_EQ(RunCli({"score", "--rows-json", rows, "--top-k", "3"}).code, 2);
+}
+
 TEST_F(FraudctlRpcTest, ModelsListsTheRegistryAndMarksTheChampion) {
   auto stub = storage::v1::StorageService::NewStub(storage_->channel());
   CliResult empty = RunCli({"models", "--target", storage_->target()});

@@ -355,6 +355,15 @@ TEST(OpenApiTest, ProtoSchemasFollowTheJsonMapping) {
   json upload_req = doc["paths"]["/api/v1/uploads"]["post"]["requestBody"]["content"];
   EXPECT_TRUE(upload_req.contains("text/csv"));
   EXPECT_TRUE(upload_req.contains("multipart/form-data"));
+  // POST /score: explain and top_k in the simple form, reasons in the response.
+  json score_rows = doc["components"]["schemas"]["ScoreRows"]["properties"];
+  EXPECT_EQ(score_rows["explain"]["type"], "boolean");
+  EXPECT_EQ(score_rows["top_k"]["maximum"], 30);
+  json predict = doc["components"]["schemas"]["fraud.inference.v1.PredictResponse"]["properties"];
+  EXPECT_EQ(predict["explanations"]["items"]["$ref"],
+            "#/components/schemas/fraud.common.v1.Explanation");
+  json reason = doc["components"]["schemas"]["fraud.common.v1.FeatureContribution"]["properties"];
+  EXPECT_EQ(reason["contribution"]["type"], "number");
 }
 
 TEST(JsonUtilTest, RoundTripsAndNamesUnknownFields) {

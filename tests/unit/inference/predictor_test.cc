@@ -157,5 +157,60 @@ TEST_F(PredictorTest, ModelScoringErrorIsPassedOnAndLeavesNoPartialScores) {
   EXPECT_EQ(out.scores_size(), 0);
 }
 
+TEST_F(PredictorTest, ExplainingAModelThatCannotExplainIsUnimplementedAndLeavesNoScores) {
+  Load(3, 0.5);
+  common::v1::ScoreBatch out;
+  google::protobuf::RepeatedPtrField<common::v1::Explanation> why;
+  EXPECT_THAT(predictor_.PredictExplained(Batch(2), 0, &out, &why),
+              StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("cannot explain")));
+  EXPECT_EQ(out.scores_size(), 0);
+  EXPECT_EQ(why.size(), 0);
+}
+
+TEST_F(PredictorTest, ExplainedPredictionsValidateTopKBeforeAnythingElse) {
+  common::v1::ScoreBatch out;
+  google::protobuf::RepeatedPtrField<common::v1::Explanation> why;
+  // No model loaded: the bad top_k is still what is reported.
+  EXPECT_THAT(predictor_.PredictExplained(Batch(1), 31, &out, &why),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("top_k is 31")));
+  EXPECT_THAT(ValidateExplainOptions(true, -2),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("between 0 and 30")));
+  EXPECT_THAT(ValidateExplainOptions(false, 4),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("explain is false")));
+  EXPECT_THAT(ValidateExplainOptions(false, 0), IsOk());
+  EXPECT_THAT(ValidateExplainOptions(true, 30), IsOk());
+}
+
+TEST(ExplanationToProtoTest, ListsTheTopKWithValuesAndPutsTheRestInRest) {
+  model::RowExplanation e;
+  e.bias = -3;
+  e.contributions[14] = 2.0;
+  e.contributions[29] = -1.5;
+  e.contributions[1] = 0.25;
+  e.contributions[2] = 0.125;
+  e.margin = e.bias + 2.0 - 1.5 + 0.25 + 0.125;
+  std::vector<double> row(kNumFeatures);
+  for (size_t j = 0; j < kNumFeatures; ++j) row[j] = 10.0 + static_cast<double>(j);
+  common::v1::Explanation two;
+  ExplanationToProto(e, row.data(), 2, &two);
+  ASSERT_EQ(two.top_size(), 2);
+  EXPECT_EQ(two.top(0).feature(), "V14");
+  EXPECT_EQ(two.top(0).index(), 14);
+  EXPECT_EQ(two.top(0).value(), 24.0);
+  EXPECT_EQ(two.top(0).contribution(), 2.0);
+  EXPECT_EQ(two.top(1).feature(), "Amount");
+  EXPECT_EQ(two.top(1).contribution(), -1.5);
+  EXPECT_DOUBLE_EQ(two.rest(), 0.375);
+  EXPECT_DOUBLE_EQ(two.margin(), -2.125);
+  EXPECT_DOUBLE_EQ(two.bias(), -3.0);
+  common::v1::Explanation by_default;
+  ExplanationToProto(e, row.data(), 0, &by_default);
+  EXPECT_EQ(by_default.top_size(), kDefaultTopK);
+  common::v1::Explanation all;
+  ExplanationToProto(e, row.data(), 30, &all);
+  EXPECT_EQ(all.top_size(), 30);
+  EXPECT_EQ(all.rest(), 0.0);
+}
+
 }  // namespace
 }  // namespace fraud::inference

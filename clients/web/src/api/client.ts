@@ -17,6 +17,7 @@ import type {
   ListRunsResponse,
   ListUploadsResponse,
   MonitoringResponse,
+  PredictResponse,
   PromoteResponse,
   RunResponse,
   StartRunRequest,
@@ -408,6 +409,17 @@ export class ApiClient {
       body: { reason },
       auth: true,
     });
+  }
+
+  /**
+   * Scores rows of 30 numbers (Time, V1..V28, Amount) with the serving model; with `explain`,
+   * also each row's `topK` reasons (0 or absent = 5).
+   */
+  score(rows: number[][], opts: { explain?: boolean; topK?: number } = {}): Promise<PredictResponse> {
+    const body: { rows: number[][]; explain?: boolean; top_k?: number } = { rows };
+    if (opts.explain) body.explain = true;
+    if (opts.explain && opts.topK) body.top_k = opts.topK;
+    return this.request('POST', `${API_PREFIX}/score`, { body });
   }
 
   inferenceModel(): Promise<InferenceModelResponse> {

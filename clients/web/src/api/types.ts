@@ -470,3 +470,35 @@ export interface ErrorBody {
   message?: string;
   details?: { summary?: UploadSummary; [key: string]: unknown };
 }
+
+/** fraud.common.v1.FeatureContribution: one feature's signed part in a prediction. */
+export interface FeatureContribution {
+  feature?: string;
+  index?: number;
+  value?: Double;
+  /** Contribution to the log-odds of fraud: > 0 pushes towards fraud. */
+  contribution?: Double;
+}
+
+/** fraud.common.v1.Explanation: margin = bias + sum(top) + rest (log-odds). */
+export interface Explanation {
+  top?: FeatureContribution[];
+  bias?: Double;
+  margin?: Double;
+  rest?: Double;
+}
+
+/** fraud.common.v1.ScoreBatch. */
+export interface ScoreBatch {
+  scores?: Double[];
+  decisions?: boolean[];
+  modelVersion?: Int64;
+  threshold?: Double;
+}
+
+/** fraud.inference.v1.PredictResponse (POST /score). */
+export interface PredictResponse {
+  scores?: ScoreBatch;
+  /** With explain: one per row. */
+  explanations?: Explanation[];
+}

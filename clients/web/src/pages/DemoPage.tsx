@@ -1,9 +1,10 @@
 // Demo mode: fetch synthetic labelled files from the gateway's generator and upload them one
-// after another, showing each result.
+// after another, showing each result; and score a single transaction with its reasons.
 
 import { useId, useRef, useState, type FormEvent } from 'react';
 import { useApi } from '../api/context';
 import { fmtInt, fmtNum, fmtRankMetric, int64, nonZero } from '../api/format';
+import { ScoreOne } from '../components/ScoreOne';
 import { describeError, ProgressBar } from '../components/Status';
 import { UploadProgressView, UploadResult } from '../components/UploadOutcome';
 import { useUploader, type UploadState } from '../components/useUploader';
@@ -198,6 +199,8 @@ export function DemoPage() {
           </table>
         </div>
       )}
+
+      <ScoreOne />
 
       {items.map((it) =>
         it.result ? (
