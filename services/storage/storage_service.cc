@@ -10,6 +10,7 @@
 #include "services/common/rpc/grpc_status.h"
 #include "services/storage/artifact_store.h"
 #include "services/storage/feedback_store.h"
+#include "services/storage/live_scoring.h"
 #include "services/storage/realised_metrics.h"
 #include "services/storage/storage_metrics.h"
 #include "services/storage/upload_writer.h"
@@ -369,6 +370,16 @@ grpc::Status StorageService::GetRealisedMetrics(grpc::ServerContext* ctx,
       fraud::storage::GetRealisedMetrics(*pool_, *req);
   if (r.ok()) *resp = *std::move(r);
   return Finish("GetRealisedMetrics", ctx, r.status());
+}
+
+grpc::Status StorageService::RecordScoredTransactions(
+    grpc::ServerContext* ctx, const v1::RecordScoredTransactionsRequest* req,
+    v1::RecordScoredTransactionsResponse* resp) {
+  if (grpc::Status s = Admit(ctx, true); !s.ok()) return s;
+  absl::StatusOr<v1::RecordScoredTransactionsResponse> r =
+      fraud::storage::RecordScoredTransactions(*pool_, *req);
+  if (r.ok()) *resp = *std::move(r);
+  return Finish("RecordScoredTransactions", ctx, r.status());
 }
 
 }  // namespace fraud::storage

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -108,6 +109,10 @@ absl::Status ValidateUploadBegin(const fraud::storage::v1::UploadBegin& begin) {
   if (!fraud::storage::v1::UploadMode_IsValid(begin.mode())) {
     return absl::InvalidArgumentError(absl::StrCat("begin: unknown mode ", begin.mode()));
   }
+  if (begin.mode() == fraud::storage::v1::UPLOAD_MODE_LIVE) {
+    return absl::InvalidArgumentError(
+        "begin: mode UPLOAD_MODE_LIVE is reserved for live scoring (RecordScoredTransactions)");
+  }
   if (begin.file_name().size() > kMaxFileNameBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("begin: file_name longer than ", kMaxFileNameBytes, " bytes"));
@@ -133,7 +138,6 @@ absl::Status ValidateUploadCommit(const fraud::storage::v1::UploadCommit& commit
 }
 
 namespace {
-constexpr size_t kMaxTransactionIdBytes = 128;
 constexpr size_t kMaxSourceChars = 64;
 constexpr size_t kMaxNoteBytes = 1000;
 
@@ -141,6 +145,15 @@ bool IsSourceChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
 }
 }  // namespace
+
+std::optional<std::string> CheckTransactionId(const std::string& id) {
+  if (id.empty()) return "empty";
+  if (id.size() > kMaxTransactionIdBytes) {
+    return absl::StrCat("longer than ", kMaxTransactionIdBytes, " bytes");
+  }
+  if (id.find('\0') != std::string::npos) return "contains a NUL byte";
+  return std::nullopt;
+}
 
 std::optional<FieldProblem> CheckLabelFeedback(const fraud::storage::v1::LabelFeedback& f) {
   const bool by_id = !f.transaction_id().empty();
@@ -152,12 +165,8 @@ std::optional<FieldProblem> CheckLabelFeedback(const fraud::storage::v1::LabelFe
     return FieldProblem{"upload_id", "missing: give upload_id and line, or transaction_id"};
   }
   if (by_id) {
-    if (f.transaction_id().size() > kMaxTransactionIdBytes) {
-      return FieldProblem{"transaction_id",
-                          absl::StrCat("longer than ", kMaxTransactionIdBytes, " bytes")};
-    }
-    if (f.transaction_id().find('\0') != std::string::npos) {
-      return FieldProblem{"transaction_id", "contains a NUL byte"};
+    if (std::optional<std::string> reason = CheckTransactionId(f.transaction_id())) {
+      return FieldProblem{"transaction_id", *std::move(reason)};
     }
   } else {
     if (f.upload_id() <= 0) {

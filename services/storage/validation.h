@@ -45,6 +45,13 @@ struct FieldProblem {
   std::string reason;
 };
 
+// Longest caller-assigned transaction id, in bytes.
+inline constexpr size_t kMaxTransactionIdBytes = 128;
+
+// Why `id` is not a valid transaction id (empty, longer than kMaxTransactionIdBytes, or has a
+// NUL byte), or nullopt when it is.
+std::optional<std::string> CheckTransactionId(const std::string& id);
+
 // One feedback label: identified by (upload_id > 0, line > 0) or by a transaction_id (at most
 // 128 bytes, no NUL), not both; label 0 or 1; source empty or 1-64 characters of [a-z0-9_-];
 // note at most 1000 bytes without NUL; `at` unset or a valid time not before 1970. Returns the

@@ -6,11 +6,15 @@
 #include <string>
 #include <vector>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 
 #include "clients/cli/commands.h"
 #include "services/common/eval/metrics.h"
+#include "services/common/rpc/auth.h"
+#include "services/storage/validation.h"
 #include "tests/integration/storage/storage_test_util.h"
 #include "tests/testing/fraudctl_runner.h"
 
@@ -433,6 +437,219 @@ TEST_F(FeedbackCliTest, FeedbackCommandStreamsTheFileAndPrintsTheSummary) {
   WaitForIdlePool();
   std::remove(path.c_str());
   std::remove(bad.c_str());
+}
+
+// ---- live scoring (RecordScoredTransactions): rows scored with a transaction id, no upload ----
+
+struct LiveOutcome {
+  grpc::Status status;
+  v1::RecordScoredTransactionsResponse response;
+};
+
+class LiveScoringTest : public FeedbackTest {
+ protected:
+  std::string service_token() const override { return "svc-live"; }
+
+  // `ids.size()` unlabelled rows from MakeBatch(seed) scored by `version` (Scored()'s scores).
+  static v1::RecordScoredTransactionsRequest Request(const std::vector<std::string>& ids,
+                                                     int64_t version, uint64_t seed) {
+    v1::UploadRows scored =
+        Scored(MakeBatch(static_cast<int>(ids.size()), seed, /*labelled=*/false), version);
+    v1::RecordScoredTransactionsRequest req;
+    *req.mutable_rows() = scored.rows();
+    req.mutable_rows()->clear_line_numbers();
+    *req.mutable_scores() = scored.scores();
+    for (const std::string& id : ids) req.add_transaction_ids(id);
+    return req;
+  }
+
+  LiveOutcome Record(const v1::RecordScoredTransactionsRequest& req,
+                     const std::string& token = "svc-live") {
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata(rpc::kServiceTokenHeader, token);
+    LiveOutcome out;
+    out.status = stub_->RecordScoredTransactions(&ctx, req, &out.response);
+    return out;
+  }
+
+  FeedbackOutcome SendWithToken(const std::vector<v1::LabelFeedback>& labels) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata(rpc::kServiceTokenHeader, "svc-live");
+    FeedbackOutcome out;
+    auto writer = stub_->RecordFeedback(&ctx, &out.response);
+    v1::RecordFeedbackRequest req;
+    for (const v1::LabelFeedback& f : labels) *req.add_labels() = f;
+    writer->Write(req);
+    writer->WritesDone();
+    out.status = writer->Finish();
+    return out;
+  }
+
+  v1::Upload GetUpload(int64_t id) {
+    grpc::ClientContext ctx;
+    v1::GetUploadRequest req;
+    req.set_upload_id(id);
+    v1::GetUploadResponse resp;
+    grpc::Status s = stub_->GetUpload(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.upload();
+  }
+};
+
+TEST_F(LiveScoringTest, StoresRowsAndPredictionsInTheLiveUploadThenFeedbackLabelsThem) {
+  EXPECT_EQ(Count("uploads"), 0);  // the live upload is created by the first call only
+  LiveOutcome first = Record(Request({"tx-1", "tx-2", "tx-3"}, 4, 11));
+  ASSERT_TRUE(first.status.ok()) << first.status.error_message();
+  EXPECT_EQ(first.response.stored(), 3);
+  EXPECT_EQ(first.response.already_stored(), 0);
+  EXPECT_THAT(first.response.lines(), ::testing::ElementsAre(1, 2, 3));
+  const int64_t live = first.response.upload_id();
+
+  const v1::Upload upload = GetUpload(live);
+  EXPECT_EQ(upload.mode(), v1::UPLOAD_MODE_LIVE);
+  EXPECT_EQ(upload.file_name(), "live scoring");
+  EXPECT_EQ(upload.rows(), 3);
+  EXPECT_EQ(upload.labelled_rows(), 0);
+  EXPECT_EQ(upload.model_version(), 4);
+  EXPECT_DOUBLE_EQ(upload.time_min(), 0);
+  EXPECT_DOUBLE_EQ(upload.time_max(), 3);
+  EXPECT_EQ(QueryScalar("SELECT transaction_id FROM transactions WHERE upload_id = " +
+                        std::to_string(live) + " AND line = 2"),
+            "tx-2");
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM predictions WHERE model_version = 4"
+                        " AND scored_at IS NOT NULL"),
+            "3");
+  // Features are stored bit for bit.
+  const v1::RecordScoredTransactionsRequest req = Request({"tx-1", "tx-2", "tx-3"}, 4, 11);
+  grpc::Status scan_status;
+  std::vector<TransactionBatch> rows = Scan(stub_.get(), v1::ScanTransactionsRequest(), &scan_status);
+  ASSERT_TRUE(scan_status.ok()) << scan_status.error_message();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_THAT(rows[0].features(), ::testing::ElementsAreArray(req.rows().features()));
+
+  // The realised metrics count the live rows once feedback labels them by transaction_id.
+  v1::LabelFeedback fraud;
+  fraud.set_transaction_id("tx-3");
+  fraud.set_label(1);
+  v1::LabelFeedback genuine;
+  genuine.set_transaction_id("tx-1");
+  genuine.set_label(0);
+  FeedbackOutcome fb = SendWithToken({fraud, genuine});
+  ASSERT_TRUE(fb.status.ok()) << fb.status.error_message();
+  EXPECT_EQ(fb.response.applied(), 2);
+  EXPECT_EQ(ClassOf(live, 3), "1");
+  EXPECT_EQ(GetUpload(live).labelled_rows(), 2);
+  EXPECT_EQ(GetUpload(live).frauds(), 1);
+  v1::GetRealisedMetricsResponse m = Realised(v1::REALISED_PERIOD_UPLOAD, 5);
+  ASSERT_EQ(m.metrics_size(), 1);
+  EXPECT_EQ(m.metrics(0).model_version(), 4);
+  EXPECT_EQ(m.metrics(0).period(), live);
+  EXPECT_EQ(m.metrics(0).rows_scored(), 3);
+  EXPECT_EQ(m.metrics(0).rows_labelled(), 2);
+  EXPECT_EQ(m.metrics(0).frauds(), 1);
+}
+
+TEST_F(LiveScoringTest, RescoringTheSameIdsUpsertsThePredictionAndStoresNoSecondRow) {
+  ASSERT_TRUE(Record(Request({"a", "b"}, 4, 12)).status.ok());
+  // The same rows scored again by the same version, with a new score: one row, one prediction.
+  v1::RecordScoredTransactionsRequest again = Request({"a", "b"}, 4, 12);
+  again.mutable_scores()->set_scores(0, 0.99f);
+  LiveOutcome second = Record(again);
+  ASSERT_TRUE(second.status.ok()) << second.status.error_message();
+  EXPECT_EQ(second.response.stored(), 0);
+  EXPECT_EQ(second.response.already_stored(), 2);
+  EXPECT_THAT(second.response.lines(), ::testing::ElementsAre(1, 2));
+  EXPECT_EQ(Count("transactions"), 2);
+  EXPECT_EQ(Count("predictions"), 2);
+  EXPECT_EQ(QueryScalar("SELECT score FROM predictions WHERE line = 1"), "0.99");
+  // Another version adds its own prediction of the same rows; a new id in the same request is
+  // stored next to them.
+  v1::RecordScoredTransactionsRequest by5 = Request({"b", "a"}, 5, 12);
+  // Request() draws rows in order, so swap the feature rows back to match the ids.
+  std::vector<double> f(by5.rows().features().begin(), by5.rows().features().end());
+  std::rotate(f.begin(), f.begin() + kNumFeatures, f.end());
+  by5.mutable_rows()->mutable_features()->Assign(f.begin(), f.end());
+  LiveOutcome third = Record(by5);
+  ASSERT_TRUE(third.status.ok()) << third.status.error_message();
+  EXPECT_THAT(third.response.lines(), ::testing::ElementsAre(2, 1));
+  EXPECT_EQ(Count("transactions"), 2);
+  EXPECT_EQ(Count("predictions"), 4);
+  EXPECT_EQ(GetUpload(third.response.upload_id()).model_version(), 5);
+  EXPECT_EQ(GetUpload(third.response.upload_id()).rows(), 2);
+}
+
+TEST_F(LiveScoringTest, AnIdStoredWithOtherFeaturesIsAlreadyExistsAndNothingIsStored) {
+  ASSERT_TRUE(Record(Request({"x"}, 4, 13)).status.ok());
+  v1::RecordScoredTransactionsRequest other = Request({"new", "x"}, 4, 99);
+  LiveOutcome conflict = Record(other);
+  EXPECT_EQ(conflict.status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(conflict.status.error_message(), HasSubstr("row 1"));
+  EXPECT_THAT(conflict.status.error_message(), HasSubstr("\"x\" is already stored"));
+  EXPECT_THAT(conflict.status.error_message(), HasSubstr("different features"));
+  EXPECT_EQ(Count("transactions"), 1);  // "new" was rolled back with the rest
+  EXPECT_EQ(Count("predictions"), 1);
+  // One bit of difference is enough.
+  v1::RecordScoredTransactionsRequest nudged = Request({"x"}, 4, 13);
+  const double amount = nudged.rows().features(kNumFeatures - 1);
+  nudged.mutable_rows()->set_features(kNumFeatures - 1, std::nextafter(amount, 1e9));
+  EXPECT_EQ(Record(nudged).status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+}
+
+TEST_F(LiveScoringTest, InvalidRequestsAreRejectedWithTheFieldAndStoreNothing) {
+  auto expect_invalid = [&](const v1::RecordScoredTransactionsRequest& req,
+                            const std::string& what) {
+    LiveOutcome out = Record(req);
+    EXPECT_EQ(out.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << what;
+    EXPECT_THAT(out.status.error_message(), HasSubstr(what));
+  };
+  v1::RecordScoredTransactionsRequest r = Request({"a", ""}, 4, 14);
+  expect_invalid(r, "transaction_ids: row 1: empty");
+  r = Request({"a", std::string(129, 'z')}, 4, 14);
+  expect_invalid(r, "transaction_ids: row 1: longer than 128 bytes");
+  r = Request({"a", std::string("b\0c", 3)}, 4, 14);
+  expect_invalid(r, "NUL");
+  r = Request({"a", "b", "a"}, 4, 14);
+  expect_invalid(r, "transaction_ids: row 2 repeats the id of row 0");
+  r = Request({"a", "b"}, 4, 14);
+  r.add_transaction_ids("c");
+  expect_invalid(r, "transaction_ids: has 3 ids for 2 rows");
+  r = Request({"a", "b"}, 4, 14);
+  r.mutable_rows()->set_features(kNumFeatures + 5, std::nan(""));
+  expect_invalid(r, "rows: row 1 V5 is not finite");
+  r = Request({"a", "b"}, 4, 14);
+  r.mutable_rows()->add_features(1.0);
+  expect_invalid(r, "rows: features has 61 values");
+  r = Request({"a", "b"}, 4, 14);
+  r.mutable_rows()->add_labels(0);
+  r.mutable_rows()->add_labels(1);
+  expect_invalid(r, "labels and line_numbers must be empty");
+  r = Request({"a", "b"}, 4, 14);
+  r.mutable_scores()->mutable_scores()->RemoveLast();
+  expect_invalid(r, "scores: has 1 scores for 2 rows");
+  r = Request({"a", "b"}, 0, 14);
+  expect_invalid(r, "model_version must be positive");
+  r = Request({"a"}, 4, 14);
+  r.mutable_scored_at()->set_seconds(-5);
+  expect_invalid(r, "scored_at");
+  EXPECT_EQ(Count("transactions"), 0);
+  EXPECT_EQ(Count("uploads"), 0);
+  // A write: the service token is required.
+  EXPECT_EQ(Record(Request({"a"}, 4, 14), "").status.error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(LiveScoringTest, StoreUploadCannotUseTheLiveMode) {
+  grpc::ClientContext ctx;
+  ctx.AddMetadata(rpc::kServiceTokenHeader, "svc-live");
+  v1::StoreUploadResponse resp;
+  auto writer = stub_->StoreUpload(&ctx, &resp);
+  v1::StoreUploadRequest begin;
+  begin.mutable_begin()->set_mode(v1::UPLOAD_MODE_LIVE);
+  writer->Write(begin);
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("reserved for live scoring"));
 }
 
 }  // namespace
