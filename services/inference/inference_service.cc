@@ -15,8 +15,8 @@ namespace {
 
 // One Predict request, plain or explained: a plain one takes the micro-batched path exactly as
 // before (one extra comparison).
-absl::Status Answer(Predictor* predictor, const v1::PredictRequest& request,
-                    v1::PredictResponse* response) {
+absl::Status Score(Predictor* predictor, const v1::PredictRequest& request,
+                   v1::PredictResponse* response) {
   if (!request.explain()) {
     response->clear_explanations();
     if (request.top_k() != 0) return ValidateExplainOptions(false, request.top_k());
@@ -26,19 +26,49 @@ absl::Status Answer(Predictor* predictor, const v1::PredictRequest& request,
                                      response->mutable_explanations());
 }
 
+// A request with transaction ids: scored as any other, then stored through storage before it is
+// answered (synchronously: the caller must know whether its rows can be labelled later).
+absl::Status ScoreAndRecord(Predictor* predictor, ScoreRecorder* recorder,
+                            const v1::PredictRequest& request, v1::PredictResponse* response) {
+  if (request.transaction_ids_size() != static_cast<int64_t>(request.rows().num_rows())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "transaction_ids: has ", request.transaction_ids_size(), " ids for ",
+        request.rows().num_rows(), " rows, want exactly one per row (or none)"));
+  }
+  if (recorder == nullptr) {
+    return absl::FailedPreconditionError(
+        "transaction_ids: this inference service has no storage to record scores in");
+  }
+  FRAUD_RETURN_IF_ERROR(Score(predictor, request, response));
+  absl::Status s = recorder->Record(request.rows(), request.transaction_ids(), response->scores());
+  if (!s.ok()) response->Clear();
+  return s;
+}
+
+// Requests without transaction ids stay on the scoring path as before (one extra comparison).
+absl::Status Answer(Predictor* predictor, ScoreRecorder* recorder,
+                    const v1::PredictRequest& request, v1::PredictResponse* response) {
+  if (request.transaction_ids_size() != 0) {
+    return ScoreAndRecord(predictor, recorder, request, response);
+  }
+  return Score(predictor, request, response);
+}
+
 }  // namespace
 
 InferenceService::InferenceService(Predictor* predictor, ModelReloader* reloader,
-                                   const ModelHolder* holder, std::string admin_token)
+                                   const ModelHolder* holder, std::string admin_token,
+                                   ScoreRecorder* recorder)
     : predictor_(predictor),
       reloader_(reloader),
       holder_(holder),
-      admin_token_(std::move(admin_token)) {}
+      admin_token_(std::move(admin_token)),
+      recorder_(recorder) {}
 
 grpc::Status InferenceService::Predict(grpc::ServerContext* ctx,
                                        const v1::PredictRequest* request,
                                        v1::PredictResponse* response) {
-  absl::Status s = Answer(predictor_, *request, response);
+  absl::Status s = Answer(predictor_, recorder_, *request, response);
   if (!s.ok()) {
     // Scoring is the hot path: failures are logged at DEBUG (the RPC metrics count them by code).
     FRAUD_LOG(DEBUG) << "Predict failed" << Kv("rpc", "Predict")
@@ -56,7 +86,7 @@ grpc::Status InferenceService::PredictStream(
   int64_t rows = 0;
   while (stream->Read(&request)) {
     if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
-    absl::Status s = Answer(predictor_, request, &response);
+    absl::Status s = Answer(predictor_, recorder_, request, &response);
     if (!s.ok()) {
       s = Annotate(s, absl::StrCat("message ", message));
       FRAUD_LOG(INFO) << "PredictStream failed" << Kv("rpc", "PredictStream")

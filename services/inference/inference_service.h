@@ -3,8 +3,12 @@
 // rpc::ToGrpcStatus and packs the reply.
 //
 //   Predict        validate + score one packed batch (see Predictor for the status codes); with
-//                  explain, also each row's reason codes (Predictor::PredictExplained)
-//   PredictStream  one response per request, in order; the first failing message ends the
+//                  explain, also each row's reason codes (Predictor::PredictExplained); with
+//                  transaction_ids (one per row, else INVALID_ARGUMENT), the scored rows are
+//                  stored through the ScoreRecorder before answering: its error (UNAVAILABLE
+//                  "scores were not recorded ...", INVALID_ARGUMENT, ALREADY_EXISTS) fails the
+//                  call, FAILED_PRECONDITION when the service has no recorder
+//   PredictStream  one response per request (transaction_ids as in Predict), in order; the first failing message ends the
 //                  stream with its status ("message 3: ...")
 //   GetModel       the serving model's version, manifest, load time and path; UNAVAILABLE
 //                  before the first load
@@ -23,6 +27,7 @@
 #include "services/inference/model_holder.h"
 #include "services/inference/model_reloader.h"
 #include "services/inference/predictor.h"
+#include "services/inference/score_recorder.h"
 
 namespace fraud::inference {
 
@@ -32,9 +37,10 @@ inline constexpr char kHealthServiceName[] = "fraud.inference.v1.InferenceServic
 class InferenceService final : public v1::InferenceService::Service {
  public:
   // None of the pointers is owned; all must outlive the server. `admin_token` "" disables the
-  // Reload auth check.
+  // Reload auth check. `recorder` stores rows scored with transaction ids (nullptr: such
+  // requests are FAILED_PRECONDITION).
   InferenceService(Predictor* predictor, ModelReloader* reloader, const ModelHolder* holder,
-                   std::string admin_token);
+                   std::string admin_token, ScoreRecorder* recorder = nullptr);
 
   grpc::Status Predict(grpc::ServerContext* ctx, const v1::PredictRequest* request,
                        v1::PredictResponse* response) override;
@@ -51,6 +57,7 @@ class InferenceService final : public v1::InferenceService::Service {
   ModelReloader* const reloader_;
   const ModelHolder* const holder_;
   const std::string admin_token_;
+  ScoreRecorder* const recorder_;
 };
 
 // For ServerRunner::SetReadyCheck (before Start): /healthz answers 503 until a model is loaded.

@@ -29,7 +29,7 @@ ABSL_FLAG(std::string, model_dir, "./models",
           "there is fetched from the registry (storage) first");
 ABSL_FLAG(std::string, storage_target, fraud::rpc::LocalTarget(fraud::rpc::kStoragePorts),
           "Storage service (model registry) host:port: the champion and the model artifacts");
-ABSL_FLAG(double, storage_timeout_seconds, 2, "Deadline of each call to storage");
+ABSL_FLAG(double, storage_timeout_seconds, 2, "Deadline of each call to storage (also of recording a Predict made with transaction ids)");
 ABSL_FLAG(double, artifact_fetch_timeout_seconds, 120,
           "Deadline of fetching one model artifact from the registry");
 ABSL_FLAG(double, poll_interval_seconds, 5,
@@ -102,8 +102,12 @@ int main(int argc, char** argv) {
 
   // ... then the service ...
   fraud::inference::Predictor predictor(&holder, batching);
+  // Predict calls with transaction ids store their rows through storage (storage_timeout_seconds
+  // bounds each such call's extra wait).
+  fraud::inference::StorageScoreRecorder recorder(
+      storage_stub.get(), absl::Seconds(absl::GetFlag(FLAGS_storage_timeout_seconds)));
   fraud::inference::InferenceService service(&predictor, &reloader, &holder,
-                                             fraud::rpc::AdminTokenFromFlags());
+                                             fraud::rpc::AdminTokenFromFlags(), &recorder);
 
   // ... server last, so it is destroyed first.
   fraud::rpc::ServerRunner runner(fraud::rpc::ServerOptionsFromFlags("inference", fraud::rpc::kInferencePorts.grpc,

@@ -18,11 +18,14 @@
 #include "absl/strings/str_cat.h"
 #include "services/common/rpc/artifact_transfer.h"
 #include "services/inference/champion_source.h"
+#include "services/inference/inference_service.h"
 #include "services/inference/model_holder.h"
 #include "services/inference/model_reloader.h"
 #include "services/inference/model_watcher.h"
 #include "services/inference/runtime_loader.h"
+#include "services/inference/score_recorder.h"
 #include "tests/integration/inference/trained_models.h"
+#include "tests/testing/in_process_server.h"
 #include "tests/testing/in_process_storage.h"
 #include "tests/testing/pg_fixture.h"
 #include "tests/testing/status_matchers.h"
@@ -253,6 +256,82 @@ TEST_F(RegistryCacheTest, StorageDownDuringFetchKeepsServingAndConvergesLater) {
   watcher.Stop();
   EXPECT_EQ(inf.serving(), 2);
   EXPECT_EQ(CacheEntries(cache), (std::vector<std::string>{"1", "2"}));
+}
+
+// Predict with transaction ids stores the scored rows through the real storage (issue 17: live
+// scoring is stored so delayed feedback can label it); Predict without ids stores nothing.
+TEST_F(RegistryCacheTest, PredictWithTransactionIdsStoresTheRowsAndWithoutIdsStoresNothing) {
+  const std::string published = Publish(1, kLogreg, /*champion=*/true);
+  Inference inf(root_ + "/inference-live", stub_.get());
+  ASSERT_THAT(inf.reloader.Reload(0), IsOk());
+  Predictor predictor(&inf.holder, BatcherOptions{});
+  StorageScoreRecorder recorder(stub_.get(), absl::Seconds(5));
+  InferenceService service(&predictor, &inf.reloader, &inf.holder, "", &recorder);
+  fraud::testing::InProcessServer server({&service}, "inference_live");
+  ASSERT_THAT(server.Start(), IsOk());
+  auto inference = v1::InferenceService::NewStub(server.channel());
+  auto predict = [&](const v1::PredictRequest& req, v1::PredictResponse* resp) {
+    grpc::ClientContext ctx;
+    return inference->Predict(&ctx, req, resp);
+  };
+  const std::vector<double> rows = testing::SyntheticDataset(3, 21).features;
+  v1::PredictRequest req;
+  req.mutable_rows()->set_num_rows(3);
+  req.mutable_rows()->mutable_features()->Add(rows.begin(), rows.end());
+
+  v1::PredictResponse plain;
+  ASSERT_TRUE(predict(req, &plain).ok());
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM transactions"), "0");
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM uploads"), "0");
+
+  for (const char* id : {"t-1", "t-2", "t-3"}) req.add_transaction_ids(id);
+  v1::PredictResponse scored;
+  grpc::Status s = predict(req, &scored);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(scored.scores().scores_size(), 3);
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM transactions t JOIN uploads u ON u.id = t.upload_id"
+                        " WHERE u.mode = 3 AND t.transaction_id IN ('t-1', 't-2', 't-3')"),
+            "3");
+  const std::vector<float> direct = DirectScores(published, rows);
+  for (int i = 0; i < 3; ++i) {
+    const std::string where = absl::StrCat(
+        " FROM predictions p JOIN transactions t USING (upload_id, line)"
+        " WHERE p.model_version = 1 AND p.scored_at IS NOT NULL AND t.transaction_id = 't-",
+        i + 1, "'");
+    EXPECT_EQ(std::stof(QueryScalar("SELECT p.score" + where)), direct[i]) << "row " << i;
+    EXPECT_EQ(scored.scores().scores(i), direct[i]) << "row " << i;
+    EXPECT_EQ(QueryScalar("SELECT p.decision" + where),
+              scored.scores().decisions(i) ? "t" : "f")
+        << "row " << i;
+  }
+  // Scored again: idempotent (no second row, one prediction per row and version).
+  ASSERT_TRUE(predict(req, &scored).ok());
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM transactions"), "3");
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM predictions"), "3");
+
+  // Not one id per row: INVALID_ARGUMENT, nothing scored or stored.
+  v1::PredictRequest short_ids = req;
+  short_ids.mutable_transaction_ids()->RemoveLast();
+  s = predict(short_ids, &scored);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("transaction_ids: has 2 ids for 3 rows"));
+  // An id stored with other features: storage's ALREADY_EXISTS reaches the caller.
+  v1::PredictRequest other = req;
+  other.mutable_rows()->set_features(1, other.rows().features(1) + 1);
+  s = predict(other, &scored);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(s.error_message(), HasSubstr("scores were not recorded"));
+
+  // Storage down: the call fails UNAVAILABLE (the scores are not silently dropped); plain
+  // scoring keeps working.
+  storage_->Shutdown(absl::ZeroDuration());
+  req.set_transaction_ids(0, "t-new");
+  s = predict(req, &scored);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(s.error_message(), HasSubstr("scores were not recorded"));
+  req.clear_transaction_ids();
+  EXPECT_TRUE(predict(req, &plain).ok());
+  server.Shutdown(absl::ZeroDuration());
 }
 
 }  // namespace
