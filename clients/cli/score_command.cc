@@ -2,7 +2,8 @@
 // JSON (--rows-json '[[Time, V1..V28, Amount], ...]') or from a CSV file (--csv FILE, validated by
 // the same reader as uploads; a Class column is read but never sent). --explain adds each row's top
 // reasons (--top-k, default 5): the features that moved its log-odds most, with signed
-// contributions.
+// contributions. --transaction-id (with --rows-json, one comma-separated id per row) makes
+// inference store the scored rows for later feedback by id.
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -11,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "clients/cli/cli_rpc.h"
 #include "clients/cli/format.h"
 #include "clients/cli/flag_parser.h"
@@ -64,8 +66,9 @@ class Scorer {
         io_(io),
         stub_(inference::v1::InferenceService::NewStub(conn.Channel())) {}
 
-  // Scores one batch and prints its rows. Returns false (after printing the error) on failure.
-  bool Score(const csv::RowBatch& rows) {
+  // Scores one batch (with one transaction id per row, or none) and prints its rows. Returns
+  // false (after printing the error) on failure.
+  bool Score(const csv::RowBatch& rows, const std::vector<std::string>& transaction_ids = {}) {
     if (rows.empty()) return true;
     inference::v1::PredictRequest request;
     request.mutable_rows()->set_num_rows(static_cast<uint32_t>(rows.num_rows()));
@@ -74,6 +77,7 @@ class Scorer {
                                                            rows.line_numbers.end());
     request.set_explain(explain_);
     request.set_top_k(explain_ ? top_k_ : 0);
+    for (const std::string& id : transaction_ids) request.add_transaction_ids(id);
     inference::v1::PredictResponse response;
     std::unique_ptr<grpc::ClientContext> ctx = conn_.Context();
     const grpc::Status s = stub_->Predict(ctx.get(), request, &response);
@@ -171,21 +175,28 @@ int RunScore(const std::vector<std::string>& args, CommandIo& io) {
   bool explain = false;
   int64_t top_k = 0;
   int64_t batch_rows = 4096;
+  std::string transaction_id;
   ConnectionFlags conn;
   FlagSet flags("score",
                 "Usage: fraudctl score --rows-json '[[Time, V1, ..., V28, Amount], ...]'\n"
-                "       fraudctl score --csv FILE [--json] [--explain [--top-k N]]\n\n"
+                "       fraudctl score --csv FILE [--json] [--explain [--top-k N]]\n"
+                "       fraudctl score --rows-json ROWS --transaction-id ID[,ID...]\n\n"
                 "Scores rows with the model the inference service is serving and prints one\n"
                 "line per row: its number (the CSV line for --csv), the fraud score and the\n"
                 "decision at the model's threshold. Labels in a CSV are never sent. With\n"
                 "--explain, each row is followed by its top reasons: the features whose values\n"
-                "moved its log-odds most, with signed contributions (+ = towards fraud).");
+                "moved its log-odds most, with signed contributions (+ = towards fraud).\n"
+                "With --transaction-id, the scored rows are stored with their ids (one per\n"
+                "row) so feedback can label them later; the call fails when they cannot be.");
   flags.String("rows-json", &rows_json, "rows as a JSON array of 30-number arrays");
   flags.String("csv", &csv_path, "score every row of this CSV file ('-' = stdin)");
   flags.Bool("json", &json, "print JSON instead of a table");
   flags.Int64("batch-rows", &batch_rows, "rows per Predict call for --csv");
   flags.Bool("explain", &explain, "print each row's top reasons (signed contributions)");
   flags.Int64("top-k", &top_k, "reasons per row with --explain, 1..30 (default 5)");
+  flags.String("transaction-id", &transaction_id,
+               "with --rows-json: store the scored rows under these ids (comma-separated, one "
+               "per row)");
   conn.Register(&flags, Service::kInference);
   absl::Status parsed = flags.Parse(args);
   if (parsed.ok() && flags.help_requested()) {
@@ -208,8 +219,18 @@ int RunScore(const std::vector<std::string>& args, CommandIo& io) {
   if (parsed.ok() && top_k != 0 && !explain) {
     parsed = absl::InvalidArgumentError("score: --top-k needs --explain");
   }
+  if (parsed.ok() && !transaction_id.empty() && rows_json.empty()) {
+    parsed = absl::InvalidArgumentError("score: --transaction-id needs --rows-json");
+  }
   csv::RowBatch rows;
   if (parsed.ok() && !rows_json.empty()) parsed = ParseRowsJson(rows_json, &rows);
+  std::vector<std::string> transaction_ids;
+  if (!transaction_id.empty()) transaction_ids = absl::StrSplit(transaction_id, ',');
+  if (parsed.ok() && !transaction_ids.empty() && transaction_ids.size() != rows.num_rows()) {
+    parsed = absl::InvalidArgumentError(absl::StrCat("score: --transaction-id has ",
+                                                     transaction_ids.size(), " ids for ",
+                                                     rows.num_rows(), " rows"));
+  }
   if (!parsed.ok()) {
     io.err << parsed.message() << "\n\n" << flags.Usage();
     return kExitUsage;
@@ -217,7 +238,7 @@ int RunScore(const std::vector<std::string>& args, CommandIo& io) {
 
   Scorer scorer(conn, json, explain, static_cast<int>(top_k), io);
   if (!rows_json.empty()) {
-    if (!scorer.Score(rows)) return kExitFailure;
+    if (!scorer.Score(rows, transaction_ids)) return kExitFailure;
     scorer.Finish();
     return kExitOk;
   }

@@ -104,7 +104,14 @@ const std::map<std::string, json>& GatewaySchemas() {
             {"minimum", 0},
             {"maximum", 30},
             {"default", 0},
-            {"description", "Reasons per row, largest |contribution| first; 0 means 5"}}}}}}},
+            {"description", "Reasons per row, largest |contribution| first; 0 means 5"}}},
+          {"transactionIds",
+           {{"type", "array"},
+            {"items", {{"type", "string"}, {"minLength", 1}, {"maxLength", 128}}},
+            {"description",
+             "One caller-assigned id per row (or none): the scored rows are stored with their "
+             "scores before the answer, so feedback can label them later by id; 503 when they "
+             "cannot be stored, 409 when an id was stored with other features"}}}}}}},
       {"ScoreRequest", {{"oneOf", {Ref("ScoreRows"), Ref("fraud.inference.v1.PredictRequest")}}}},
       {"CsvUpload",
        {{"type", "string"},

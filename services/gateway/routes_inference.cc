@@ -21,7 +21,8 @@ void Score(Gateway& gw, Call& call) {
                       doc.fields().count("rows") > 0 &&
                       doc.fields().at("rows").kind_case() == google::protobuf::Value::kListValue;
   if (simple) {
-    // Besides rows: "explain" (boolean) and "top_k"/"topK" (integer), as in PredictRequest.
+    // Besides rows: "explain" (boolean), "top_k"/"topK" (integer) and "transactionIds"/
+    // "transaction_ids" (strings, one per row), as in PredictRequest.
     for (const auto& [name, value] : doc.fields()) {
       if (name == "rows") continue;
       if (name == "explain" && value.kind_case() == google::protobuf::Value::kBoolValue) {
@@ -30,10 +31,20 @@ void Score(Gateway& gw, Call& call) {
                  value.kind_case() == google::protobuf::Value::kNumberValue &&
                  value.number_value() == static_cast<int32_t>(value.number_value())) {
         request.set_top_k(static_cast<int32_t>(value.number_value()));
+      } else if ((name == "transactionIds" || name == "transaction_ids") &&
+                 value.kind_case() == google::protobuf::Value::kListValue) {
+        for (const google::protobuf::Value& id : value.list_value().values()) {
+          if (id.kind_case() != google::protobuf::Value::kStringValue) {
+            return ReplyError(call, absl::InvalidArgumentError(absl::StrCat(
+                                        "\"", name, "\" must be an array of strings")));
+          }
+          request.add_transaction_ids(id.string_value());
+        }
       } else {
         return ReplyError(call, absl::InvalidArgumentError(absl::StrCat(
                                     "a {\"rows\": [[...], ...]} body takes only \"explain\" "
-                                    "(a boolean) and \"top_k\" (an integer) besides rows; got \"",
+                                    "(a boolean), \"top_k\" (an integer) and \"transactionIds\" "
+                                    "(strings) besides rows; got \"",
                                     name, "\"")));
       }
     }
@@ -91,8 +102,10 @@ std::vector<Route> internal::InferenceRoutes() {
                 .operation_id = "score",
                 .summary =
                     "Score rows with the serving model: {\"rows\": [[30 numbers], ...], "
-                    "\"explain\"?: bool, \"top_k\"?: 0..30} or a PredictRequest; with explain, "
-                    "each row's top reasons (signed contributions to the log-odds)",
+                    "\"explain\"?: bool, \"top_k\"?: 0..30, \"transactionIds\"?: [string per "
+                    "row]} or a PredictRequest; with explain, each row's top reasons (signed "
+                    "contributions to the log-odds); with transactionIds, the scored rows are "
+                    "stored for later feedback before the answer",
                 .tag = "inference",
                 .body = BodyKind::kJson,
                 .request_schema = "ScoreRequest",

@@ -177,12 +177,17 @@ TEST_F(GatewayTest, RejectsBadJsonBodiesNamingTheProblem) {
   EXPECT_TRUE(training_.last_start.no_promote());
 }
 
+// One row of 30 numbers as a JSON array: [1,0.5,1,...,14.5].
+std::string RowJson() {
+  std::string row = "[1";
+  for (int i = 1; i < 30; ++i) absl::StrAppend(&row, ",", i * 0.5);
+  return row + "]";
+}
+
 TEST_F(GatewayTest, ScoresRowsGivenAsArraysOrAsAPredictRequest) {
   StartGateway();
   auto c = Client();
-  std::string row = "[1";
-  for (int i = 1; i < 30; ++i) absl::StrAppend(&row, ",", i * 0.5);
-  row += "]";
+  const std::string row = RowJson();
   auto r = c->Post("/api/v1/score", absl::StrCat(R"({"rows":[)", row, ",", row, "]}"),
                    "application/json");
   ASSERT_EQ(r->status, 200) << r->body;
@@ -207,9 +212,7 @@ TEST_F(GatewayTest, ScoresRowsGivenAsArraysOrAsAPredictRequest) {
 TEST_F(GatewayTest, ScoreForwardsExplainAndTopKAndReturnsTheReasons) {
   StartGateway();
   auto c = Client();
-  std::string row = "[1";
-  for (int i = 1; i < 30; ++i) absl::StrAppend(&row, ",", i * 0.5);
-  row += "]";
+  const std::string row = RowJson();
   auto r =
       c->Post("/api/v1/score", absl::StrCat(R"({"rows":[)", row, R"(],"explain":true,"top_k":7})"),
               "application/json");
@@ -241,6 +244,33 @@ TEST_F(GatewayTest, ScoreForwardsExplainAndTopKAndReturnsTheReasons) {
     EXPECT_EQ(r->status, 400) << extra;
     EXPECT_THAT(Body(r)["message"].get<std::string>(), HasSubstr("besides rows")) << extra;
   }
+  EXPECT_EQ(inference_.Count("Predict"), calls);
+}
+
+TEST_F(GatewayTest, ScoreForwardsTransactionIdsInBothBodyForms) {
+  StartGateway();
+  auto c = Client();
+  const std::string row = RowJson();
+  auto r = c->Post("/api/v1/score",
+                   absl::StrCat(R"({"rows":[)", row, ",", row, R"(],"transactionIds":["a-1","a-2"]})"),
+                   "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_THAT(inference_.last_predict.transaction_ids(), ::testing::ElementsAre("a-1", "a-2"));
+  r = c->Post("/api/v1/score",
+              R"({"transactionIds":["b-1"],"rows":{"numRows":1,"features":[)" +
+                  row.substr(1, row.size() - 2) + "]}}",
+              "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_THAT(inference_.last_predict.transaction_ids(), ::testing::ElementsAre("b-1"));
+  // Without ids none are sent; ids that are not strings are refused before inference is called.
+  r = c->Post("/api/v1/score", absl::StrCat(R"({"rows":[)", row, "]}"), "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(inference_.last_predict.transaction_ids_size(), 0);
+  const int calls = inference_.Count("Predict");
+  r = c->Post("/api/v1/score", absl::StrCat(R"({"rows":[)", row, R"(],"transactionIds":[7]})"),
+              "application/json");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_THAT(Body(r)["message"].get<std::string>(), HasSubstr("array of strings"));
   EXPECT_EQ(inference_.Count("Predict"), calls);
 }
 
