@@ -60,13 +60,17 @@ struct Config {
   double weight_to_rate = kPopulationFraudRate;
   int64_t synthetic_rows = 284807;
   bool skip_peers = false;
+  // The delayed-label protocol (replay's label_delay.h): < 0 = off.
+  double label_delay_days = -1;
+  int64_t review_budget = 100;
 };
 
 [[noreturn]] void Usage() {
   std::fprintf(stderr,
                "usage: fraud-bench-quality [--data=FILE.csv] [--boundaries=t1,t2,t3,t4] "
                "[--families=a,b] [--params=k=v,k=v] [--weight_to_rate=0.001727] "
-               "[--peers=a,b] [--skip_peers] [--synthetic_rows=N] [--work_dir=DIR]\n");
+               "[--peers=a,b] [--skip_peers] [--synthetic_rows=N] [--work_dir=DIR] "
+               "[--label_delay_days=D [--review_budget=K]]\n");
   std::exit(2);
 }
 
@@ -93,6 +97,12 @@ Config ParseArgs(int argc, char** argv) {
     } else if (const char* v = value("synthetic_rows")) {
       c.synthetic_rows = std::atoll(v);
       if (c.synthetic_rows < 1000) Usage();
+    } else if (const char* v = value("label_delay_days")) {
+      c.label_delay_days = std::atof(v);
+      if (!(c.label_delay_days >= 0)) Usage();
+    } else if (const char* v = value("review_budget")) {
+      c.review_budget = std::atoll(v);
+      if (c.review_budget < 0 || c.review_budget > 100000) Usage();
     } else if (a == "--skip_peers") {
       c.skip_peers = true;
     } else {
@@ -291,6 +301,9 @@ int Main(int argc, char** argv) {
   o.work_dir = work_dir + "/parts";
   o.weight_to_rate = config.weight_to_rate;
   o.bootstrap_resamples = 200;
+  o.label_delay.enabled = config.label_delay_days >= 0;
+  o.label_delay.days = config.label_delay_days;
+  o.label_delay.review_budget = config.review_budget;
   o.log = [](const std::string& line) { std::fprintf(stderr, "  %s\n", line.c_str()); };
 
   absl::StatusOr<std::unique_ptr<BenchDatabase>> db = BenchDatabase::Open(root, "bench_quality");
@@ -317,7 +330,9 @@ int Main(int argc, char** argv) {
   auto training = training::v1::TrainingService::NewStub(
       rpc::MakeChannel(Target(c, "training")));
   const double start = NowSeconds();
-  absl::StatusOr<replay::ReplayResult> result = replay::RunReplay(o, *uploader, *training);
+  auto storage = storage::v1::StorageService::NewStub(rpc::MakeChannel(Target(c, "storage")));
+  absl::StatusOr<replay::ReplayResult> result =
+      replay::RunReplay(o, *uploader, *training, storage.get());
   if (!result.ok()) {
     std::fprintf(stderr, "fraud-bench-quality: replay: %s\n", result.status().ToString().c_str());
     return 1;
@@ -326,7 +341,12 @@ int Main(int argc, char** argv) {
                NowSeconds() - start);
   c.Stop();
   std::vector<nlohmann::json> peers;
-  if (!config.skip_peers) {
+  if (o.label_delay.enabled && !config.skip_peers) {
+    // The peers train on whole part files; with delayed labels our versions train on the labels
+    // known at the time, so the peers would not be on the same rows.
+    std::fprintf(stderr, "fraud-bench-quality: no peers with --label_delay_days (they would not "
+                         "train on the same rows)\n");
+  } else if (!config.skip_peers) {
     absl::StatusOr<std::vector<nlohmann::json>> p = RunPeers(config, root, *result);
     if (!p.ok()) {
       std::fprintf(stderr, "fraud-bench-quality: %s\n", p.status().ToString().c_str());

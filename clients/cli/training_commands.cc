@@ -207,16 +207,27 @@ int RunReplayCommand(const std::vector<std::string>& args, CommandIo& io) {
   int64_t initial_rows = 100000;
   int64_t bootstrap = 200;
   double weight_to_rate = 0, margin = 0, run_timeout_minutes = 120;
+  double label_delay_days = -1;
+  int64_t review_budget = 100;
+  std::string storage_target = DefaultTarget(Service::kStorage);
+  std::string service_token;
+  if (const char* env = std::getenv("FRAUD_SERVICE_TOKEN"); env != nullptr) service_token = env;
   FlagSet flags(
       "replay",
       "Usage: fraudctl replay DATA.csv [--boundaries t1,t2,t3,t4] [--json OUT] "
-      "[--weight-to-rate 0.001727]\n\n"
+      "[--weight-to-rate 0.001727] [--label-delay-days D --review-budget K]\n\n"
       "Replays the time-ordered experiment through the running system: splits DATA.csv into the\n"
       "initial rows (first 100,000, or Time < t1) and four parts P1..P4 (equal row counts, or\n"
       "at the Time boundaries), uploads the initial part and P4 (the fixed comparison set, never\n"
       "trained on), trains a version, then uploads P1..P3 one by one (each scored by the\n"
       "champion) retraining after each, and evaluates every version on P4. The genuine partial\n"
       "sample needs --boundaries 67736,87299,129552,149681 (see shared/data/STATS.md).\n"
+      "With --label-delay-days D, P1..P3 are uploaded WITHOUT labels (scored by the champion);\n"
+      "after each part the K highest-scored rows of every day are reviewed (labels known at\n"
+      "once) and every other label arrives D days after its Time, sent to storage as feedback,\n"
+      "so each run trains only on the labels known then; at the end all labels arrive and the\n"
+      "table adds storage's realised precision@K per version and day. Needs a fresh database\n"
+      "and storage's service token (--service-token or $FRAUD_SERVICE_TOKEN).\n"
       "Progress goes to stderr, the table to stdout.");
   training.Register(&flags);
   flags.String("ingest-target", &ingest_target, "ingest service host:port (env FRAUD_INGEST_TARGET)");
@@ -232,6 +243,13 @@ int RunReplayCommand(const std::vector<std::string>& args, CommandIo& io) {
   flags.Int64("bootstrap", &bootstrap, "bootstrap resamples of the AUPRC interval");
   flags.String("work-dir", &work_dir, "where the part files are written (default: a temp dir)");
   flags.Double("run-timeout-minutes", &run_timeout_minutes, "longest a single run may take");
+  flags.Double("label-delay-days", &label_delay_days,
+               "upload P1..P3 without labels; labels arrive this many days after their Time");
+  flags.Int64("review-budget", &review_budget,
+              "with --label-delay-days: reviewed rows per day whose labels are known at once");
+  flags.String("storage-target", &storage_target,
+               "storage service host:port (env FRAUD_STORAGE_TARGET), for --label-delay-days");
+  flags.String("service-token", &service_token, "storage's service token (feedback writes)");
   if (int code = ParseOrExit(flags, args, io, 1, 1); code >= 0) return code;
 
   replay::ReplayOptions o;
@@ -252,6 +270,22 @@ int RunReplayCommand(const std::vector<std::string>& args, CommandIo& io) {
     io.err << "fraudctl replay: " << s.message() << "\n";
     return kExitUsage;
   }
+  const bool delayed = flags.WasSet("label-delay-days");
+  if (delayed && !(label_delay_days >= 0)) {
+    io.err << "fraudctl replay: --label-delay-days must be >= 0\n";
+    return kExitUsage;
+  }
+  if (review_budget < 0 || review_budget > 100000) {
+    io.err << "fraudctl replay: --review-budget must be in [0, 100000]\n";
+    return kExitUsage;
+  }
+  if (!delayed && flags.WasSet("review-budget")) {
+    io.err << "fraudctl replay: --review-budget needs --label-delay-days\n";
+    return kExitUsage;
+  }
+  o.label_delay.enabled = delayed;
+  o.label_delay.days = label_delay_days;
+  o.label_delay.review_budget = review_budget;
   o.initial_rows = initial_rows;
   o.work_dir = work_dir;
   o.families = SplitList(families);
@@ -265,8 +299,16 @@ int RunReplayCommand(const std::vector<std::string>& args, CommandIo& io) {
   std::unique_ptr<replay::Uploader> uploader = replay::MakeIngestUploader(
       rpc::MakeChannel({ingest_target, training.conn.tls_ca}), training.token);
   auto stub = tpb::TrainingService::NewStub(training.conn.Channel());
+  std::unique_ptr<storage::v1::StorageService::Stub> storage;
+  if (delayed) {
+    rpc::ChannelOptions storage_channel;
+    storage_channel.target = storage_target;
+    storage_channel.tls_ca_file = training.conn.tls_ca;
+    storage_channel.service_token = service_token;
+    storage = storage::v1::StorageService::NewStub(rpc::MakeChannel(storage_channel));
+  }
   absl::StatusOr<replay::ReplayResult> result =
-      replay::RunReplay(o, *uploader, *stub);
+      replay::RunReplay(o, *uploader, *stub, storage.get());
   if (!result.ok()) {
     io.err << "fraudctl replay: " << result.status().message() << "\n";
     return kExitFailure;

@@ -14,12 +14,14 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "clients/replay/label_delay.h"
 #include "nlohmann/json.hpp"
 #include "services/common/core/status_macros.h"
 #include "services/common/csv/csv_reader.h"
 #include "services/common/csv/synthetic_generator.h"
 #include "services/common/rpc/auth.h"
 #include "services/common/rpc/channel.h"
+#include "services/common/rpc/feedback_transfer.h"
 #include "services/common/rpc/grpc_status.h"
 
 namespace fraud::replay {
@@ -203,6 +205,168 @@ absl::StatusOr<storage::v1::TrainingRun> TrainAndWait(
   return last;
 }
 
+
+// Writes `part`'s rows without the Class column beside its file; returns the rows' truth (upload
+// id still 0) and the new file's path.
+absl::StatusOr<std::vector<PendingRow>> WriteUnlabelled(const Part& part, std::string* path) {
+  *path = absl::StrCat(part.path.substr(0, part.path.size() - 4), "-unlabelled.csv");
+  std::ofstream out(*path, std::ios::binary | std::ios::trunc);
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", *path));
+  csv::GeneratorOptions header_options;
+  header_options.quote = false;
+  header_options.with_labels = false;
+  out << csv::SyntheticCsvHeader(header_options);
+  std::vector<PendingRow> rows;
+  rows.reserve(static_cast<size_t>(part.rows));
+  std::string line;
+  FRAUD_RETURN_IF_ERROR(ForEachRow(part.path, [&](const double* row, int32_t label) {
+    PendingRow r;
+    r.line = static_cast<int64_t>(rows.size()) + 2;  // the header is line 1
+    r.time = row[csv::kTimeIndex];
+    r.label = label;
+    rows.push_back(r);
+    line.clear();
+    csv::AppendCsvRow(row, label, /*with_label=*/false, /*quote=*/false, &line);
+    out << line;
+    return absl::OkStatus();
+  }));
+  out.close();
+  if (!out) return absl::DataLossError(absl::StrCat("writing ", *path, " failed"));
+  return rows;
+}
+
+// Reads the scores of every prediction of `upload_id` (by its scoring model) into `clock`.
+absl::Status FetchScores(storage::v1::StorageService::StubInterface& storage, int64_t upload_id,
+                         LabelClock* clock) {
+  constexpr int kPage = 1000;
+  for (int64_t offset = 0;;) {
+    storage::v1::ListPredictionsRequest request;
+    request.set_upload_id(upload_id);
+    request.set_order(storage::v1::PREDICTION_ORDER_LINE);
+    request.set_page_size(kPage);
+    request.set_offset(offset);
+    storage::v1::ListPredictionsResponse response;
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(&ctx, absl::Seconds(60));
+    FRAUD_RETURN_IF_ERROR(Annotate(
+        rpc::FromGrpcStatus(storage.ListPredictions(&ctx, request, &response)),
+        absl::StrCat("reading the scores of upload ", upload_id)));
+    for (const storage::v1::Prediction& p : response.predictions()) {
+      if (!clock->SetScore(upload_id, p.line(), p.score())) {
+        return absl::InternalError(absl::StrCat("upload ", upload_id, " has a prediction for line ",
+                                                p.line(), ", which the replay did not upload"));
+      }
+    }
+    offset += response.predictions_size();
+    if (response.predictions_size() == 0 || offset >= response.total()) return absl::OkStatus();
+  }
+}
+
+// Sends the labels of `rows` (indexes into clock.rows()) as one RecordFeedback stream.
+absl::Status SendLabels(storage::v1::StorageService::StubInterface& storage,
+                        const LabelClock& clock, const std::vector<size_t>& rows,
+                        const std::string& source) {
+  if (rows.empty()) return absl::OkStatus();
+  grpc::ClientContext ctx;
+  rpc::SetDeadline(&ctx, absl::Minutes(10));
+  storage::v1::RecordFeedbackResponse response;
+  auto writer = storage.RecordFeedback(&ctx, &response);
+  storage::v1::RecordFeedbackRequest request;
+  request.set_actor("replay");
+  bool open = true;
+  for (size_t i = 0; i < rows.size() && open; ++i) {
+    const PendingRow& r = clock.rows()[rows[i]];
+    storage::v1::LabelFeedback* f = request.add_labels();
+    f->set_upload_id(r.upload_id);
+    f->set_line(r.line);
+    f->set_label(r.label);
+    f->set_source(source);
+    if (request.labels_size() == rpc::kFeedbackBatchRows || i + 1 == rows.size()) {
+      open = writer->Write(request);
+      request.clear_labels();
+    }
+  }
+  if (open) writer->WritesDone();
+  FRAUD_RETURN_IF_ERROR(Annotate(rpc::FromGrpcStatus(writer->Finish()),
+                                 absl::StrCat("sending ", rows.size(), " ", source, " labels")));
+  if (response.unknown() != 0 || response.applied() != static_cast<int64_t>(rows.size())) {
+    return absl::InternalError(absl::StrCat(
+        "storage applied ", response.applied(), " of ", rows.size(), " ", source, " labels (",
+        response.unknown(), " unknown, ", response.unchanged(), " unchanged, ",
+        response.conflicts(), " conflicting)"));
+  }
+  return absl::OkStatus();
+}
+
+// The delayed-label state of a replay: uploads parts without labels and sends the labels as
+// they arrive.
+class DelayedLabels {
+ public:
+  DelayedLabels(const LabelDelayOptions& options, storage::v1::StorageService::StubInterface& storage)
+      : storage_(storage), clock_(options.days, options.review_budget) {}
+
+  // Uploads `part` without its labels and reads back its scores.
+  absl::Status Upload(const ReplayOptions& options, Uploader& uploader, Part* part) {
+    std::string path;
+    FRAUD_ASSIGN_OR_RETURN(std::vector<PendingRow> rows, WriteUnlabelled(*part, &path));
+    Part unlabelled = *part;
+    unlabelled.path = path;
+    FRAUD_RETURN_IF_ERROR(UploadPart(options, uploader, &unlabelled));
+    if (unlabelled.duplicate) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          part->name, " without labels is already stored (upload ", unlabelled.upload_id,
+          "): a delayed-label replay needs a fresh database"));
+    }
+    *part = unlabelled;
+    part->path = path;
+    for (PendingRow& r : rows) r.upload_id = part->upload_id;
+    clock_.AddRows(std::move(rows));
+    return part->scored ? FetchScores(storage_, part->upload_id, &clock_) : absl::OkStatus();
+  }
+
+  // The labels that have arrived once `part` is in, sent to storage.
+  absl::StatusOr<LabelStep> Advance(const Part& part) {
+    LabelStep step;
+    step.after = part.name;
+    step.now = part.time_max;
+    const Arrivals arrived = clock_.AdvanceTo(step.now);
+    FRAUD_RETURN_IF_ERROR(SendLabels(storage_, clock_, arrived.reviewed, "review"));
+    FRAUD_RETURN_IF_ERROR(SendLabels(storage_, clock_, arrived.delayed, "chargeback"));
+    step.reviewed = static_cast<int64_t>(arrived.reviewed.size());
+    for (size_t i : arrived.reviewed) step.reviewed_frauds += clock_.rows()[i].label;
+    step.delayed = static_cast<int64_t>(arrived.delayed.size());
+    step.known = clock_.known();
+    step.pending = clock_.pending();
+    return step;
+  }
+
+  // Every label not yet known, sent to storage; returns how many.
+  absl::StatusOr<int64_t> ArriveAll() {
+    const std::vector<size_t> rest = clock_.ArriveAll();
+    FRAUD_RETURN_IF_ERROR(SendLabels(storage_, clock_, rest, "chargeback"));
+    return static_cast<int64_t>(rest.size());
+  }
+
+ private:
+  storage::v1::StorageService::StubInterface& storage_;
+  LabelClock clock_;
+};
+
+absl::StatusOr<std::vector<storage::v1::RealisedMetrics>> RealisedByDay(
+    storage::v1::StorageService::StubInterface& storage, int64_t k) {
+  storage::v1::GetRealisedMetricsRequest request;
+  request.set_by(storage::v1::REALISED_PERIOD_DAY);
+  request.set_k(static_cast<int32_t>(k));
+  storage::v1::GetRealisedMetricsResponse response;
+  grpc::ClientContext ctx;
+  rpc::SetDeadline(&ctx, absl::Minutes(5));
+  FRAUD_RETURN_IF_ERROR(
+      Annotate(rpc::FromGrpcStatus(storage.GetRealisedMetrics(&ctx, request, &response)),
+               "reading the realised metrics"));
+  return std::vector<storage::v1::RealisedMetrics>(response.metrics().begin(),
+                                                   response.metrics().end());
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<double>> ParseBoundaries(const std::string& text) {
@@ -348,8 +512,25 @@ absl::Status EvaluateOnComparison(const ReplayOptions& options,
 }
 
 absl::StatusOr<ReplayResult> RunReplay(const ReplayOptions& options, Uploader& uploader,
-                                       training::v1::TrainingService::StubInterface& training) {
+                                       training::v1::TrainingService::StubInterface& training,
+                                       storage::v1::StorageService::StubInterface* storage) {
   ReplayResult result;
+  const LabelDelayOptions& delay = options.label_delay;
+  std::unique_ptr<DelayedLabels> delayed;
+  if (delay.enabled) {
+    if (storage == nullptr) {
+      return absl::InvalidArgumentError("a delayed-label replay needs the storage service");
+    }
+    if (!(delay.days >= 0) || delay.review_budget < 0 || delay.review_budget > 100000) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "label delay must be >= 0 days (got ", delay.days,
+          ") and the review budget in [0, 100000] per day (got ", delay.review_budget, ")"));
+    }
+    delayed = std::make_unique<DelayedLabels>(delay, *storage);
+    result.label_delay.enabled = true;
+    result.label_delay.days = delay.days;
+    result.label_delay.review_budget = delay.review_budget;
+  }
   std::string work_dir = options.work_dir;
   if (work_dir.empty()) {
     work_dir = (std::filesystem::temp_directory_path() /
@@ -371,7 +552,18 @@ absl::StatusOr<ReplayResult> RunReplay(const ReplayOptions& options, Uploader& u
   std::string trained_on;
   for (int step = 0; step < kParts - 1; ++step) {
     Part& part = result.parts[step];
-    if (step > 0) FRAUD_RETURN_IF_ERROR(UploadPart(options, uploader, &part));
+    if (step > 0 && delayed != nullptr) {
+      FRAUD_RETURN_IF_ERROR(delayed->Upload(options, uploader, &part));
+      FRAUD_ASSIGN_OR_RETURN(LabelStep labels, delayed->Advance(part));
+      Log(options, absl::StrCat("labels known after ", part.name, " (clock at Time ",
+                                Fixed(labels.now, 0), "): ", labels.reviewed, " reviewed (",
+                                labels.reviewed_frauds, " frauds) and ", labels.delayed,
+                                " delayed arrived; ", labels.known, " known, ", labels.pending,
+                                " still unlabelled"));
+      result.label_delay.steps.push_back(labels);
+    } else if (step > 0) {
+      FRAUD_RETURN_IF_ERROR(UploadPart(options, uploader, &part));
+    }
     train_uploads.push_back(part.upload_id);
     trained_on = step == 0 ? "initial" : absl::StrCat(trained_on, "+", part.name);
     training::v1::StartRunRequest request;
@@ -389,6 +581,7 @@ absl::StatusOr<ReplayResult> RunReplay(const ReplayOptions& options, Uploader& u
     v.trained_on = trained_on;
     v.promoted = run.promoted();
     v.run_message = run.message();
+    v.labelled_rows = run.lineage().train_rows() + run.lineage().validation_rows();
     v.has_difference = run.has_comparison_difference();
     v.compared_with = run.champion_version_before();
     v.difference = run.comparison_difference();
@@ -400,6 +593,13 @@ absl::StatusOr<ReplayResult> RunReplay(const ReplayOptions& options, Uploader& u
     Log(options, absl::StrCat("run ", run.id(), " -> v", v.version, " (", v.candidate, "): ",
                               run.message()));
     result.versions.push_back(std::move(v));
+  }
+  if (delayed != nullptr) {
+    FRAUD_ASSIGN_OR_RETURN(result.label_delay.final_arrivals, delayed->ArriveAll());
+    Log(options, absl::StrCat("the remaining ", result.label_delay.final_arrivals,
+                              " labels arrived after the last run"));
+    FRAUD_ASSIGN_OR_RETURN(result.label_delay.realised,
+                           RealisedByDay(*storage, std::max<int64_t>(1, delay.review_budget)));
   }
   FRAUD_RETURN_IF_ERROR(EvaluateOnComparison(options, training, &result));
   return result;
@@ -416,6 +616,60 @@ std::string DifferenceText(const VersionResult& v) {
                       signed_fixed(v.difference.ci_high()), "]");
 }
 
+const VersionResult* FindVersion(const ReplayResult& result, int64_t version) {
+  for (const VersionResult& v : result.versions) {
+    if (v.version == version) return &v;
+  }
+  return nullptr;
+}
+
+// The delayed-label protocol's tables: labels known at each run, then the realised figures.
+void AppendDelayedLabelTables(const ReplayResult& result, std::string* out) {
+  const DelayedLabelResult& d = result.label_delay;
+  absl::StrAppend(out, "\nDelayed labels: P1..P3 uploaded without labels; a label arrives ",
+                  Fixed(d.days, 2), " day(s) after its Time, the ", d.review_budget,
+                  " highest-scored rows of each day are reviewed (label known at once).\n");
+  absl::StrAppend(out, Pad("after", 7), Pad("clock", 8), Pad("reviewed (frauds)", 18),
+                  Pad("delayed", 8), Pad("known", 8), Pad("unlabelled", 11),
+                  "next run trained on (labelled rows)\n");
+  for (size_t i = 0; i < d.steps.size(); ++i) {
+    const LabelStep& s = d.steps[i];
+    // Step i (after P(i+1)) is followed by the run of version i+1 (version 0 is the initial run).
+    const VersionResult* next = i + 1 < result.versions.size() ? &result.versions[i + 1] : nullptr;
+    absl::StrAppend(out, Pad(s.after, 7), Pad(Fixed(s.now, 0), 8),
+                    Pad(absl::StrCat(s.reviewed, " (", s.reviewed_frauds, ")"), 18),
+                    Pad(absl::StrCat(s.delayed), 8), Pad(absl::StrCat(s.known), 8),
+                    Pad(absl::StrCat(s.pending), 11),
+                    next == nullptr ? "-"
+                                    : absl::StrCat("v", next->version, ": ", next->labelled_rows),
+                    "\n");
+  }
+  absl::StrAppend(out, "The remaining ", d.final_arrivals,
+                  " labels arrived after the last run.\n");
+  absl::StrAppend(out, "\nRealised per day of Time once every label is in (storage's realised "
+                       "metrics, k = ", d.review_budget, "), beside the version's offline AUPRC on P4:\n");
+  absl::StrAppend(out, Pad("version", 8), Pad("day", 4), Pad("rows", 7), Pad("alerts", 7),
+                  Pad("precision", 10), Pad("recall", 8),
+                  Pad(absl::StrCat("precision@", d.review_budget), 14), Pad("day AUPRC", 10),
+                  result.weight_to_rate > 0 ? "offline AUPRC on P4 (weighted)\n"
+                                            : "offline AUPRC on P4\n");
+  for (const storage::v1::RealisedMetrics& m : d.realised) {
+    const VersionResult* v = FindVersion(result, m.model_version());
+    std::string offline = "-";
+    if (v != nullptr && v->error.empty()) {
+      offline = result.weight_to_rate > 0 && v->has_weighted
+                    ? absl::StrCat(Fixed(v->metrics.auprc()), " (", Fixed(v->weighted.auprc()), ")")
+                    : Fixed(v->metrics.auprc());
+    }
+    absl::StrAppend(out, Pad(absl::StrCat("v", m.model_version()), 8),
+                    Pad(absl::StrCat(m.period()), 4), Pad(absl::StrCat(m.rows_scored()), 7),
+                    Pad(absl::StrCat(m.alerts()), 7), Pad(Fixed(m.precision()), 10),
+                    Pad(Fixed(m.recall()), 8),
+                    Pad(absl::StrCat(Fixed(m.precision_at_k()), " of ", m.top_k_labelled()), 14),
+                    Pad(Fixed(m.auprc()), 10), offline, "\n");
+  }
+}
+
 }  // namespace
 
 std::string FormatTable(const ReplayResult& result) {
@@ -426,7 +680,9 @@ std::string FormatTable(const ReplayResult& result) {
   for (const Part& p : result.parts) {
     std::string live = "-";
     if (p.scored) {
-      live = absl::StrCat("v", p.scored_by, ": AUPRC ", MetricWithCi(p.live_metrics));
+      live = p.live_metrics.rows() > 0
+                 ? absl::StrCat("v", p.scored_by, ": AUPRC ", MetricWithCi(p.live_metrics))
+                 : absl::StrCat("v", p.scored_by, " (uploaded without labels)");
     }
     absl::StrAppend(&out, Pad(p.name, 8), Pad(absl::StrCat(p.rows), 8),
                     Pad(absl::StrCat(p.frauds), 7),
@@ -453,6 +709,7 @@ std::string FormatTable(const ReplayResult& result) {
                     Pad(v.promoted ? "yes" : "no", 10), DifferenceText(v), "\n");
     if (!v.error.empty()) absl::StrAppend(&out, "    ", v.error, "\n");
   }
+  if (result.label_delay.enabled) AppendDelayedLabelTables(result, &out);
   return out;
 }
 
@@ -489,7 +746,40 @@ std::string ToJson(const ReplayResult& result) {
                            {"resamples", v.difference.resamples()}};
     }
     if (!v.error.empty()) vj["error"] = v.error;
+    vj["labelled_rows"] = v.labelled_rows;
     j["versions"].push_back(vj);
+  }
+  if (result.label_delay.enabled) {
+    const DelayedLabelResult& d = result.label_delay;
+    nlohmann::json dj = {{"days", d.days},
+                         {"review_budget", d.review_budget},
+                         {"final_arrivals", d.final_arrivals}};
+    dj["steps"] = nlohmann::json::array();
+    for (const LabelStep& st : d.steps) {
+      dj["steps"].push_back({{"after", st.after},
+                             {"now", st.now},
+                             {"reviewed", st.reviewed},
+                             {"reviewed_frauds", st.reviewed_frauds},
+                             {"delayed", st.delayed},
+                             {"known", st.known},
+                             {"pending", st.pending}});
+    }
+    dj["realised"] = nlohmann::json::array();
+    for (const storage::v1::RealisedMetrics& m : d.realised) {
+      dj["realised"].push_back({{"model_version", m.model_version()},
+                                {"day", m.period()},
+                                {"rows_scored", m.rows_scored()},
+                                {"rows_labelled", m.rows_labelled()},
+                                {"alerts", m.alerts()},
+                                {"true_alerts", m.true_alerts()},
+                                {"frauds", m.frauds()},
+                                {"precision", m.precision()},
+                                {"recall", m.recall()},
+                                {"auprc", m.auprc()},
+                                {"precision_at_k", m.precision_at_k()},
+                                {"top_k_labelled", m.top_k_labelled()}});
+    }
+    j["label_delay"] = dj;
   }
   return j.dump(2);
 }

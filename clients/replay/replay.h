@@ -10,6 +10,12 @@
 //   4. evaluate every version on P4 (training's Evaluate RPC), unweighted and, with
 //      weight_to_rate, with normal rows re-weighted to the population fraud rate.
 //
+// With label_delay enabled (label_delay.h: the handbook's delayed-label protocol), P1..P3 are
+// uploaded WITHOUT their labels; after each part, the labels that have arrived by then (K reviews
+// per day at once, the rest D days after their Time) are sent to storage as feedback, so each run
+// trains only on the labels known at its time; at the end all the truth arrives and the result
+// holds storage's realised metrics per (version, day) with precision@K.
+//
 // Nothing is tuned on P4: runs choose candidates, thresholds and epochs on their own validation
 // window; P4 only feeds the promotion gate and the final table.
 //
@@ -27,6 +33,7 @@
 #include "absl/time/time.h"
 #include "fraud/common/v1/types.pb.h"
 #include "fraud/ingest/v1/ingest.grpc.pb.h"
+#include "fraud/storage/v1/storage.grpc.pb.h"
 #include "fraud/storage/v1/storage.pb.h"
 #include "fraud/training/v1/training.grpc.pb.h"
 
@@ -73,6 +80,16 @@ std::unique_ptr<Uploader> MakeIngestUploader(std::shared_ptr<grpc::ChannelInterf
                                              std::string token,
                                              absl::Duration timeout = absl::Hours(1));
 
+// The delayed-label protocol (label_delay.h); off unless `enabled`.
+struct LabelDelayOptions {
+  bool enabled = false;
+  // Days from a row's Time until its label arrives (>= 0).
+  double days = 7;
+  // Reviews per day of Time whose labels are known at once (>= 0); also the k of the realised
+  // precision@k.
+  int64_t review_budget = 100;
+};
+
 struct ReplayOptions {
   std::string csv_path;
   // Four ascending Time boundaries, or empty to split by rows.
@@ -95,6 +112,7 @@ struct ReplayOptions {
   absl::Duration run_timeout = absl::Hours(2);
   // Progress lines ("uploaded P1 ..."); may be empty.
   std::function<void(const std::string&)> log;
+  LabelDelayOptions label_delay;
 };
 
 // One model version of the replay.
@@ -107,6 +125,8 @@ struct VersionResult {
   std::string candidate;
   bool promoted = false;
   std::string run_message;
+  // Labelled rows the run trained and validated on (its lineage), comparison set excluded.
+  int64_t labelled_rows = 0;
   // The run's gate: challenger minus the champion of the moment (`compared_with`) in AUPRC on P4,
   // with its paired bootstrap interval (both scored on the same resampled rows). Unset for the
   // first version (no champion yet).
@@ -120,18 +140,47 @@ struct VersionResult {
   std::string error;
 };
 
+// One step of a delayed-label replay: the labels that had arrived when the part was in.
+struct LabelStep {
+  // The part just uploaded ("P1"...) and the clock: its newest Time.
+  std::string after;
+  double now = 0;
+  // Labels that arrived at this step, by review (and the frauds among them) and by delay.
+  int64_t reviewed = 0;
+  int64_t reviewed_frauds = 0;
+  int64_t delayed = 0;
+  // Over every row uploaded unlabelled so far: labels known and still unknown.
+  int64_t known = 0;
+  int64_t pending = 0;
+};
+
+struct DelayedLabelResult {
+  bool enabled = false;
+  double days = 0;
+  int64_t review_budget = 0;
+  std::vector<LabelStep> steps;
+  // Labels that arrived only at the end (after the last run).
+  int64_t final_arrivals = 0;
+  // Storage's realised metrics by day of Time with k = review_budget, once all labels are in.
+  std::vector<storage::v1::RealisedMetrics> realised;
+};
+
 struct ReplayResult {
   std::vector<Part> parts;
   std::vector<VersionResult> versions;
   int64_t comparison_rows = 0;
   int64_t comparison_frauds = 0;
   double weight_to_rate = 0;
+  DelayedLabelResult label_delay;
 };
 
-// Runs the whole experiment. `training` needs StartRun/WatchRun/Evaluate. Errors: the first
-// failing step (a failed run is FailedPrecondition with the run's message).
+// Runs the whole experiment. `training` needs StartRun/WatchRun/Evaluate; `storage` (its
+// channel carrying the service token) ListPredictions, RecordFeedback and GetRealisedMetrics, and
+// is needed only with label_delay (InvalidArgument without it). Errors: the first failing step
+// (a failed run is FailedPrecondition with the run's message).
 absl::StatusOr<ReplayResult> RunReplay(const ReplayOptions& options, Uploader& uploader,
-                                       training::v1::TrainingService::StubInterface& training);
+                                       training::v1::TrainingService::StubInterface& training,
+                                       storage::v1::StorageService::StubInterface* storage = nullptr);
 
 // Scores already-registered versions on P4 and fills result->versions' metrics (step 4 alone).
 absl::Status EvaluateOnComparison(const ReplayOptions& options,

@@ -109,5 +109,45 @@ TEST_F(TrainingIntegrationTest, FraudctlReplayPrintsTheTableAndWritesJson) {
   EXPECT_THAT(bad.err, HasSubstr("--boundaries"));
 }
 
+TEST_F(TrainingIntegrationTest, FraudctlReplayWithLabelDelaySendsLabelsAndPrintsRealisedPrecision) {
+  const std::string csv = WriteSyntheticCsv(root_ + "/small.csv", 16000, 5, 0.015);
+  const std::string json_path = root_ + "/replay.json";
+  const std::vector<std::string> common = {
+      "replay", csv, "--initial-rows", "8000", "--target", training_server_->target(),
+      "--ingest-target", ingest_server_->target(), "--storage-target", storage_->target(),
+      "--token", kAdminToken, "--families", "logreg", "--params", "grid=small,max_epochs=3",
+      "--bootstrap", "20", "--work-dir", root_ + "/parts"};
+  // Usage errors first (nothing is uploaded).
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = common;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunCli(args);
+  };
+  CliResult no_delay = with({"--review-budget", "5"});
+  EXPECT_EQ(no_delay.code, cli::kExitUsage);
+  EXPECT_THAT(no_delay.err, HasSubstr("--review-budget needs --label-delay-days"));
+  CliResult negative = with({"--label-delay-days", "-1"});
+  EXPECT_EQ(negative.code, cli::kExitUsage);
+  EXPECT_THAT(negative.err, HasSubstr("--label-delay-days must be >= 0"));
+  CliResult budget = with({"--label-delay-days", "1", "--review-budget", "-3"});
+  EXPECT_EQ(budget.code, cli::kExitUsage);
+
+  CliResult r = with({"--label-delay-days", "0.2", "--review-budget", "10", "--json", json_path});
+  ASSERT_EQ(r.code, cli::kExitOk) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("uploaded without labels"));
+  EXPECT_THAT(r.out, HasSubstr("precision@10"));
+  EXPECT_THAT(r.err, HasSubstr("labels known after P1"));
+  std::ifstream in(json_path);
+  nlohmann::json j = nlohmann::json::parse(in);
+  ASSERT_TRUE(j.contains("label_delay"));
+  EXPECT_EQ(j["label_delay"]["review_budget"], 10);
+  ASSERT_EQ(j["label_delay"]["steps"].size(), 3u);
+  EXPECT_FALSE(j["label_delay"]["realised"].empty());
+  for (const auto& m : j["label_delay"]["realised"]) {
+    EXPECT_EQ(m["rows_labelled"], m["rows_scored"]);  // every label arrived at the end
+    EXPECT_LE(m["top_k_labelled"].get<int64_t>(), 10);
+  }
+}
+
 }  // namespace
 }  // namespace fraud::training::it

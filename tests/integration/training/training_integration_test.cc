@@ -3,9 +3,13 @@
 // bootstrap and manual promotion/rollback.
 #include <signal.h>
 
+#include <algorithm>
+#include <map>
 #include <set>
+#include <utility>
 
 #include "absl/strings/match.h"
+#include "clients/replay/label_delay.h"
 #include "services/common/model/artifact.h"
 #include "services/training/auto_trigger.h"
 #include "services/training/bootstrap.h"
@@ -195,6 +199,124 @@ TEST_F(TrainingIntegrationTest, SyntheticReplayCreatesVersionsPromotesThroughThe
   EXPECT_EQ(ServingVersion(), last_promoted);
   EXPECT_EQ(ListArtifacts(model_dir_).versions.size(), 5u);
   EXPECT_TRUE(ListArtifacts(model_dir_).others.empty());
+}
+
+// The delayed-label protocol (issue 17 item 7): P1..P3 go in unlabelled; reviews and delayed
+// labels reach storage as feedback; each run trains only on the labels known at its time; at the
+// end every label is in and the realised precision@K per (version, day) matches a count made
+// here from the stored scores and the truth.
+TEST_F(TrainingIntegrationTest, DelayedLabelReplayTrainsOnKnownLabelsAndReportsRealisedPrecision) {
+  const std::string csv = WriteSyntheticCsv(root_ + "/synthetic.csv", 30000, 11, 0.01);
+  replay::ReplayOptions o;
+  o.csv_path = csv;
+  o.initial_rows = 10000;
+  o.work_dir = root_ + "/parts";
+  o.families = {"logreg"};
+  o.params = {{"grid", "small"}, {"max_epochs", "8"}, {"logreg.batch_size", "256"}};
+  o.bootstrap_resamples = 50;
+  o.token = kAdminToken;
+  o.label_delay.enabled = true;
+  o.label_delay.days = 0.25;
+  o.label_delay.review_budget = 20;
+  std::unique_ptr<replay::Uploader> uploader = Uploader();
+  // Without storage the protocol cannot send labels.
+  EXPECT_EQ(replay::RunReplay(o, *uploader, *training_stub_).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<replay::ReplayResult> result =
+      replay::RunReplay(o, *uploader, *training_stub_, storage_stub_.get());
+  ASSERT_THAT(result, IsOk());
+  const std::string table = replay::FormatTable(*result);
+  std::printf("%s", table.c_str());
+  EXPECT_THAT(table, HasSubstr("Delayed labels"));
+  EXPECT_THAT(table, HasSubstr("precision@20"));
+
+  // P1..P3 were scored without labels: no live metrics.
+  for (int p = 1; p <= 3; ++p) {
+    EXPECT_TRUE(result->parts[p].scored) << p;
+    EXPECT_EQ(result->parts[p].live_metrics.rows(), 0) << p;
+  }
+  // Labels known grow step by step; reviews never exceed 20 per day; some arrive by delay.
+  const replay::DelayedLabelResult& d = result->label_delay;
+  ASSERT_EQ(d.steps.size(), 3u);
+  int64_t previous_known = 0, delayed = 0, reviewed = 0;
+  for (const replay::LabelStep& s : d.steps) {
+    EXPECT_GT(s.known, previous_known);
+    previous_known = s.known;
+    delayed += s.delayed;
+    reviewed += s.reviewed;
+  }
+  EXPECT_GT(delayed, 0);
+  EXPECT_GT(reviewed, 0);
+  EXPECT_LE(reviewed, 20 * 3);  // the parts' Times span at most three days
+  EXPECT_EQ(d.steps.back().known + d.steps.back().pending, 15000);
+  EXPECT_EQ(d.final_arrivals, d.steps.back().pending);
+
+  // Each run trained on the initial rows plus exactly the labels known at its time.
+  ASSERT_EQ(result->versions.size(), 4u);
+  EXPECT_EQ(result->versions[0].labelled_rows, 10000);
+  for (size_t i = 1; i < 4; ++i) {
+    EXPECT_EQ(result->versions[i].labelled_rows, 10000 + d.steps[i - 1].known) << i;
+  }
+
+  // The highest-scored row of P1 was reviewed: its label event says so.
+  storage::v1::ListPredictionsRequest top;
+  top.set_upload_id(result->parts[1].upload_id);
+  top.set_order(storage::v1::PREDICTION_ORDER_SCORE_DESC);
+  top.set_page_size(1);
+  storage::v1::ListPredictionsResponse top_response;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(storage_stub_->ListPredictions(&ctx, top, &top_response).ok());
+  }
+  ASSERT_EQ(top_response.predictions_size(), 1);
+  storage::v1::ListLabelHistoryRequest history;
+  history.set_upload_id(top_response.predictions(0).upload_id());
+  history.set_line(top_response.predictions(0).line());
+  storage::v1::ListLabelHistoryResponse history_response;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(storage_stub_->ListLabelHistory(&ctx, history, &history_response).ok());
+  }
+  ASSERT_GE(history_response.events_size(), 1);
+  EXPECT_EQ(history_response.events(0).source(), "review");
+
+  // Realised precision@20 per (version, day), recomputed here from every stored score and label.
+  std::map<std::pair<int64_t, int64_t>, std::vector<std::pair<float, int32_t>>> scored;
+  for (int p = 1; p <= 3; ++p) {
+    for (int64_t offset = 0;;) {
+      storage::v1::ListPredictionsRequest page;
+      page.set_upload_id(result->parts[p].upload_id);
+      page.set_page_size(1000);
+      page.set_offset(offset);
+      storage::v1::ListPredictionsResponse r;
+      grpc::ClientContext ctx;
+      ASSERT_TRUE(storage_stub_->ListPredictions(&ctx, page, &r).ok());
+      for (const storage::v1::Prediction& pr : r.predictions()) {
+        ASSERT_NE(pr.label(), -1) << "every label has arrived";
+        scored[{pr.model_version(), replay::DayOf(pr.features(0))}].push_back(
+            {pr.score(), pr.label()});
+      }
+      offset += r.predictions_size();
+      if (r.predictions_size() == 0 || offset >= r.total()) break;
+    }
+  }
+  ASSERT_EQ(d.realised.size(), scored.size());
+  for (const storage::v1::RealisedMetrics& m : d.realised) {
+    auto it = scored.find({m.model_version(), m.period()});
+    ASSERT_NE(it, scored.end()) << "v" << m.model_version() << " day " << m.period();
+    std::vector<std::pair<float, int32_t>>& rows = it->second;
+    EXPECT_EQ(m.rows_scored(), static_cast<int64_t>(rows.size()));
+    EXPECT_EQ(m.rows_labelled(), m.rows_scored());
+    const size_t k = std::min<size_t>(20, rows.size());
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    // Scores tied across the k-th place make the top k ambiguous; compare only without a tie.
+    if (k < rows.size() && rows[k - 1].first == rows[k].first) continue;
+    int64_t frauds = 0;
+    for (size_t i = 0; i < k; ++i) frauds += rows[i].second;
+    EXPECT_EQ(m.top_k_labelled(), static_cast<int64_t>(k));
+    EXPECT_NEAR(m.precision_at_k(), static_cast<double>(frauds) / static_cast<double>(k), 1e-9)
+        << "v" << m.model_version() << " day " << m.period();
+  }
 }
 
 TEST_F(TrainingIntegrationTest, BootstrapPublishesVersionOneThenManualPromotionAndRollback) {
