@@ -42,7 +42,13 @@ Arrivals LabelClock::AdvanceTo(double now) {
     }
     for (auto& [day, candidates] : by_day) {
       int64_t& spent = reviewed_per_day_[day];
-      const int64_t left = review_budget_ - spent;
+      // Analysts work through the day at a steady rate: by `now` they have had the elapsed share
+      // of the day's budget.
+      const double elapsed =
+          std::clamp((now - static_cast<double>(day) * kSecondsPerDay) / kSecondsPerDay, 0.0, 1.0);
+      const auto allowed = static_cast<int64_t>(
+          std::floor(static_cast<double>(review_budget_) * elapsed + 1e-9));
+      const int64_t left = allowed - spent;
       if (left <= 0) continue;
       const size_t take = std::min(candidates.size(), static_cast<size_t>(left));
       std::partial_sort(candidates.begin(), candidates.begin() + static_cast<ptrdiff_t>(take),

@@ -2,8 +2,9 @@
 // --review-budget K`; the handbook's protocol for card fraud, Le Borgne et al.): the parts after
 // the initial one are uploaded without their labels and scored by the champion of the moment;
 // once a part is in, the clock stands at its newest Time and
-//   - analysts review the K highest-scored rows of every day (of Time) so far: their labels are
-//     known at once (source "review"), at most K per day over the whole replay;
+//   - analysts review the highest-scored rows of every day (of Time) so far: their labels are
+//     known at once (source "review"), K per day at a steady rate (by a clock time inside a day,
+//     the elapsed share of K; a finished day has had all K);
 //   - every other row's label arrives D days after its Time (source "chargeback");
 // and the next training run sees only the labels known by then.
 //
@@ -59,8 +60,8 @@ class LabelClock {
 
   // The labels that have arrived by `now` and were not known before, marked known: first the
   // reviews (per day of the rows with Time <= now, the highest-scored scored rows whose label
-  // is unknown, until the day has had `review_budget` reviews; ties by upload then line), then
-  // every row whose Time + delay <= now.
+  // is unknown, until the day has had floor(review_budget x the share of the day elapsed by
+  // `now`) reviews; ties by upload then line), then every row whose Time + delay <= now.
   Arrivals AdvanceTo(double now);
   // Every label still unknown (the end of the replay: all the truth has arrived), marked known.
   std::vector<size_t> ArriveAll();

@@ -627,8 +627,9 @@ const VersionResult* FindVersion(const ReplayResult& result, int64_t version) {
 void AppendDelayedLabelTables(const ReplayResult& result, std::string* out) {
   const DelayedLabelResult& d = result.label_delay;
   absl::StrAppend(out, "\nDelayed labels: P1..P3 uploaded without labels; a label arrives ",
-                  Fixed(d.days, 2), " day(s) after its Time, the ", d.review_budget,
-                  " highest-scored rows of each day are reviewed (label known at once).\n");
+                  Fixed(d.days, 2), " day(s) after its Time; analysts review ", d.review_budget,
+                  " rows per day at a steady rate, the day's highest-scored first (labels known "
+                  "at once).\n");
   absl::StrAppend(out, Pad("after", 7), Pad("clock", 8), Pad("reviewed (frauds)", 18),
                   Pad("delayed", 8), Pad("known", 8), Pad("unlabelled", 11),
                   "next run trained on (labelled rows)\n");

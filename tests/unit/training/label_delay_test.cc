@@ -44,19 +44,25 @@ TEST(LabelClockTest, ReviewsTheHighestScoredRowsOfEachDayWithinTheBudget) {
   const float scores[] = {0.9f, 0.1f, 0.8f, 0.95f, 0.2f, 0.3f};
   for (int i = 0; i < 6; ++i) ASSERT_TRUE(clock.SetScore(7, i + 2, scores[i]));
 
-  // The clock in day 0: only day 0's rows up to Time 30 are candidates: 0.9 and 0.8.
+  // At Time 30 no review is due yet (2 x 30/86400 rounds down to 0).
   Arrivals a = clock.AdvanceTo(30);
-  EXPECT_THAT(a.reviewed, UnorderedElementsAre(0u, 2u));
+  EXPECT_THAT(a.reviewed, IsEmpty());
   EXPECT_THAT(a.delayed, IsEmpty());
-  // Day 0's budget is spent: row 3 (0.95, Time 40) is not reviewed later; day 1 gets 2.
+  // Half way through day 0 one review is due: the best of the rows so far (row 3, 0.95).
+  a = clock.AdvanceTo(0.5 * kDay);
+  EXPECT_THAT(a.reviewed, ElementsAre(3u));
+  // Day 0 over: its second review (row 0, 0.9); day 1 just begun: none of its rows yet.
   a = clock.AdvanceTo(kDay + 30);
+  EXPECT_THAT(a.reviewed, ElementsAre(0u));
+  // Day 1 over: both of its rows; day 0's budget stays spent (row 2, 0.8, is never reviewed).
+  a = clock.AdvanceTo(2 * kDay);
   EXPECT_THAT(a.reviewed, UnorderedElementsAre(4u, 5u));
   EXPECT_EQ(clock.known(), 4);
   EXPECT_EQ(clock.pending(), 2);
   EXPECT_EQ(clock.rows()[0].known, PendingRow::Known::kReview);
   // The rest arrives at the end.
-  EXPECT_THAT(clock.ArriveAll(), ElementsAre(1u, 3u));
-  EXPECT_EQ(clock.rows()[3].known, PendingRow::Known::kFinal);
+  EXPECT_THAT(clock.ArriveAll(), ElementsAre(1u, 2u));
+  EXPECT_EQ(clock.rows()[2].known, PendingRow::Known::kFinal);
   EXPECT_EQ(clock.pending(), 0);
   EXPECT_THAT(clock.ArriveAll(), IsEmpty());
 }
@@ -74,10 +80,10 @@ TEST(LabelClockTest, LabelsArriveTheDelayAfterTheirTime) {
 TEST(LabelClockTest, UnscoredRowsAreNeverReviewedAndTiesGoByLine) {
   LabelClock clock(/*delay_days=*/7, /*review_budget=*/1);
   clock.AddRows(Rows({1, 2, 3}, {0, 0, 1}));
-  EXPECT_THAT(clock.AdvanceTo(10).reviewed, IsEmpty());  // nothing scored yet
+  EXPECT_THAT(clock.AdvanceTo(kDay).reviewed, IsEmpty());  // nothing scored yet
   ASSERT_TRUE(clock.SetScore(7, 3, 0.5f));
   ASSERT_TRUE(clock.SetScore(7, 4, 0.5f));
-  EXPECT_THAT(clock.AdvanceTo(10).reviewed, ElementsAre(1u));
+  EXPECT_THAT(clock.AdvanceTo(kDay).reviewed, ElementsAre(1u));
 }
 
 TEST(LabelClockTest, SetScoreRejectsRowsItDoesNotHold) {
