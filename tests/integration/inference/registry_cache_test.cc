@@ -322,6 +322,31 @@ TEST_F(RegistryCacheTest, PredictWithTransactionIdsStoresTheRowsAndWithoutIdsSto
   EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_THAT(s.error_message(), HasSubstr("scores were not recorded"));
 
+  // PredictStream stores each message's rows the same way; a message whose ids do not match its
+  // rows ends the stream with INVALID_ARGUMENT naming the message, after the earlier ones were
+  // answered and stored.
+  {
+    grpc::ClientContext ctx;
+    auto stream = inference->PredictStream(&ctx);
+    v1::PredictRequest first = req;
+    for (int i = 0; i < 3; ++i) first.set_transaction_ids(i, absl::StrCat("s-", i + 1));
+    ASSERT_TRUE(stream->Write(first));
+    v1::PredictResponse answer;
+    ASSERT_TRUE(stream->Read(&answer));
+    EXPECT_EQ(answer.scores().scores_size(), 3);
+    v1::PredictRequest bad = first;
+    bad.mutable_transaction_ids()->RemoveLast();
+    ASSERT_TRUE(stream->Write(bad));
+    stream->WritesDone();
+    EXPECT_FALSE(stream->Read(&answer));
+    const grpc::Status st = stream->Finish();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(st.error_message(), HasSubstr("message 1"));
+    EXPECT_THAT(st.error_message(), HasSubstr("transaction_ids: has 2 ids for 3 rows"));
+  }
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM transactions WHERE transaction_id LIKE 's-%'"), "3");
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM predictions"), "6");
+
   // Storage down: the call fails UNAVAILABLE (the scores are not silently dropped); plain
   // scoring keeps working.
   storage_->Shutdown(absl::ZeroDuration());

@@ -178,6 +178,25 @@ TEST_F(FraudctlRpcTest, ScoreSendsFeaturesOnlyAndPrintsOneLinePerRow) {
   EXPECT_THAT(bad.err, StartsWith("score: --rows-json row 1 must be an array of 30 numbers"));
 }
 
+TEST_F(FraudctlRpcTest, ScoreTransactionIdsAreValidatedAndSentWithTheRows) {
+  ServeModel();
+  const std::string rows =
+      nlohmann::json::array({std::vector<double>(kF, 0.5), std::vector<double>(kF, 1.0)}).dump();
+  CliResult no_rows = RunCli({"score", "--csv", "x.csv", "--transaction-id", "a"});
+  EXPECT_EQ(no_rows.code, 2);
+  EXPECT_THAT(no_rows.err, HasSubstr("--transaction-id needs --rows-json"));
+  CliResult count = RunCli({"score", "--rows-json", rows, "--transaction-id", "a"});
+  EXPECT_EQ(count.code, 2);
+  EXPECT_THAT(count.err, HasSubstr("--transaction-id has 1 ids for 2 rows"));
+  // This harness's inference has no storage: the ids reach it, and it refuses to score rows it
+  // cannot record (the call fails rather than dropping them).
+  CliResult sent = RunCli({"score", "--rows-json", rows, "--transaction-id", "a,b", "--target",
+                           inference_server_->target()});
+  EXPECT_EQ(sent.code, 1);
+  EXPECT_THAT(sent.err, HasSubstr("FAILED_PRECONDITION"));
+  EXPECT_THAT(sent.err, HasSubstr("no storage to record scores in"));
+}
+
 TEST_F(FraudctlRpcTest, ScoreExplainPrintsTheTopReasonsWithSignedContributions) {
   ServeModel();
   // The served model's margin is -4 - 0.8 V14 - 0.5 V12 - 0.4 V10 + 0.3 V4 (logistic_model.cc).
