@@ -38,6 +38,19 @@ int64_t LastTrainedUploadId(const std::vector<storage_pb::TrainingRun>& newest_f
   return 0;
 }
 
+int64_t LastTrainedLabelledRows(const std::vector<storage_pb::TrainingRun>& newest_first) {
+  for (const storage_pb::TrainingRun& run : newest_first) {
+    if (run.params().count("data.max_upload_id") == 0 && run.lineage().upload_ids_size() == 0) {
+      continue;  // never read its data (queued, or failed before)
+    }
+    auto it = run.params().find("data.labelled_rows");
+    int64_t rows = 0;
+    if (it != run.params().end() && absl::SimpleAtoi(it->second, &rows)) return rows;
+    return -1;
+  }
+  return -1;
+}
+
 AutoTrigger::AutoTrigger(StorageApi* storage, BusyFn busy, SubmitFn submit,
                          AutoTriggerOptions options, const Clock* clock)
     : storage_(storage),
@@ -54,20 +67,31 @@ absl::StatusOr<int64_t> AutoTrigger::CheckOnce() {
     return 0;
   }
   FRAUD_ASSIGN_OR_RETURN(storage_pb::ListRunsResponse runs, storage_->ListRuns(20, 0));
-  const int64_t after = LastTrainedUploadId(
-      std::vector<storage_pb::TrainingRun>(runs.runs().begin(), runs.runs().end()));
-  FRAUD_ASSIGN_OR_RETURN(storage_pb::GetDataStatsResponse stats, storage_->GetDataStats(after));
-  const AutoDecision d = DecideAutoTrain(stats.labelled_rows(), options_.min_new_rows, busy_());
-  last_reason_ = absl::StrCat(d.reason, " after upload ", after);
+  const std::vector<storage_pb::TrainingRun> newest_first(runs.runs().begin(), runs.runs().end());
+  const int64_t seen = LastTrainedLabelledRows(newest_first);
+  int64_t new_rows = 0;
+  std::string since;
+  if (seen >= 0) {
+    FRAUD_ASSIGN_OR_RETURN(storage_pb::GetDataStatsResponse stats, storage_->GetDataStats(0));
+    new_rows = std::max<int64_t>(0, stats.labelled_rows() - seen);
+    since = absl::StrCat("since the last run's data (", seen, " labelled rows, now ",
+                         stats.labelled_rows(), ")");
+  } else {
+    const int64_t after = LastTrainedUploadId(newest_first);
+    FRAUD_ASSIGN_OR_RETURN(storage_pb::GetDataStatsResponse stats, storage_->GetDataStats(after));
+    new_rows = stats.labelled_rows();
+    since = absl::StrCat("after upload ", after);
+  }
+  const AutoDecision d = DecideAutoTrain(new_rows, options_.min_new_rows, busy_());
+  last_reason_ = absl::StrCat(d.reason, " ", since);
   if (!d.start) return 0;
   training::v1::StartRunRequest request;
   request.set_trigger("auto");
-  request.set_description(
-      absl::StrCat("auto: ", stats.labelled_rows(), " new labelled rows after upload ", after));
+  request.set_description(absl::StrCat("auto: ", new_rows, " new labelled rows ", since));
   for (const auto& [k, v] : options_.params) (*request.mutable_params())[k] = v;
   FRAUD_ASSIGN_OR_RETURN(storage_pb::TrainingRun run, submit_(request));
   FRAUD_LOG(INFO) << "auto training started" << Kv("run_id", run.id())
-                  << Kv("new_labelled_rows", stats.labelled_rows()) << Kv("after_upload", after);
+                  << Kv("new_labelled_rows", new_rows) << Kv("since", since);
   return run.id();
 }
 

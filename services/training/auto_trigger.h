@@ -1,7 +1,11 @@
-// Automatic retraining: every `check_interval`, counts the labelled rows committed after the last
-// run's data (the highest upload id the newest run saw, recorded as its "data.max_upload_id"
-// param) and starts a run with trigger "auto" once at least `min_new_rows` arrived and no run is
-// active.
+// Automatic retraining: every `check_interval`, counts the labelled rows the last run's data did
+// not have and starts a run with trigger "auto" once at least `min_new_rows` arrived and no run
+// is active. A run records, before it reads, how many labelled rows storage held
+// ("data.labelled_rows") and the highest upload id ("data.max_upload_id"); new rows are storage's
+// labelled rows now minus the former, so labels that arrive later by feedback (on old uploads and
+// on rows scored live, which all sit in one old upload) count as much as new labelled uploads.
+// Runs recorded before "data.labelled_rows" existed fall back to counting the labelled rows of
+// uploads after "data.max_upload_id".
 //
 // Default threshold: 20,000 labelled rows. That is a fifth of the 100,000-row bootstrap set (the
 // first model's data), about 35 frauds at the population's 0.17% fraud rate: enough new evidence
@@ -42,6 +46,9 @@ AutoDecision DecideAutoTrain(int64_t new_labelled_rows, int64_t min_new_rows, bo
 // The upload id the newest run that recorded one saw ("data.max_upload_id"), falling back to the
 // highest upload id of its lineage; 0 when no run recorded any.
 int64_t LastTrainedUploadId(const std::vector<storage_pb::TrainingRun>& newest_first);
+// The labelled rows storage held when the newest run that recorded its data started reading
+// ("data.labelled_rows"); -1 when that run (or every run) predates the param.
+int64_t LastTrainedLabelledRows(const std::vector<storage_pb::TrainingRun>& newest_first);
 
 struct AutoTriggerOptions {
   int64_t min_new_rows = kDefaultAutoMinNewRows;

@@ -195,6 +195,7 @@ absl::StatusOr<LoadedData> LoadData(const RunContext& ctx) {
   // retrying the same rows (see auto_trigger.h).
   ctx.sink.Update([&](storage_pb::TrainingRun& run) {
     (*run.mutable_params())["data.max_upload_id"] = absl::StrCat(stats.max_upload_id());
+    (*run.mutable_params())["data.labelled_rows"] = absl::StrCat(stats.labelled_rows());
   }, true);
 
   int64_t rows_read = 0;

@@ -545,6 +545,49 @@ TEST_F(TrainingIntegrationTest, AutoTriggerStartsARunOnceEnoughNewRowsArrive) {
   absl::StatusOr<int64_t> after = trigger.CheckOnce();
   ASSERT_THAT(after, IsOk());
   EXPECT_EQ(*after, 0);
+
+  // 10,000 rows uploaded without labels (scored by the new champion) trigger nothing ...
+  csv::GeneratorOptions unlabelled;
+  unlabelled.rows = 10000;
+  unlabelled.seed = 5;
+  unlabelled.with_labels = false;
+  const std::string path = root_ + "/unlabelled.csv";
+  {
+    std::ofstream out(path, std::ios::binary);
+    ASSERT_THAT(csv::WriteSyntheticCsv(unlabelled, out), IsOk());
+  }
+  absl::StatusOr<ingest::v1::UploadSummary> uploaded = Uploader()->Upload(path, "unlabelled.csv");
+  ASSERT_THAT(uploaded, IsOk());
+  after = trigger.CheckOnce();
+  ASSERT_THAT(after, IsOk());
+  EXPECT_EQ(*after, 0);
+  // ... until their delayed labels arrive by feedback: then a run starts, though no upload came.
+  grpc::ClientContext ctx;
+  storage::v1::RecordFeedbackResponse fed;
+  auto writer = storage_stub_->RecordFeedback(&ctx, &fed);
+  storage::v1::RecordFeedbackRequest labels;
+  for (int64_t line = 2; line <= 10001; ++line) {
+    storage::v1::LabelFeedback* f = labels.add_labels();
+    f->set_upload_id(uploaded->upload_id());
+    f->set_line(line);
+    f->set_label(line % 97 == 0 ? 1 : 0);
+  }
+  ASSERT_TRUE(writer->Write(labels));
+  writer->WritesDone();
+  ASSERT_TRUE(writer->Finish().ok());
+  EXPECT_EQ(fed.applied(), 10000);
+  absl::StatusOr<int64_t> relabelled = trigger.CheckOnce();
+  ASSERT_THAT(relabelled, IsOk());
+  ASSERT_GT(*relabelled, 0) << trigger.last_reason();
+  EXPECT_THAT(trigger.last_reason(), HasSubstr("10000 new labelled rows (>= 10000) since the last "
+                                               "run's data (11000 labelled rows, now 21000)"));
+  run = runs_->WaitFor(*relabelled, absl::Minutes(5));
+  ASSERT_THAT(run, IsOk());
+  EXPECT_EQ(run->status(), storage::v1::RUN_STATUS_SUCCEEDED) << run->message();
+  // It read every labelled row: training, validation and the held-out comparison set.
+  EXPECT_EQ(run->lineage().train_rows() + run->lineage().validation_rows() +
+                run->challenger_comparison().rows(),
+            21000);
 }
 
 }  // namespace

@@ -97,6 +97,48 @@ TEST_F(AutoTriggerTest, StartsAnAutoRunAtTheThresholdCountingOnlyRowsAfterTheLas
   EXPECT_THAT(submitted_[0].description(), HasSubstr("1000 new labelled rows"));
 }
 
+TEST_F(AutoTriggerTest, DelayedLabelsOnOldUploadsCountAsNewLabelledRows) {
+  // 800 labelled rows and 1,000 unlabelled ones (scored, labels to come), both before the run.
+  const int64_t labelled = storage_.AddUpload(std::vector<double>(800, 1.0), std::vector<int32_t>(800, 0));
+  const int64_t unlabelled =
+      storage_.AddUpload(std::vector<double>(1000, 2.0), std::vector<int32_t>(1000, -1));
+  ASSERT_GT(unlabelled, labelled);
+  storage_pb::TrainingRun run;
+  run.set_status(storage_pb::RUN_STATUS_SUCCEEDED);
+  (*run.mutable_params())["data.max_upload_id"] = std::to_string(unlabelled);
+  (*run.mutable_params())["data.labelled_rows"] = "800";
+  FRAUD_ASSERT_OK(storage_.CreateRun(run));
+  AutoTrigger trigger = MakeTrigger(1000);
+  FRAUD_ASSERT_OK(trigger.CheckOnce());
+  EXPECT_TRUE(submitted_.empty());
+  EXPECT_THAT(trigger.last_reason(), HasSubstr("0 new labelled rows"));
+  // Feedback labels 999 of the old upload's rows: not yet; one more: a run starts, although no
+  // upload came after the run's data.
+  for (size_t i = 800; i < 1799; ++i) storage_.SetLabel(i, i % 50 == 0 ? 1 : 0);
+  FRAUD_ASSERT_OK(trigger.CheckOnce());
+  EXPECT_TRUE(submitted_.empty());
+  EXPECT_THAT(trigger.last_reason(), HasSubstr("999 new labelled rows"));
+  storage_.SetLabel(1799, 0);
+  absl::StatusOr<int64_t> started = trigger.CheckOnce();
+  FRAUD_ASSERT_OK(started);
+  EXPECT_GT(*started, 0);
+  ASSERT_EQ(submitted_.size(), 1u);
+  EXPECT_THAT(submitted_[0].description(), HasSubstr("1000 new labelled rows since the last run"));
+}
+
+TEST(LastTrainedLabelledRowsTest, UsesTheNewestRunThatReadItsDataOrNone) {
+  storage_pb::TrainingRun queued;  // newest: not loaded yet
+  storage_pb::TrainingRun loaded;
+  (*loaded.mutable_params())["data.max_upload_id"] = "7";
+  (*loaded.mutable_params())["data.labelled_rows"] = "1234";
+  storage_pb::TrainingRun before_the_param;
+  (*before_the_param.mutable_params())["data.max_upload_id"] = "3";
+  EXPECT_EQ(LastTrainedLabelledRows({queued, loaded, before_the_param}), 1234);
+  // The newest run that read data predates the param: the caller falls back to upload ids.
+  EXPECT_EQ(LastTrainedLabelledRows({queued, before_the_param, loaded}), -1);
+  EXPECT_EQ(LastTrainedLabelledRows({}), -1);
+}
+
 TEST_F(AutoTriggerTest, NoRunStartsWhileAnotherIsActive) {
   storage_.AddUpload(std::vector<double>(2000, 1.0), std::vector<int32_t>(2000, 0));
   busy_ = true;

@@ -71,6 +71,13 @@ class FakeStorage final : public StorageApi {
     return id;
   }
 
+  // Labels (or relabels) row `index` (0-based, in insertion order across uploads), as feedback
+  // does.
+  void SetLabel(size_t index, int32_t label) {
+    absl::MutexLock lock(&mu_);
+    rows_.at(index).label = label;
+  }
+
   absl::Status ScanTransactions(
       const storage_pb::ScanTransactionsRequest& request,
       const std::function<absl::Status(const common::v1::TransactionBatch&)>& on_batch) override {

@@ -142,6 +142,8 @@ TEST_F(PipelineTest, FirstRunRegistersPromotesAndReloadsVersionOne) {
   EXPECT_EQ(c.params().at("epochs"), "3");
   EXPECT_EQ(run.progress().candidates_done(), 2);
   EXPECT_EQ(run.params().at("data.max_upload_id"), std::to_string(comparison_));
+  EXPECT_EQ(run.params().at("data.labelled_rows"),
+            std::to_string(storage_.GetDataStats(0)->labelled_rows()));
   // The artifact is complete and registered with lineage and comparison metrics.
   EXPECT_THAT(DirEntries(options_.model_dir), ElementsAre("1"));
   absl::StatusOr<common::v1::ModelManifest> manifest =
