@@ -1,10 +1,11 @@
 // A stored upload: its summary re-rendered from summaryJson, and its predictions with paging.
 
-import { useId, useState } from 'react';
+import { Fragment, useId, useState } from 'react';
 import { parseSummaryJson } from '../api/client';
 import { useApi } from '../api/context';
 import { fmtBytes, fmtInt, fmtNum, fmtTime, int64, modeName, nonZero, num, num0 } from '../api/format';
-import type { Upload } from '../api/types';
+import type { Prediction, PredictResponse, Upload } from '../api/types';
+import { ReasonBars } from '../components/Reasons';
 import { SummaryView } from '../components/Summary';
 import { ErrorBox, Loading } from '../components/Status';
 import { useAsync } from '../hooks';
@@ -35,6 +36,37 @@ function UploadFacts({ upload, brief }: { upload: Upload; brief: boolean }) {
   );
 }
 
+/** The reasons of one stored row, asked of the serving model (POST /score with explain). */
+function RowReasons({ prediction, columns }: { prediction: Prediction; columns: number }) {
+  const api = useApi();
+  const features = (prediction.features ?? []).map((v) => num0(v));
+  const res = useAsync<PredictResponse>(() => api.score([features], { explain: true }), [api, features.join(',')]);
+  const explanation = res.data?.explanations?.[0];
+  const servedBy = res.data?.scores?.modelVersion;
+  const scoredBy = int64(prediction.modelVersion);
+  return (
+    <tr className="row-reasons">
+      <td colSpan={columns}>
+        <ErrorBox error={res.error} title="Could not explain this row" />
+        {res.loading && !res.data && <Loading what="the reasons" />}
+        {explanation && (
+          <>
+            <ReasonBars
+              explanation={explanation}
+              caption={`Why line ${fmtInt(prediction.line)} scored as it did: top reasons by the serving model v${int64(servedBy)}`}
+            />
+            {int64(servedBy) !== scoredBy && (
+              <p className="muted">
+                Stored score by v{scoredBy}; the serving model v{int64(servedBy)} scores it {fmtNum(res.data?.scores?.scores?.[0])}.
+              </p>
+            )}
+          </>
+        )}
+      </td>
+    </tr>
+  );
+}
+
 export function PredictionsTable({ uploadId }: { uploadId: string }) {
   const api = useApi();
   const uid = useId();
@@ -48,6 +80,9 @@ export function PredictionsTable({ uploadId }: { uploadId: string }) {
   const preds = page.data?.predictions ?? [];
   const total = num0(page.data?.total);
   const labelled = preds.some((p) => (p.label ?? -1) >= 0);
+  // The line whose reasons are open (one at a time).
+  const [explained, setExplained] = useState<string | null>(null);
+  const columns = labelled ? 8 : 7;
 
   return (
     <section className="panel" aria-labelledby={`${uid}-h`}>
@@ -109,20 +144,40 @@ export function PredictionsTable({ uploadId }: { uploadId: string }) {
                   Amount
                 </th>
                 <th scope="col">Model</th>
+                <th scope="col">Reasons</th>
               </tr>
             </thead>
             <tbody>
-              {preds.map((p) => (
-                <tr key={int64(p.line)} className={p.decision ? 'flagged' : undefined}>
-                  <td className="num">{fmtInt(p.line)}</td>
-                  <td className="num">{fmtNum(p.score)}</td>
-                  <td>{p.decision ? <strong>fraud</strong> : 'normal'}</td>
-                  {labelled && <td>{p.label === 1 ? 'fraud' : p.label === 0 ? 'normal' : '—'}</td>}
-                  <td className="num">{p.features?.length ? fmtInt(num(p.features[0])) : '—'}</td>
-                  <td className="num">{p.features && p.features.length >= 30 ? fmtNum(p.features[29], 2) : '—'}</td>
-                  <td>v{int64(p.modelVersion)}</td>
-                </tr>
-              ))}
+              {preds.map((p) => {
+                const line = int64(p.line);
+                const open = explained === line;
+                return (
+                  <Fragment key={line}>
+                    <tr className={p.decision ? 'flagged' : undefined}>
+                      <td className="num">{fmtInt(p.line)}</td>
+                      <td className="num">{fmtNum(p.score)}</td>
+                      <td>{p.decision ? <strong>fraud</strong> : 'normal'}</td>
+                      {labelled && <td>{p.label === 1 ? 'fraud' : p.label === 0 ? 'normal' : '—'}</td>}
+                      <td className="num">{p.features?.length ? fmtInt(num(p.features[0])) : '—'}</td>
+                      <td className="num">{p.features && p.features.length >= 30 ? fmtNum(p.features[29], 2) : '—'}</td>
+                      <td>v{int64(p.modelVersion)}</td>
+                      <td>
+                        <button
+                          type="button"
+                          className="link-button"
+                          aria-expanded={open}
+                          aria-label={`${open ? 'Hide' : 'Why?'} line ${fmtInt(p.line)}`}
+                          disabled={(p.features?.length ?? 0) < 30}
+                          onClick={() => setExplained(open ? null : line)}
+                        >
+                          {open ? 'Hide' : 'Why?'}
+                        </button>
+                      </td>
+                    </tr>
+                    {open && <RowReasons prediction={p} columns={columns} />}
+                  </Fragment>
+                );
+              })}
             </tbody>
           </table>
         </div>

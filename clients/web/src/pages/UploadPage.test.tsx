@@ -145,4 +145,49 @@ describe('UploadDetailPage', () => {
     expect(last.searchParams.get('page_size')).toBe('50');
     expect(last.searchParams.get('order')).toBe('line');
   });
+
+  it('explains a stored row on request with the serving model and says when it is not the one that scored it', async () => {
+    const features = Array.from({ length: 30 }, (_, j) => j / 10);
+    const f = routeFetch({
+      'GET /api/v1/uploads/7': { body: { upload: { id: '7', fileName: 'p.csv', rows: '2' } } },
+      'GET /api/v1/uploads/7/predictions': {
+        body: {
+          total: '2',
+          predictions: [
+            { uploadId: '7', line: '2', modelVersion: '3', score: 0.9, decision: true, label: -1, features },
+            { uploadId: '7', line: '3', modelVersion: '3', score: 0.1, decision: false, label: -1, features: [] },
+          ],
+        },
+      },
+      'POST /api/v1/score': {
+        body: {
+          scores: { modelVersion: '4', threshold: 0.5, scores: [0.88], decisions: [true] },
+          explanations: [
+            {
+              margin: 2.0,
+              bias: -3.0,
+              rest: 0.5,
+              top: [
+                { feature: 'V14', index: 14, value: -6, contribution: 4.8 },
+                { feature: 'V12', index: 12, value: 2, contribution: -0.3 },
+              ],
+            },
+          ],
+        },
+      },
+    });
+    renderWithApi(<UploadDetailPage id="7" />, makeClient(f.fetch));
+    await screen.findByRole('table', { name: 'Rows 1–2 of 2' });
+    // A row without its features cannot be explained.
+    expect(screen.getByRole('button', { name: 'Why? line 3' })).toBeDisabled();
+    const user = userEvent.setup();
+    await user.click(screen.getByRole('button', { name: 'Why? line 2' }));
+    expect(await screen.findByText(/top reasons by the serving model v4/)).toBeInTheDocument();
+    const score = f.seen.find((r) => r.method === 'POST');
+    expect(score?.body).toEqual({ rows: [features], explain: true });
+    expect(document.querySelector('[data-feature="V14"]')).toHaveTextContent('+4.800');
+    expect(screen.getByText(/Stored score by v3; the serving model v4 scores it 0.88/)).toBeInTheDocument();
+    await user.click(screen.getByRole('button', { name: 'Hide line 2' }));
+    expect(screen.queryByText(/top reasons by the serving model/)).toBeNull();
+  });
 });
