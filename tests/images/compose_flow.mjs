@@ -6,6 +6,10 @@
 //   node compose_flow.mjs served      (after inference was recreated with an empty cache) the
 //                                     champion is served again and scores an upload
 //   node compose_flow.mjs prometheus  the Prometheus container scrapes every service's /metrics
+//   node compose_flow.mjs heavy       each service's heaviest job inside its 512 MB container:
+//                                     IMG_BIG_CSV (284,807 rows) uploaded through the gateway and
+//                                     scored, then a run of the full default candidate set on
+//                                     every stored row (issue #23: nothing OOM-killed)
 // Environment: IMG_GATEWAY (http://127.0.0.1:PORT), IMG_PROMETHEUS, IMG_TOKEN (admin token),
 // IMG_CSV (labelled CSV file), IMG_STATE (a JSON file carrying versions between phases).
 // Prints one "images: ..." line per check; exits non-zero on the first failure.
@@ -53,8 +57,8 @@ async function servedVersion() {
   return r.status === 200 ? r.json.version : null;
 }
 
-async function uploadScored(name, { retryUnscoredMs = 0 } = {}) {
-  const lines = readFileSync(process.env.IMG_CSV, 'utf8').trimEnd().split('\n');
+async function uploadScored(name, { retryUnscoredMs = 0, csvPath = process.env.IMG_CSV } = {}) {
+  const lines = readFileSync(csvPath, 'utf8').trimEnd().split('\n');
   const rows = lines.length - 1;
   const first = Date.now();
   let t0, up, s;
@@ -106,15 +110,30 @@ if (phase === 'scored') {
   assert.equal(s.modelVersion, champion);
   state.bootstrap = champion;
   save();
-} else if (phase === 'trained') {
+} else if (phase === 'trained' || phase === 'heavy') {
   assert.ok(TOKEN, 'IMG_TOKEN is required');
+  const heavy = phase === 'heavy';
+  if (heavy) {
+    assert.ok(process.env.IMG_BIG_CSV, 'IMG_BIG_CSV is required');
+    await uploadScored('images-test-big.csv', { csvPath: process.env.IMG_BIG_CSV });
+  }
   // A negative margin promotes whatever the run produces: this checks the plumbing, not the model.
+  // The heavy run trains every family's default grid (the compose test narrows the server's
+  // default to two families for a fast bootstrap, so they are named) on every stored row.
   const start = await gw('POST', '/api/v1/training/runs', {
-    body: { families: ['logreg'], promotionMargin: -1, description: 'images test' }, token: TOKEN,
+    body: heavy
+      ? {
+        families: ['logreg', 'mlp', 'xgboost', 'random_forest', 'ensemble'],
+        promotionMargin: -1,
+        description: 'images test: full candidate set under 512 MB',
+      }
+      : { families: ['logreg'], promotionMargin: -1, description: 'images test' },
+    token: TOKEN,
   });
   assert.equal(start.status, 200, start.text);
   const runId = start.json.run.id;
   say(`training run ${runId} started`);
+  const started = Date.now();
   const run = await waitFor(`run ${runId} finished`, async () => {
     const r = await gw('GET', `/api/v1/training/runs/${runId}`);
     const st = r.json?.run?.status;
@@ -122,9 +141,16 @@ if (phase === 'scored') {
       throw new Error(`run ${st}: ${r.json.run.message}`);
     }
     return st === 'RUN_STATUS_SUCCEEDED' ? r.json.run : null;
-  }, 600000);
+  }, heavy ? 1800000 : 600000);
   const v = run.modelVersion;
-  assert.ok(Number(v) > Number(state.bootstrap), `new version ${v} > v${state.bootstrap}`);
+  const previous = heavy ? state.champion : state.bootstrap;
+  assert.ok(Number(v) > Number(previous), `new version ${v} > v${previous}`);
+  if (heavy) {
+    const rows = Number(run.lineage?.trainRows ?? 0) + Number(run.lineage?.validationRows ?? 0);
+    assert.ok(rows >= 284807 * 0.85, `the run read the big upload (${rows} training+validation rows)`);
+    say(`run ${runId}: ${run.candidates?.length ?? 0} candidates on ${rows} training+validation rows in ${
+      Math.round((Date.now() - started) / 1000)} s`);
+  }
   assert.equal(run.promoted, true, `promoted (${run.message})`);
   say(`run ${runId} registered v${v} and promoted it (${run.message})`);
   const champ = await gw('GET', '/api/v1/models/champion');
