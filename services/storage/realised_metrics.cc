@@ -2,6 +2,7 @@
 
 #include <pqxx/pqxx>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <utility>
@@ -11,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "services/common/core/status_macros.h"
+#include "services/storage/pg_copy.h"
 #include "services/storage/pg_util.h"
 #include "services/storage/storage_metrics.h"
 
@@ -246,6 +248,57 @@ absl::StatusOr<v1::GetRealisedMetricsResponse> GetRealisedMetricsExact(
     return absl::OkStatus();
   }));
   return out;
+}
+
+int RealisedBin(float score) {
+  if (!(score > 0)) return 0;
+  if (score >= 1) return kNumBins - 1;
+  const double s = score;
+  const double bin = std::floor(32 * std::log(s / (1 - s))) + kNumBins / 2;
+  return static_cast<int>(std::min<double>(kNumBins - 1, std::max<double>(0, bin)));
+}
+
+void RealisedBinsBuilder::Add(int64_t model_version, double time, float score, bool decision,
+                              int label) {
+  const auto day = static_cast<int64_t>(std::floor(time / 86400));
+  auto [it, inserted] = bins_.try_emplace({model_version, day, decision, RealisedBin(score)});
+  Counts& c = it->second;
+  if (label == 1) {
+    ++c.frauds;
+  } else if (label == 0) {
+    ++c.legits;
+  } else {
+    ++c.unlabelled;
+  }
+  c.time_min = inserted ? time : std::min(c.time_min, time);
+  c.time_max = inserted ? time : std::max(c.time_max, time);
+}
+
+void RealisedBinsBuilder::Insert(pqxx::work& txn, int64_t upload_id) const {
+  if (bins_.empty()) return;
+  std::string cols[9];
+  for (std::string& c : cols) c = "{";
+  bool first = true;
+  for (const auto& [key, c] : bins_) {
+    const char* sep = first ? "" : ",";
+    first = false;
+    absl::StrAppend(&cols[0], sep, std::get<0>(key));
+    absl::StrAppend(&cols[1], sep, std::get<1>(key));
+    absl::StrAppend(&cols[2], sep, std::get<2>(key) ? "t" : "f");
+    absl::StrAppend(&cols[3], sep, std::get<3>(key));
+    absl::StrAppend(&cols[4], sep, c.frauds);
+    absl::StrAppend(&cols[5], sep, c.legits);
+    absl::StrAppend(&cols[6], sep, c.unlabelled);
+    absl::StrAppend(&cols[7], sep, DoubleLiteral(c.time_min));
+    absl::StrAppend(&cols[8], sep, DoubleLiteral(c.time_max));
+  }
+  for (std::string& c : cols) c.push_back('}');
+  txn.exec_params(
+      "INSERT INTO realised_bins (upload_id, model_version, day, decision, bin, frauds, legits,"
+      " unlabelled, time_min, time_max) SELECT $1, * FROM unnest($2::bigint[], $3::bigint[],"
+      " $4::boolean[], $5::smallint[], $6::bigint[], $7::bigint[], $8::bigint[],"
+      " $9::float8[], $10::float8[])",
+      upload_id, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8]);
 }
 
 absl::Status UpdateRealisedGauges(PgPool& pool) {

@@ -11,8 +11,12 @@
 -- It is kept equal to a from-scratch aggregation of predictions joined to transactions, in the
 -- same database transaction as every write that changes it:
 --  - predictions: statement-level triggers (below) with transition tables, so every path that
---    inserts, upserts or deletes predictions (upload COPY, RecordPredictions, live scoring,
---    re-upload adoption and discard) is covered, per statement rather than per row;
+--    inserts, upserts or deletes predictions (RecordPredictions, live scoring, re-upload
+--    adoption and discard) is covered, per statement rather than per row. Exception: StoreUpload
+--    builds its new upload's bins in memory (the trigger's join of every COPY batch to its
+--    transactions cost 10x the COPY) and inserts them at commit; it sets the transaction-local
+--    fraud.realised_deferred = on for its COPYs, which the trigger skips, and off again before
+--    its commit statements;
 --  - labels: a change of transactions.class moves that row's predictions from the old label
 --    state to the new one. Only RecordFeedback changes class after a row is stored; it calls
 --    realised_apply() with its changed rows. Any new path that changes class must do the same
@@ -75,6 +79,11 @@ DECLARE
     ' t.class, %s AS sign FROM %I r JOIN transactions t'
     ' ON t.upload_id = r.upload_id AND t.line = r.line';
 BEGIN
+  -- StoreUpload's COPYs: the writer builds the new upload's bins in memory and inserts them at
+  -- commit (RealisedBinsBuilder), with this setting on for the rest of its transaction.
+  IF current_setting('fraud.realised_deferred', true) = 'on' THEN
+    RETURN NULL;
+  END IF;
   IF TG_OP = 'INSERT' THEN
     EXECUTE realised_apply_sql(format(part, 1, 'new_predictions'));
   ELSIF TG_OP = 'UPDATE' THEN
