@@ -48,7 +48,8 @@ class RealisedBinsBuilder {
   // One prediction: its version, the row's Time, score, decision and label (-1 = none).
   void Add(int64_t model_version, double time, float score, bool decision, int label);
   bool empty() const { return bins_.empty(); }
-  // Inserts the bins for `upload_id` (a new upload: no bin of it exists yet).
+  // Inserts the bins for `upload_id` (a new upload: no bin of it exists yet) in `txn`. Throws
+  // what pqxx throws (the caller maps it with StatusFromException).
   void Insert(pqxx::work& txn, int64_t upload_id) const;
 
  private:

@@ -11,10 +11,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <random>
 
 #include "clients/cli/commands.h"
 #include "services/common/eval/metrics.h"
 #include "services/common/rpc/auth.h"
+#include "absl/strings/str_cat.h"
+#include "services/storage/pg_copy.h"
 #include "services/storage/realised_metrics.h"
 #include "services/storage/validation.h"
 #include "tests/integration/storage/storage_test_util.h"
@@ -840,6 +843,34 @@ TEST_F(RealisedSummaryTest, SummaryEqualsARecomputationAfterEveryKindOfWrite) {
                         " model_version, day, decision, bin) FROM realised_bins"),
             before);
   ExpectSummaryExact("the migration's backfill");
+}
+
+TEST_F(RealisedSummaryTest, InMemoryBinEqualsTheSqlBinForEveryKindOfScore) {
+  // StoreUpload bins its rows with RealisedBin(), the other writers with SQL realised_bin().
+  std::vector<float> scores = {0.0f, 1e-30f, 1e-9f, 1.1e-7f, 1e-7f, 0.25f, 0.5f, 0.75f,
+                               0.9999999f, 0.99999994f, 1.0f};
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> unit(0, 1);
+  std::uniform_real_distribution<double> exponent(-20, 0);
+  for (int i = 0; i < 20000; ++i) {
+    scores.push_back(static_cast<float>(unit(rng)));
+    const auto tiny = static_cast<float>(std::pow(10.0, exponent(rng)));
+    scores.push_back(tiny);
+    scores.push_back(1.0f - tiny);
+  }
+  std::string array = "{";
+  std::string expected;
+  for (size_t i = 0; i < scores.size(); ++i) {
+    absl::StrAppend(&array, i == 0 ? "" : ",", FloatLiteral(scores[i]));
+    absl::StrAppend(&expected, i == 0 ? "" : ",", RealisedBin(scores[i]));
+  }
+  array += "}";
+  EXPECT_EQ(QueryScalar("SELECT string_agg(realised_bin(s)::text, ',' ORDER BY i) FROM unnest('" +
+                        array + "'::real[]) WITH ORDINALITY u(s, i)"),
+            expected);
+  EXPECT_EQ(RealisedBin(0.5f), 512);
+  EXPECT_EQ(RealisedBin(0.0f), 0);
+  EXPECT_EQ(RealisedBin(1.0f), 1023);
 }
 
 TEST_F(RealisedSummaryTest, RolledBackFeedbackLeavesTheSummaryAsItWas) {
