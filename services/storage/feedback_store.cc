@@ -82,18 +82,26 @@ constexpr char kApply[] =
     " SELECT count(*) FILTER (WHERE previous IS NULL), count(*) FILTER (WHERE previous IS NOT NULL)"
     " FROM changed";
 // The realised-metrics summary (migration 0007) follows the changed classes: every prediction of
-// a changed row moves from its previous label state (-1) to the new one (+1). Predictions are
-// reached through the versions the summary knows for the row's upload, so each lookup is one
-// primary-key probe (upload_id, model_version, line) when the stream is small.
+// a changed row moves from its previous label state (-1) to the new one (+1). The predictions
+// are grouped by (version, upload, day, decision, bin, previous, label) first, so the rows
+// realised_apply() sorts are two per group instead of two per prediction (sorting 570k rows
+// for 284,807 labels took 3-4 s); a group's min(time) and min(score) stand for its day and bin
+// (its rows are counted already, so the time range does not move). Predictions are reached
+// through the versions the summary knows for the row's upload, so a small stream probes the
+// primary key (upload_id, model_version, line).
 constexpr char kApplyToSummary[] =
-    "SELECT realised_apply('SELECT p.model_version, p.upload_id, c.time, p.score, p.decision,"
-    " x.class, x.sign FROM feedback_rows c"
+    "SELECT realised_apply('SELECT g.model_version, g.upload_id, g.time, g.score, g.decision,"
+    " x.class, x.sign * g.n AS sign FROM (SELECT p.model_version, p.upload_id,"
+    " min(c.time) AS time, min(p.score) AS score, p.decision, c.previous, c.label,"
+    " count(*) AS n FROM feedback_rows c"
     " JOIN (SELECT DISTINCT upload_id, model_version FROM realised_bins"
     "  WHERE upload_id IN (SELECT upload_id FROM feedback_rows)) uv ON uv.upload_id = c.upload_id"
     " JOIN predictions p ON p.upload_id = c.upload_id AND p.model_version = uv.model_version"
     "  AND p.line = c.line"
-    " CROSS JOIN LATERAL (VALUES (c.previous, -1), (c.label, 1)) x(class, sign)"
-    " WHERE c.previous IS DISTINCT FROM c.label')";
+    " WHERE c.previous IS DISTINCT FROM c.label"
+    " GROUP BY p.model_version, p.upload_id, floor(c.time / 86400), p.decision,"
+    "  realised_bin(p.score), c.previous, c.label) g"
+    " CROSS JOIN LATERAL (VALUES (g.previous, -1), (g.label, 1)) x(class, sign)')";
 
 constexpr char kCurrentClass[] =
     "SELECT COALESCE(class, -1) FROM transactions WHERE upload_id = $1 AND line = $2";

@@ -49,8 +49,9 @@ CREATE TABLE realised_bins (
 );
 
 -- The statement that adds `source` to the summary. `source` is a query with the columns
--- (model_version, upload_id, time, score, decision, class, sign): each row adds `sign` (+1 or -1)
--- to the bin of its prediction in the state `class`. Rows are grouped first (one upsert per bin)
+-- (model_version, upload_id, time, score, decision, class, sign): each row adds `sign` (a signed
+-- count: +1 / -1 per prediction, or a pre-grouped count) to the bin of its score in the state
+-- `class`. Rows are grouped first (one upsert per bin)
 -- and upserted in key order, so concurrent writers lock shared bins in the same order.
 CREATE FUNCTION realised_apply_sql(source text) RETURNS text LANGUAGE sql IMMUTABLE AS
 $$ SELECT format($sql$
