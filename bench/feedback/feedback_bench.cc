@@ -11,7 +11,10 @@
 //   realised_metrics  seconds of GetRealisedMetrics by day over --predictions stored predictions
 //                     (--versions versions each scoring every row of --days days, 80% of rows
 //                     labelled), generated with generate_series INSERTs. Floor "count_join": the
-//                     same join counted (SELECT count(*)), same run. Target < 0.2 s.
+//                     same join counted (SELECT count(*)), same run. Target < 0.2 s. Extras:
+//                     insert_s (the generating UPDATE + INSERT, which also fills the summary
+//                     through its trigger), exact_s (GetRealisedMetricsExact once) and the
+//                     largest |summary - exact| of AUPRC and precision@k over the groups.
 //
 // Needs a PostgreSQL URI: --uri or FRAUD_BENCH_PG_URI (skipped with a note when absent). Works in
 // a private schema bench_feedback_<pid> that it drops at the end.
@@ -20,6 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -217,7 +222,9 @@ int Run(const Args& args) {
     constexpr int64_t kRealisedUpload = 2;
     Exec(uri, InsertRows(kRealisedUpload, rows, args.days));
     // Every version scores every row; 80% of the rows are labelled, ~0.2% frauds.
-    Exec(uri, absl::StrCat(
+    // The INSERT also maintains the realised summary (migration 0007's trigger): insert_s.
+    const double insert_s = Timed([&] {
+      Exec(uri, absl::StrCat(
                   "UPDATE transactions SET class = CASE WHEN line % 5 = 0 THEN NULL"
                   " WHEN line % 577 = 0 THEN 1 ELSE 0 END WHERE upload_id = ", kRealisedUpload,
                   "; INSERT INTO predictions (upload_id, line, model_version, score, decision)"
@@ -225,6 +232,8 @@ int Run(const Args& args) {
                   " ((line * 7919 + ver * 104729) % 10007)::real / 10007 AS s"
                   " FROM transactions, generate_series(1, ", args.versions, ") ver"
                   " WHERE upload_id = ", kRealisedUpload, ") x; ANALYZE"));
+      return true;
+    });
     std::vector<double> realised_s, count_s;
     size_t groups = 0;
     for (int run = 0; rc == 0 && run < args.runs; ++run) {
@@ -248,10 +257,39 @@ int Run(const Args& args) {
       count_s.push_back(c);
       realised_s.push_back(t);
     }
+    // The exact computation once (seconds): how far the histogram's AUPRC and precision@k are.
+    double exact_s = 0;
+    double max_auprc_diff = 0;
+    double max_pak_diff = 0;
+    if (rc == 0) {
+      v1::GetRealisedMetricsRequest req;
+      req.set_by(v1::REALISED_PERIOD_DAY);
+      absl::StatusOr<v1::GetRealisedMetricsResponse> summary = GetRealisedMetrics(pool, req);
+      absl::StatusOr<v1::GetRealisedMetricsResponse> exact;
+      exact_s = Timed([&] {
+        exact = GetRealisedMetricsExact(pool, req);
+        return exact.ok();
+      });
+      if (!summary.ok() || !exact.ok() || summary->metrics_size() != exact->metrics_size()) {
+        std::fprintf(stderr, "realised: summary and exact computation disagree on the groups\n");
+        rc = 1;
+      } else {
+        for (int i = 0; i < exact->metrics_size(); ++i) {
+          max_auprc_diff = std::max(
+              max_auprc_diff, std::abs(summary->metrics(i).auprc() - exact->metrics(i).auprc()));
+          max_pak_diff = std::max(max_pak_diff, std::abs(summary->metrics(i).precision_at_k() -
+                                                         exact->metrics(i).precision_at_k()));
+        }
+      }
+    }
     if (rc == 0) {
       Report("realised_metrics", realised_s, "count_join", count_s,
              {{"predictions", static_cast<double>(rows * args.versions)},
               {"groups", static_cast<double>(groups)},
+              {"insert_s", insert_s},
+              {"exact_s", exact_s},
+              {"max_auprc_diff", max_auprc_diff},
+              {"max_precision_at_k_diff", max_pak_diff},
               {"target_s", 0.2}});
     }
   } catch (const std::exception& e) {

@@ -11,7 +11,8 @@
 //   3. rows naming no stored transaction -> reported in unknown/unknown_rows and skipped;
 //   4. label == stored class -> unchanged (nothing written); otherwise one label_events row
 //      (previous_label = the stored class), transactions.class = label (latest feedback wins),
-//      and the upload's labelled_rows/frauds counters follow;
+//      and the upload's labelled_rows/frauds counters and the realised-metrics summary
+//      (realised_bins, migration 0007) follow;
 //   5. commit.
 // Rollback(), an error, or destruction without Finish stores nothing.
 // Errors: InvalidArgument as above; the pg_errors mapping for database failures.

@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "fraud/storage/v1/storage.pb.h"
 #include "services/storage/pg_pool.h"
+#include "services/storage/realised_metrics.h"
 
 namespace fraud::storage {
 
@@ -83,6 +84,8 @@ class UploadWriter {
   absl::Time last_copy_end_ = absl::InfinitePast();
   // Rows scored per model version; the upload's model_version is the one that scored most.
   std::map<int64_t, int64_t> scored_by_version_;
+  // The upload's realised-metrics bins, inserted at commit (see RealisedBinsBuilder).
+  RealisedBinsBuilder realised_;
 };
 
 }  // namespace fraud::storage

@@ -9,11 +9,16 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <random>
 
 #include "clients/cli/commands.h"
 #include "services/common/eval/metrics.h"
 #include "services/common/rpc/auth.h"
+#include "absl/strings/str_cat.h"
+#include "services/storage/pg_copy.h"
+#include "services/storage/realised_metrics.h"
 #include "services/storage/validation.h"
 #include "tests/integration/storage/storage_test_util.h"
 #include "tests/testing/fraudctl_runner.h"
@@ -650,6 +655,309 @@ TEST_F(LiveScoringTest, StoreUploadCannotUseTheLiveMode) {
   grpc::Status s = writer->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("reserved for live scoring"));
+}
+
+
+// ---- the realised-metrics summary (realised_bins, migration 0007) ----
+
+class RealisedSummaryTest : public LiveScoringTest {
+ protected:
+  std::string service_token() const override { return ""; }
+
+  // Bins whose counts differ from a from-scratch aggregation of predictions joined to their
+  // transactions (empty bins on either side ignore).
+  int64_t SummaryMismatches() const {
+    const std::string fresh =
+        "SELECT p.upload_id, p.model_version, floor(t.time / 86400)::bigint AS day, p.decision,"
+        " realised_bin(p.score) AS bin, count(*) FILTER (WHERE t.class = 1) AS frauds,"
+        " count(*) FILTER (WHERE t.class = 0) AS legits,"
+        " count(*) FILTER (WHERE t.class IS NULL) AS unlabelled"
+        " FROM predictions p JOIN transactions t ON t.upload_id = p.upload_id AND t.line = p.line"
+        " GROUP BY 1, 2, 3, 4, 5";
+    const std::string stored =
+        "SELECT upload_id, model_version, day, decision, bin, frauds, legits, unlabelled"
+        " FROM realised_bins WHERE frauds <> 0 OR legits <> 0 OR unlabelled <> 0";
+    return std::stoll(QueryScalar("SELECT count(*) FROM ((" + fresh + " EXCEPT " + stored +
+                                  ") UNION ALL (" + stored + " EXCEPT " + fresh + ")) d"));
+  }
+
+  // The largest |summary - exact| of AUPRC and precision@k over every group, both periods;
+  // every other figure must be equal.
+  struct MaxDiff {
+    double auprc = 0;
+    double precision_at_k = 0;
+    int groups = 0;
+  };
+  MaxDiff CompareWithExact(int k = 0) {
+    MaxDiff d;
+    for (v1::RealisedPeriod by : {v1::REALISED_PERIOD_DAY, v1::REALISED_PERIOD_UPLOAD}) {
+      v1::GetRealisedMetricsRequest req;
+      req.set_by(by);
+      req.set_k(k);
+      absl::StatusOr<v1::GetRealisedMetricsResponse> summary = GetRealisedMetrics(*pool_, req);
+      absl::StatusOr<v1::GetRealisedMetricsResponse> exact = GetRealisedMetricsExact(*pool_, req);
+      EXPECT_TRUE(summary.ok()) << summary.status();
+      EXPECT_TRUE(exact.ok()) << exact.status();
+      if (!summary.ok() || !exact.ok()) return d;
+      EXPECT_EQ(summary->metrics_size(), exact->metrics_size());
+      for (int i = 0; i < std::min(summary->metrics_size(), exact->metrics_size()); ++i) {
+        const v1::RealisedMetrics& s = summary->metrics(i);
+        const v1::RealisedMetrics& e = exact->metrics(i);
+        SCOPED_TRACE(e.DebugString());
+        EXPECT_EQ(s.model_version(), e.model_version());
+        EXPECT_EQ(s.period(), e.period());
+        EXPECT_EQ(s.rows_scored(), e.rows_scored());
+        EXPECT_EQ(s.rows_labelled(), e.rows_labelled());
+        EXPECT_EQ(s.alerts(), e.alerts());
+        EXPECT_EQ(s.alerts_labelled(), e.alerts_labelled());
+        EXPECT_EQ(s.true_alerts(), e.true_alerts());
+        EXPECT_EQ(s.frauds(), e.frauds());
+        EXPECT_DOUBLE_EQ(s.precision(), e.precision());
+        EXPECT_DOUBLE_EQ(s.recall(), e.recall());
+        EXPECT_DOUBLE_EQ(s.unlabelled_share(), e.unlabelled_share());
+        EXPECT_DOUBLE_EQ(s.time_min(), e.time_min());
+        EXPECT_DOUBLE_EQ(s.time_max(), e.time_max());
+        d.auprc = std::max(d.auprc, std::abs(s.auprc() - e.auprc()));
+        d.precision_at_k = std::max(d.precision_at_k, std::abs(s.precision_at_k() -
+                                                               e.precision_at_k()));
+        ++d.groups;
+      }
+    }
+    return d;
+  }
+
+  // Both checks after a write. Scores of Scored() and Request() are 0.05, 0.15, ... 0.95, each
+  // in its own bin, so the histogram's AUPRC is exact here, and so is precision@k with k = 100
+  // (more than any group's rows: no tie group is cut at the k-th row).
+  void ExpectSummaryExact(const std::string& after) {
+    SCOPED_TRACE("after " + after);
+    EXPECT_EQ(SummaryMismatches(), 0);
+    const MaxDiff d = CompareWithExact(100);
+    EXPECT_GT(d.groups, 0);
+    EXPECT_NEAR(d.auprc, 0, 1e-12);
+    EXPECT_NEAR(d.precision_at_k, 0, 1e-12);
+  }
+
+  // Undoes migration 0007 (its objects and its schema_migrations row) and applies it again, so
+  // its backfill runs over what is stored now.
+  void ReapplySummaryMigration() {
+    Exec("DROP TABLE realised_bins; DROP TRIGGER realised_predictions_insert ON predictions;"
+         " DROP TRIGGER realised_predictions_update ON predictions;"
+         " DROP TRIGGER realised_predictions_delete ON predictions;"
+         " DROP FUNCTION realised_predictions_changed(); DROP FUNCTION realised_apply(text);"
+         " DROP FUNCTION realised_apply_sql(text); DROP FUNCTION realised_bin(real);"
+         " DELETE FROM schema_migrations WHERE version = 7");
+    int applied = 0;
+    FRAUD_ASSERT_OK(ApplyMigrations(*pool_, EmbeddedMigrations(), &applied));
+    EXPECT_EQ(applied, 1);
+  }
+};
+
+TEST_F(RealisedSummaryTest, SummaryEqualsARecomputationAfterEveryKindOfWrite) {
+  // Uploads: one unlabelled scored by version 3, one labelled (every 7th row a fraud) scored by
+  // version 5 and spanning two days.
+  const int64_t a = ScoredUpload(40, 3, 21);
+  ExpectSummaryExact("an unlabelled scored upload");
+  UploadOutcome labelled = Upload(stub_.get(), "labelled.csv",
+                                  {Scored(MakeBatch(30, 22, /*labelled=*/true, 2, 86400 - 20), 5)},
+                                  Sha(22));
+  ASSERT_TRUE(labelled.status.ok()) << labelled.status.error_message();
+  const int64_t b = labelled.response.upload().id();
+  ExpectSummaryExact("a labelled upload across two days");
+  EXPECT_EQ(QueryScalar("SELECT count(DISTINCT day) FROM realised_bins WHERE upload_id = " +
+                        std::to_string(b)),
+            "2");
+
+  // RecordPredictions: version 3 rescores some rows of `a` (upsert moves them between bins),
+  // version 4 scores them for the first time.
+  for (int64_t version : {3, 4}) {
+    grpc::ClientContext ctx;
+    v1::RecordPredictionsRequest req;
+    req.set_upload_id(a);
+    req.mutable_scores()->set_model_version(version);
+    for (int64_t line = 2; line < 22; ++line) {
+      req.add_line_numbers(line);
+      req.mutable_scores()->add_scores(ScoreOfLine(line + 3));
+      req.mutable_scores()->add_decisions(ScoreOfLine(line + 3) > 0.5f);
+    }
+    v1::RecordPredictionsResponse resp;
+    ASSERT_TRUE(stub_->RecordPredictions(&ctx, req, &resp).ok());
+  }
+  ExpectSummaryExact("RecordPredictions");
+
+  // Live scoring, then the same ids rescored with another score.
+  LiveOutcome live = Record(Request({"s-1", "s-2", "s-3", "s-4"}, 4, 23));
+  ASSERT_TRUE(live.status.ok()) << live.status.error_message();
+  v1::RecordScoredTransactionsRequest again = Request({"s-1", "s-2", "s-3", "s-4"}, 4, 23);
+  again.mutable_scores()->set_scores(1, 0.95f);
+  ASSERT_TRUE(Record(again).status.ok());
+  ExpectSummaryExact("live scoring");
+
+  // Feedback: new labels on `a` (by line) and on live rows (by id) ...
+  std::vector<v1::LabelFeedback> labels;
+  for (int64_t line = 2; line < 30; ++line) labels.push_back(ByLine(a, line, line % 4 == 0));
+  v1::LabelFeedback by_id;
+  by_id.set_transaction_id("s-2");
+  by_id.set_label(1);
+  labels.push_back(by_id);
+  FeedbackOutcome fb = Send({labels});
+  ASSERT_TRUE(fb.status.ok()) << fb.status.error_message();
+  EXPECT_EQ(fb.response.applied(), 29);
+  ExpectSummaryExact("first feedback");
+  // ... then conflicting labels (flips on `a` and on the upload's own labels of `b`), with one
+  // unchanged row.
+  labels.clear();
+  for (int64_t line = 2; line < 10; ++line) labels.push_back(ByLine(a, line, line % 4 != 0));
+  for (int64_t line = 2; line < 12; ++line) labels.push_back(ByLine(b, line, 1));
+  labels.push_back(ByLine(a, 12, 1));  // line 12 is a fraud already
+  fb = Send({labels});
+  ASSERT_TRUE(fb.status.ok()) << fb.status.error_message();
+  // b's line 5 (row 3) is a fraud already, as is a's line 12.
+  EXPECT_EQ(fb.response.conflicts(), 8 + 9);
+  EXPECT_EQ(fb.response.unchanged(), 2);
+  ExpectSummaryExact("conflicting feedback");
+
+  // A re-upload of b's content with another version adopts the predictions and discards its
+  // own rows (INSERT ... SELECT and DELETE on predictions).
+  UploadOutcome again_b = Upload(
+      stub_.get(), "labelled-again.csv",
+      {Scored(MakeBatch(30, 22, /*labelled=*/true, 2, 86400 - 20), 6)}, Sha(22));
+  ASSERT_TRUE(again_b.status.ok()) << again_b.status.error_message();
+  EXPECT_EQ(again_b.response.duplicate_of(), b);
+  EXPECT_EQ(again_b.response.predictions_added(), 30);
+  ExpectSummaryExact("a re-upload adopting predictions");
+  // The discarded upload's bins went with its predictions.
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM realised_bins WHERE upload_id NOT IN (" +
+                        std::to_string(a) + ", " + std::to_string(b) + ", " +
+                        std::to_string(live.response.upload_id()) + ")"),
+            "0");
+
+  // The migration's backfill builds the same summary from what is stored.
+  const std::string before = QueryScalar(
+      "SELECT string_agg(concat_ws(',', upload_id, model_version, day, decision, bin, frauds,"
+      " legits, unlabelled), ';' ORDER BY upload_id, model_version, day, decision, bin)"
+      " FROM realised_bins WHERE frauds <> 0 OR legits <> 0 OR unlabelled <> 0");
+  ReapplySummaryMigration();
+  EXPECT_EQ(QueryScalar("SELECT string_agg(concat_ws(',', upload_id, model_version, day,"
+                        " decision, bin, frauds, legits, unlabelled), ';' ORDER BY upload_id,"
+                        " model_version, day, decision, bin) FROM realised_bins"),
+            before);
+  ExpectSummaryExact("the migration's backfill");
+}
+
+TEST_F(RealisedSummaryTest, InMemoryBinEqualsTheSqlBinForEveryKindOfScore) {
+  // StoreUpload bins its rows with RealisedBin(), the other writers with SQL realised_bin().
+  std::vector<float> scores = {0.0f, 1e-30f, 1e-9f, 1.1e-7f, 1e-7f, 0.25f, 0.5f, 0.75f,
+                               0.9999999f, 0.99999994f, 1.0f};
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> unit(0, 1);
+  std::uniform_real_distribution<double> exponent(-20, 0);
+  for (int i = 0; i < 20000; ++i) {
+    scores.push_back(static_cast<float>(unit(rng)));
+    const auto tiny = static_cast<float>(std::pow(10.0, exponent(rng)));
+    scores.push_back(tiny);
+    scores.push_back(1.0f - tiny);
+  }
+  std::string array = "{";
+  std::string expected;
+  for (size_t i = 0; i < scores.size(); ++i) {
+    absl::StrAppend(&array, i == 0 ? "" : ",", FloatLiteral(scores[i]));
+    absl::StrAppend(&expected, i == 0 ? "" : ",", RealisedBin(scores[i]));
+  }
+  array += "}";
+  EXPECT_EQ(QueryScalar("SELECT string_agg(realised_bin(s)::text, ',' ORDER BY i) FROM unnest('" +
+                        array + "'::real[]) WITH ORDINALITY u(s, i)"),
+            expected);
+  EXPECT_EQ(RealisedBin(0.5f), 512);
+  EXPECT_EQ(RealisedBin(0.0f), 0);
+  EXPECT_EQ(RealisedBin(1.0f), 1023);
+}
+
+TEST_F(RealisedSummaryTest, RolledBackFeedbackLeavesTheSummaryAsItWas) {
+  const int64_t a = ScoredUpload(20, 3, 31);
+  const std::string before =
+      QueryScalar("SELECT sum(unlabelled) || '/' || sum(frauds) FROM realised_bins");
+  // The second row repeats the first's transaction: the stream is rejected as a whole.
+  FeedbackOutcome fb = Send({{ByLine(a, 2, 1), ByLine(a, 2, 0)}});
+  EXPECT_EQ(fb.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(QueryScalar("SELECT sum(unlabelled) || '/' || sum(frauds) FROM realised_bins"),
+            before);
+  EXPECT_EQ(before, "20/0");
+}
+
+// The genuine creditcard sample ($FRAUD_REAL_DATA, 39,416 rows), scored by fixed logistic
+// models of a few V columns (two "versions"), 80% of the rows labelled: the histogram's AUPRC and precision@k beside the exact
+// computation. Prints the largest differences (stated in the storage README).
+TEST_F(RealisedSummaryTest, HistogramMetricsStayCloseToTheExactOnesOnRealData) {
+  const char* path = std::getenv("FRAUD_REAL_DATA");
+  std::ifstream in(path == nullptr ? "" : path);
+  if (!in) GTEST_SKIP() << "FRAUD_REAL_DATA not set or unreadable";
+  std::string line;
+  std::getline(in, line);  // header
+  std::vector<std::vector<double>> features;
+  std::vector<int> labels;
+  while (std::getline(in, line)) {
+    const char* p = line.c_str();
+    char* end = nullptr;
+    std::vector<double> f(kNumFeatures);
+    for (double& x : f) {
+      x = std::strtod(p, &end);
+      p = end + 1;
+    }
+    features.push_back(std::move(f));
+    labels.push_back(static_cast<int>(std::strtol(p, &end, 10)));
+  }
+  ASSERT_GT(features.size(), 10000u);
+  // Version 1 scores every row; version 2 (another model) the labelled part.
+  auto score = [](const std::vector<double>& f, int version) {
+    // V14, V12, V10, V17, V4 carry most of the signal in this dataset.
+    const double z = version == 1 ? -0.9 * f[14] - 0.6 * f[12] - 0.4 * f[10] - 0.5 * f[17] - 7.0
+                                  : -1.2 * f[14] + 0.3 * f[4] - 0.8 * f[12] - 8.0;
+    return static_cast<float>(1.0 / (1.0 + std::exp(-z)));
+  };
+  // Two uploads: the first 80% of the file with its labels, the rest unlabelled; batches of
+  // 8192 rows as ingest sends them.
+  constexpr size_t kBatch = 8192;
+  const size_t split = features.size() * 4 / 5;
+  auto batches = [&](size_t from, size_t to, bool labelled, int version) {
+    std::vector<v1::UploadRows> out;
+    for (size_t i = from; i < to; ++i) {
+      if ((i - from) % kBatch == 0) {
+        out.emplace_back();
+        out.back().mutable_scores()->set_model_version(version);
+        out.back().mutable_scores()->set_threshold(version == 1 ? 0.5 : 0.3);
+      }
+      TransactionBatch* b = out.back().mutable_rows();
+      for (double x : features[i]) b->add_features(x);
+      b->add_line_numbers(static_cast<int64_t>(i - from) + 2);
+      b->set_num_rows(b->num_rows() + 1);
+      if (labelled) b->add_labels(labels[i]);
+      const float s = score(features[i], version);
+      out.back().mutable_scores()->add_scores(s);
+      out.back().mutable_scores()->add_decisions(s > (version == 1 ? 0.5f : 0.3f));
+    }
+    return out;
+  };
+  UploadOutcome up1 =
+      Upload(stub_.get(), "real-labelled.csv", batches(0, split, true, 1), Sha(41));
+  ASSERT_TRUE(up1.status.ok()) << up1.status.error_message();
+  UploadOutcome up2 = Upload(stub_.get(), "real-unlabelled.csv",
+                             batches(split, features.size(), false, 1), Sha(42));
+  ASSERT_TRUE(up2.status.ok()) << up2.status.error_message();
+  // Version 2 on the labelled part, through the duplicate upload's adoption.
+  UploadOutcome up3 =
+      Upload(stub_.get(), "real-labelled.csv", batches(0, split, true, 2), Sha(41));
+  ASSERT_TRUE(up3.status.ok()) << up3.status.error_message();
+  EXPECT_EQ(up3.response.duplicate_of(), up1.response.upload().id());
+  EXPECT_EQ(SummaryMismatches(), 0);
+  for (int k : {100, 1000}) {
+    const MaxDiff d = CompareWithExact(k);
+    std::printf("real data, k=%d: %d groups, max |AUPRC diff| %.6f, max |precision@k diff| %.6f\n",
+                k, d.groups, d.auprc, d.precision_at_k);
+    EXPECT_EQ(d.groups, 2 * 2 + 3);  // by day: 2 versions x 2 days; by upload: v1 x 2 + v2 x 1
+    EXPECT_LT(d.auprc, 0.002);  // measured 0.000594
+    EXPECT_LT(d.precision_at_k, 0.005);  // measured 0 (k = 100), 0.000275 (k = 1000)
+  }
 }
 
 }  // namespace
