@@ -203,7 +203,7 @@ TEST_F(TrainingIntegrationTest, SyntheticReplayCreatesVersionsPromotesThroughThe
 
 // The delayed-label protocol (issue 17 item 7): P1..P3 go in unlabelled; reviews and delayed
 // labels reach storage as feedback; each run trains only on the labels known at its time; at the
-// end every label is in and the realised precision@K per (version, day) matches a count made
+// end every label is in and the realised precision@K per (version, day) is within the histogram's error of a count made
 // here from the stored scores and the truth.
 TEST_F(TrainingIntegrationTest, DelayedLabelReplayTrainsOnKnownLabelsAndReportsRealisedPrecision) {
   const std::string csv = WriteSyntheticCsv(root_ + "/synthetic.csv", 30000, 11, 0.01);
@@ -309,12 +309,12 @@ TEST_F(TrainingIntegrationTest, DelayedLabelReplayTrainsOnKnownLabelsAndReportsR
     EXPECT_EQ(m.rows_labelled(), m.rows_scored());
     const size_t k = std::min<size_t>(20, rows.size());
     std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-    // Scores tied across the k-th place make the top k ambiguous; compare only without a tie.
-    if (k < rows.size() && rows[k - 1].first == rows[k].first) continue;
     int64_t frauds = 0;
     for (size_t i = 0; i < k; ++i) frauds += rows[i].second;
-    EXPECT_EQ(m.top_k_labelled(), static_cast<int64_t>(k));
-    EXPECT_NEAR(m.precision_at_k(), static_cast<double>(frauds) / static_cast<double>(k), 1e-9)
+    // Storage reads precision@k from its score histogram (1024 logit bins, the bin holding the
+    // k-th row counted in proportion; storage README): close to the exact count, not equal.
+    EXPECT_NEAR(static_cast<double>(m.top_k_labelled()), static_cast<double>(k), 1.0);
+    EXPECT_NEAR(m.precision_at_k(), static_cast<double>(frauds) / static_cast<double>(k), 0.05)
         << "v" << m.model_version() << " day " << m.period();
   }
 }
