@@ -203,8 +203,8 @@ TEST_F(TrainingIntegrationTest, SyntheticReplayCreatesVersionsPromotesThroughThe
 
 // The delayed-label protocol (issue 17 item 7): P1..P3 go in unlabelled; reviews and delayed
 // labels reach storage as feedback; each run trains only on the labels known at its time; at the
-// end every label is in and the realised precision@K per (version, day) is within the histogram's error of a count made
-// here from the stored scores and the truth.
+// end every label is in and the realised precision@K per (version, day) is within the summary
+// histogram's error of a count made here from the stored scores and the truth.
 TEST_F(TrainingIntegrationTest, DelayedLabelReplayTrainsOnKnownLabelsAndReportsRealisedPrecision) {
   const std::string csv = WriteSyntheticCsv(root_ + "/synthetic.csv", 30000, 11, 0.01);
   replay::ReplayOptions o;
