@@ -57,16 +57,19 @@ constexpr char kAdoptScoringModel[] =
     "UPDATE uploads SET model_version = $2 WHERE id = $1 AND model_version = 0";
 constexpr char kCountPredictions[] =
     "SELECT count(*) FROM predictions WHERE upload_id = $1 AND model_version = $2";
-constexpr char kPredictionsByLine[] =
-    "SELECT p.line, p.score, p.decision, t.class, t.time, t.amount, t.v"
-    " FROM predictions p JOIN transactions t ON t.upload_id = p.upload_id AND t.line = p.line"
-    " WHERE p.upload_id = $1 AND p.model_version = $2"
-    " ORDER BY p.line LIMIT $3 OFFSET $4";
-constexpr char kPredictionsByScore[] =
-    "SELECT p.line, p.score, p.decision, t.class, t.time, t.amount, t.v"
-    " FROM predictions p JOIN transactions t ON t.upload_id = p.upload_id AND t.line = p.line"
-    " WHERE p.upload_id = $1 AND p.model_version = $2"
-    " ORDER BY p.score DESC, p.line LIMIT $3 OFFSET $4";
+// The page is chosen on the narrow predictions rows first, then joined to its transactions by
+// primary key. Joining first made PostgreSQL hash-join every row of the upload before its top-N
+// sort: on a 284,807-row upload the by-score page took 1.0 s against 0.21 s this way (EXPLAIN
+// ANALYZE, loaded 2-core machine), and over 5 s in the 512 MB images test, past the gateway's
+// deadline.
+#define FRAUD_PREDICTIONS_PAGE(order)                                                          \
+  "SELECT p.line, p.score, p.decision, t.class, t.time, t.amount, t.v"                         \
+  " FROM (SELECT line, score, decision FROM predictions"                                       \
+  "       WHERE upload_id = $1 AND model_version = $2 ORDER BY " order " LIMIT $3 OFFSET $4) p" \
+  " JOIN transactions t ON t.upload_id = $1 AND t.line = p.line ORDER BY " order
+constexpr char kPredictionsByLine[] = FRAUD_PREDICTIONS_PAGE("line");
+constexpr char kPredictionsByScore[] = FRAUD_PREDICTIONS_PAGE("score DESC, line");
+#undef FRAUD_PREDICTIONS_PAGE
 
 // ---- registry ----
 
