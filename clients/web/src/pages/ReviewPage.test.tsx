@@ -3,7 +3,7 @@ import userEvent from '@testing-library/user-event';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { ReviewItem, ReviewQueueResponse } from '../api/types';
 import { makeClient, renderWithApi, routeFetch, type SeenRequest } from '../test/helpers';
-import { percentileOf, ReviewPage } from './ReviewPage';
+import { percentileOf, percentileText, ReviewPage } from './ReviewPage';
 
 function item(line: number, score: number, extra: Partial<ReviewItem> = {}): ReviewItem {
   const features = Array.from({ length: 30 }, (_, i) => (i === 0 ? 1000 + line : i === 29 ? 50 * line : i / 10));
@@ -71,6 +71,12 @@ describe('percentileOf', () => {
     expect(percentileOf(5, ref)).toBeCloseTo(0.1); // open first bin: half of it
     expect(percentileOf(5000, ref)).toBeCloseTo(0.975);
   });
+  it('gives only a bound in the open-ended outer bins', () => {
+    expect(percentileText(55, ref)).toBe('45.0%');
+    expect(percentileText(5, ref)).toBe('≤ 20.0%');
+    expect(percentileText(5000, ref)).toBe('> 95.0%');
+    expect(percentileText(1, undefined)).toBe('n/a');
+  });
   it('is undefined without a usable reference', () => {
     expect(percentileOf(1, undefined)).toBeUndefined();
     expect(percentileOf(1, { feature: 'x', edges: [1], fractions: [1] })).toBeUndefined();
@@ -95,6 +101,8 @@ describe('ReviewPage', () => {
     expect(amount).toHaveTextContent('83.9%');
     const v1 = within(table).getAllByRole('row').find((r) => r.getAttribute('data-feature') === 'V1');
     expect(v1).toHaveTextContent('n/a');
+    // Amount 600 lies inside the reference's inner bins: not marked.
+    expect(amount).not.toHaveClass('extreme');
   });
 
   it('moves the selection with j and k, within the page', async () => {

@@ -43,6 +43,20 @@ export function percentileOf(value: number, ref: FeatureReference | undefined): 
   return Math.min(1, Math.max(0, below + fractions[bin] * within));
 }
 
+/**
+ * The percentile as text: inside the reference's range "63.2%"; in an open-ended outer bin only
+ * a bound is known, so "≤ 10.0%" / "> 90.0%" (the bins carry no finer information there).
+ */
+export function percentileText(value: number, ref: FeatureReference | undefined): string {
+  const p = percentileOf(value, ref);
+  if (p === undefined || !ref) return 'n/a';
+  const edges = (ref.edges ?? []).map(num);
+  const fractions = (ref.fractions ?? []).map(num);
+  if (value <= edges[0]) return `≤ ${(fractions[0] * 100).toFixed(1)}%`;
+  if (value > edges[edges.length - 1]) return `> ${((1 - fractions[fractions.length - 1]) * 100).toFixed(1)}%`;
+  return `${(p * 100).toFixed(1)}%`;
+}
+
 function itemKey(item: ReviewItem): string {
   return `${int64(item.uploadId)}:${int64(item.line)}`;
 }
@@ -84,8 +98,11 @@ function FeatureTable({ item, population }: { item: ReviewItem; population?: Fea
         <tbody>
           {FEATURE_NAMES.map((name, i) => {
             const value = num(features[i]);
-            const p = percentileOf(value, byName.get(name));
-            const extreme = p !== undefined && (p < 0.01 || p > 0.99);
+            const ref = byName.get(name);
+            const p = percentileOf(value, ref);
+            const text = percentileText(value, ref);
+            // Outside the training range's inner bins: worth a look.
+            const extreme = p !== undefined && /[≤>]/.test(text);
             return (
               <tr key={name} data-feature={name} className={extreme ? 'extreme' : undefined}>
                 <th scope="row">{name}</th>
@@ -95,10 +112,10 @@ function FeatureTable({ item, population }: { item: ReviewItem; population?: Fea
                     <span className="muted">n/a</span>
                   ) : (
                     <span className="percentile">
-                      <span className="percentile-track" role="img" aria-label={`${name} at percentile ${(p * 100).toFixed(1)}`}>
+                      <span className="percentile-track" role="img" aria-label={`${name} at percentile ${text}`}>
                         <span className="percentile-mark" style={{ left: `${(p * 100).toFixed(1)}%` }} />
                       </span>
-                      <span className="num">{(p * 100).toFixed(1)}%</span>
+                      <span className="num">{text}</span>
                     </span>
                   )}
                 </td>
