@@ -31,6 +31,7 @@ const std::vector<Command>& Commands() {
       {"health", "grpc.health.v1 check of one service or --all", RunHealth},
       {"rpc", "rpc list: the services a server exposes (reflection)", RunRpc},
       {"feedback", "send delayed labels (CSV) for stored transactions", RunFeedback},
+      {"review", "the review queue: list alerts, mark one fraud / not-fraud / unsure", RunReview},
       {"train", "start a training run (--watch follows its progress)", RunTrain},
       {"runs", "list training runs, or show one: fraudctl runs [ID]", RunRuns},
       {"promote", "make a registered version champion (or roll back) and reload", RunPromote},

@@ -333,6 +333,7 @@ std::vector<Route> ModelRoutes();       // registered versions, champion, promot
 std::vector<Route> TrainingRoutes();    // training runs, their event streams, evaluation
 std::vector<Route> DemoRoutes();        // synthetic CSV downloads
 std::vector<Route> FeedbackRoutes();    // delayed labels, label history, realised metrics
+std::vector<Route> ReviewRoutes();      // the review queue and analysts' dispositions
 std::vector<Route> MetaRoutes();        // the OpenAPI document, the gateway's own /metrics
 
 }  // namespace internal

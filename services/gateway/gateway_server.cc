@@ -38,7 +38,8 @@ const std::vector<Route>& Routes() {
     const Area areas[] = {internal::MonitoringRoutes, internal::UploadRoutes,
                           internal::InferenceRoutes,  internal::ModelRoutes,
                           internal::TrainingRoutes,   internal::DemoRoutes,
-                          internal::FeedbackRoutes,   internal::MetaRoutes};
+                          internal::FeedbackRoutes,   internal::ReviewRoutes,
+                          internal::MetaRoutes};
     auto* all = new std::vector<Route>();
     for (Area area : areas) {
       for (Route& route : area()) all->push_back(std::move(route));

@@ -212,7 +212,8 @@ absl::Status FeedbackWriter::Add(const v1::RecordFeedbackRequest& request) {
   return s.ok() ? s : Fail(s);
 }
 
-absl::StatusOr<v1::RecordFeedbackResponse> FeedbackWriter::Finish() {
+absl::StatusOr<v1::RecordFeedbackResponse> FeedbackWriter::Finish(
+    const BeforeCommit& before_commit) {
   if (finished_) return absl::FailedPreconditionError("feedback stream already ended");
   if (invalid_rows_ > 0) {
     Rollback();
@@ -226,9 +227,11 @@ absl::StatusOr<v1::RecordFeedbackResponse> FeedbackWriter::Finish() {
     finished_ = true;
     return v1::RecordFeedbackResponse();
   }
-  absl::StatusOr<v1::RecordFeedbackResponse> r = Apply();
+  absl::StatusOr<v1::RecordFeedbackResponse> r = Apply(before_commit);
   if (!r.ok()) {
-    if (r.status().code() == absl::StatusCode::kInvalidArgument) {
+    // The caller's mistakes (not database failures): roll back without counting a DB error.
+    if (r.status().code() == absl::StatusCode::kInvalidArgument ||
+        r.status().code() == absl::StatusCode::kNotFound) {
       Rollback();
       return r.status();
     }
@@ -238,7 +241,8 @@ absl::StatusOr<v1::RecordFeedbackResponse> FeedbackWriter::Finish() {
   return r;
 }
 
-absl::StatusOr<v1::RecordFeedbackResponse> FeedbackWriter::Apply() {
+absl::StatusOr<v1::RecordFeedbackResponse> FeedbackWriter::Apply(
+    const BeforeCommit& before_commit) {
   v1::RecordFeedbackResponse out;
   out.set_received(rows_);
   try {
@@ -279,6 +283,7 @@ absl::StatusOr<v1::RecordFeedbackResponse> FeedbackWriter::Apply() {
     out.set_conflicts(applied[1].as<int64_t>());
     out.set_unchanged(resolved - out.applied() - out.conflicts());
     if (out.applied() + out.conflicts() > 0) txn_->exec(kApplyToSummary);
+    if (before_commit) FRAUD_RETURN_IF_ERROR(before_commit(*txn_, out));
     txn_->commit();
     out.set_apply_seconds(absl::ToDoubleSeconds(absl::Now() - start));
   } catch (const std::exception& e) {

@@ -22,6 +22,7 @@
 #include <pqxx/pqxx>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,15 +48,22 @@ class FeedbackWriter {
   // Validates and stages one message's rows. Invalid rows are remembered (reported by Finish),
   // not an error here; a database failure is returned (and the writer rolled back).
   absl::Status Add(const fraud::storage::v1::RecordFeedbackRequest& request);
-  // Applies the staged rows and commits (see above).
-  absl::StatusOr<fraud::storage::v1::RecordFeedbackResponse> Finish();
+  // Runs inside the stream's database transaction after the labels are applied, before the
+  // commit; a non-OK status rolls everything back and is returned by Finish (SubmitReview records
+  // its disposition this way, atomically with the label).
+  using BeforeCommit = std::function<absl::Status(
+      pqxx::work& txn, const fraud::storage::v1::RecordFeedbackResponse& applied)>;
+  // Applies the staged rows, runs `before_commit` (when set) and commits (see above).
+  absl::StatusOr<fraud::storage::v1::RecordFeedbackResponse> Finish(
+      const BeforeCommit& before_commit = nullptr);
   // Discards everything staged. Idempotent.
   void Rollback();
 
  private:
   absl::Status Open();
   absl::Status Fail(absl::Status s);
-  absl::StatusOr<fraud::storage::v1::RecordFeedbackResponse> Apply();
+  absl::StatusOr<fraud::storage::v1::RecordFeedbackResponse> Apply(
+      const BeforeCommit& before_commit);
 
   PgPool* pool_;
   absl::Time deadline_;

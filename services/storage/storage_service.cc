@@ -12,6 +12,7 @@
 #include "services/storage/feedback_store.h"
 #include "services/storage/live_scoring.h"
 #include "services/storage/realised_metrics.h"
+#include "services/storage/review_store.h"
 #include "services/storage/storage_metrics.h"
 #include "services/storage/upload_writer.h"
 
@@ -380,6 +381,31 @@ grpc::Status StorageService::RecordScoredTransactions(
       fraud::storage::RecordScoredTransactions(*pool_, *req);
   if (r.ok()) *resp = *std::move(r);
   return Finish("RecordScoredTransactions", ctx, r.status());
+}
+
+grpc::Status StorageService::ListReviewQueue(grpc::ServerContext* ctx,
+                                             const v1::ListReviewQueueRequest* req,
+                                             v1::ListReviewQueueResponse* resp) {
+  if (grpc::Status s = Admit(ctx, false); !s.ok()) return s;
+  absl::StatusOr<v1::ListReviewQueueResponse> r = fraud::storage::ListReviewQueue(*pool_, *req);
+  if (r.ok()) *resp = *std::move(r);
+  return Finish("ListReviewQueue", ctx, r.status());
+}
+
+grpc::Status StorageService::SubmitReview(grpc::ServerContext* ctx,
+                                          const v1::SubmitReviewRequest* req,
+                                          v1::SubmitReviewResponse* resp) {
+  if (grpc::Status s = Admit(ctx, true); !s.ok()) return s;
+  absl::StatusOr<v1::SubmitReviewResponse> r =
+      fraud::storage::SubmitReview(*pool_, Deadline(ctx), *req);
+  if (r.ok()) {
+    *resp = *std::move(r);
+    FRAUD_LOG(INFO) << "review recorded" << Kv("request_id", rpc::RequestId(ctx))
+                    << Kv("upload_id", resp->upload_id()) << Kv("line", resp->line())
+                    << Kv("disposition", static_cast<int>(req->disposition()))
+                    << Kv("label_outcome", resp->label_outcome());
+  }
+  return Finish("SubmitReview", ctx, r.status());
 }
 
 }  // namespace fraud::storage

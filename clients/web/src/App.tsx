@@ -5,6 +5,7 @@ import { HealthBanner } from './components/HealthBanner';
 import { DemoPage } from './pages/DemoPage';
 import { ModelsPage } from './pages/ModelsPage';
 import { MonitoringPage } from './pages/MonitoringPage';
+import { ReviewPage } from './pages/ReviewPage';
 import { TrainingPage } from './pages/TrainingPage';
 import { UploadDetailPage } from './pages/UploadDetailPage';
 import { UploadPage } from './pages/UploadPage';
@@ -16,6 +17,7 @@ const NAV = [
   { href: '#/models', label: 'Models', match: (r: Route) => r.parts[0] === 'models' },
   { href: '#/training', label: 'Training', match: (r: Route) => r.parts[0] === 'training' },
   { href: '#/monitoring', label: 'Monitoring', match: (r: Route) => r.parts[0] === 'monitoring' },
+  { href: '#/review', label: 'Review', match: (r: Route) => r.parts[0] === 'review' },
 ];
 
 function Page({ route }: { route: Route }) {
@@ -34,6 +36,8 @@ function Page({ route }: { route: Route }) {
       return <TrainingPage runId={second === 'runs' ? third : undefined} />;
     case 'monitoring':
       return <MonitoringPage />;
+    case 'review':
+      return <ReviewPage />;
     default:
       return (
         <section>

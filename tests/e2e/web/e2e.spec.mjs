@@ -426,6 +426,7 @@ async function main() {
     await promoteAndRollback(page);
     step = 'demo';
     await demo(page);
+    step = 'review queue'; await (await import('./flows/review.mjs')).reviewFlow(page, { go, shot, check, log, expecting, answerTokenPrompt, apiGet, T });
     step = 'every page';
     await everyPage(page, up.uploadHash);
     step = 'keyboard';

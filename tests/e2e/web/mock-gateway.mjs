@@ -665,6 +665,35 @@ async function api(req, res, url) {
     broadcast(run);
     return send(res, 200, { run });
   }
+  // Review queue (issue 17 item 5): alerts = flagged predictions of unreviewed rows, newest upload first, then score;
+  // page_token = "upload:score:line" of the last item; the population = deciles of the stored rows' features.
+  if (p === '/api/v1/review/queue' || p === '/api/v1/review') {
+    const reviewed = (state.reviewed ??= new Set());
+    const rows = [...state.predictions.entries()].sort((a, b) => b[0] - a[0]).flatMap(([, list]) => [...list].sort((a, b) => b.score - a.score || Number(b.line) - Number(a.line)));
+    if (M === 'POST') {
+      if (!authorized(req)) return fail(res, 401, 'UNAUTHENTICATED', 'missing or wrong bearer token');
+      const body = JSON.parse((await readBody(req)).toString() || '{}');
+      const d = String(body.disposition ?? '').toLowerCase().replace('review_disposition_', '').replace('-', '_');
+      if (!['fraud', 'not_fraud', 'unsure'].includes(d)) return fail(res, 400, 'INVALID_ARGUMENT', 'field disposition: must be FRAUD, NOT_FRAUD or UNSURE');
+      const row = rows.find((r) => r.uploadId === String(body.uploadId) && r.line === String(body.line));
+      if (!row) return fail(res, 404, 'NOT_FOUND', `no stored transaction at upload ${body.uploadId} line ${body.line}`);
+      reviewed.add(`${row.uploadId}:${row.line}`);
+      const label = d === 'unsure' ? row.label : d === 'fraud' ? 1 : 0;
+      const outcome = d === 'unsure' ? '' : row.label === undefined || row.label === null ? 'applied' : row.label === label ? 'unchanged' : 'conflict';
+      for (const r of rows.filter((x) => x.uploadId === row.uploadId && x.line === row.line)) r.label = label;
+      return send(res, 200, { uploadId: row.uploadId, line: row.line, reviewId: s(reviewed.size), labelOutcome: outcome, currentLabel: label ?? -1 });
+    }
+    const size = Math.min(500, Number(q.get('page_size') || 50));
+    const [tu, ts, tl] = (q.get('page_token') || '').split(':').map(Number);
+    const after = (r) => !q.get('page_token') || Number(r.uploadId) < tu || (Number(r.uploadId) === tu && (r.score < ts || (r.score === ts && Number(r.line) < tl)));
+    const alerts = rows.filter((r) => r.decision && !reviewed.has(`${r.uploadId}:${r.line}`) && after(r));
+    const page = alerts.slice(0, size);
+    const items = page.map((r) => ({ uploadId: r.uploadId, line: r.line, transactionId: '', modelVersion: r.modelVersion, score: r.score, time: r.features[0], amount: r.features[29], features: r.features, currentLabel: r.label ?? -1, explanation: explainRow(r.features, Number(r.modelVersion) || 1, 5) }));
+    const sample = rows.slice(0, 2000).map((r) => r.features);
+    const features = FEATURES.map((feature, j) => { const v = sample.map((f) => f[j]).sort((a, b) => a - b); return { feature, edges: v.length ? [1, 2, 3, 4, 5, 6, 7, 8, 9].map((k) => v[Math.floor((k * (v.length - 1)) / 10)]) : [], fractions: Array(10).fill(0.1) }; });
+    const last = page[page.length - 1];
+    return send(res, 200, { items, nextPageToken: alerts.length > size ? `${last.uploadId}:${last.score}:${last.line}` : '', explanationModelVersion: s(state.champion), population: { modelVersion: s(state.champion), features } });
+  }
   if (M === 'GET' && p === '/api/v1/monitoring') {
     const champion = state.models.find((x) => Number(x.version) === state.champion);
     const svc = (name, metrics) => ({ name, healthy: true, metrics });

@@ -419,3 +419,100 @@ TEST_F(ConstellationTest, FeedbackCsvLabelsAnUnlabelledUploadAndChangesRealisedM
 
 }  // namespace
 }  // namespace fraud::gateway
+
+namespace fraud::gateway {
+namespace {
+
+// The review queue through REST: alerts of a scored upload come with their reasons (the real
+// inference explains them) and the serving model's population; only the admin may review; a
+// fraud disposition labels the row (source review) and takes it out of the queue; without
+// inference the queue still answers, without reasons.
+TEST_F(ConstellationTest, ReviewQueueExplainsAlertsAndADispositionLabelsTheRow) {
+  common::v1::ModelManifest manifest;
+  manifest.set_version(3);
+  manifest.set_threshold(0.35);
+  common::v1::FeatureReference* amount = manifest.add_reference();
+  amount->set_feature("Amount");
+  amount->add_edges(10);
+  amount->add_edges(100);
+  amount->add_fractions(0.5);
+  amount->add_fractions(0.4);
+  amount->add_fractions(0.1);
+  holder_.Swap(LoadedLogisticModel(manifest));
+  StartGateway("", "admin-secret");
+  const httplib::Headers admin = {{"Authorization", "Bearer admin-secret"}};
+  auto up = Upload(SyntheticCsv(1500, 32, /*labels=*/false), "?file_name=review.csv");
+  ASSERT_TRUE(up);
+  ASSERT_EQ(up->status, 200) << up->body;
+  const std::string id = json::parse(up->body)["uploadId"].get<std::string>();
+  const int64_t alerts = Count("SELECT count(*) FROM predictions WHERE decision");
+  ASSERT_GT(alerts, 3);
+
+  auto page = client_->Get("/api/v1/review/queue?page_size=3");
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->status, 200) << page->body;
+  json doc = json::parse(page->body);
+  ASSERT_EQ(doc["items"].size(), 3u) << page->body;
+  EXPECT_FALSE(doc["nextPageToken"].get<std::string>().empty());
+  EXPECT_EQ(doc["explanationModelVersion"], "3");
+  EXPECT_FALSE(doc.contains("explanationError"));
+  ASSERT_EQ(doc["population"]["features"].size(), 1u);
+  EXPECT_EQ(doc["population"]["features"][0]["feature"], "Amount");
+  double previous = 2;
+  for (const json& item : doc["items"]) {
+    EXPECT_EQ(item["uploadId"], id);
+    EXPECT_EQ(item["features"].size(), 30u);
+    EXPECT_EQ(item["explanation"]["top"].size(), 5u) << item.dump();
+    const double score = item["score"].get<double>();
+    EXPECT_LE(score, previous);
+    previous = score;
+  }
+  const json top = doc["items"][0];
+  const std::string line = top["line"].get<std::string>();
+
+  auto next = client_->Get(absl::StrCat("/api/v1/review/queue?page_size=3&page_token=",
+                                        doc["nextPageToken"].get<std::string>()));
+  ASSERT_TRUE(next);
+  ASSERT_EQ(next->status, 200) << next->body;
+  EXPECT_NE(json::parse(next->body)["items"][0]["line"], top["line"]);
+
+  const std::string body = absl::StrCat("{\"uploadId\": \"", id, "\", \"line\": \"", line,
+                                        "\", \"disposition\": \"fraud\", \"note\": \"seen\"}");
+  auto denied = client_->Post("/api/v1/review", body, "application/json");
+  ASSERT_TRUE(denied);
+  EXPECT_EQ(denied->status, 401) << denied->body;
+  EXPECT_EQ(Count("SELECT count(*) FROM review_dispositions"), 0);
+  auto bad = client_->Post("/api/v1/review", admin,
+                           absl::StrCat("{\"uploadId\": \"", id, "\", \"line\": \"", line,
+                                        "\", \"disposition\": \"maybe\"}"),
+                           "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400) << bad->body;
+  auto ok = client_->Post("/api/v1/review?actor=ana", admin, body, "application/json");
+  ASSERT_TRUE(ok);
+  ASSERT_EQ(ok->status, 200) << ok->body;
+  json reviewed = json::parse(ok->body);
+  EXPECT_EQ(reviewed["labelOutcome"], "applied");
+  EXPECT_EQ(reviewed["currentLabel"], 1);
+  EXPECT_EQ(QueryScalar("SELECT source || '/' || actor || '/' || note FROM label_events"),
+            "review/ana/seen");
+  auto after = client_->Get("/api/v1/review/queue?page_size=500");
+  ASSERT_TRUE(after);
+  json rest = json::parse(after->body);
+  EXPECT_EQ(static_cast<int64_t>(rest["items"].size()), alerts - 1);
+  for (const json& item : rest["items"]) EXPECT_NE(item["line"], top["line"]);
+
+  // Inference down: the items come without reasons, and the answer says why.
+  inference_server_->Shutdown();
+  inference_server_.reset();
+  auto degraded = client_->Get("/api/v1/review/queue?page_size=2");
+  ASSERT_TRUE(degraded);
+  ASSERT_EQ(degraded->status, 200) << degraded->body;
+  json d = json::parse(degraded->body);
+  EXPECT_EQ(d["items"].size(), 2u);
+  EXPECT_FALSE(d["items"][0].contains("explanation"));
+  EXPECT_THAT(d["explanationError"].get<std::string>(), HasSubstr("inference"));
+}
+
+}  // namespace
+}  // namespace fraud::gateway

@@ -19,8 +19,11 @@ import type {
   MonitoringResponse,
   PredictResponse,
   PromoteResponse,
+  ReviewQueueResponse,
   RunResponse,
   StartRunRequest,
+  SubmitReviewRequest,
+  SubmitReviewResponse,
   TrainingRun,
   UploadSummary,
 } from './types';
@@ -424,6 +427,24 @@ export class ApiClient {
 
   inferenceModel(): Promise<InferenceModelResponse> {
     return this.request('GET', `${API_PREFIX}/inference/model`);
+  }
+
+  // ---- review queue ----
+
+  /** A page of unreviewed alerts with their reasons and the population distribution. */
+  reviewQueue(opts: { pageSize?: number; pageToken?: string; modelVersion?: Int64 } = {}): Promise<ReviewQueueResponse> {
+    return this.request('GET', `${API_PREFIX}/review/queue`, {
+      query: {
+        page_size: opts.pageSize,
+        page_token: opts.pageToken,
+        model_version: opts.modelVersion === undefined ? undefined : int64(opts.modelVersion),
+      },
+    });
+  }
+
+  /** Records an analyst's disposition (fraud / not_fraud label the row; unsure does not). Admin. */
+  submitReview(body: SubmitReviewRequest): Promise<SubmitReviewResponse> {
+    return this.request('POST', `${API_PREFIX}/review`, { body, auth: true });
   }
 
   // ---- training ----

@@ -502,3 +502,60 @@ export interface PredictResponse {
   /** With explain: one per row. */
   explanations?: Explanation[];
 }
+
+// ---- review queue (GET /review/queue, POST /review) ----
+
+/** fraud.common.v1.FeatureReference: a feature's training distribution as quantile bins. */
+export interface FeatureReference {
+  feature?: string;
+  /** Ascending bin edges; bins are (-inf, e0], (e0, e1], ..., (e_last, +inf). */
+  edges?: Double[];
+  /** Share of training rows per bin (edges.length + 1 entries). */
+  fractions?: Double[];
+}
+
+/** fraud.storage.v1.ReviewItem plus the gateway's explanation. */
+export interface ReviewItem {
+  uploadId?: Int64;
+  line?: Int64;
+  transactionId?: string;
+  modelVersion?: Int64;
+  score?: Double;
+  time?: Double;
+  amount?: Double;
+  /** Time, V1..V28, Amount. */
+  features?: Double[];
+  /** 0, 1, or -1 when unlabelled. */
+  currentLabel?: number;
+  /** Top 5 reasons (absent when inference could not explain the page). */
+  explanation?: Explanation;
+}
+
+/** GET /review/queue. */
+export interface ReviewQueueResponse {
+  items?: ReviewItem[];
+  nextPageToken?: string;
+  explanationModelVersion?: Int64;
+  explanationError?: string;
+  population?: { modelVersion?: Int64; features?: FeatureReference[] };
+}
+
+export type ReviewDispositionChoice = 'fraud' | 'not_fraud' | 'unsure';
+
+/** POST /review body: upload + line, or transactionId. */
+export interface SubmitReviewRequest {
+  uploadId?: string;
+  line?: string;
+  transactionId?: string;
+  disposition: ReviewDispositionChoice;
+  note?: string;
+}
+
+/** fraud.storage.v1.SubmitReviewResponse. */
+export interface SubmitReviewResponse {
+  uploadId?: Int64;
+  line?: Int64;
+  reviewId?: Int64;
+  labelOutcome?: string;
+  currentLabel?: number;
+}
