@@ -424,6 +424,7 @@ async function main() {
     }
     step = 'promote and roll back';
     await promoteAndRollback(page);
+    step = 'what-if'; await (await import('./flows/whatif.mjs')).whatIfFlow(page, { go, check, log, shot, expecting, answerTokenPrompt, T });
     step = 'demo';
     await demo(page);
     step = 'every page';
