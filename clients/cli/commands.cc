@@ -35,6 +35,8 @@ const std::vector<Command>& Commands() {
       {"train", "start a training run (--watch follows its progress)", RunTrain},
       {"runs", "list training runs, or show one: fraudctl runs [ID]", RunRuns},
       {"promote", "make a registered version champion (or roll back) and reload", RunPromote},
+      {"operating-point", "a version's threshold: show, what-if (alerts/day, precision, recall), set",
+       RunOperatingPoint},
       {"replay", "the time-ordered experiment: uploads, retraining, AUPRC on P4", RunReplayCommand},
   };
   return kCommands;

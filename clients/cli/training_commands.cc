@@ -1,4 +1,5 @@
-// fraudctl replay / train / runs / promote: the training service's client commands.
+// fraudctl replay / train / runs / promote / operating-point: the training service's client
+// commands (operating-point show asks storage).
 #include "clients/cli/training_commands.h"
 
 #include <cstdlib>
@@ -7,14 +8,17 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "clients/cli/cli_rpc.h"
 #include "clients/cli/format.h"
 #include "clients/cli/flag_parser.h"
+#include "fraud/storage/v1/storage.grpc.pb.h"
 #include "fraud/training/v1/training.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "services/common/rpc/auth.h"
@@ -513,6 +517,153 @@ int RunPromote(const std::vector<std::string>& args, CommandIo& io) {
     io.err << "fraudctl promote: inference is not serving v" << version << "\n";
     return kExitFailure;
   }
+  return kExitOk;
+}
+
+namespace {
+
+std::string WhatIfLine(const tpb::WhatIfPoint& p) {
+  return absl::StrFormat("threshold %.6g: %.1f alerts/day (%d alerts, %.3f%% flagged), precision %s, recall %.3f",
+                         p.threshold(), p.alerts_per_day(), p.alerts(), 100 * p.alert_fraction(),
+                         p.alerts() > 0 ? absl::StrFormat("%.3f", p.precision()) : "n/a",
+                         p.recall());
+}
+
+// "7", "v7" -> 7; "champion" -> 0 (the champion); -1 when neither.
+int64_t VersionArg(std::string text, bool allow_champion) {
+  if (allow_champion && text == "champion") return 0;
+  if (!text.empty() && (text[0] == 'v' || text[0] == 'V')) text = text.substr(1);
+  int64_t v = 0;
+  return absl::SimpleAtoi(text, &v) && v > 0 ? v : -1;
+}
+
+}  // namespace
+
+int RunOperatingPoint(const std::vector<std::string>& args, CommandIo& io) {
+  TrainingConnection training;
+  double threshold = -1, alerts_per_day = -1, fraction = -1;
+  int64_t days = 0;
+  std::string reason;
+  FlagSet flags(
+      "operating-point",
+      "Usage: fraudctl operating-point show VERSION [--target STORAGE]\n"
+      "       fraudctl operating-point what-if VERSION|champion [--days N]\n"
+      "                [--threshold T | --alerts-per-day N | --fraction F]\n"
+      "       fraudctl operating-point set VERSION|champion --reason TEXT\n"
+      "                (--threshold T | --alerts-per-day N | --fraction F) [--days N] [--token T]\n\n"
+      "show: the version's serving threshold (operating point or manifest) and its audited\n"
+      "history (storage). what-if: expected alerts/day, precision and recall on the latest\n"
+      "labelled data (newest --days days of Time, default 7) at the current point, the manifest's\n"
+      "and a candidate (training). set: records the new operating point (admin; the budget is\n"
+      "resolved on the same data) and reloads inference when the version is champion.");
+  training.Register(&flags);
+  flags.Double("threshold", &threshold, "candidate threshold in [0, 1]");
+  flags.Double("alerts-per-day", &alerts_per_day, "candidate budget: at most N alerts per day");
+  flags.Double("fraction", &fraction, "candidate budget: at most this fraction flagged");
+  flags.Int64("days", &days, "newest days of labelled data to evaluate on (default 7)");
+  flags.String("reason", &reason, "why (required by set; recorded in the history)");
+  training.conn.timeout_seconds = 300;
+  const bool show = !args.empty() && args[0] == "show";
+  if (show) training.conn.target = DefaultTarget(Service::kStorage);
+  if (int code = ParseOrExit(flags, args, io, 2, 2); code >= 0) return code;
+  const std::string sub = flags.positional()[0];
+  if (sub != "show" && sub != "what-if" && sub != "set") {
+    io.err << "fraudctl operating-point: unknown subcommand '" << sub << "' (show, what-if, set)\n";
+    return kExitUsage;
+  }
+  const int64_t version = VersionArg(flags.positional()[1], sub != "show");
+  if (version < 0) {
+    io.err << "fraudctl operating-point: '" << flags.positional()[1] << "' is not a version number\n";
+    return kExitUsage;
+  }
+  const int candidates = (threshold >= 0) + (alerts_per_day >= 0) + (fraction >= 0);
+  if (candidates > 1) {
+    io.err << "fraudctl operating-point: give at most one of --threshold, --alerts-per-day, --fraction\n";
+    return kExitUsage;
+  }
+  std::unique_ptr<grpc::ClientContext> ctx = training.conn.Context();
+  if (sub == "show") {
+    auto stub = storage::v1::StorageService::NewStub(training.conn.Channel());
+    storage::v1::GetOperatingPointRequest request;
+    request.set_version(version);
+    request.set_include_history(true);
+    storage::v1::GetOperatingPointResponse response;
+    const grpc::Status s = stub->GetOperatingPoint(ctx.get(), request, &response);
+    if (!s.ok()) {
+      io.err << "fraudctl operating-point: " << DescribeRpcError(s, training.conn.target) << "\n";
+      return kExitFailure;
+    }
+    io.out << absl::StrFormat("v%d serves at threshold %.6g (%s; manifest %.6g)\n", version,
+                              response.threshold(),
+                              response.has_point() ? "operating point" : "manifest",
+                              response.manifest_threshold());
+    for (const storage::v1::OperatingPoint& p : response.history()) {
+      io.out << absl::StrFormat(
+          "  #%d %s %s=%.6g -> threshold %.6g (was %.6g), expected %.1f alerts/day precision "
+          "%.3f recall %.3f, by %s: %s\n",
+          p.id(), UtcTime(p.changed_at()),
+          absl::AsciiStrToLower(absl::StripPrefix(
+              storage::v1::OperatingPointKind_Name(p.kind()), "OPERATING_POINT_KIND_")),
+          p.requested_value(), p.threshold(), p.previous_threshold(), p.expected_alerts_per_day(),
+          p.expected_precision(), p.expected_recall(), p.actor(), p.reason());
+    }
+    return kExitOk;
+  }
+  auto stub = tpb::TrainingService::NewStub(training.conn.Channel());
+  if (sub == "what-if") {
+    tpb::WhatIfRequest request;
+    request.set_version(version);
+    request.set_days(static_cast<int32_t>(days));
+    if (threshold >= 0) request.set_threshold(threshold);
+    if (alerts_per_day >= 0) request.set_alerts_per_day(alerts_per_day);
+    if (fraction >= 0) request.set_alert_fraction(fraction);
+    tpb::WhatIfResponse response;
+    const grpc::Status s = stub->WhatIf(ctx.get(), request, &response);
+    if (!s.ok()) {
+      io.err << "fraudctl operating-point: " << DescribeRpcError(s, training.conn.target) << "\n";
+      return kExitFailure;
+    }
+    io.out << absl::StrFormat("v%d on %d labelled rows (%d frauds) over %.0f day(s), days %d-%d%s\n",
+                              response.version(), response.rows(), response.frauds(),
+                              response.days(), response.first_day(), response.last_day(),
+                              response.truncated() ? " (older days left out)" : "");
+    io.out << "current (" << response.current_source() << "): " << WhatIfLine(response.current()) << "\n";
+    io.out << "manifest: " << WhatIfLine(response.manifest()) << "\n";
+    if (response.has_candidate()) io.out << "candidate: " << WhatIfLine(response.candidate()) << "\n";
+    return kExitOk;
+  }
+  tpb::SetOperatingPointRequest request;
+  request.set_version(version);
+  request.set_reason(reason);
+  request.set_days(static_cast<int32_t>(days));
+  if (threshold >= 0) {
+    request.set_kind(storage::v1::OPERATING_POINT_KIND_THRESHOLD);
+    request.set_value(threshold);
+  } else if (alerts_per_day >= 0) {
+    request.set_kind(storage::v1::OPERATING_POINT_KIND_ALERTS_PER_DAY);
+    request.set_value(alerts_per_day);
+  } else if (fraction >= 0) {
+    request.set_kind(storage::v1::OPERATING_POINT_KIND_FRACTION);
+    request.set_value(fraction);
+  } else {
+    io.err << "fraudctl operating-point set: give --threshold, --alerts-per-day or --fraction\n";
+    return kExitUsage;
+  }
+  rpc::AddBearerToken(ctx.get(), training.token);
+  tpb::SetOperatingPointResponse response;
+  const grpc::Status s = stub->SetOperatingPoint(ctx.get(), request, &response);
+  if (!s.ok()) {
+    io.err << "fraudctl operating-point: " << DescribeRpcError(s, training.conn.target) << "\n";
+    return kExitFailure;
+  }
+  io.out << absl::StrFormat("v%d operating point #%d: threshold %.6g (was %.6g), expected %.1f "
+                            "alerts/day, precision %.3f, recall %.3f\n",
+                            response.point().version(), response.point().id(),
+                            response.point().threshold(), response.point().previous_threshold(),
+                            response.point().expected_alerts_per_day(),
+                            response.point().expected_precision(),
+                            response.point().expected_recall());
+  io.out << response.message() << "\n";
   return kExitOk;
 }
 

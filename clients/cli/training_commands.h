@@ -18,5 +18,7 @@ int RunReplayCommand(const std::vector<std::string>& args, CommandIo& io);
 int RunTrain(const std::vector<std::string>& args, CommandIo& io);
 int RunRuns(const std::vector<std::string>& args, CommandIo& io);
 int RunPromote(const std::vector<std::string>& args, CommandIo& io);
+// fraudctl operating-point show|what-if|set: alert budgets and the what-if (issue 17 item 4).
+int RunOperatingPoint(const std::vector<std::string>& args, CommandIo& io);
 
 }  // namespace fraud::cli

@@ -229,6 +229,20 @@ bool QueryInt(Call& call, const char* name, int64_t max, Int* value) {
   return true;
 }
 
+// The optional number query parameter `name`, in [min, max], into *value (left alone when absent
+// or empty). False after replying 400 when it is not such a number.
+inline bool QueryDouble(Call& call, const char* name, double min, double max, double* value) {
+  const std::string text = Param(call.req, name);
+  if (text.empty()) return true;
+  absl::StatusOr<double> v = ParseDouble(name, text, min, max);
+  if (!v.ok()) {
+    ReplyError(call, v.status());
+    return false;
+  }
+  *value = *v;
+  return true;
+}
+
 // The page_size and before_id query parameters of a list route: their documentation (the rows'
 // `.query`) and, below, their parsing into its request.
 std::vector<QueryParamSpec> PagingQuery();

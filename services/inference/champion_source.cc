@@ -23,6 +23,19 @@ absl::StatusOr<int64_t> StorageChampionSource::ChampionVersion() {
   return response.model().version();
 }
 
+absl::StatusOr<std::optional<double>> StorageOperatingPointSource::OperatingThreshold(
+    int64_t version) {
+  grpc::ClientContext ctx;
+  rpc::SetDeadline(&ctx, timeout_);
+  storage::v1::GetOperatingPointRequest request;
+  request.set_version(version);
+  storage::v1::GetOperatingPointResponse response;
+  const absl::Status s = rpc::FromGrpcStatus(stub_->GetOperatingPoint(&ctx, request, &response));
+  if (!s.ok()) return Annotate(s, "asking storage for the operating point");
+  if (!response.has_point()) return std::nullopt;
+  return response.point().threshold();
+}
+
 absl::Status StorageArtifactSource::Fetch(int64_t version, const std::string& root) {
   static auto& fetches = metrics::Counter("fraud_inference_artifact_fetches_total",
                                           "Model artifacts fetched from the registry, by result");

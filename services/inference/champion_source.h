@@ -1,10 +1,12 @@
 // The model registry as the inference service sees it: which version is the champion
 // (ChampionSource), and the artifact files of a version its model directory lacks
-// (ArtifactSource; the model directory is only a cache of the registry).
+// (ArtifactSource; the model directory is only a cache of the registry), and the operating point
+// (decision threshold) an admin set for a version (OperatingPointSource).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -29,6 +31,30 @@ class StorageChampionSource final : public ChampionSource {
   StorageChampionSource(storage::v1::StorageService::StubInterface* stub, absl::Duration timeout)
       : stub_(stub), timeout_(timeout) {}
   absl::StatusOr<int64_t> ChampionVersion() override;
+
+ private:
+  storage::v1::StorageService::StubInterface* stub_;
+  absl::Duration timeout_;
+};
+
+// Thread-safety: implementations must be safe to call from several threads.
+class OperatingPointSource {
+ public:
+  virtual ~OperatingPointSource() = default;
+  // The threshold of `version`'s current operating point (set by an admin, audited in storage),
+  // or nullopt when it has none (the manifest's threshold applies). Unavailable /
+  // DeadlineExceeded when storage cannot be reached; NotFound for an unregistered version.
+  virtual absl::StatusOr<std::optional<double>> OperatingThreshold(int64_t version) = 0;
+};
+
+// Asks fraud.storage.v1.StorageService/GetOperatingPoint, with a deadline on every call.
+class StorageOperatingPointSource final : public OperatingPointSource {
+ public:
+  // `stub` is not owned and must outlive this object.
+  StorageOperatingPointSource(storage::v1::StorageService::StubInterface* stub,
+                              absl::Duration timeout)
+      : stub_(stub), timeout_(timeout) {}
+  absl::StatusOr<std::optional<double>> OperatingThreshold(int64_t version) override;
 
  private:
   storage::v1::StorageService::StubInterface* stub_;

@@ -119,6 +119,10 @@ grpc::Status InferenceService::GetModel(grpc::ServerContext* ctx,
   response->mutable_loaded_at()->set_seconds(nanos / 1000000000);
   response->mutable_loaded_at()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
   response->set_artifact_path(model->artifact_path);
+  response->set_threshold(model->threshold);
+  response->set_threshold_source(model->threshold_source == ThresholdSource::kOperatingPoint
+                                     ? "operating_point"
+                                     : "manifest");
   return grpc::Status::OK;
 }
 
@@ -135,10 +139,12 @@ grpc::Status InferenceService::Reload(grpc::ServerContext* ctx, const v1::Reload
   response->set_previous_version(result->previous_version);
   response->set_version(result->version);
   response->set_load_seconds(absl::ToDoubleSeconds(result->load_time));
+  response->set_threshold(result->threshold);
   FRAUD_LOG(INFO) << "Reload done" << Kv("rpc", "Reload") << Kv("request_id", rpc::RequestId(ctx))
                   << Kv("model_version", result->version)
                   << Kv("previous_version", result->previous_version)
-                  << Kv("load_ms", absl::ToDoubleMilliseconds(result->load_time));
+                  << Kv("load_ms", absl::ToDoubleMilliseconds(result->load_time))
+                  << Kv("threshold", result->threshold);
   return grpc::Status::OK;
 }
 

@@ -50,6 +50,9 @@ class ScoringModel {
 using ModelLoader =
     std::function<absl::StatusOr<std::unique_ptr<ScoringModel>>(const std::string& dir)>;
 
+// Where a LoadedModel's decision threshold comes from.
+enum class ThresholdSource { kManifest, kOperatingPoint };
+
 // One loaded model version. Immutable once published in a ModelHolder; requests keep it alive
 // through their std::shared_ptr copy, so a swap never frees a model that is still scoring.
 struct LoadedModel {
@@ -57,8 +60,10 @@ struct LoadedModel {
   // Artifact directory it was loaded from.
   std::string artifact_path;
   absl::Time loaded_at;
-  // Decision threshold (the manifest's): score >= threshold flags fraud.
+  // Decision threshold: score >= threshold flags fraud. The version's operating point when one is
+  // set (threshold_source kOperatingPoint), else the manifest's.
   double threshold = 0.5;
+  ThresholdSource threshold_source = ThresholdSource::kManifest;
   std::unique_ptr<const ScoringModel> model;
 
   const common::v1::ModelManifest& manifest() const { return model->manifest(); }

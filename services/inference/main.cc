@@ -72,10 +72,14 @@ int main(int argc, char** argv) {
       storage_stub.get(), absl::Seconds(absl::GetFlag(FLAGS_storage_timeout_seconds)));
   fraud::inference::StorageArtifactSource artifacts(
       storage_stub.get(), absl::Seconds(absl::GetFlag(FLAGS_artifact_fetch_timeout_seconds)));
+  // Each load asks storage for the version's operating point (its decision threshold); when
+  // storage cannot answer, the manifest's threshold serves (logged).
+  fraud::inference::StorageOperatingPointSource operating_points(
+      storage_stub.get(), absl::Seconds(absl::GetFlag(FLAGS_storage_timeout_seconds)));
   fraud::inference::ModelHolder holder;
-  fraud::inference::ModelReloader reloader(model_dir,
-                                           fraud::inference::RuntimeModelLoader(loader_options),
-                                           &holder, &champion, &artifacts);
+  fraud::inference::ModelReloader reloader(
+      model_dir, fraud::inference::RuntimeModelLoader(loader_options), &holder, &champion,
+      &artifacts, &fraud::RealClock::Get(), &operating_points);
   fraud::inference::WatcherOptions watcher_options;
   watcher_options.poll_interval = poll_interval;
   fraud::inference::ModelWatcher watcher(&champion, &reloader, watcher_options);

@@ -43,13 +43,14 @@ int64_t VersionOf(const std::shared_ptr<const LoadedModel>& m) { return m ? m->v
 
 ModelReloader::ModelReloader(std::string model_dir, ModelLoader loader, ModelHolder* holder,
                              ChampionSource* champion, ArtifactSource* artifacts,
-                             const Clock* clock)
+                             const Clock* clock, OperatingPointSource* operating_points)
     : model_dir_(std::move(model_dir)),
       loader_(std::move(loader)),
       holder_(holder),
       champion_(champion),
       artifacts_(artifacts),
-      clock_(clock) {
+      clock_(clock),
+      operating_points_(operating_points) {
   Metrics();  // registers the families so /metrics shows them from the start
 }
 
@@ -104,6 +105,7 @@ absl::StatusOr<ReloadResult> ModelReloader::LoadAndSwap(int64_t version) {
   ReloadResult result;
   result.version = version;
   result.load_time = absl::FromChrono(std::chrono::steady_clock::now() - start);
+  result.threshold = (*loaded)->threshold;
   std::shared_ptr<const LoadedModel> previous = holder_->Swap(*std::move(loaded));
   result.previous_version = VersionOf(previous);
   // Success is logged by the caller (the Reload handler, the watcher or main), which knows why.
@@ -167,6 +169,25 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelReloader::VerifyAndWrap(
   loaded->artifact_path = path;
   loaded->loaded_at = clock_->Now();
   loaded->threshold = manifest.threshold();
+  loaded->threshold_source = ThresholdSource::kManifest;
+  if (operating_points_ != nullptr) {
+    absl::StatusOr<std::optional<double>> op = operating_points_->OperatingThreshold(version);
+    if (!op.ok()) {
+      // Serving at the manifest's threshold beats not serving: the next reload asks again.
+      FRAUD_LOG(WARNING) << "operating point unavailable; serving at the manifest's threshold"
+                         << Kv("model_version", version) << Kv("threshold", manifest.threshold())
+                         << Kv("error", op.status().ToString());
+    } else if (op->has_value() && std::isfinite(**op) && **op >= 0 && **op <= 1) {
+      loaded->threshold = **op;
+      loaded->threshold_source = ThresholdSource::kOperatingPoint;
+      FRAUD_LOG(INFO) << "serving at the operating point's threshold"
+                      << Kv("model_version", version) << Kv("threshold", **op)
+                      << Kv("manifest_threshold", manifest.threshold());
+    } else if (op->has_value()) {
+      FRAUD_LOG(WARNING) << "operating point threshold not in [0, 1]; serving at the manifest's"
+                         << Kv("model_version", version) << Kv("threshold", **op);
+    }
+  }
   loaded->model = *std::move(model);
   return std::shared_ptr<const LoadedModel>(std::move(loaded));
 }

@@ -4,6 +4,10 @@
 // the loader verifies every file's sha256 and replays the manifest's smoke batch; only then does
 // the ModelHolder pointer change. A fetched version that fails to load is removed from the cache,
 // so the next attempt fetches it again.
+// The decision threshold is the version's operating point when an OperatingPointSource is given
+// and it has one (asked on every load, so a Reload of the serving version applies a changed
+// operating point); otherwise, or when the source cannot answer (logged as a warning), the
+// manifest's threshold.
 // A failed load leaves the serving model untouched, and is logged and counted
 // (fraud_inference_model_reloads_total{result="failed"}).
 //
@@ -31,16 +35,20 @@ struct ReloadResult {
   int64_t version = 0;
   // Time spent loading, verifying and smoke-testing.
   absl::Duration load_time;
+  // The decision threshold the loaded version serves with (operating point or manifest).
+  double threshold = 0;
 };
 
 class ModelReloader {
  public:
-  // `holder` (required), `champion` (may be null: version 0 is then FailedPrecondition) and
-  // `artifacts` (may be null: only versions already in model_dir load) are not owned and must
-  // outlive this object.
+  // `holder` (required), `champion` (may be null: version 0 is then FailedPrecondition),
+  // `artifacts` (may be null: only versions already in model_dir load) and `operating_points`
+  // (may be null: the manifest's threshold always applies) are not owned and must outlive this
+  // object.
   ModelReloader(std::string model_dir, ModelLoader loader, ModelHolder* holder,
                 ChampionSource* champion, ArtifactSource* artifacts = nullptr,
-                const Clock* clock = &RealClock::Get());
+                const Clock* clock = &RealClock::Get(),
+                OperatingPointSource* operating_points = nullptr);
   ModelReloader(const ModelReloader&) = delete;
   ModelReloader& operator=(const ModelReloader&) = delete;
 
@@ -80,6 +88,7 @@ class ModelReloader {
   ChampionSource* const champion_;
   ArtifactSource* const artifacts_;
   const Clock* const clock_;
+  OperatingPointSource* const operating_points_;
   absl::Mutex load_mu_;
 };
 

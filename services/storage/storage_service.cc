@@ -11,6 +11,7 @@
 #include "services/storage/artifact_store.h"
 #include "services/storage/feedback_store.h"
 #include "services/storage/live_scoring.h"
+#include "services/storage/operating_point_store.h"
 #include "services/storage/realised_metrics.h"
 #include "services/storage/review_store.h"
 #include "services/storage/storage_metrics.h"
@@ -406,6 +407,44 @@ grpc::Status StorageService::SubmitReview(grpc::ServerContext* ctx,
                     << Kv("label_outcome", resp->label_outcome());
   }
   return Finish("SubmitReview", ctx, r.status());
+}
+
+grpc::Status StorageService::SetOperatingPoint(grpc::ServerContext* ctx,
+                                               const v1::SetOperatingPointRequest* req,
+                                               v1::SetOperatingPointResponse* resp) {
+  if (grpc::Status s = Admit(ctx, true); !s.ok()) return s;
+  absl::StatusOr<v1::OperatingPoint> r = fraud::storage::SetOperatingPoint(*pool_, req->point());
+  if (r.ok()) {
+    *resp->mutable_point() = *std::move(r);
+    FRAUD_LOG(INFO) << "operating point changed" << Kv("request_id", rpc::RequestId(ctx))
+                    << Kv("model_version", resp->point().version())
+                    << Kv("threshold", resp->point().threshold())
+                    << Kv("previous_threshold", resp->point().previous_threshold())
+                    << Kv("actor", resp->point().actor());
+  }
+  return Finish("SetOperatingPoint", ctx, r.status());
+}
+
+grpc::Status StorageService::GetOperatingPoint(grpc::ServerContext* ctx,
+                                               const v1::GetOperatingPointRequest* req,
+                                               v1::GetOperatingPointResponse* resp) {
+  if (grpc::Status s = Admit(ctx, false); !s.ok()) return s;
+  absl::StatusOr<v1::GetOperatingPointResponse> r =
+      fraud::storage::GetOperatingPoint(*pool_, req->version(), req->include_history());
+  if (r.ok()) *resp = *std::move(r);
+  return Finish("GetOperatingPoint", ctx, r.status());
+}
+
+grpc::Status StorageService::ListOperatingPointHistory(
+    grpc::ServerContext* ctx, const v1::ListOperatingPointHistoryRequest* req,
+    v1::ListOperatingPointHistoryResponse* resp) {
+  if (grpc::Status s = Admit(ctx, false); !s.ok()) return s;
+  absl::StatusOr<std::vector<v1::OperatingPoint>> r =
+      fraud::storage::ListOperatingPointHistory(*pool_, req->version());
+  if (r.ok()) {
+    for (v1::OperatingPoint& p : *r) *resp->add_points() = std::move(p);
+  }
+  return Finish("ListOperatingPointHistory", ctx, r.status());
 }
 
 }  // namespace fraud::storage

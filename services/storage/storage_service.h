@@ -5,7 +5,8 @@
 // Until SetReady(true) (main calls it once the schema migrations are applied) every RPC answers
 // UNAVAILABLE "storage is starting". With a service token set, every write (StoreUpload,
 // RecordPredictions, RegisterModel, SetChampion, AllocateModelVersion, PutModelArtifact, CreateRun,
-// UpdateRun, RecordFeedback, RecordScoredTransactions, SubmitReview)
+// UpdateRun, RecordFeedback, RecordScoredTransactions, SubmitReview,
+// SetOperatingPoint)
 // answers UNAUTHENTICATED unless the call carries it (rpc::kServiceTokenHeader); reads stay
 // open (see .github/SECURITY.md). Thread-safe; `pool` and `store` are not owned and must outlive
 // the service.
@@ -93,6 +94,15 @@ class StorageService final : public fraud::storage::v1::StorageService::Service 
                                v1::ListReviewQueueResponse* response) override;
   grpc::Status SubmitReview(grpc::ServerContext* ctx, const v1::SubmitReviewRequest* request,
                             v1::SubmitReviewResponse* response) override;
+  grpc::Status SetOperatingPoint(grpc::ServerContext* ctx,
+                                 const v1::SetOperatingPointRequest* request,
+                                 v1::SetOperatingPointResponse* response) override;
+  grpc::Status GetOperatingPoint(grpc::ServerContext* ctx,
+                                 const v1::GetOperatingPointRequest* request,
+                                 v1::GetOperatingPointResponse* response) override;
+  grpc::Status ListOperatingPointHistory(grpc::ServerContext* ctx,
+                                         const v1::ListOperatingPointHistoryRequest* request,
+                                         v1::ListOperatingPointHistoryResponse* response) override;
 
  private:
   // NotReady before migrations; for writes also Unauthenticated without the service token.

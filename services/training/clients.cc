@@ -145,6 +145,22 @@ class GrpcStorageApi final : public StorageApi {
     return response.change();
   }
 
+  absl::StatusOr<storage_pb::GetOperatingPointResponse> GetOperatingPoint(
+      int64_t version) override {
+    storage_pb::GetOperatingPointRequest request;
+    request.set_version(version);
+    return Unary(&Stub::GetOperatingPoint, request, "GetOperatingPoint");
+  }
+
+  absl::StatusOr<storage_pb::OperatingPoint> SetOperatingPoint(
+      const storage_pb::OperatingPoint& point) override {
+    storage_pb::SetOperatingPointRequest request;
+    *request.mutable_point() = point;
+    FRAUD_ASSIGN_OR_RETURN(storage_pb::SetOperatingPointResponse response,
+                           Unary(&Stub::SetOperatingPoint, request, "SetOperatingPoint"));
+    return response.point();
+  }
+
   absl::StatusOr<std::vector<storage_pb::ChampionChange>> ListChampionHistory() override {
     FRAUD_ASSIGN_OR_RETURN(storage_pb::ListChampionHistoryResponse response,
                            Unary(&Stub::ListChampionHistory,

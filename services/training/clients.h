@@ -65,6 +65,13 @@ class StorageApi {
   virtual absl::StatusOr<storage_pb::ChampionChange> SetChampion(
       const storage_pb::SetChampionRequest& request) = 0;
   virtual absl::StatusOr<std::vector<storage_pb::ChampionChange>> ListChampionHistory() = 0;
+  // The version's current operating point (unset when none) and thresholds; NotFound for an
+  // unregistered version.
+  virtual absl::StatusOr<storage_pb::GetOperatingPointResponse> GetOperatingPoint(
+      int64_t version) = 0;
+  // Appends an operating-point change to the version's audited history (storage validates it).
+  virtual absl::StatusOr<storage_pb::OperatingPoint> SetOperatingPoint(
+      const storage_pb::OperatingPoint& point) = 0;
 
   virtual absl::StatusOr<storage_pb::TrainingRun> CreateRun(const storage_pb::TrainingRun& run) = 0;
   virtual absl::StatusOr<storage_pb::TrainingRun> UpdateRun(const storage_pb::TrainingRun& run) = 0;

@@ -22,7 +22,8 @@ TrainingService::TrainingService(RunManager* runs, StorageApi* storage, Inferenc
       storage_(storage),
       inference_(inference),
       pipeline_(std::move(pipeline)),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      what_if_(storage, pipeline_.model_dir) {}
 
 grpc::Status TrainingService::StartRun(grpc::ServerContext* ctx,
                                        const training::v1::StartRunRequest* request,
@@ -154,6 +155,28 @@ grpc::Status TrainingService::Evaluate(grpc::ServerContext*,
   if (!rows.ok()) return ToGrpcStatus(rows.status());
   absl::StatusOr<training::v1::EvaluateResponse> result =
       EvaluateVersions(*storage_, pipeline_.model_dir, *request, *rows);
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = std::move(*result);
+  return grpc::Status::OK;
+}
+
+grpc::Status TrainingService::WhatIf(grpc::ServerContext*,
+                                     const training::v1::WhatIfRequest* request,
+                                     training::v1::WhatIfResponse* response) {
+  absl::StatusOr<training::v1::WhatIfResponse> result = what_if_.WhatIf(*request);
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = std::move(*result);
+  return grpc::Status::OK;
+}
+
+grpc::Status TrainingService::SetOperatingPoint(
+    grpc::ServerContext* ctx, const training::v1::SetOperatingPointRequest* request,
+    training::v1::SetOperatingPointResponse* response) {
+  if (absl::Status s = rpc::CheckBearerToken(*ctx, options_.admin_token); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  absl::StatusOr<training::v1::SetOperatingPointResponse> result =
+      what_if_.SetOperatingPoint(*request, options_.promote_actor, inference_);
   if (!result.ok()) return ToGrpcStatus(result.status());
   *response = std::move(*result);
   return grpc::Status::OK;

@@ -1,7 +1,10 @@
 // gRPC handlers of fraud.training.v1.TrainingService: thin wrappers over the RunManager (runs),
 // PromoteVersion (manual promotion/rollback) and EvaluateVersions.
 //
-// Admin RPCs (StartRun, CancelRun, Promote) require "authorization: Bearer <token>" when a token
+// WhatIf and SetOperatingPoint go to a WhatIfEngine the service owns (its score cache lives as
+// long as the service).
+//
+// Admin RPCs (StartRun, CancelRun, Promote, SetOperatingPoint) require "authorization: Bearer <token>" when a token
 // is configured (UNAUTHENTICATED otherwise). Status codes: INVALID_ARGUMENT for bad requests
 // (unknown family or parameter, bad fractions), RESOURCE_EXHAUSTED when the run queue is full,
 // NOT_FOUND for unknown runs/versions, FAILED_PRECONDITION for cancelling a finished run,
@@ -16,6 +19,7 @@
 #include "services/training/clients.h"
 #include "services/training/pipeline.h"
 #include "services/training/run_manager.h"
+#include "services/training/what_if.h"
 
 namespace fraud::training {
 
@@ -46,6 +50,13 @@ class TrainingService final : public training::v1::TrainingService::Service {
                        training::v1::PromoteResponse* response) override;
   grpc::Status Evaluate(grpc::ServerContext* ctx, const training::v1::EvaluateRequest* request,
                         training::v1::EvaluateResponse* response) override;
+  grpc::Status WhatIf(grpc::ServerContext* ctx, const training::v1::WhatIfRequest* request,
+                      training::v1::WhatIfResponse* response) override;
+  grpc::Status SetOperatingPoint(grpc::ServerContext* ctx,
+                                 const training::v1::SetOperatingPointRequest* request,
+                                 training::v1::SetOperatingPointResponse* response) override;
+
+  WhatIfEngine& what_if() { return what_if_; }
 
   // The logic of Promote, without transport or auth (used by tests and the RPC).
   absl::StatusOr<training::v1::PromoteResponse> DoPromote(const training::v1::PromoteRequest& request);
@@ -56,6 +67,7 @@ class TrainingService final : public training::v1::TrainingService::Service {
   InferenceApi* const inference_;
   const PipelineOptions pipeline_;
   const TrainingServiceOptions options_;
+  WhatIfEngine what_if_;
 };
 
 }  // namespace fraud::training

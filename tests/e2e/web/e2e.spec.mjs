@@ -424,6 +424,7 @@ async function main() {
     }
     step = 'promote and roll back';
     await promoteAndRollback(page);
+    step = 'what-if'; await (await import('./flows/whatif.mjs')).whatIfFlow(page, { go, check, log, shot, expecting, answerTokenPrompt, T });
     step = 'demo';
     await demo(page);
     step = 'review queue'; await (await import('./flows/review.mjs')).reviewFlow(page, { go, shot, check, log, expecting, answerTokenPrompt, apiGet, T });

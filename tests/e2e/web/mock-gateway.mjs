@@ -587,6 +587,27 @@ async function api(req, res, url) {
     const change = setChampion(Number(m[1]), body.reason || 'promoted', 'admin');
     return send(res, 200, { change, reloaded: true, message: `inference now serves v${m[1]}` });
   }
+  // ---- operating points (what-if curve, audited changes): a toy curve, history in memory ----
+  if ((m = /^\/api\/v1\/models\/(\d+|champion)\/(what-if|operating-point)$/.exec(p))) {
+    const v = m[1] === 'champion' ? String(state.champion) : m[1];
+    const model = state.models.find((x) => x.version === v);
+    if (!model) return fail(res, 404, 'NOT_FOUND', `no model version ${v}`);
+    const hist = (state.operatingPoints ??= {})[v] ??= [];
+    const at = (t) => ({ threshold: t, alerts: s(2000 * (1 - t) ** 3), alertsPerDay: 1000 * (1 - t) ** 3, alertFraction: (1 - t) ** 3 / 100, trueAlerts: s(20 * (1 - t * t)), precision: Math.min(1, 0.02 + t * 0.9), recall: 1 - t * t });
+    const served = hist.length ? hist[0].threshold : model.manifest.threshold;
+    if (M === 'GET' && m[2] === 'what-if') {
+      return send(res, 200, { version: v, rows: '200000', frauds: '340', days: 2, firstDay: '0', lastDay: '1', dataGeneration: s(state.uploads.length), curve: Array.from({ length: 49 }, (_, i) => at(0.02 * (i + 1))), current: at(served), currentSource: hist.length ? 'operating_point' : 'manifest', manifest: at(model.manifest.threshold), ...(hist.length ? { operatingPoint: hist[0] } : {}), budgets: [], cached: true, seconds: 0.001 });
+    }
+    if (M === 'GET') return send(res, 200, { ...(hist.length ? { point: hist[0] } : {}), manifestThreshold: model.manifest.threshold, threshold: served, history: hist });
+    if (!authorized(req)) return fail(res, 401, 'UNAUTHENTICATED', 'missing or wrong bearer token');
+    const body = JSON.parse((await readBody(req)).toString() || '{}');
+    if (!body.reason) return fail(res, 400, 'INVALID_ARGUMENT', 'reason: required (why the operating point changes)');
+    const t = body.kind === 'OPERATING_POINT_KIND_ALERTS_PER_DAY' ? Math.min(1, 1 - Math.cbrt(body.value / 1000)) : body.value;
+    const e = at(t);
+    const point = { id: s(Object.values(state.operatingPoints).flat().length + 1), version: v, kind: body.kind, requestedValue: body.value, threshold: t, previousThreshold: served, reason: body.reason, actor: body.actor || 'admin', changedAt: now(), expectedAlertsPerDay: e.alertsPerDay, expectedPrecision: e.precision, expectedRecall: e.recall, evaluatedRows: '200000', evaluatedDays: 2 };
+    hist.unshift(point);
+    return send(res, 200, { point, reloaded: Number(v) === state.champion, message: `v${v} serves at threshold ${t.toFixed(4)}` });
+  }
   if (M === 'POST' && p === '/api/v1/score') {
     const body = JSON.parse((await readBody(req)).toString() || '{}');
     const rows = Array.isArray(body.rows) ? body.rows : [];

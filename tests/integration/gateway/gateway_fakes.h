@@ -205,6 +205,16 @@ class FakeStorage final : public storagepb::StorageService::Service, public Reco
     *resp->mutable_upload() = MakeUpload(req->upload_id());
     return grpc::Status::OK;
   }
+  grpc::Status GetOperatingPoint(grpc::ServerContext* ctx,
+                                 const storagepb::GetOperatingPointRequest* req,
+                                 storagepb::GetOperatingPointResponse* resp) override {
+    Record("GetOperatingPoint", ctx);
+    last_operating_point = *req;
+    resp->set_threshold(0.42);
+    resp->set_manifest_threshold(0.42);
+    return grpc::Status::OK;
+  }
+  storagepb::GetOperatingPointRequest last_operating_point;
   grpc::Status ListUploads(grpc::ServerContext* ctx, const storagepb::ListUploadsRequest* req,
                            storagepb::ListUploadsResponse* resp) override {
     Record("ListUploads", ctx);
@@ -392,6 +402,24 @@ class FakeTraining final : public trainingpb::TrainingService::Service, public R
     resp->set_rows(100);
     return grpc::Status::OK;
   }
+  grpc::Status WhatIf(grpc::ServerContext* ctx, const trainingpb::WhatIfRequest* req,
+                      trainingpb::WhatIfResponse* resp) override {
+    Record("WhatIf", ctx);
+    last_what_if = *req;
+    resp->set_version(req->version() == 0 ? 7 : req->version());
+    resp->add_curve()->set_threshold(0.5);
+    return grpc::Status::OK;
+  }
+  grpc::Status SetOperatingPoint(grpc::ServerContext* ctx,
+                                 const trainingpb::SetOperatingPointRequest* req,
+                                 trainingpb::SetOperatingPointResponse* resp) override {
+    Record("SetOperatingPoint", ctx);
+    last_set_point = *req;
+    resp->mutable_point()->set_version(req->version());
+    resp->mutable_point()->set_threshold(req->value());
+    resp->set_reloaded(true);
+    return grpc::Status::OK;
+  }
 
   std::atomic<int> watch_updates{3};
   absl::Duration watch_interval = absl::Milliseconds(20);
@@ -399,6 +427,8 @@ class FakeTraining final : public trainingpb::TrainingService::Service, public R
   std::atomic<int> watch_cancelled{0};
   trainingpb::StartRunRequest last_start;
   trainingpb::PromoteRequest last_promote;
+  trainingpb::WhatIfRequest last_what_if;
+  trainingpb::SetOperatingPointRequest last_set_point;
 };
 
 // A /metrics endpoint on 127.0.0.1:0 serving a fixed text.

@@ -127,6 +127,9 @@ TEST_F(GatewayTest, AdminRoutesNeedTheBearerTokenAndForwardIt) {
   };
   const std::vector<Case> cases = {
       {"/api/v1/models/4/promote", R"({"reason":"better"})", &training_, "Promote"},
+      {"/api/v1/models/4/operating-point",
+       R"({"kind":"OPERATING_POINT_KIND_ALERTS_PER_DAY","value":40,"reason":"capacity"})",
+       &training_, "SetOperatingPoint"},
       {"/api/v1/inference/reload", "{}", &inference_, "Reload"},
       {"/api/v1/training/runs", R"({"families":["mlp"]})", &training_, "StartRun"},
       {"/api/v1/training/runs/9/cancel", "{}", &training_, "CancelRun"},
@@ -149,6 +152,47 @@ TEST_F(GatewayTest, AdminRoutesNeedTheBearerTokenAndForwardIt) {
   ASSERT_EQ(training_.last_start.families_size(), 1);
   // Reads stay open.
   EXPECT_EQ(c->Get("/api/v1/training/runs")->status, 200);
+}
+
+TEST_F(GatewayTest, WhatIfAndOperatingPointRoutesForwardTheirArguments) {
+  StartGateway(DefaultOptions());
+  auto c = Client();
+  auto r = c->Get("/api/v1/models/4/what-if?days=3&alerts_per_day=12.5&points=20");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(training_.last_what_if.version(), 4);
+  EXPECT_EQ(training_.last_what_if.days(), 3);
+  EXPECT_EQ(training_.last_what_if.points(), 20);
+  EXPECT_TRUE(training_.last_what_if.has_alerts_per_day());
+  EXPECT_EQ(training_.last_what_if.alerts_per_day(), 12.5);
+  EXPECT_FALSE(training_.last_what_if.has_threshold());
+  EXPECT_EQ(Body(r)["curve"][0]["threshold"], 0.5);
+  r = c->Get("/api/v1/models/champion/what-if?threshold=0.25");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(training_.last_what_if.version(), 0);
+  EXPECT_EQ(training_.last_what_if.threshold(), 0.25);
+  // Bad query values never reach training.
+  const int before = training_.Count("WhatIf");
+  for (const char* bad : {"threshold=1.5", "threshold=abc", "days=-1", "alert_fraction=2"}) {
+    r = c->Get(std::string("/api/v1/models/4/what-if?") + bad);
+    EXPECT_EQ(r->status, 400) << bad;
+  }
+  EXPECT_EQ(training_.Count("WhatIf"), before);
+  r = c->Get("/api/v1/models/4/operating-point");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(storage_.last_operating_point.version(), 4);
+  EXPECT_TRUE(storage_.last_operating_point.include_history());
+  EXPECT_EQ(Body(r)["threshold"], 0.42);
+  r = c->Post("/api/v1/models/4/operating-point",
+              R"({"version":"5","kind":"OPERATING_POINT_KIND_THRESHOLD","value":0.5})",
+              "application/json");
+  EXPECT_EQ(r->status, 400);
+  r = c->Post("/api/v1/models/4/operating-point",
+              R"({"kind":"OPERATING_POINT_KIND_THRESHOLD","value":0.75,"reason":"x"})",
+              "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(training_.last_set_point.version(), 4);
+  EXPECT_EQ(training_.last_set_point.value(), 0.75);
+  EXPECT_EQ(training_.last_set_point.kind(), storagepb::OPERATING_POINT_KIND_THRESHOLD);
 }
 
 TEST_F(GatewayTest, RejectsBadJsonBodiesNamingTheProblem) {

@@ -100,9 +100,11 @@ class TrainingIntegrationTest : public fraud::testing::PgFixture {
         std::make_unique<inference::StorageChampionSource>(storage_stub_.get(), absl::Seconds(10));
     artifact_source_ =
         std::make_unique<inference::StorageArtifactSource>(storage_stub_.get(), absl::Seconds(60));
+    operating_point_source_ = std::make_unique<inference::StorageOperatingPointSource>(
+        storage_stub_.get(), absl::Seconds(10));
     reloader_ = std::make_unique<inference::ModelReloader>(
         inference_cache_dir_, inference::RuntimeModelLoader(), &holder_, champion_source_.get(),
-        artifact_source_.get());
+        artifact_source_.get(), &RealClock::Get(), operating_point_source_.get());
     inference::BatcherOptions batching;
     batching.enabled = false;
     predictor_ = std::make_unique<inference::Predictor>(&holder_, batching);
@@ -221,6 +223,7 @@ class TrainingIntegrationTest : public fraud::testing::PgFixture {
   std::unique_ptr<storage::v1::StorageService::Stub> storage_stub_;
   std::unique_ptr<inference::StorageChampionSource> champion_source_;
   std::unique_ptr<inference::StorageArtifactSource> artifact_source_;
+  std::unique_ptr<inference::StorageOperatingPointSource> operating_point_source_;
   inference::ModelHolder holder_;
   std::unique_ptr<inference::ModelReloader> reloader_;
   std::unique_ptr<inference::Predictor> predictor_;

@@ -68,6 +68,13 @@ class FailingRegistryStorage final : public StorageApi {
   absl::StatusOr<std::vector<storage::v1::ChampionChange>> ListChampionHistory() override {
     return real_->ListChampionHistory();
   }
+  absl::StatusOr<storage::v1::GetOperatingPointResponse> GetOperatingPoint(int64_t v) override {
+    return real_->GetOperatingPoint(v);
+  }
+  absl::StatusOr<storage::v1::OperatingPoint> SetOperatingPoint(
+      const storage::v1::OperatingPoint& p) override {
+    return real_->SetOperatingPoint(p);
+  }
   absl::StatusOr<storage::v1::TrainingRun> CreateRun(const storage::v1::TrainingRun& r) override {
     return real_->CreateRun(r);
   }

@@ -3,7 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
+#include <optional>
 #include <thread>
+
+#include "absl/synchronization/mutex.h"
 
 #include "services/inference/model_watcher.h"
 #include "tests/testing/fake_clock.h"
@@ -226,6 +230,79 @@ TEST_F(ModelWatcherTest, BackgroundThreadPollsAndConvergesOnTheChampion) {
   EXPECT_GE(polls, 2);
   absl::SleepFor(absl::Milliseconds(50));
   EXPECT_EQ(watcher.polls(), polls) << "no polling after Stop";
+}
+
+// Operating points from a fake storage: a threshold per version, or an error.
+class FakeOperatingPoints final : public OperatingPointSource {
+ public:
+  absl::StatusOr<std::optional<double>> OperatingThreshold(int64_t version) override {
+    absl::MutexLock lock(&mu_);
+    ++calls_;
+    if (!error_.ok()) return error_;
+    auto it = thresholds_.find(version);
+    if (it == thresholds_.end()) return std::nullopt;
+    return it->second;
+  }
+  void Set(int64_t version, double threshold) {
+    absl::MutexLock lock(&mu_);
+    thresholds_[version] = threshold;
+  }
+  void Fail(absl::Status s) {
+    absl::MutexLock lock(&mu_);
+    error_ = std::move(s);
+  }
+  int calls() {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<int64_t, double> thresholds_;
+  absl::Status error_;
+  int calls_ = 0;
+};
+
+class OperatingPointReloadTest : public ModelReloaderTest {
+ protected:
+  FakeOperatingPoints points_;
+  ModelReloader with_points_{repo_.root(), repo_.Loader(), &holder_, &champion_, nullptr,
+                             &clock_,      &points_};
+};
+
+TEST_F(OperatingPointReloadTest, AStoredOperatingPointReplacesTheManifestThresholdOnReload) {
+  repo_.AddVersion(3, 0.7);
+  absl::StatusOr<ReloadResult> first = with_points_.Reload(3);
+  ASSERT_THAT(first, IsOk());
+  EXPECT_DOUBLE_EQ(first->threshold, 0.7);
+  EXPECT_EQ(holder_.Get()->threshold_source, ThresholdSource::kManifest);
+
+  points_.Set(3, 0.91);
+  absl::StatusOr<ReloadResult> second = with_points_.Reload(3);  // the serving version again
+  ASSERT_THAT(second, IsOk());
+  EXPECT_DOUBLE_EQ(second->threshold, 0.91);
+  std::shared_ptr<const LoadedModel> m = holder_.Get();
+  EXPECT_DOUBLE_EQ(m->threshold, 0.91);
+  EXPECT_EQ(m->threshold_source, ThresholdSource::kOperatingPoint);
+  EXPECT_DOUBLE_EQ(m->manifest().threshold(), 0.7);  // the manifest itself is unchanged
+  EXPECT_EQ(points_.calls(), 2);
+}
+
+TEST_F(OperatingPointReloadTest, FallsBackToTheManifestWhenStorageCannotAnswer) {
+  repo_.AddVersion(3, 0.7);
+  points_.Set(3, 0.91);
+  points_.Fail(absl::UnavailableError("storage down"));
+  absl::StatusOr<ReloadResult> r = with_points_.Reload(3);
+  ASSERT_THAT(r, IsOk());  // serving at the manifest's threshold beats not serving
+  EXPECT_DOUBLE_EQ(holder_.Get()->threshold, 0.7);
+  EXPECT_EQ(holder_.Get()->threshold_source, ThresholdSource::kManifest);
+}
+
+TEST_F(OperatingPointReloadTest, AnOutOfRangeStoredThresholdIsIgnored) {
+  repo_.AddVersion(3, 0.7);
+  points_.Set(3, 1.5);
+  ASSERT_THAT(with_points_.Reload(3), IsOk());
+  EXPECT_DOUBLE_EQ(holder_.Get()->threshold, 0.7);
 }
 
 }  // namespace

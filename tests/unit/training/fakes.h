@@ -275,6 +275,33 @@ class FakeStorage final : public StorageApi {
     absl::MutexLock lock(&mu_);
     return history_;
   }
+  // Operating points: the latest one per version, in memory (no validation: storage's own tests
+  // cover it).
+  absl::StatusOr<storage_pb::GetOperatingPointResponse> GetOperatingPoint(
+      int64_t version) override {
+    absl::MutexLock lock(&mu_);
+    auto it = models_.find(version);
+    if (it == models_.end()) return absl::NotFoundError(absl::StrCat("no version ", version));
+    storage_pb::GetOperatingPointResponse out;
+    out.set_manifest_threshold(it->second.manifest().threshold());
+    out.set_threshold(out.manifest_threshold());
+    for (auto p = operating_points_.rbegin(); p != operating_points_.rend(); ++p) {
+      if (p->version() != version) continue;
+      *out.mutable_point() = *p;
+      out.set_threshold(p->threshold());
+      break;
+    }
+    return out;
+  }
+  absl::StatusOr<storage_pb::OperatingPoint> SetOperatingPoint(
+      const storage_pb::OperatingPoint& point) override {
+    absl::MutexLock lock(&mu_);
+    if (!models_.count(point.version())) return absl::NotFoundError("unknown version");
+    storage_pb::OperatingPoint p = point;
+    p.set_id(static_cast<int64_t>(operating_points_.size()) + 1);
+    operating_points_.push_back(p);
+    return p;
+  }
 
   absl::StatusOr<storage_pb::TrainingRun> CreateRun(const storage_pb::TrainingRun& run) override {
     absl::MutexLock lock(&mu_);
@@ -378,6 +405,7 @@ class FakeStorage final : public StorageApi {
   std::map<int64_t, storage_pb::ModelVersion> models_;
   std::map<int64_t, std::map<std::string, std::string>> artifacts_;
   int64_t champion_ = 0;
+  std::vector<storage_pb::OperatingPoint> operating_points_;
   std::vector<storage_pb::ChampionChange> history_;
   int64_t last_run_ = 0;
   std::map<int64_t, storage_pb::TrainingRun> runs_;

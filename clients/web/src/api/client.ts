@@ -20,6 +20,10 @@ import type {
   PredictResponse,
   PromoteResponse,
   ReviewQueueResponse,
+  GetOperatingPointResponse,
+  OperatingPointKind,
+  SetOperatingPointResponse,
+  WhatIfResponse,
   RunResponse,
   StartRunRequest,
   SubmitReviewRequest,
@@ -410,6 +414,28 @@ export class ApiClient {
   promote(version: Int64, reason: string): Promise<PromoteResponse> {
     return this.request('POST', `${API_PREFIX}/models/${int64(version)}/promote`, {
       body: { reason },
+      auth: true,
+    });
+  }
+
+  /** The what-if curve of `version` ('champion' for the champion) on the latest labelled data. */
+  whatIf(version: Int64 | 'champion', days?: number): Promise<WhatIfResponse> {
+    const v = version === 'champion' ? 'champion' : int64(version);
+    return this.request('GET', `${API_PREFIX}/models/${v}/what-if`, { query: days ? { days } : {} });
+  }
+
+  /** A version's operating point, serving threshold and history (newest first). */
+  operatingPoint(version: Int64): Promise<GetOperatingPointResponse> {
+    return this.request('GET', `${API_PREFIX}/models/${int64(version)}/operating-point`);
+  }
+
+  /** Changes a version's operating point (audited; reloads inference for the champion). Admin. */
+  setOperatingPoint(
+    version: Int64,
+    change: { kind: OperatingPointKind; value: number; reason: string },
+  ): Promise<SetOperatingPointResponse> {
+    return this.request('POST', `${API_PREFIX}/models/${int64(version)}/operating-point`, {
+      body: change,
       auth: true,
     });
   }

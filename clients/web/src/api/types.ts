@@ -417,6 +417,76 @@ export interface PromoteResponse {
   message?: string;
 }
 
+// ---- operating points (issue 17 item 4) ----
+
+export type OperatingPointKind =
+  | 'OPERATING_POINT_KIND_UNSPECIFIED'
+  | 'OPERATING_POINT_KIND_THRESHOLD'
+  | 'OPERATING_POINT_KIND_ALERTS_PER_DAY'
+  | 'OPERATING_POINT_KIND_FRACTION';
+
+/** One audited operating-point change of a version (storage.v1 OperatingPoint). */
+export interface OperatingPoint {
+  id?: Int64;
+  version?: Int64;
+  kind?: OperatingPointKind;
+  requestedValue?: Double;
+  threshold?: Double;
+  previousThreshold?: Double;
+  reason?: string;
+  actor?: string;
+  changedAt?: Timestamp;
+  expectedAlertsPerDay?: Double;
+  expectedPrecision?: Double;
+  expectedRecall?: Double;
+  evaluatedRows?: Int64;
+  evaluatedDays?: Double;
+}
+
+export interface GetOperatingPointResponse {
+  point?: OperatingPoint;
+  manifestThreshold?: Double;
+  threshold?: Double;
+  history?: OperatingPoint[];
+}
+
+/** Expected figures at one threshold on the latest labelled data (training.v1 WhatIfPoint). */
+export interface WhatIfPoint {
+  threshold?: Double;
+  alerts?: Int64;
+  alertsPerDay?: Double;
+  alertFraction?: Double;
+  trueAlerts?: Int64;
+  precision?: Double;
+  recall?: Double;
+}
+
+export interface WhatIfResponse {
+  version?: Int64;
+  rows?: Int64;
+  frauds?: Int64;
+  days?: Double;
+  firstDay?: Int64;
+  lastDay?: Int64;
+  truncated?: boolean;
+  dataGeneration?: Int64;
+  curve?: WhatIfPoint[];
+  current?: WhatIfPoint;
+  currentSource?: string;
+  operatingPoint?: OperatingPoint;
+  manifest?: WhatIfPoint;
+  budgets?: { validation?: BudgetThreshold; latest?: WhatIfPoint }[];
+  candidate?: WhatIfPoint;
+  cached?: boolean;
+  seconds?: Double;
+}
+
+export interface SetOperatingPointResponse {
+  point?: OperatingPoint;
+  reloaded?: boolean;
+  message?: string;
+}
+
 // ---- inference.v1 ----
 
 export interface InferenceModelResponse {

@@ -1,4 +1,4 @@
-// Confirms a consequential action (promotion, rollback) and asks for the reason recorded with it.
+// Confirms a consequential action (promotion, rollback, an operating-point change) and asks for the reason recorded with it.
 
 import { useState, type ReactNode } from 'react';
 import { Dialog } from './Dialog';
@@ -12,6 +12,7 @@ export function ConfirmDialog({
   error,
   onConfirm,
   onCancel,
+  reasonLabel = 'Reason (recorded in the champion history)',
 }: {
   title: string;
   children: ReactNode;
@@ -21,6 +22,7 @@ export function ConfirmDialog({
   error?: string | null;
   onConfirm: (reason: string) => void;
   onCancel: () => void;
+  reasonLabel?: string;
 }) {
   const [reason, setReason] = useState(defaultReason);
   return (
@@ -33,7 +35,7 @@ export function ConfirmDialog({
       >
         {children}
         <label className="field">
-          <span>Reason (recorded in the champion history)</span>
+          <span>{reasonLabel}</span>
           <input type="text" name="reason" value={reason} onChange={(e) => setReason(e.target.value)} />
         </label>
         {error && (

@@ -1,5 +1,6 @@
 // Model registry: versions, champion and its history, promotion/rollback behind a confirmation,
-// and a side-by-side comparison of two versions.
+// a side-by-side comparison of two versions, and the operating point (what-if slider, alert
+// budget, audited changes) of the selected version or else the champion.
 
 import { useId, useMemo, useState } from 'react';
 import { useApi, useAuth } from '../api/context';
@@ -23,6 +24,7 @@ import { describeError, ErrorBox, Loading } from '../components/Status';
 import { MetricCards } from '../components/Summary';
 import { useAsync } from '../hooks';
 import { Fact } from '../components/Fact';
+import { OperatingPointPanel } from '../components/OperatingPoint';
 
 interface PendingAction {
   version: string;
@@ -385,6 +387,12 @@ export function ModelsPage({ selected }: { selected?: string }) {
 
       {a && b && <Comparison a={a} b={b} />}
       {selectedModel && <ModelDetails model={selectedModel} />}
+      {(selectedModel || champion) && (
+        <OperatingPointPanel
+          key={int64((selectedModel ?? champion)!.version)}
+          version={int64((selectedModel ?? champion)!.version)}
+        />
+      )}
 
       {history.length > 0 && (
         <section className="panel" aria-labelledby={`${uid}-hist`}>
