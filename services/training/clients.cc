@@ -233,6 +233,11 @@ class GrpcInferenceApi final : public InferenceApi {
     grpc::ClientContext ctx;
     rpc::SetDeadline(&ctx, options_.reload_timeout);
     rpc::AddBearerToken(&ctx, options_.admin_token);
+    // Wait for inference to be reachable rather than failing at once: a recreated inference
+    // container comes back at a new address, which the channel learns only by re-resolving after
+    // a failed connection. Failing fast made the images test's promotion roll back ("No route to
+    // host" to the old address) although inference was up; the deadline still bounds the wait.
+    ctx.set_wait_for_ready(true);
     const grpc::Status s = stub_->Reload(&ctx, request, &response);
     FRAUD_RETURN_IF_ERROR(Annotate(rpc::FromGrpcStatus(s), "inference Reload"));
     return response;

@@ -92,7 +92,9 @@ struct GrpcClientOptions {
   absl::Duration call_timeout = absl::Seconds(30);
   // Deadline of a whole scan or upload stream.
   absl::Duration stream_timeout = absl::Minutes(30);
-  // Deadline of a Reload (loading and smoke-testing a model).
+  // Deadline of a Reload (loading and smoke-testing a model). Reload waits for inference to be
+  // reachable (wait_for_ready) within it, so an unreachable inference costs the whole deadline
+  // before the promotion rolls back.
   absl::Duration reload_timeout = absl::Minutes(2);
   // Bearer token for admin calls (inference Reload).
   std::string admin_token;

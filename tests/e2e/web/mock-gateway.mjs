@@ -715,6 +715,28 @@ async function api(req, res, url) {
     const last = page[page.length - 1];
     return send(res, 200, { items, nextPageToken: alerts.length > size ? `${last.uploadId}:${last.score}:${last.line}` : '', explanationModelVersion: s(state.champion), population: { modelVersion: s(state.champion), features } });
   }
+  // Realised metrics per (version, day) of the stored predictions, on the labels the rows carry (no AUPRC: 0).
+  if (M === 'GET' && p === '/api/v1/monitoring/realised') {
+    const k = Number(url.searchParams.get('k')) || 100;
+    const groups = new Map();
+    for (const list of state.predictions.values()) for (const r of list) {
+      const key = `${r.modelVersion}:${Math.floor(r.features[0] / 86400)}`;
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(r);
+    }
+    const metrics = [...groups.entries()].map(([key, g]) => {
+      const [modelVersion, period] = key.split(':');
+      const labelled = g.filter((r) => (r.label ?? -1) >= 0);
+      const alerts = g.filter((r) => r.decision);
+      const alertsLabelled = alerts.filter((r) => (r.label ?? -1) >= 0);
+      const trueAlerts = alertsLabelled.filter((r) => r.label === 1).length;
+      const frauds = labelled.filter((r) => r.label === 1).length;
+      const top = [...g].sort((a, b) => b.score - a.score).slice(0, k).filter((r) => (r.label ?? -1) >= 0);
+      const times = g.map((r) => r.features[0]);
+      return { modelVersion, period, rowsScored: s(g.length), rowsLabelled: s(labelled.length), unlabelledShare: 1 - labelled.length / g.length, alerts: s(alerts.length), alertsLabelled: s(alertsLabelled.length), trueAlerts: s(trueAlerts), frauds: s(frauds), precision: alertsLabelled.length ? trueAlerts / alertsLabelled.length : 0, recall: frauds ? trueAlerts / frauds : 0, auprc: 0, precisionAtK: top.length ? top.filter((r) => r.label === 1).length / top.length : 0, topKLabelled: s(top.length), timeMin: Math.min(...times), timeMax: Math.max(...times) };
+    });
+    return send(res, 200, { metrics, k, by: 'REALISED_PERIOD_DAY' });
+  }
   if (M === 'GET' && p === '/api/v1/monitoring') {
     const champion = state.models.find((x) => Number(x.version) === state.champion);
     const svc = (name, metrics) => ({ name, healthy: true, metrics });
