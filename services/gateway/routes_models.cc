@@ -36,16 +36,28 @@ void GetModel(Gateway& gw, Call& call) {
   gw.Forward(call, gw.storage(), "storage", "GetModel", &StorageStub::GetModel, request);
 }
 
+// Parses the JSON body into `request` and sets its version to the path's; false (after replying
+// 400) for a bad body or a body version other than the path's.
+template <typename Request>
+bool ParseVersionedBody(Call& call, Request* request) {
+  if (absl::Status s = ParseBody(call, request); !s.ok()) {
+    ReplyError(call, s);
+    return false;
+  }
+  if (request->version() != 0 && request->version() != call.ids[0]) {
+    ReplyError(call, absl::InvalidArgumentError(
+                         absl::StrCat("body version ", request->version(),
+                                      " differs from the path's version ", call.ids[0])));
+    return false;
+  }
+  request->set_version(call.ids[0]);
+  return true;
+}
+
 void Promote(Gateway& gw, Call& call) {
   if (!Require(call, gw.training(), "training")) return;
   trainingpb::PromoteRequest request;
-  if (absl::Status s = ParseBody(call, &request); !s.ok()) return ReplyError(call, s);
-  if (request.version() != 0 && request.version() != call.ids[0]) {
-    return ReplyError(call, absl::InvalidArgumentError(
-                                absl::StrCat("body version ", request.version(),
-                                             " differs from the path's version ", call.ids[0])));
-  }
-  request.set_version(call.ids[0]);
+  if (!ParseVersionedBody(call, &request)) return;
   gw.Forward(call, gw.training(), "training", "Promote", &TrainingStub::Promote, request);
 }
 
@@ -94,13 +106,7 @@ void GetOperatingPoint(Gateway& gw, Call& call) {
 void SetOperatingPoint(Gateway& gw, Call& call) {
   if (!Require(call, gw.training(), "training")) return;
   trainingpb::SetOperatingPointRequest request;
-  if (absl::Status s = ParseBody(call, &request); !s.ok()) return ReplyError(call, s);
-  if (request.version() != 0 && request.version() != call.ids[0]) {
-    return ReplyError(call, absl::InvalidArgumentError(
-                                absl::StrCat("body version ", request.version(),
-                                             " differs from the path's version ", call.ids[0])));
-  }
-  request.set_version(call.ids[0]);
+  if (!ParseVersionedBody(call, &request)) return;
   // Resolving a budget may scan and score the window, and the champion's reload follows.
   gw.Forward(call, gw.training(), "training", "SetOperatingPoint",
              &TrainingStub::SetOperatingPoint, request, absl::Minutes(4));
