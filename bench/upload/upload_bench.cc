@@ -157,34 +157,70 @@ Figure E2eFigure(const std::string& name, int64_t rows, const std::vector<double
   return fig;
 }
 
-std::string Flag(int argc, char** argv, const std::string& name, const std::string& def) {
-  const std::string prefix = "--" + name + "=";
+struct Flags {
+  std::string uri;
+  int runs = 3;
+  int64_t rows = 284807;
+  int big_factor = 4;
+  int big_runs = -1;  // default: runs
+  bool keep = false;
+  bool skip_concurrent = false;
+};
+
+// "--name=V" or "--name V"; an unknown flag or a value that is not a number is an error (a typo
+// must not run a different bench: "--runs 1" once ran none and exited 0).
+bool ParseFlags(int argc, char** argv, Flags* f) {
+  auto number = [](const char* name, const char* v, auto* out) {
+    if (v != nullptr && absl::SimpleAtoi(v, out) && *out >= 0) return true;
+    std::fprintf(stderr, "fraud-bench-upload: %s needs a non-negative integer\n", name);
+    return false;
+  };
   for (int i = 1; i < argc; ++i) {
-    if (absl::StartsWith(argv[i], prefix)) return std::string(argv[i]).substr(prefix.size());
-    if (std::string(argv[i]) == "--" + name) return "true";
+    const std::string arg = argv[i];
+    if (arg == "--keep") {
+      f->keep = true;
+    } else if (arg == "--skip_concurrent") {
+      f->skip_concurrent = true;
+    } else if (const char* v = FlagValue(argc, argv, &i, "--uri")) {
+      f->uri = v;
+    } else if (arg.rfind("--runs", 0) == 0 && arg.rfind("--runs_", 0) != 0) {
+      if (!number("--runs", FlagValue(argc, argv, &i, "--runs"), &f->runs)) return false;
+    } else if (arg.rfind("--rows", 0) == 0) {
+      if (!number("--rows", FlagValue(argc, argv, &i, "--rows"), &f->rows)) return false;
+    } else if (arg.rfind("--big_factor", 0) == 0) {
+      if (!number("--big_factor", FlagValue(argc, argv, &i, "--big_factor"), &f->big_factor)) {
+        return false;
+      }
+    } else if (arg.rfind("--big_runs", 0) == 0) {
+      if (!number("--big_runs", FlagValue(argc, argv, &i, "--big_runs"), &f->big_runs)) {
+        return false;
+      }
+    } else {
+      std::fprintf(stderr, "fraud-bench-upload: unknown flag %s\n", argv[i]);
+      return false;
+    }
   }
-  return def;
+  if (f->big_runs < 0) f->big_runs = f->runs;
+  return true;
 }
 
 int Run(int argc, char** argv) {
+  Flags flags;
+  if (!ParseFlags(argc, argv, &flags)) return 2;
   const char* pg = std::getenv("FRAUD_BENCH_PG_URI");
-  std::string base_uri = Flag(argc, argv, "uri", pg ? pg : "");
+  const std::string base_uri = !flags.uri.empty() ? flags.uri : pg ? pg : "";
   if (base_uri.empty()) {
     std::fprintf(stderr, "fraud-bench-upload: FRAUD_BENCH_PG_URI not set; skipped\n");
     return 0;
   }
-  int runs = 3;
-  int64_t rows = 284807;
-  int big_factor = 4;
-  (void)absl::SimpleAtoi(Flag(argc, argv, "runs", "3"), &runs);
-  (void)absl::SimpleAtoi(Flag(argc, argv, "rows", "284807"), &rows);
-  (void)absl::SimpleAtoi(Flag(argc, argv, "big_factor", "4"), &big_factor);
-  int big_runs = runs;
-  (void)absl::SimpleAtoi(Flag(argc, argv, "big_runs", absl::StrCat(runs)), &big_runs);
-  const bool keep = Flag(argc, argv, "keep", "false") == "true";
+  const int runs = flags.runs;
+  const int64_t rows = flags.rows;
+  const int big_factor = flags.big_factor;
+  const int big_runs = flags.big_runs;
+  const bool keep = flags.keep;
   const std::string bin =
       testing::BinDir(fs::read_symlink("/proc/self/exe").parent_path().string());
-  const bool skip_concurrent = Flag(argc, argv, "skip_concurrent", "false") == "true";
+  const bool skip_concurrent = flags.skip_concurrent;
   const fs::path work = fs::temp_directory_path() / absl::StrCat("fraud-bench-upload-", ::getpid());
   fs::create_directories(work);
   const std::string db = absl::StrCat("fraud_bench_", ::getpid());
