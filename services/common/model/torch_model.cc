@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <numeric>
@@ -22,6 +23,7 @@
 #include "services/common/model/artifact.h"
 #include "services/common/model/attribution.h"
 #include "services/common/model/blas.h"
+#include "services/common/model/dense_net.h"
 #include "services/common/model/family_impl.h"
 
 namespace fraud::model::internal {
@@ -80,7 +82,8 @@ class TorchRuntime final : public ModelRuntime {
   TorchRuntime(ModelManifest manifest, Preprocessor preprocessor, torch::nn::Sequential net)
       : ModelRuntime(std::move(manifest), preprocessor),
         net_(std::move(net)),
-        layers_(DenseLayers(net_)) {
+        layers_(DenseLayers(net_)),
+        small_(layers_) {
     net_->eval();
   }
 
@@ -92,6 +95,12 @@ class TorchRuntime final : public ModelRuntime {
 
  protected:
   absl::Status ScorePreprocessed(const float* x, size_t rows, float* out) const override {
+    if (rows < kSmallBatchRows) {
+      for (size_t r = 0; r < rows; ++r) {
+        out[r] = 1.0f / (1.0f + std::exp(-small_.Margin(x + r * kNumFeatures)));
+      }
+      return absl::OkStatus();
+    }
     try {
       c10::InferenceMode guard;
       // from_blob wraps the caller's buffer without copying; forward only reads it.
@@ -138,6 +147,9 @@ class TorchRuntime final : public ModelRuntime {
   // the parameters: concurrent calls are safe.
   mutable torch::nn::Sequential net_;
   const std::vector<DenseLayer> layers_;
+  // Batches below kSmallBatchRows rows: plain float loops (dense_net.h), no LibTorch call.
+  static constexpr size_t kSmallBatchRows = 16;
+  const SmallBatchNet small_;
 };
 
 // Sets LibTorch's intra-op thread count for the scope and restores the previous one.

@@ -118,6 +118,15 @@ TEST_P(FamilyTest, ScoringInChunksEqualsScoringAtOnce) {
     ASSERT_THAT(model.Score(d.features.data() + r * kNumFeatures, 1, &one), IsOk());
     EXPECT_NEAR(one, all[r], 1e-6) << "row " << r;
   }
+  // Every row in chunks of 15: the torch families score batches under 16 rows with plain float
+  // loops (dense_net.h) and larger ones with LibTorch; both must agree on every row.
+  constexpr size_t kChunk = 15;
+  for (size_t r = 0; r < d.rows(); r += kChunk) {
+    const size_t n = std::min(kChunk, d.rows() - r);
+    std::vector<float> chunk(n, -1);
+    ASSERT_THAT(model.Score(d.features.data() + r * kNumFeatures, n, chunk.data()), IsOk());
+    for (size_t i = 0; i < n; ++i) EXPECT_NEAR(chunk[i], all[r + i], 1e-6) << "row " << r + i;
+  }
 }
 
 TEST_P(FamilyTest, RejectsNonFiniteInputNamingTheRow) {
