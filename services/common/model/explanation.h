@@ -26,7 +26,9 @@ namespace fraud::model {
 //   mlp            integrated gradients from the training mean (x' = 0) to x', computed exactly:
 //                  a ReLU network is linear between the points where a unit switches on or off,
 //                  so the path integral is a sum over those segments; bias = margin at the mean.
-//   xgboost,       XGBoost's TreeSHAP (pred_contribs); bias = XGBoost's expected margin.
+//   xgboost,       path-dependent TreeSHAP, XGBoost's pred_contribs algorithm on the same trees
+//                  (TreeForest, tree_forest.h; tested equal to XGBoost's); bias = the expected
+//                  margin.
 //   random_forest
 //   ensemble       margin = logit(ensemble score), the score being the members' average
 //                  (of probabilities or of ranks); bias = logit of that average with every
