@@ -7,8 +7,6 @@
 
 namespace fraud::replay {
 
-int64_t DayOf(double time) { return static_cast<int64_t>(std::floor(time / kSecondsPerDay)); }
-
 size_t LabelClock::AddRows(std::vector<PendingRow> rows) {
   const size_t first = rows_.size();
   if (!rows.empty()) {
@@ -37,15 +35,15 @@ Arrivals LabelClock::AdvanceTo(double now) {
     for (size_t i = 0; i < rows_.size(); ++i) {
       const PendingRow& r = rows_[i];
       if (r.scored && r.known == PendingRow::Known::kUnknown && r.time <= now) {
-        by_day[DayOf(r.time)].push_back(i);
+        by_day[layout::DayOf(r.time)].push_back(i);
       }
     }
     for (auto& [day, candidates] : by_day) {
       int64_t& spent = reviewed_per_day_[day];
       // Analysts work through the day at a steady rate: by `now` they have had the elapsed share
       // of the day's budget.
-      const double elapsed =
-          std::clamp((now - static_cast<double>(day) * kSecondsPerDay) / kSecondsPerDay, 0.0, 1.0);
+      constexpr double kDay = layout::kSecondsPerDay;
+      const double elapsed = std::clamp((now - static_cast<double>(day) * kDay) / kDay, 0.0, 1.0);
       const auto allowed = static_cast<int64_t>(
           std::floor(static_cast<double>(review_budget_) * elapsed + 1e-9));
       const int64_t left = allowed - spent;

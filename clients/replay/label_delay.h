@@ -19,12 +19,9 @@
 #include <map>
 #include <vector>
 
+#include "services/common/core/day.h"
+
 namespace fraud::replay {
-
-inline constexpr double kSecondsPerDay = 86400;
-
-// Day of a Time value (seconds from the dataset start), as storage's realised metrics count it.
-int64_t DayOf(double time);
 
 // One row uploaded without its label.
 struct PendingRow {
@@ -50,7 +47,7 @@ struct Arrivals {
 class LabelClock {
  public:
   LabelClock(double delay_days, int64_t review_budget)
-      : delay_seconds_(delay_days * kSecondsPerDay), review_budget_(review_budget) {}
+      : delay_seconds_(delay_days * layout::kSecondsPerDay), review_budget_(review_budget) {}
 
   // Adds the rows of one upload, in line order with consecutive lines (one upload at a time);
   // returns the index of the first.

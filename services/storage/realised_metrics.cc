@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "services/common/core/day.h"
 #include "services/common/core/status_macros.h"
 #include "services/storage/pg_copy.h"
 #include "services/storage/pg_util.h"
@@ -260,7 +261,7 @@ int RealisedBin(float score) {
 
 void RealisedBinsBuilder::Add(int64_t model_version, double time, float score, bool decision,
                               int label) {
-  const auto day = static_cast<int64_t>(std::floor(time / 86400));
+  const int64_t day = layout::DayOf(time);
   auto [it, inserted] = bins_.try_emplace({model_version, day, decision, RealisedBin(score)});
   Counts& c = it->second;
   if (label == 1) {

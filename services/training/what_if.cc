@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "services/common/core/day.h"
 #include "services/common/core/log.h"
 #include "services/common/core/status_macros.h"
 #include "services/common/model/model_runtime.h"
@@ -16,7 +17,6 @@
 namespace fraud::training {
 namespace {
 
-constexpr double kSecondsPerDay = 86400;
 // Cached windows kept (a few versions x windows; each is ~8 bytes a row).
 constexpr size_t kCacheEntries = 8;
 
@@ -39,7 +39,6 @@ absl::StatusOr<storage_pb::ModelVersion> ResolveVersion(StorageApi& storage, int
 
 }  // namespace
 
-int64_t DayOf(double time) { return static_cast<int64_t>(std::floor(time / kSecondsPerDay)); }
 
 absl::Status WindowCollector::Add(const common::v1::TransactionBatch& batch) {
   const size_t n = batch.num_rows();
@@ -52,7 +51,7 @@ absl::Status WindowCollector::Add(const common::v1::TransactionBatch& batch) {
 }
 
 void WindowCollector::AddRow(const double* row, int32_t label) {
-  const int64_t day = DayOf(row[csv::kTimeIndex]);
+  const int64_t day = layout::DayOf(row[csv::kTimeIndex]);
   if (!buckets_.empty() && day < buckets_.back().day - days_ + 1) return;  // older than the window
   // Storage scans in Time order; a row of an older day still inside the window (out of order)
   // goes to its bucket.

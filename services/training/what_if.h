@@ -42,9 +42,6 @@ inline constexpr int64_t kMaxWhatIfMaxRows = 1000000;
 inline constexpr int kDefaultWhatIfPoints = 150;
 inline constexpr int kMaxWhatIfPoints = 1000;
 
-// Day number of a Time value (seconds since the first transaction).
-int64_t DayOf(double time);
-
 // Collects the newest `days` days of a Time-ordered stream of labelled rows, holding at most
 // max_rows rows (whole older days are dropped beyond that; see the file comment).
 class WindowCollector {

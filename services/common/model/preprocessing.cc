@@ -4,15 +4,15 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "services/common/core/day.h"
 
 namespace fraud::model {
 namespace {
 
-constexpr double kSecondsPerDay = 86400.0;
 constexpr double kMinStd = 1e-9;
 
 inline double Transform(double x, size_t col, bool log_amount, bool time_of_day) {
-  if (col == kTimeColumn && time_of_day) return std::fmod(x, kSecondsPerDay);
+  if (col == kTimeColumn && time_of_day) return std::fmod(x, layout::kSecondsPerDay);
   if (col == kAmountColumn && log_amount) return std::log1p(std::max(0.0, x));
   return x;
 }

@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "clients/replay/label_delay.h"
+#include "services/common/core/day.h"
 #include "services/common/model/artifact.h"
 #include "services/training/auto_trigger.h"
 #include "services/training/bootstrap.h"
@@ -300,7 +301,7 @@ TEST_F(TrainingIntegrationTest, DelayedLabelReplayTrainsOnKnownLabelsAndReportsR
       ASSERT_TRUE(storage_stub_->ListPredictions(&ctx, page, &r).ok());
       for (const storage::v1::Prediction& pr : r.predictions()) {
         ASSERT_NE(pr.label(), -1) << "every label has arrived";
-        scored[{pr.model_version(), replay::DayOf(pr.features(0))}].push_back(
+        scored[{pr.model_version(), layout::DayOf(pr.features(0))}].push_back(
             {pr.score(), pr.label()});
       }
       offset += r.predictions_size();

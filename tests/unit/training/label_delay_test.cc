@@ -7,6 +7,8 @@
 
 #include <vector>
 
+#include "services/common/core/day.h"
+
 namespace fraud::replay {
 namespace {
 
@@ -14,7 +16,7 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
 
-constexpr double kDay = kSecondsPerDay;
+constexpr double kDay = layout::kSecondsPerDay;
 
 // Rows of upload 7 at lines 2.. with the given Times and labels.
 std::vector<PendingRow> Rows(const std::vector<double>& times, const std::vector<int32_t>& labels) {
@@ -31,10 +33,10 @@ std::vector<PendingRow> Rows(const std::vector<double>& times, const std::vector
 }
 
 TEST(DayOfTest, CountsWholeDaysOfTime) {
-  EXPECT_EQ(DayOf(0), 0);
-  EXPECT_EQ(DayOf(kDay - 1), 0);
-  EXPECT_EQ(DayOf(kDay), 1);
-  EXPECT_EQ(DayOf(2.5 * kDay), 2);
+  EXPECT_EQ(layout::DayOf(0), 0);
+  EXPECT_EQ(layout::DayOf(kDay - 1), 0);
+  EXPECT_EQ(layout::DayOf(kDay), 1);
+  EXPECT_EQ(layout::DayOf(2.5 * kDay), 2);
 }
 
 TEST(LabelClockTest, ReviewsTheHighestScoredRowsOfEachDayWithinTheBudget) {

@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "services/common/core/day.h"
 #include "tests/testing/status_matchers.h"
 
 namespace fraud::training {
@@ -69,7 +70,7 @@ TEST(WindowCollectorTest, KeepsTheNewestDaysAndDropsWholeOlderDaysBeyondTheRowCa
   Dataset rows = std::move(window).Finish();
   EXPECT_EQ(rows.rows(), 20u);
   EXPECT_EQ(rows.frauds(), 2);
-  EXPECT_EQ(DayOf(rows.time(0)), 2);
+  EXPECT_EQ(layout::DayOf(rows.time(0)), 2);
 
   WindowCollector capped(/*days=*/7, /*max_rows=*/15);
   for (int day = 0; day < 3; ++day) {
