@@ -84,6 +84,11 @@ std::unique_ptr<grpc::ClientContext> ConnectionFlags::Context() const {
   return ctx;
 }
 
+void RegisterServiceTokenFlag(FlagSet* flags, std::string* token, const std::string& help) {
+  if (const char* env = std::getenv("FRAUD_SERVICE_TOKEN"); env != nullptr) *token = env;
+  flags->String("service-token", token, help);
+}
+
 std::string DescribeRpcError(const grpc::Status& status, const std::string& target) {
   const absl::Status s = rpc::FromGrpcStatus(status);
   return absl::StrCat(rpc::CodeName(s.code()), ": ", s.message(), " (target ", target, ")");

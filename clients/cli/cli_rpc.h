@@ -35,6 +35,11 @@ struct ConnectionFlags {
   std::unique_ptr<grpc::ClientContext> Context() const;
 };
 
+// Registers --service-token (storage's service token, for its write RPCs) on `flags`, defaulting
+// to $FRAUD_SERVICE_TOKEN; `help` is the flag's help line.
+void RegisterServiceTokenFlag(FlagSet* flags, std::string* token,
+                              const std::string& help = "storage's service token");
+
 // "UNAVAILABLE: failed to connect ... (target 127.0.0.1:50051)".
 std::string DescribeRpcError(const grpc::Status& status, const std::string& target);
 

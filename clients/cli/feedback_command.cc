@@ -27,7 +27,6 @@ int RunFeedback(const std::vector<std::string>& args, CommandIo& io) {
   bool json = false;
   std::string actor = "fraudctl";
   std::string service_token;
-  if (const char* env = std::getenv("FRAUD_SERVICE_TOKEN"); env != nullptr) service_token = env;
   ConnectionFlags conn;
   FlagSet flags(
       "feedback",
@@ -41,7 +40,7 @@ int RunFeedback(const std::vector<std::string>& args, CommandIo& io) {
       "$FRAUD_SERVICE_TOKEN.");
   flags.Bool("json", &json, "print storage's RecordFeedbackResponse as JSON");
   flags.String("actor", &actor, "who sends the labels (recorded with every label event)");
-  flags.String("service-token", &service_token, "storage's service token");
+  RegisterServiceTokenFlag(&flags, &service_token);
   conn.Register(&flags, Service::kStorage);
   absl::Status parsed = flags.Parse(args);
   if (parsed.ok() && flags.help_requested()) {

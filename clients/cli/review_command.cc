@@ -65,7 +65,6 @@ int RunReview(const std::vector<std::string>& args, CommandIo& io) {
   std::string note;
   std::string actor = "fraudctl";
   std::string service_token;
-  if (const char* env = std::getenv("FRAUD_SERVICE_TOKEN"); env != nullptr) service_token = env;
   ConnectionFlags conn;
   FlagSet flags("review", kUsage);
   flags.Bool("json", &json, "print storage's response as JSON");
@@ -77,7 +76,7 @@ int RunReview(const std::vector<std::string>& args, CommandIo& io) {
   flags.String("transaction-id", &transaction_id, "mark: the transaction's caller-assigned id");
   flags.String("note", &note, "mark: free text recorded with the disposition (optional)");
   flags.String("actor", &actor, "mark: who reviewed");
-  flags.String("service-token", &service_token, "storage's service token");
+  RegisterServiceTokenFlag(&flags, &service_token);
   conn.Register(&flags, Service::kStorage);
   absl::Status parsed = flags.Parse(args);
   if (parsed.ok() && flags.help_requested()) {

@@ -215,7 +215,6 @@ int RunReplayCommand(const std::vector<std::string>& args, CommandIo& io) {
   int64_t review_budget = 100;
   std::string storage_target = DefaultTarget(Service::kStorage);
   std::string service_token;
-  if (const char* env = std::getenv("FRAUD_SERVICE_TOKEN"); env != nullptr) service_token = env;
   FlagSet flags(
       "replay",
       "Usage: fraudctl replay DATA.csv [--boundaries t1,t2,t3,t4] [--json OUT] "
@@ -254,7 +253,7 @@ int RunReplayCommand(const std::vector<std::string>& args, CommandIo& io) {
               "with --label-delay-days: reviewed rows per day whose labels are known at once");
   flags.String("storage-target", &storage_target,
                "storage service host:port (env FRAUD_STORAGE_TARGET), for --label-delay-days");
-  flags.String("service-token", &service_token, "storage's service token (feedback writes)");
+  RegisterServiceTokenFlag(&flags, &service_token, "storage's service token (feedback writes)");
   if (int code = ParseOrExit(flags, args, io, 1, 1); code >= 0) return code;
 
   replay::ReplayOptions o;
