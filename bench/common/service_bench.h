@@ -97,7 +97,8 @@ inline void Exec(const std::string& uri, const std::string& sql) {
 // Deletes a stored upload with its rows and predictions, so the same file can be uploaded again
 // (benchmarks only: the product never deletes an upload).
 inline void DeleteUpload(const std::string& uri, int64_t id) {
-  Exec(uri, absl::StrCat("DELETE FROM predictions WHERE upload_id = ", id,
+  Exec(uri, absl::StrCat("DELETE FROM alert_explanations WHERE upload_id = ", id,
+                         "; DELETE FROM predictions WHERE upload_id = ", id,
                          "; DELETE FROM transactions WHERE upload_id = ", id,
                          "; DELETE FROM uploads WHERE id = ", id));
 }

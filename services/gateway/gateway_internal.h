@@ -350,10 +350,39 @@ std::vector<Route> FeedbackRoutes();    // delayed labels, label history, realis
 std::vector<Route> ReviewRoutes();      // the review queue and analysts' dispositions
 std::vector<Route> MetaRoutes();        // the OpenAPI document, the gateway's own /metrics
 
+// ---- reason codes of stored rows (routes_review.cc) ---------------------------------------------
+
+// One row of a page whose reasons a route shows (AttachExplanations).
+struct ExplainableRow {
+  // The row's 30 stored features (not owned).
+  const google::protobuf::RepeatedField<double>* features = nullptr;
+  // Whether storage answered an explanation with the row, and the version that scored it.
+  bool stored = false;
+  int64_t model_version = 0;
+  // Whether a missing explanation is computed (the review queue: every item; an upload's
+  // predictions: the alerts).
+  bool wanted = false;
+};
+
+// Reasons per row a route computes when none is stored.
+inline constexpr int kComputedReasons = 5;
+
+// Marks each row's JSON object (items[i] for rows[i]) with where its reasons come from. A stored
+// explanation (by the version that flagged the row, at scoring time) stays as storage answered
+// it, with "explanationSource": "stored" and "explanationModelVersion" = that version. Wanted
+// rows without one are explained in one batched inference Predict (explain, kComputedReasons) by
+// the serving model: "explanation" set, "computed" and the serving version (also in
+// (*doc)["explanationModelVersion"]). When inference cannot answer, those rows stay without and
+// (*doc)["explanationError"] says why; the stored ones are unaffected (inference not needed).
+void AttachExplanations(Gateway& gw, const Call& call, const std::vector<ExplainableRow>& rows,
+                        json* items, json* doc);
+
 }  // namespace internal
 
 // The helpers above by their short names, for the route files.
+using internal::AttachExplanations;
 using internal::BackendStatus;
+using internal::ExplainableRow;
 using internal::Call;
 using internal::CallRegistry;
 using internal::CounterGuard;

@@ -24,6 +24,24 @@ const Descriptor* FindMessage(const std::string& name) {
 
 json Ref(const std::string& name) { return {{"$ref", "#/components/schemas/" + name}}; }
 
+// A stored row (review item, prediction) with the gateway's marks of where its reasons come from.
+json ExplainedRow(const std::string& message) {
+  return {{"allOf",
+           {Ref(message),
+            {{"type", "object"},
+             {"properties",
+              {{"explanationSource",
+                {{"type", "string"},
+                 {"enum", {"stored", "computed"}},
+                 {"description",
+                  "stored: the explanation the scoring version stored with the alert; computed: "
+                  "explained now by the serving model (none stored)"}}},
+               {"explanationModelVersion",
+                {{"type", "string"},
+                 {"format", "int64"},
+                 {"description", "The version whose explanation this is"}}}}}}}}};
+}
+
 // Schemas of the gateway's own (non-proto) documents.
 const std::map<std::string, json>& GatewaySchemas() {
   static const auto* schemas = new std::map<std::string, json>{
@@ -129,20 +147,16 @@ const std::map<std::string, json>& GatewaySchemas() {
          "reasons and the population each feature is compared with"},
         {"properties",
          {{"items",
-           {{"type", "array"},
-            {"items",
-             {{"allOf",
-               {Ref("fraud.storage.v1.ReviewItem"),
-                {{"type", "object"},
-                 {"properties", {{"explanation", Ref("fraud.common.v1.Explanation")}}}}}}}}}},
+           {{"type", "array"}, {"items", ExplainedRow("fraud.storage.v1.ReviewItem")}}},
           {"nextPageToken", {{"type", "string"}}},
           {"explanationModelVersion",
            {{"type", "string"},
             {"format", "int64"},
-            {"description", "The version whose explain produced the items' reasons"}}},
+            {"description", "The serving version that computed the reasons not stored"}}},
           {"explanationError",
            {{"type", "string"},
-            {"description", "Why the items carry no explanation (inference unavailable, ...)"}}},
+            {"description",
+             "Why items without a stored explanation carry none (inference unavailable, ...)"}}},
           {"population",
            {{"type", "object"},
             {"description",
@@ -153,6 +167,23 @@ const std::map<std::string, json>& GatewaySchemas() {
              {{"modelVersion", {{"type", "string"}, {"format", "int64"}}},
               {"features",
                {{"type", "array"}, {"items", Ref("fraud.common.v1.FeatureReference")}}}}}}}}}}},
+      {"PredictionsPage",
+       {{"type", "object"},
+        {"description",
+         "A page of an upload's predictions (fraud.storage.v1.ListPredictionsResponse) with each "
+         "alert's reasons"},
+        {"properties",
+         {{"predictions",
+           {{"type", "array"}, {"items", ExplainedRow("fraud.storage.v1.Prediction")}}},
+          {"total", {{"type", "string"}, {"format", "int64"}}},
+          {"explanationModelVersion",
+           {{"type", "string"},
+            {"format", "int64"},
+            {"description", "The serving version that computed the reasons not stored"}}},
+          {"explanationError",
+           {{"type", "string"},
+            {"description",
+             "Why alerts without a stored explanation carry none (inference unavailable, ...)"}}}}}}},
       {"OpenApiDocument", {{"type", "object"}}},
       {"Text", {{"type", "string"}}},
   };

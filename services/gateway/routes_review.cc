@@ -1,51 +1,81 @@
 // The review area: the queue of unreviewed alerts (storage's ListReviewQueue) with each item's
-// reasons (inference Predict with explain, one batched call per page) and the serving model's
-// per-feature training distribution, and analysts' dispositions (storage's SubmitReview).
+// reasons (the explanation stored with the alert; for alerts without one, inference Predict
+// with explain, one batched call per page) and the serving model's per-feature training
+// distribution, and analysts' dispositions (storage's SubmitReview). AttachExplanations, shared
+// with an upload's predictions route, lives here.
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "services/gateway/gateway_internal.h"
 
 namespace fraud::gateway {
 
-namespace {
-
-using StorageStub = Gateway::StorageStub;
-
-constexpr char kDefaultReviewer[] = "admin";
-// Reasons per queue item.
-constexpr int kReviewReasons = 5;
-
-// The items' features as one batch, the explanation per item (keyed by index) and the version
-// that explained them; an error text instead when inference could not.
-void Explain(Gateway& gw, const Call& call, const storagepb::ListReviewQueueResponse& queue,
-             json* doc) {
+void internal::AttachExplanations(Gateway& gw, const Call& call,
+                                  const std::vector<ExplainableRow>& rows, json* items,
+                                  json* doc) {
+  std::vector<size_t> missing;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    json& item = (*items)[i];
+    if (rows[i].stored) {
+      item["explanationSource"] = "stored";
+      item["explanationModelVersion"] = std::to_string(rows[i].model_version);
+    } else if (rows[i].wanted) {
+      missing.push_back(i);
+    }
+  }
+  if (missing.empty()) return;
   if (gw.inference() == nullptr) {
     (*doc)["explanationError"] = "inference is not configured";
     return;
   }
   inferencepb::PredictRequest request;
   request.set_explain(true);
-  request.set_top_k(kReviewReasons);
-  common::v1::TransactionBatch* rows = request.mutable_rows();
-  rows->set_num_rows(static_cast<uint32_t>(queue.items_size()));
-  for (const storagepb::ReviewItem& item : queue.items()) {
-    rows->mutable_features()->Add(item.features().begin(), item.features().end());
+  request.set_top_k(kComputedReasons);
+  common::v1::TransactionBatch* batch = request.mutable_rows();
+  batch->set_num_rows(static_cast<uint32_t>(missing.size()));
+  for (size_t i : missing) {
+    batch->mutable_features()->Add(rows[i].features->begin(), rows[i].features->end());
   }
   grpc::ClientContext ctx;
   gw.Prepare(call, &ctx);
   inferencepb::PredictResponse response;
   const grpc::Status s = gw.inference()->Predict(&ctx, request, &response);
-  if (!s.ok() || response.explanations_size() != queue.items_size()) {
-    // The queue is still useful without reasons: say why they are missing.
+  if (!s.ok() || response.explanations_size() != static_cast<int>(missing.size())) {
+    // The page is still useful without these reasons: say why they are missing.
     (*doc)["explanationError"] =
         s.ok() ? std::string("inference returned no explanations")
                : std::string(BackendStatus("inference", "Predict", s).message());
     return;
   }
-  (*doc)["explanationModelVersion"] = std::to_string(response.scores().model_version());
-  for (int i = 0; i < queue.items_size(); ++i) {
-    (*doc)["items"][i]["explanation"] = json::parse(ToJson(response.explanations(i)));
+  const std::string version = std::to_string(response.scores().model_version());
+  (*doc)["explanationModelVersion"] = version;
+  for (size_t k = 0; k < missing.size(); ++k) {
+    json& item = (*items)[missing[k]];
+    item["explanation"] = json::parse(ToJson(response.explanations(static_cast<int>(k))));
+    item["explanationSource"] = "computed";
+    item["explanationModelVersion"] = version;
   }
+}
+
+namespace {
+
+using StorageStub = Gateway::StorageStub;
+
+constexpr char kDefaultReviewer[] = "admin";
+
+// Every item's reasons: the stored ones (by the flagging version, at scoring time), else
+// computed by the serving model (AttachExplanations).
+void Explain(Gateway& gw, const Call& call, const storagepb::ListReviewQueueResponse& queue,
+             json* doc) {
+  std::vector<ExplainableRow> rows;
+  for (const storagepb::ReviewItem& item : queue.items()) {
+    ExplainableRow r;
+    r.features = &item.features();
+    r.stored = item.has_explanation();
+    r.model_version = item.model_version();
+    r.wanted = true;
+    rows.push_back(r);
+  }
+  AttachExplanations(gw, call, rows, &(*doc)["items"], doc);
 }
 
 // The per-feature training distribution (manifest reference: quantile bin edges and the share
@@ -147,9 +177,11 @@ std::vector<Route> internal::ReviewRoutes() {
                 .path = "/api/v1/review/queue",
                 .operation_id = "listReviewQueue",
                 .summary = "Unreviewed alerts, newest upload first then score descending, with "
-                           "paging; each item with its top 5 reasons (explained by the serving "
-                           "model in one batched call; left out with explanationError when "
-                           "inference is unavailable) and the serving model's per-feature "
+                           "paging; each item with its reasons: the explanation stored with the "
+                           "alert by the version that flagged it (explanationSource stored), "
+                           "else its top 5 reasons explained by the serving model in one "
+                           "batched call (computed; left out with explanationError when "
+                           "inference is unavailable), and the serving model's per-feature "
                            "training distribution (population)",
                 .tag = "review",
                 .response_schema = "ReviewQueueResponse",

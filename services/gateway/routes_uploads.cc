@@ -241,8 +241,26 @@ void ListPredictions(Gateway& gw, Call& call) {
   request.set_offset(offset);
   request.set_page_size(page_size);
   request.set_model_version(model_version);
-  gw.Forward(call, gw.storage(), "storage", "ListPredictions", &StorageStub::ListPredictions,
-             request);
+  storagepb::ListPredictionsResponse page;
+  {
+    grpc::ClientContext ctx;
+    gw.Prepare(call, &ctx);
+    const grpc::Status s = gw.storage()->ListPredictions(&ctx, request, &page);
+    if (!s.ok()) return ReplyError(call, BackendStatus("storage", "ListPredictions", s));
+  }
+  // The alerts' reasons: stored with them at scoring time, else computed now (one batched call).
+  json doc = json::parse(ToJson(page));
+  std::vector<ExplainableRow> rows;
+  for (const storagepb::Prediction& p : page.predictions()) {
+    ExplainableRow r;
+    r.features = &p.features();
+    r.stored = p.has_explanation();
+    r.model_version = p.model_version();
+    r.wanted = p.decision();
+    rows.push_back(r);
+  }
+  if (!rows.empty()) AttachExplanations(gw, call, rows, &doc["predictions"], &doc);
+  ReplyJson(call, doc.dump());
 }
 
 void DataStats(Gateway& gw, Call& call) {
@@ -305,9 +323,13 @@ std::vector<Route> internal::UploadRoutes() {
       {.spec = {.method = "GET",
                 .path = "/api/v1/uploads/{id}/predictions",
                 .operation_id = "listPredictions",
-                .summary = "Stored predictions of an upload, by line or by descending score",
+                .summary = "Stored predictions of an upload, by line or by descending score; "
+                           "each alert with its reasons: the explanation stored with it by the "
+                           "scoring version (explanationSource stored), else its top 5 reasons "
+                           "explained by the serving model in one batched call (computed; left "
+                           "out with explanationError when inference is unavailable)",
                 .tag = "uploads",
-                .response_schema = "fraud.storage.v1.ListPredictionsResponse",
+                .response_schema = "PredictionsPage",
                 .query = {{.name = "order",
                            .type = "string",
                            .description = "line (default) or score (highest first)",

@@ -1,11 +1,14 @@
 #include "services/inference/inference_service.h"
 
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "services/common/core/log.h"
 #include "services/common/core/status_macros.h"
+#include "services/common/core/transaction_layout.h"
 #include "services/common/rpc/auth.h"
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/grpc_status.h"
@@ -26,8 +29,56 @@ absl::Status Score(Predictor* predictor, const v1::PredictRequest& request,
                                      response->mutable_explanations());
 }
 
+// The reason codes stored with the alerts of a recorded request: the response's own when the
+// caller asked for explain, else computed now for just the alert rows (kDefaultTopK each; the
+// caller's response is not changed). Explaining an alert costs tens of microseconds and alerts
+// are rare, so the cost falls only on the calls that raise one. Empty (the alerts are stored
+// without reasons) when explaining fails or another model version answered (a reload between
+// the two calls).
+google::protobuf::RepeatedPtrField<storage::v1::RowExplanation> AlertExplanations(
+    Predictor* predictor, const v1::PredictRequest& request, const v1::PredictResponse& response) {
+  google::protobuf::RepeatedPtrField<storage::v1::RowExplanation> out;
+  const common::v1::ScoreBatch& scores = response.scores();
+  std::vector<int> alerts;
+  for (int i = 0; i < scores.decisions_size(); ++i) {
+    if (scores.decisions(i)) alerts.push_back(i);
+  }
+  if (alerts.empty()) return out;
+  if (request.explain() && response.explanations_size() == scores.decisions_size()) {
+    for (int i : alerts) {
+      storage::v1::RowExplanation* x = out.Add();
+      x->set_row(i);
+      *x->mutable_explanation() = response.explanations(i);
+    }
+    return out;
+  }
+  common::v1::TransactionBatch rows;
+  rows.set_num_rows(static_cast<uint32_t>(alerts.size()));
+  for (int i : alerts) {
+    constexpr int kRowWidth = ::fraud::layout::kNumFeatures;
+    const auto begin = request.rows().features().begin() + static_cast<int64_t>(i) * kRowWidth;
+    rows.mutable_features()->Add(begin, begin + kRowWidth);
+  }
+  common::v1::ScoreBatch again;
+  google::protobuf::RepeatedPtrField<common::v1::Explanation> explanations;
+  const absl::Status s = predictor->PredictExplained(rows, kDefaultTopK, &again, &explanations);
+  if (!s.ok() || again.model_version() != scores.model_version() ||
+      explanations.size() != static_cast<int>(alerts.size())) {
+    FRAUD_LOG(WARNING) << "alerts recorded without reasons" << Kv("alerts", alerts.size())
+                       << Kv("error", s.ok() ? std::string("model reloaded") : s.ToString());
+    return out;
+  }
+  for (size_t k = 0; k < alerts.size(); ++k) {
+    storage::v1::RowExplanation* x = out.Add();
+    x->set_row(alerts[k]);
+    *x->mutable_explanation() = std::move(explanations[static_cast<int>(k)]);
+  }
+  return out;
+}
+
 // A request with transaction ids: scored as any other, then stored through storage before it is
-// answered (synchronously: the caller must know whether its rows can be labelled later).
+// answered (synchronously: the caller must know whether its rows can be labelled later), with
+// the reason codes of its alerts (AlertExplanations).
 absl::Status ScoreAndRecord(Predictor* predictor, ScoreRecorder* recorder,
                             const v1::PredictRequest& request, v1::PredictResponse* response) {
   if (request.transaction_ids_size() != static_cast<int64_t>(request.rows().num_rows())) {
@@ -40,7 +91,8 @@ absl::Status ScoreAndRecord(Predictor* predictor, ScoreRecorder* recorder,
         "transaction_ids: this inference service has no storage to record scores in");
   }
   FRAUD_RETURN_IF_ERROR(Score(predictor, request, response));
-  absl::Status s = recorder->Record(request.rows(), request.transaction_ids(), response->scores());
+  absl::Status s = recorder->Record(request.rows(), request.transaction_ids(), response->scores(),
+                                    AlertExplanations(predictor, request, *response));
   if (!s.ok()) response->Clear();
   return s;
 }

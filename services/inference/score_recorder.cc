@@ -12,12 +12,14 @@ namespace fraud::inference {
 absl::Status StorageScoreRecorder::Record(
     const common::v1::TransactionBatch& rows,
     const google::protobuf::RepeatedPtrField<std::string>& ids,
-    const common::v1::ScoreBatch& scores) {
+    const common::v1::ScoreBatch& scores,
+    const google::protobuf::RepeatedPtrField<storage::v1::RowExplanation>& explanations) {
   storage::v1::RecordScoredTransactionsRequest request;
   request.mutable_rows()->set_num_rows(rows.num_rows());
   *request.mutable_rows()->mutable_features() = rows.features();
   *request.mutable_transaction_ids() = ids;
   *request.mutable_scores() = scores;
+  *request.mutable_explanations() = explanations;
   *request.mutable_scored_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
   storage::v1::RecordScoredTransactionsResponse response;
   grpc::ClientContext ctx;

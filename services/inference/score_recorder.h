@@ -17,13 +17,16 @@ namespace fraud::inference {
 class ScoreRecorder {
  public:
   virtual ~ScoreRecorder() = default;
-  // Stores `rows` (features only are sent) with one id per row and their `scores`. OK only when
+  // Stores `rows` (features only are sent) with one id per row, their `scores` and the reason
+  // codes of their alerts (`explanations`, row = index in `rows`; may be empty). OK only when
   // everything is stored. Errors keep the storage's code for the caller's mistakes
   // (InvalidArgument, AlreadyExists); every other failure is Unavailable "scores were not
   // recorded: ..." (nothing may be assumed stored; retrying the same call is safe).
   virtual absl::Status Record(const common::v1::TransactionBatch& rows,
                               const google::protobuf::RepeatedPtrField<std::string>& ids,
-                              const common::v1::ScoreBatch& scores) = 0;
+                              const common::v1::ScoreBatch& scores,
+                              const google::protobuf::RepeatedPtrField<storage::v1::RowExplanation>&
+                                  explanations) = 0;
 };
 
 // Calls fraud.storage.v1.StorageService/RecordScoredTransactions with a deadline (a write: the
@@ -35,7 +38,9 @@ class StorageScoreRecorder final : public ScoreRecorder {
       : stub_(stub), timeout_(timeout) {}
   absl::Status Record(const common::v1::TransactionBatch& rows,
                       const google::protobuf::RepeatedPtrField<std::string>& ids,
-                      const common::v1::ScoreBatch& scores) override;
+                      const common::v1::ScoreBatch& scores,
+                      const google::protobuf::RepeatedPtrField<storage::v1::RowExplanation>&
+                          explanations) override;
 
  private:
   storage::v1::StorageService::StubInterface* stub_;

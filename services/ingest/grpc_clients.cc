@@ -1,6 +1,7 @@
 #include "services/ingest/grpc_clients.h"
 
 #include <functional>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -141,6 +142,32 @@ absl::StatusOr<common::v1::ScoreBatch> GrpcScorer::Score(absl::Span<const double
   return std::move(*response.mutable_scores());
 }
 
+absl::StatusOr<ExplainedRows> GrpcScorer::Explain(absl::Span<const double> features,
+                                                  int top_k) {
+  grpc::ClientContext ctx;
+  const absl::Time deadline = absl::Now() + rpc_timeout_;
+  ctx.set_deadline(absl::ToChronoTime(deadline));
+  ctx.AddMetadata("x-request-id", request_id_);
+  inference::v1::PredictRequest request;
+  common::v1::TransactionBatch* rows = request.mutable_rows();
+  rows->set_num_rows(static_cast<uint32_t>(features.size() / csv::kNumFeatures));
+  rows->mutable_features()->Assign(features.begin(), features.end());
+  request.set_explain(true);
+  request.set_top_k(top_k);
+  inference::v1::PredictResponse response;
+  grpc::Status s = stub_->Predict(&ctx, request, &response);
+  s = RetryWhileBusy(
+      request_id_, deadline,
+      [&](grpc::ClientContext* c) { return stub_->Predict(c, request, &response); },
+      std::move(s));
+  if (!s.ok()) return MapInferenceError(s);
+  ExplainedRows out;
+  out.model_version = response.scores().model_version();
+  out.explanations.assign(std::make_move_iterator(response.mutable_explanations()->begin()),
+                          std::make_move_iterator(response.mutable_explanations()->end()));
+  return out;
+}
+
 std::unique_ptr<PendingScore> GrpcScorer::StartScore(absl::Span<const double> features,
                                                      absl::Span<const int64_t> line_numbers) {
   if (stub_->async() == nullptr) return Scorer::StartScore(features, line_numbers);  // a mock
@@ -197,7 +224,8 @@ absl::Status GrpcStorageSink::Begin(const std::string& file_name, storage::v1::U
 }
 
 absl::Status GrpcStorageSink::Append(const csv::RowBatch& rows,
-                                     const common::v1::ScoreBatch* scores) {
+                                     const common::v1::ScoreBatch* scores,
+                                     const RowExplanations& explanations) {
   if (writer_ == nullptr || done_) {
     return absl::FailedPreconditionError("storage stream is not open");
   }
@@ -208,6 +236,7 @@ absl::Status GrpcStorageSink::Append(const csv::RowBatch& rows,
   } else {
     out->clear_scores();
   }
+  *out->mutable_explanations() = explanations;
   if (!writer_->Write(request_)) return StreamFailed("rows");
   return absl::OkStatus();
 }

@@ -49,6 +49,8 @@ class GrpcScorer final : public Scorer {
   // Asynchronous Predict (gRPC callback API): returns as soon as the request is sent.
   std::unique_ptr<PendingScore> StartScore(absl::Span<const double> features,
                                            absl::Span<const int64_t> line_numbers) override;
+  // Synchronous Predict with explain = true and top_k (same deadline and busy retries).
+  absl::StatusOr<ExplainedRows> Explain(absl::Span<const double> features, int top_k) override;
 
  private:
   inference::v1::InferenceService::StubInterface* const stub_;
@@ -66,7 +68,8 @@ class GrpcStorageSink final : public UploadSink {
   ~GrpcStorageSink() override;
 
   absl::Status Begin(const std::string& file_name, storage::v1::UploadMode mode) override;
-  absl::Status Append(const csv::RowBatch& rows, const common::v1::ScoreBatch* scores) override;
+  absl::Status Append(const csv::RowBatch& rows, const common::v1::ScoreBatch* scores,
+                      const RowExplanations& explanations) override;
   absl::StatusOr<storage::v1::StoreUploadResponse> Commit(
       const storage::v1::UploadCommit& commit) override;
   void Abort() override;

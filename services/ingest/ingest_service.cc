@@ -268,6 +268,7 @@ absl::StatusOr<UploadSessionOptions> IngestService::ReadOptions(UploadCall* call
   so.max_upload_bytes = options_.max_upload_bytes;
   so.max_errors = o.max_errors() > 0 ? o.max_errors() : options_.max_errors;
   so.top_k = o.top_k() > 0 ? o.top_k() : options_.top_k;
+  so.explain_top_k = options_.explain_top_k;
   return so;
 }
 

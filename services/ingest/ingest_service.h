@@ -61,6 +61,8 @@ struct IngestOptions {
   int max_errors = 100;
   // Default of UploadOptions.top_k when the client leaves it 0.
   int top_k = 20;
+  // Reason codes stored with each alert: contributions per explanation (0 = store none).
+  int explain_top_k = 5;
   // Deadline of each GetModel/Predict call.
   absl::Duration rpc_timeout = absl::Seconds(30);
   // Deadline of the StoreUpload stream (the whole upload).

@@ -24,6 +24,9 @@ ABSL_FLAG(int64_t, max_upload_bytes, int64_t{2} << 30,
           "Largest accepted upload in bytes; larger ones fail with RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, max_errors, 100, "Row errors listed per upload when the client does not say");
 ABSL_FLAG(int, top_k, 20, "Most suspicious rows listed per upload when the client does not say");
+ABSL_FLAG(int, explain_top_k, 5,
+          "Reason codes stored with each alert: contributions per explanation, 0..30 (0 = none; "
+          "one extra Predict with explain per scored batch that has alerts)");
 ABSL_FLAG(double, rpc_timeout_seconds, 30,
           "Deadline of each call to inference (GetModel, Predict)");
 ABSL_FLAG(double, upload_timeout_seconds, 3600,
@@ -57,16 +60,18 @@ int main(int argc, char** argv) {
   options.max_upload_bytes = absl::GetFlag(FLAGS_max_upload_bytes);
   options.max_errors = absl::GetFlag(FLAGS_max_errors);
   options.top_k = absl::GetFlag(FLAGS_top_k);
+  options.explain_top_k = absl::GetFlag(FLAGS_explain_top_k);
   options.rpc_timeout = absl::Seconds(absl::GetFlag(FLAGS_rpc_timeout_seconds));
   options.upload_timeout = absl::Seconds(absl::GetFlag(FLAGS_upload_timeout_seconds));
   options.upload_token = absl::GetFlag(FLAGS_upload_token);
   options.idle_timeout = absl::Seconds(absl::GetFlag(FLAGS_upload_idle_timeout_seconds));
   options.max_concurrent_uploads = absl::GetFlag(FLAGS_max_concurrent_uploads);
   if (options.batch_rows < 1 || options.batch_rows > 65536 || options.max_upload_bytes < 1 ||
-      options.max_errors < 0 || options.top_k < 0 || options.rpc_timeout <= absl::ZeroDuration() ||
+      options.max_errors < 0 || options.top_k < 0 || options.explain_top_k < 0 ||
+      options.explain_top_k > 30 || options.rpc_timeout <= absl::ZeroDuration() ||
       options.upload_timeout <= absl::ZeroDuration() || options.max_concurrent_uploads < 1) {
     FRAUD_LOG(ERROR) << "invalid flags: need 1 <= --batch_rows <= 65536, --max_upload_bytes >= 1, "
-                        "--max_errors/--top_k >= 0, --max_concurrent_uploads >= 1 and positive "
+                        "--max_errors/--top_k >= 0, 0 <= --explain_top_k <= 30, --max_concurrent_uploads >= 1 and positive "
                         "timeouts";
     return 2;
   }

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
 #include "services/common/core/log.h"
 #include "services/common/core/status_macros.h"
@@ -69,6 +70,11 @@ class ReadyScore final : public PendingScore {
 std::unique_ptr<PendingScore> Scorer::StartScore(absl::Span<const double> features,
                                                  absl::Span<const int64_t> line_numbers) {
   return std::make_unique<ReadyScore>(Score(features, line_numbers));
+}
+
+absl::StatusOr<ExplainedRows> Scorer::Explain(absl::Span<const double> /*features*/,
+                                               int /*top_k*/) {
+  return absl::UnimplementedError("this scorer does not explain rows");
 }
 
 bool UploadSession::LessSuspiciousFirst::operator()(const Suspicious& a,
@@ -181,6 +187,8 @@ absl::StatusOr<UploadSummary> UploadSession::Finish() {
   if (scoring_) {
     summary.set_model_version(model_version_);
     summary.set_predicted_frauds(predicted_frauds_);
+    summary.set_alerts_explained(alerts_explained_);
+    summary.set_explanation_message(explanation_message_);
     if (versions_seen_.size() > 1) {
       summary.set_scoring_message(
           absl::StrCat("the model was reloaded during the upload: rows were scored by versions ",
@@ -319,13 +327,62 @@ absl::Status UploadSession::CompleteHeld() {
   }
   versions_seen_.insert(result->model_version());
   ++batches_scored_;
-  return StoreBatch(held_, &*result);
+  return StoreBatch(held_, &*result, ExplainAlerts(held_, *result));
+}
+
+RowExplanations UploadSession::ExplainAlerts(const csv::RowBatch& batch,
+                                             const common::v1::ScoreBatch& scores) {
+  RowExplanations out;
+  if (options_.explain_top_k <= 0 || sink_ == nullptr) return out;
+  std::vector<int> alerts;
+  for (int i = 0; i < scores.decisions_size(); ++i) {
+    if (scores.decisions(i)) alerts.push_back(i);
+  }
+  if (alerts.empty()) return out;
+  std::vector<double> features;
+  features.reserve(alerts.size() * csv::kNumFeatures);
+  for (int i : alerts) {
+    const double* row = batch.row(static_cast<size_t>(i));
+    features.insert(features.end(), row, row + csv::kNumFeatures);
+  }
+  // Alerts are ~0.2% of the rows, so this call is small next to the batch's scoring; it runs
+  // while the next batch is being scored. A failure costs the reasons, never the upload.
+  absl::StatusOr<ExplainedRows> explained =
+      scorer_->Explain(absl::MakeConstSpan(features), options_.explain_top_k);
+  if (explained.ok() && explained->model_version != scores.model_version()) {
+    explained = absl::FailedPreconditionError(
+        absl::StrCat("model ", explained->model_version, " explained the alerts scored by model ",
+                     scores.model_version(), " (reloaded meanwhile)"));
+  } else if (explained.ok() && explained->explanations.size() != alerts.size()) {
+    explained = absl::InternalError(absl::StrCat("the scorer returned ",
+                                                 explained->explanations.size(),
+                                                 " explanations for ", alerts.size(), " rows"));
+  }
+  if (!explained.ok()) {
+    if (explanation_message_.empty()) {
+      explanation_message_ = absl::StrCat("some alerts were stored without reasons: ",
+                                          explained.status().message());
+      FRAUD_LOG(WARNING) << "alerts stored without reasons"
+                         << Kv("error", explained.status().ToString());
+    }
+    return out;
+  }
+  const absl::Time now = absl::Now();
+  for (size_t k = 0; k < alerts.size(); ++k) {
+    storage::v1::RowExplanation* x = out.Add();
+    x->set_row(alerts[k]);
+    *x->mutable_explanation() = std::move(explained->explanations[k]);
+    x->mutable_computed_at()->set_seconds(absl::ToUnixSeconds(now));
+  }
+  alerts_explained_ += static_cast<int64_t>(alerts.size());
+  return out;
 }
 
 absl::Status UploadSession::StoreBatch(const csv::RowBatch& batch,
-                                       const common::v1::ScoreBatch* scores) {
+                                       const common::v1::ScoreBatch* scores,
+                                       const RowExplanations& explanations) {
   if (sink_ != nullptr) {
-    if (absl::Status s = sink_->Append(batch, scores); !s.ok()) {
+    if (absl::Status s = sink_->Append(batch, scores, explanations); !s.ok()) {
       batch_error_ = true;
       batch_failure_ = UploadFailure::kStorage;
       return s;

@@ -10,6 +10,8 @@
 //   1. the features (never the labels) go to Scorer::StartScore;
 //   2. while batch N is being scored, batch N-1 (whose scores are in) goes with its scores to
 //      UploadSink::Append (one storage transaction per upload) and the next chunk is parsed;
+//      with the reason codes of the batch's alerts (one Scorer::Explain call for just those rows,
+//      ~0.2% of them; explain_top_k);
 //   3. scores + labels are kept for the metrics, the top-k heap, the 20-bin score histogram, and
 //      the data report (class ratio, Time range and order, Amount stats, drift) is accumulated.
 // At most one batch waits for its scores; Feed() returns only after the batch before it has been
@@ -70,6 +72,15 @@ class PendingScore {
   virtual absl::StatusOr<common::v1::ScoreBatch> Wait() = 0;
 };
 
+// Reason codes of a few rows and the model version that computed them (Scorer::Explain).
+struct ExplainedRows {
+  int64_t model_version = 0;
+  std::vector<common::v1::Explanation> explanations;
+};
+
+// Reason codes sent with one batch (UploadSink::Append): storage's RowExplanation list.
+using RowExplanations = google::protobuf::RepeatedPtrField<storage::v1::RowExplanation>;
+
 // Scores rows for one upload. Labels are never passed: the interface only carries features.
 class Scorer {
  public:
@@ -87,6 +98,11 @@ class Scorer {
   // implementation calls Score() before returning.
   virtual std::unique_ptr<PendingScore> StartScore(absl::Span<const double> features,
                                                    absl::Span<const int64_t> line_numbers);
+  // Explains rows (the alerts of a scored batch): packed features as for Score, `top_k`
+  // contributions each. Answers one explanation per row and the model version that computed
+  // them. The default answers Unimplemented (a scorer that cannot explain: alerts are stored
+  // without reasons).
+  virtual absl::StatusOr<ExplainedRows> Explain(absl::Span<const double> features, int top_k);
 };
 
 // Receives the accepted rows of one upload; everything between Begin and Commit is one
@@ -95,8 +111,10 @@ class UploadSink {
  public:
   virtual ~UploadSink() = default;
   virtual absl::Status Begin(const std::string& file_name, storage::v1::UploadMode mode) = 0;
-  // `scores` is null when the rows are stored unscored.
-  virtual absl::Status Append(const csv::RowBatch& rows, const common::v1::ScoreBatch* scores) = 0;
+  // `scores` is null when the rows are stored unscored; `explanations` (row = index in `rows`)
+  // are the reason codes of some of the alerts, empty when none were computed.
+  virtual absl::Status Append(const csv::RowBatch& rows, const common::v1::ScoreBatch* scores,
+                              const RowExplanations& explanations) = 0;
   // Commits; the response names the stored upload, or the earlier one in duplicate_of.
   virtual absl::StatusOr<storage::v1::StoreUploadResponse> Commit(
       const storage::v1::UploadCommit& commit) = 0;
@@ -121,6 +139,9 @@ struct UploadSessionOptions {
   int64_t bootstrap_row_budget = 20'000'000;
   // "precision among the k highest scores" figures of the metrics.
   std::vector<int> precision_at_k = {50, 100, 500};
+  // Reason codes of the alerts: one extra Scorer::Explain per scored batch with alerts, for
+  // just those rows, stored with them (0 = off).
+  int explain_top_k = 5;
   // Time source for elapsed_seconds (not owned; null = the real clock).
   const Clock* clock = nullptr;
 };
@@ -195,7 +216,11 @@ class UploadSession {
   // failure turns scoring off for the upload (stored unscored); a later one is an error.
   absl::Status CompleteHeld();
   // Hands a batch to the sink and accumulates it. Sets the batch failure kind on error.
-  absl::Status StoreBatch(const csv::RowBatch& batch, const common::v1::ScoreBatch* scores);
+  absl::Status StoreBatch(const csv::RowBatch& batch, const common::v1::ScoreBatch* scores,
+                          const RowExplanations& explanations = RowExplanations());
+  // The alerts of a scored batch explained by the scorer (empty, with explanation_message_ set,
+  // when that fails or another model version answered: the alerts are then stored without).
+  RowExplanations ExplainAlerts(const csv::RowBatch& batch, const common::v1::ScoreBatch& scores);
   void DisableScoring(const absl::Status& why, int64_t first_line);
   // Abandons the held batch and its scoring call, if any.
   void DropHeld();
@@ -243,6 +268,8 @@ class UploadSession {
   double threshold_ = 0;
   std::set<int64_t> versions_seen_;
   int64_t predicted_frauds_ = 0;
+  int64_t alerts_explained_ = 0;
+  std::string explanation_message_;
   // The serving model's alert-budget thresholds (manifest budget_thresholds) with, per budget,
   // the rows at or above its threshold and the frauds among them.
   struct BudgetCount {

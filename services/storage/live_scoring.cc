@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "services/common/core/status_macros.h"
+#include "services/storage/explanation_store.h"
 #include "services/storage/pg_copy.h"
 #include "services/storage/pg_util.h"
 #include "services/storage/storage_metrics.h"
@@ -75,17 +76,6 @@ std::string TextArray(const google::protobuf::RepeatedPtrField<std::string>& val
   return out;
 }
 
-template <typename T, typename Format>
-std::string ArrayLiteral(const google::protobuf::RepeatedField<T>& values, Format format) {
-  std::string out = "{";
-  for (int i = 0; i < values.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    out += format(values.Get(i));
-  }
-  out.push_back('}');
-  return out;
-}
-
 // Whether the stored row (time, amount, v as text) holds exactly the features of request row r.
 absl::StatusOr<bool> SameFeatures(const pqxx::row& stored, const double* f) {
   FRAUD_ASSIGN_OR_RETURN(const double time, ParseDouble(stored[2].c_str()));
@@ -129,6 +119,7 @@ absl::Status ValidateRecordScoredTransactions(const v1::RecordScoredTransactions
     }
   }
   FRAUD_RETURN_IF_ERROR(ValidateScoreBatch(req.scores(), n));
+  FRAUD_RETURN_IF_ERROR(ValidateRowExplanations(req.explanations(), req.rows(), &req.scores()));
   if (req.has_scored_at() && (req.scored_at().seconds() < 0 || req.scored_at().nanos() < 0 ||
                               req.scored_at().nanos() > 999999999)) {
     return absl::InvalidArgumentError("scored_at: not a valid time after 1970");
@@ -189,6 +180,9 @@ absl::StatusOr<v1::RecordScoredTransactionsResponse> RecordScoredTransactions(
       out.add_lines(row[1].as<int64_t>());
     }
     txn.exec_params(kUpsertPredictions, ids, scores, decisions, version, scored_at_us);
+    out.set_explanations_stored(InsertExplanations(
+        txn, req.explanations(), upload_id, std::vector<int64_t>(out.lines().begin(), out.lines().end()),
+        version, scored_at_us));
     out.set_stored(stored);
     out.set_already_stored(n - stored);
     return absl::OkStatus();

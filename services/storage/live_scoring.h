@@ -19,7 +19,7 @@ inline constexpr int64_t kMaxScoredRowsPerRequest = 10000;
 // row, 0-based) for rows that are not a valid feature batch (ValidateTransactionBatch), that carry
 // labels/line_numbers, number more than kMaxScoredRowsPerRequest, a transaction_ids count other
 // than num_rows, an invalid or repeated id, scores that do not match the rows
-// (ValidateScoreBatch), or an invalid scored_at.
+// (ValidateScoreBatch), invalid explanations (ValidateRowExplanations), or an invalid scored_at.
 absl::Status ValidateRecordScoredTransactions(
     const fraud::storage::v1::RecordScoredTransactionsRequest& request);
 
@@ -29,7 +29,9 @@ absl::Status ValidateRecordScoredTransactions(
 //      (unlabelled), and the upload's rows/time range/model_version follow;
 //   2. rows whose transaction_id is stored must carry the same features bit for bit, else
 //      AlreadyExists naming the id (nothing is stored);
-//   3. every row's prediction by scores.model_version is upserted with scored_at.
+//   3. every row's prediction by scores.model_version is upserted with scored_at;
+//   4. the alert explanations (explanations) are stored once per (row, version): a row
+//      re-scored by the same version keeps its first one (computed_at defaults to scored_at).
 // Errors: the validation above; the pg_errors mapping for database failures. Thread-safe (one
 // leased connection per call).
 absl::StatusOr<fraud::storage::v1::RecordScoredTransactionsResponse> RecordScoredTransactions(

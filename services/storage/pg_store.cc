@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "services/common/core/status_macros.h"
+#include "services/storage/explanation_store.h"
 #include "services/storage/pg_copy.h"
 #include "services/storage/pg_errors.h"
 #include "services/storage/pg_util.h"
@@ -63,10 +64,13 @@ constexpr char kCountPredictions[] =
 // ANALYZE, loaded 2-core machine), and over 5 s in the 512 MB images test, past the gateway's
 // deadline.
 #define FRAUD_PREDICTIONS_PAGE(order)                                                          \
-  "SELECT p.line, p.score, p.decision, t.class, t.time, t.amount, t.v"                         \
+  "SELECT p.line, p.score, p.decision, t.class, t.time, t.amount, t.v, "                      \
+  FRAUD_EXPLANATION_COLUMNS                                                                    \
   " FROM (SELECT line, score, decision FROM predictions"                                       \
   "       WHERE upload_id = $1 AND model_version = $2 ORDER BY " order " LIMIT $3 OFFSET $4) p" \
-  " JOIN transactions t ON t.upload_id = $1 AND t.line = p.line ORDER BY " order
+  " JOIN transactions t ON t.upload_id = $1 AND t.line = p.line"                               \
+  " LEFT JOIN alert_explanations e ON e.upload_id = $1 AND e.model_version = $2"               \
+  "  AND e.line = p.line ORDER BY " order
 constexpr char kPredictionsByLine[] = FRAUD_PREDICTIONS_PAGE("line");
 constexpr char kPredictionsByScore[] = FRAUD_PREDICTIONS_PAGE("score DESC, line");
 #undef FRAUD_PREDICTIONS_PAGE
@@ -430,6 +434,13 @@ absl::StatusOr<v1::ListPredictionsResponse> PgStore::ListPredictions(
       FRAUD_RETURN_IF_ERROR(ParseDoubleArray(row[6].c_str(), f));
       f->Add(amount);
       if (f->size() != kNumFeatures) return absl::InternalError("stored row has a bad V array");
+      FRAUD_ASSIGN_OR_RETURN(const bool explained,
+                             ReadStoredExplanation(row, 7, *f, p->mutable_explanation(),
+                                                   p->mutable_explanation_computed_at()));
+      if (!explained) {
+        p->clear_explanation();
+        p->clear_explanation_computed_at();
+      }
     }
     return absl::OkStatus();
   }));

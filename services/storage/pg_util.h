@@ -39,6 +39,22 @@ absl::StatusOr<float> ParseFloat(absl::string_view text);
 // "{1.5,-2,...}" (a one-dimensional float8[] without NULLs) appended to *out.
 absl::Status ParseDoubleArray(absl::string_view text, google::protobuf::RepeatedField<double>* out);
 
+// A one-dimensional SQL array literal "{a,b,...}" of `values`, each element written by
+// `format` (for example DoubleLiteral): for array parameters ($1::float8[]) of set-based
+// statements.
+template <typename Range, typename Format>
+std::string ArrayLiteral(const Range& values, Format format) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& v : values) {
+    if (!first) out.push_back(',');
+    first = false;
+    out += format(v);
+  }
+  out.push_back('}');
+  return out;
+}
+
 // Timestamp <-> microseconds since the epoch (nanoseconds truncated).
 void SetTimestampUs(int64_t us, google::protobuf::Timestamp* ts);
 int64_t TimestampToUs(const google::protobuf::Timestamp& ts);

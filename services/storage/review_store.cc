@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "services/common/core/status_macros.h"
+#include "services/storage/explanation_store.h"
 #include "services/storage/feedback_store.h"
 #include "services/storage/pg_util.h"
 #include "services/storage/validation.h"
@@ -28,13 +29,16 @@ constexpr size_t kMaxActorChars = 256;
 // planner reads the partial index predictions_alerts backwards; the filters with $n = 0 fold
 // away because unnamed statements are planned with their parameter values. The second NOT
 // EXISTS (only without a version filter) keeps one alert per row: a row's other alerts are
-// probed in the same index (upload_id equal, score >= this one).
+// probed in the same index (upload_id equal, score >= this one). The stored explanation of the
+// alert (if any) is one primary-key probe of alert_explanations per item.
 }  // namespace
 
 const char kReviewQueuePageSql[] =
     "SELECT p.upload_id, p.line, COALESCE(t.transaction_id, ''), p.model_version, p.score,"
-    " t.time, t.amount, t.v, COALESCE(t.class, -1)"
+    " t.time, t.amount, t.v, COALESCE(t.class, -1), " FRAUD_EXPLANATION_COLUMNS
     " FROM predictions p JOIN transactions t ON t.upload_id = p.upload_id AND t.line = p.line"
+    " LEFT JOIN alert_explanations e ON e.upload_id = p.upload_id"
+    "  AND e.model_version = p.model_version AND e.line = p.line"
     " WHERE p.decision"
     " AND ($1::bigint = 0 OR p.model_version = $1::bigint)"
     " AND ($2::bigint = 0 OR p.upload_id = $2::bigint)"
@@ -187,6 +191,14 @@ absl::StatusOr<v1::ListReviewQueueResponse> ListReviewQueue(
       FRAUD_RETURN_IF_ERROR(ParseDoubleArray(row[7].c_str(), item->mutable_features()));
       item->add_features(amount);
       item->set_current_label(row[8].as<int>());
+      FRAUD_ASSIGN_OR_RETURN(const bool explained,
+                             ReadStoredExplanation(row, 9, item->features(),
+                                                   item->mutable_explanation(),
+                                                   item->mutable_explanation_computed_at()));
+      if (!explained) {
+        item->clear_explanation();
+        item->clear_explanation_computed_at();
+      }
     }
     return absl::OkStatus();
   }));

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "services/common/core/status_macros.h"
+#include "services/storage/explanation_store.h"
 #include "services/storage/pg_copy.h"
 #include "services/storage/pg_errors.h"
 #include "services/storage/pg_util.h"
@@ -43,6 +44,13 @@ constexpr char kAdoptPredictions[] =
     "INSERT INTO predictions (upload_id, line, model_version, score, decision)"
     " SELECT $1, line, model_version, score, decision FROM predictions WHERE upload_id = $2"
     " ON CONFLICT (upload_id, model_version, line) DO NOTHING";
+constexpr char kAdoptExplanations[] =
+    "INSERT INTO alert_explanations (upload_id, line, model_version, bias, margin, rest,"
+    " feature_index, contribution, computed_at)"
+    " SELECT $1, line, model_version, bias, margin, rest, feature_index, contribution, computed_at"
+    " FROM alert_explanations WHERE upload_id = $2"
+    " ON CONFLICT (upload_id, model_version, line) DO NOTHING";
+constexpr char kDiscardExplanations[] = "DELETE FROM alert_explanations WHERE upload_id = $1";
 constexpr char kDiscardPredictions[] = "DELETE FROM predictions WHERE upload_id = $1";
 constexpr char kDiscardTransactions[] = "DELETE FROM transactions WHERE upload_id = $1";
 constexpr char kDiscardUpload[] = "DELETE FROM uploads WHERE id = $1";
@@ -111,6 +119,11 @@ absl::Status UploadWriter::Append(const v1::UploadRows& rows) {
   if (rows.has_scores()) {
     if (absl::Status s = ValidateScoreBatch(rows.scores(), n); !s.ok()) return Fail(s);
   }
+  if (absl::Status s = ValidateRowExplanations(rows.explanations(), batch,
+                                               rows.has_scores() ? &rows.scores() : nullptr);
+      !s.ok()) {
+    return Fail(s);
+  }
   std::vector<int64_t> lines(n);
   int64_t last = last_line_;
   for (int64_t i = 0; i < n; ++i) {
@@ -128,6 +141,7 @@ absl::Status UploadWriter::Append(const v1::UploadRows& rows) {
   if (absl::Status s = WriteTransactions(batch, lines); !s.ok()) return Fail(s);
   if (rows.has_scores()) {
     if (absl::Status s = WritePredictions(rows.scores(), lines); !s.ok()) return Fail(s);
+    if (absl::Status s = WriteExplanations(rows, lines); !s.ok()) return Fail(s);
     scored_by_version_[rows.scores().model_version()] += n;
     predictions_ += n;
     const ScoreBatch& scores = rows.scores();
@@ -231,6 +245,23 @@ absl::Status UploadWriter::WritePredictions(const ScoreBatch& scores,
   return status;
 }
 
+absl::Status UploadWriter::WriteExplanations(const v1::UploadRows& rows,
+                                             const std::vector<int64_t>& lines) {
+  if (rows.explanations().empty()) return absl::OkStatus();
+  absl::Status status;
+  try {
+    explanations_ += InsertExplanations(*txn_, rows.explanations(), upload_id_, lines,
+                                        rows.scores().model_version(), 0);
+  } catch (const std::exception& e) {
+    status = StatusFromException(e);
+  }
+  if (!status.ok()) {
+    Metrics().DbError(status);
+    if (IsConnectionLoss(status)) lease_->Discard();
+  }
+  return status;
+}
+
 absl::StatusOr<v1::StoreUploadResponse> UploadWriter::Commit(const v1::UploadCommit& commit) {
   const absl::Time commit_start = absl::Now();
   // The stage times a caller reports (UploadStages): where the commit and the COPYs spent time.
@@ -279,6 +310,9 @@ absl::StatusOr<v1::StoreUploadResponse> UploadWriter::Commit(const v1::UploadCom
       response.set_predictions_added(
           static_cast<int64_t>(txn_->exec_params(kAdoptPredictions, earlier, upload_id_)
                                    .affected_rows()));
+      response.set_explanations_stored(static_cast<int64_t>(
+          txn_->exec_params(kAdoptExplanations, earlier, upload_id_).affected_rows()));
+      txn_->exec_params(kDiscardExplanations, upload_id_);
       txn_->exec_params(kDiscardPredictions, upload_id_);
       txn_->exec_params(kDiscardTransactions, upload_id_);
       txn_->exec_params(kDiscardUpload, upload_id_);
@@ -299,6 +333,7 @@ absl::StatusOr<v1::StoreUploadResponse> UploadWriter::Commit(const v1::UploadCom
         commit.summary_json());
     status = RowToUpload(r, response.mutable_upload());
     if (!status.ok()) return Fail(status);
+    response.set_explanations_stored(explanations_);
     txn_->commit();
     txn_.reset();
     lease_.reset();

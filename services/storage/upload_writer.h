@@ -1,6 +1,7 @@
 // One StoreUpload stream's database side, independent of gRPC: Begin opens a transaction on a
 // leased connection and inserts the (still invisible) upload row, every Append validates one
-// batch and writes it with binary COPY into transactions (and predictions when scored), and
+// batch and writes it with binary COPY into transactions (and predictions when scored, and the
+// alert explanations it carries into alert_explanations), and
 // Commit either commits or, when an upload with the same sha256 is already committed, rolls back
 // and names that upload in duplicate_of. One exception to the rollback: when this stream carried
 // scores and the earlier upload has none from its model version (it was stored unscored, say,
@@ -60,6 +61,9 @@ class UploadWriter {
                                  const std::vector<int64_t>& lines);
   absl::Status WritePredictions(const fraud::common::v1::ScoreBatch& scores,
                                 const std::vector<int64_t>& lines);
+  // The batch's alert explanations (validated), keyed by `lines`.
+  absl::Status WriteExplanations(const fraud::storage::v1::UploadRows& rows,
+                                 const std::vector<int64_t>& lines);
   // Reads the committed upload with this sha256 (after our rollback) for duplicate_of.
   absl::StatusOr<fraud::storage::v1::StoreUploadResponse> Duplicate(const std::string& sha256);
 
@@ -76,6 +80,7 @@ class UploadWriter {
   int64_t labelled_ = 0;
   int64_t frauds_ = 0;
   int64_t predictions_ = 0;
+  int64_t explanations_ = 0;
   double time_min_ = 0;
   double time_max_ = 0;
   int64_t last_line_ = 1;  // header line; rows start at 2

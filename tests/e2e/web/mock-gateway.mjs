@@ -687,7 +687,8 @@ async function api(req, res, url) {
     return send(res, 200, { run });
   }
   // Review queue (issue 17 item 5): alerts = flagged predictions of unreviewed rows, newest upload first, then score;
-  // page_token = "upload:score:line" of the last item; the population = deciles of the stored rows' features.
+  // page_token = "upload:score:line" of the last item; reasons as stored with the alert (as the real gateway answers
+  // them when ingest stored them); the population = deciles of the stored rows' features.
   if (p === '/api/v1/review/queue' || p === '/api/v1/review') {
     const reviewed = (state.reviewed ??= new Set());
     const rows = [...state.predictions.entries()].sort((a, b) => b[0] - a[0]).flatMap(([, list]) => [...list].sort((a, b) => b.score - a.score || Number(b.line) - Number(a.line)));
@@ -709,11 +710,11 @@ async function api(req, res, url) {
     const after = (r) => !q.get('page_token') || Number(r.uploadId) < tu || (Number(r.uploadId) === tu && (r.score < ts || (r.score === ts && Number(r.line) < tl)));
     const alerts = rows.filter((r) => r.decision && !reviewed.has(`${r.uploadId}:${r.line}`) && after(r));
     const page = alerts.slice(0, size);
-    const items = page.map((r) => ({ uploadId: r.uploadId, line: r.line, transactionId: '', modelVersion: r.modelVersion, score: r.score, time: r.features[0], amount: r.features[29], features: r.features, currentLabel: r.label ?? -1, explanation: explainRow(r.features, Number(r.modelVersion) || 1, 5) }));
+    const items = page.map((r) => ({ uploadId: r.uploadId, line: r.line, transactionId: '', modelVersion: r.modelVersion, score: r.score, time: r.features[0], amount: r.features[29], features: r.features, currentLabel: r.label ?? -1, explanation: explainRow(r.features, Number(r.modelVersion) || 1, 5), explanationSource: 'stored', explanationModelVersion: r.modelVersion }));
     const sample = rows.slice(0, 2000).map((r) => r.features);
     const features = FEATURES.map((feature, j) => { const v = sample.map((f) => f[j]).sort((a, b) => a - b); return { feature, edges: v.length ? [1, 2, 3, 4, 5, 6, 7, 8, 9].map((k) => v[Math.floor((k * (v.length - 1)) / 10)]) : [], fractions: Array(10).fill(0.1) }; });
     const last = page[page.length - 1];
-    return send(res, 200, { items, nextPageToken: alerts.length > size ? `${last.uploadId}:${last.score}:${last.line}` : '', explanationModelVersion: s(state.champion), population: { modelVersion: s(state.champion), features } });
+    return send(res, 200, { items, nextPageToken: alerts.length > size ? `${last.uploadId}:${last.score}:${last.line}` : '', population: { modelVersion: s(state.champion), features } });
   }
   // Realised metrics per (version, day) of the stored predictions, on the labels the rows carry (no AUPRC: 0).
   if (M === 'GET' && p === '/api/v1/monitoring/realised') {

@@ -423,10 +423,11 @@ TEST_F(ConstellationTest, FeedbackCsvLabelsAnUnlabelledUploadAndChangesRealisedM
 namespace fraud::gateway {
 namespace {
 
-// The review queue through REST: alerts of a scored upload come with their reasons (the real
-// inference explains them) and the serving model's population; only the admin may review; a
-// fraud disposition labels the row (source review) and takes it out of the queue; without
-// inference the queue still answers, without reasons.
+// The review queue through REST: alerts of a scored upload come with the reasons stored when
+// ingest scored them (the same the real inference computes) and the serving model's population;
+// only the admin may review; a fraud disposition labels the row (source review) and takes it out
+// of the queue; an alert without stored reasons is explained by inference ("computed"); without
+// inference the queue and an upload's predictions still answer the stored reasons.
 TEST_F(ConstellationTest, ReviewQueueExplainsAlertsAndADispositionLabelsTheRow) {
   common::v1::ModelManifest manifest;
   manifest.set_version(3);
@@ -447,6 +448,7 @@ TEST_F(ConstellationTest, ReviewQueueExplainsAlertsAndADispositionLabelsTheRow) 
   const std::string id = json::parse(up->body)["uploadId"].get<std::string>();
   const int64_t alerts = Count("SELECT count(*) FROM predictions WHERE decision");
   ASSERT_GT(alerts, 3);
+  EXPECT_EQ(Count("SELECT count(*) FROM alert_explanations"), alerts);
 
   auto page = client_->Get("/api/v1/review/queue?page_size=3");
   ASSERT_TRUE(page);
@@ -454,8 +456,13 @@ TEST_F(ConstellationTest, ReviewQueueExplainsAlertsAndADispositionLabelsTheRow) 
   json doc = json::parse(page->body);
   ASSERT_EQ(doc["items"].size(), 3u) << page->body;
   EXPECT_FALSE(doc["nextPageToken"].get<std::string>().empty());
-  EXPECT_EQ(doc["explanationModelVersion"], "3");
+  EXPECT_FALSE(doc.contains("explanationModelVersion"));  // nothing had to be computed
   EXPECT_FALSE(doc.contains("explanationError"));
+  for (const json& item : doc["items"]) {
+    EXPECT_EQ(item["explanationSource"], "stored") << item.dump();
+    EXPECT_EQ(item["explanationModelVersion"], "3");
+    EXPECT_TRUE(item.contains("explanationComputedAt"));
+  }
   ASSERT_EQ(doc["population"]["features"].size(), 1u);
   EXPECT_EQ(doc["population"]["features"][0]["feature"], "Amount");
   double previous = 2;
@@ -502,16 +509,69 @@ TEST_F(ConstellationTest, ReviewQueueExplainsAlertsAndADispositionLabelsTheRow) 
   EXPECT_EQ(static_cast<int64_t>(rest["items"].size()), alerts - 1);
   for (const json& item : rest["items"]) EXPECT_NE(item["line"], top["line"]);
 
-  // Inference down: the items come without reasons, and the answer says why.
+  // An alert whose reasons were not stored (as for rows stored before migration 0008) is
+  // explained by the serving model, and the stored reasons are exactly what it computes.
+  const json stored = rest["items"][0];
+  Exec(absl::StrCat("DELETE FROM alert_explanations WHERE upload_id = ", id,
+                    " AND line = ", stored["line"].get<std::string>()));
+  auto mixed = client_->Get("/api/v1/review/queue?page_size=2");
+  ASSERT_TRUE(mixed);
+  ASSERT_EQ(mixed->status, 200) << mixed->body;
+  json m = json::parse(mixed->body);
+  ASSERT_EQ(m["items"].size(), 2u);
+  EXPECT_EQ(m["items"][0]["line"], stored["line"]);
+  EXPECT_EQ(m["items"][0]["explanationSource"], "computed");
+  EXPECT_EQ(m["items"][0]["explanationModelVersion"], "3");
+  EXPECT_EQ(m["explanationModelVersion"], "3");
+  EXPECT_EQ(m["items"][1]["explanationSource"], "stored");
+  const json& computed = m["items"][0]["explanation"];
+  EXPECT_NEAR(computed["margin"].get<double>(), stored["explanation"]["margin"].get<double>(),
+              1e-12);
+  EXPECT_NEAR(computed["bias"].get<double>(), stored["explanation"]["bias"].get<double>(), 1e-12);
+  ASSERT_EQ(computed["top"].size(), stored["explanation"]["top"].size());
+  for (size_t j = 0; j < computed["top"].size(); ++j) {
+    EXPECT_EQ(computed["top"][j]["feature"], stored["explanation"]["top"][j]["feature"]);
+    EXPECT_EQ(computed["top"][j]["value"], stored["explanation"]["top"][j]["value"]);
+    EXPECT_NEAR(computed["top"][j]["contribution"].get<double>(),
+                stored["explanation"]["top"][j]["contribution"].get<double>(), 1e-12);
+  }
+
+  // Inference down: the stored reasons are still there; the one that was not stored is left out
+  // and the answer says why.
   inference_server_->Shutdown();
   inference_server_.reset();
   auto degraded = client_->Get("/api/v1/review/queue?page_size=2");
   ASSERT_TRUE(degraded);
   ASSERT_EQ(degraded->status, 200) << degraded->body;
   json d = json::parse(degraded->body);
-  EXPECT_EQ(d["items"].size(), 2u);
+  ASSERT_EQ(d["items"].size(), 2u);
   EXPECT_FALSE(d["items"][0].contains("explanation"));
+  EXPECT_FALSE(d["items"][0].contains("explanationSource"));
+  EXPECT_EQ(d["items"][1]["explanationSource"], "stored");
+  EXPECT_EQ(d["items"][1]["explanation"]["top"].size(), 5u);
   EXPECT_THAT(d["explanationError"].get<std::string>(), HasSubstr("inference"));
+
+  // The upload's predictions, highest score first: every alert but that one with its stored
+  // reasons, no reasons for the rows that are not alerts.
+  auto predictions =
+      client_->Get(absl::StrCat("/api/v1/uploads/", id, "/predictions?order=score&page_size=1000"));
+  ASSERT_TRUE(predictions);
+  ASSERT_EQ(predictions->status, 200) << predictions->body;
+  json p = json::parse(predictions->body);
+  ASSERT_EQ(p["predictions"].size(), 1000u);
+  int64_t with_stored = 0;
+  for (const json& row : p["predictions"]) {
+    const bool alert = row.value("decision", false);
+    if (!alert || row["line"] == stored["line"]) {
+      EXPECT_FALSE(row.contains("explanation")) << row.dump();
+      continue;
+    }
+    EXPECT_EQ(row["explanationSource"], "stored") << row.dump();
+    EXPECT_EQ(row["explanation"]["top"].size(), 5u);
+    ++with_stored;
+  }
+  EXPECT_EQ(with_stored, alerts - 1);
+  EXPECT_THAT(p["explanationError"].get<std::string>(), HasSubstr("inference"));
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -16,6 +18,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "services/common/rpc/artifact_transfer.h"
 #include "services/inference/champion_source.h"
 #include "services/inference/inference_service.h"
@@ -357,6 +360,79 @@ TEST_F(RegistryCacheTest, PredictWithTransactionIdsStoresTheRowsAndWithoutIdsSto
   req.clear_transaction_ids();
   EXPECT_TRUE(predict(req, &plain).ok());
   server.Shutdown(absl::ZeroDuration());
+}
+
+// The rows a Predict with transaction ids flags are stored with their reason codes: computed for
+// just the flagged rows when the caller did not ask for explain (its response stays without),
+// the response's own (with its top_k) when it did. They explain the stored score.
+TEST_F(RegistryCacheTest, PredictWithTransactionIdsStoresTheReasonsOfTheRowsItFlags) {
+  Publish(1, kLogreg, /*champion=*/true);
+  Inference inf(root_ + "/inference-reasons", stub_.get());
+  ASSERT_THAT(inf.reloader.Reload(0), IsOk());
+  Predictor predictor(&inf.holder, BatcherOptions{});
+  StorageScoreRecorder recorder(stub_.get(), absl::Seconds(5));
+  InferenceService service(&predictor, &inf.reloader, &inf.holder, "", &recorder);
+  fraud::testing::InProcessServer server({&service}, "inference_reasons");
+  ASSERT_THAT(server.Start(), IsOk());
+  auto inference = v1::InferenceService::NewStub(server.channel());
+  constexpr int kRows = 400;
+  const std::vector<double> rows = testing::SyntheticDataset(kRows, 33, 0.2).features;
+  auto request = [&](const std::string& prefix) {
+    v1::PredictRequest req;
+    req.mutable_rows()->set_num_rows(kRows);
+    req.mutable_rows()->mutable_features()->Add(rows.begin(), rows.end());
+    for (int i = 0; i < kRows; ++i) req.add_transaction_ids(absl::StrCat(prefix, i));
+    return req;
+  };
+  auto flagged = [](const v1::PredictResponse& r) {
+    return std::count(r.scores().decisions().begin(), r.scores().decisions().end(), true);
+  };
+  auto stored = [&](const std::string& prefix, const std::string& what) {
+    return QueryScalar(absl::StrCat(
+        "SELECT ", what, " FROM alert_explanations e JOIN transactions t USING (upload_id, line)"
+        " JOIN predictions p USING (upload_id, line, model_version)"
+        " WHERE t.transaction_id LIKE '", prefix, "%'"));
+  };
+
+  v1::PredictResponse plain;
+  {
+    grpc::ClientContext ctx;
+    grpc::Status s = inference->Predict(&ctx, request("p-"), &plain);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  const int64_t alerts = flagged(plain);
+  ASSERT_GT(alerts, 0);
+  ASSERT_LT(alerts, kRows);
+  EXPECT_EQ(plain.explanations_size(), 0);  // not asked for
+  EXPECT_EQ(stored("p-", "count(*)"), std::to_string(alerts));
+  EXPECT_EQ(stored("p-", "count(*) FILTER (WHERE NOT p.decision OR e.model_version <> 1"
+                         " OR array_length(e.feature_index, 1) <> 5"
+                         " OR abs(1 / (1 + exp(-e.margin)) - p.score) > 2e-6)"),
+            "0");
+
+  v1::PredictRequest explained_req = request("x-");
+  explained_req.set_explain(true);
+  explained_req.set_top_k(7);
+  v1::PredictResponse explained;
+  {
+    grpc::ClientContext ctx;
+    grpc::Status s = inference->Predict(&ctx, explained_req, &explained);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  ASSERT_EQ(explained.explanations_size(), kRows);
+  EXPECT_EQ(stored("x-", "count(*)"), std::to_string(alerts));
+  for (int i = 0; i < kRows; ++i) {
+    if (!explained.scores().decisions(i)) continue;
+    const common::v1::Explanation& e = explained.explanations(i);
+    const std::string where = absl::StrCat("x-", i);
+    EXPECT_EQ(QueryScalar(absl::StrCat(
+                  "SELECT e.margin = ", absl::StrFormat("%.17g", e.margin()),
+                  " AND array_length(e.feature_index, 1) = 7 AND e.feature_index[1] = ",
+                  e.top(0).index(), " FROM alert_explanations e JOIN transactions t USING"
+                  " (upload_id, line) WHERE t.transaction_id = '", where, "'")),
+              "t")
+        << where;
+  }
 }
 
 }  // namespace

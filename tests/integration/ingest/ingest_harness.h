@@ -74,7 +74,7 @@ class RecordingInference final : public inference::v1::InferenceService::Service
     if (request->rows().labels_size() > 0) ++requests_with_labels;
     Record(ctx);
     if (Shed()) return Busy();
-    rows += request->rows().num_rows();
+    (request->explain() ? explained_rows : rows) += request->rows().num_rows();
     return real_->Predict(ctx, request, response);
   }
   grpc::Status GetModel(grpc::ServerContext* ctx, const inference::v1::GetModelRequest* request,
@@ -92,6 +92,8 @@ class RecordingInference final : public inference::v1::InferenceService::Service
   std::atomic<int64_t> busy_calls{0};
   std::atomic<int64_t> shed_calls{0};
   std::atomic<int64_t> rows{0};
+  // Rows of Predict calls with explain (the alerts' reasons).
+  std::atomic<int64_t> explained_rows{0};
 
  private:
   // Shedding as a real inference does when all its threads are busy.

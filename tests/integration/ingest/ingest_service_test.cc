@@ -100,6 +100,68 @@ TEST_F(IngestServiceTest, UnlabelledUploadIsStoredAndScoredWithoutMetrics) {
   EXPECT_EQ(QueryScalar("SELECT count(*) FROM predictions WHERE upload_id = " + id), "2500");
 }
 
+// Reason codes are stored for exactly the alerts, by the scoring version, computed in one extra
+// explained Predict per batch for just those rows, and they are the explanation of the stored
+// score: margin = logit(score) and the contributions add up to it.
+TEST_F(IngestServiceTest, UploadStoresTheReasonsOfExactlyItsAlerts) {
+  ServeModel();
+  UploadResult r = Upload(SyntheticCsv(5000, 8, /*labels=*/false));
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  const int64_t alerts = r.summary.predicted_frauds();
+  ASSERT_GT(alerts, 3);
+  EXPECT_EQ(r.summary.alerts_explained(), alerts);
+  EXPECT_EQ(r.summary.explanation_message(), "");
+  EXPECT_EQ(recording_->rows.load(), 5000);
+  EXPECT_EQ(recording_->explained_rows.load(), alerts);
+  const std::string id = std::to_string(r.summary.upload_id());
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM alert_explanations e JOIN predictions p USING"
+                        " (upload_id, line, model_version) WHERE p.decision AND upload_id = " +
+                        id),
+            std::to_string(alerts));
+  EXPECT_EQ(Count("alert_explanations"), alerts);
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM alert_explanations WHERE model_version <> " +
+                        std::to_string(kModelVersion) +
+                        " OR array_length(feature_index, 1) <> 5"),
+            "0");
+  // sigmoid(margin) = the stored score (a float), and bias + contributions + rest = margin.
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM alert_explanations e JOIN predictions p USING"
+                        " (upload_id, line, model_version) WHERE abs(1 / (1 + exp(-e.margin)) -"
+                        " p.score) > 2e-6 OR abs(e.bias + e.rest + (SELECT sum(c) FROM"
+                        " unnest(e.contribution) c) - e.margin) > 1e-9"),
+            "0");
+  // Re-reading them in the review queue gives the same figures with the row's values.
+  std::unique_ptr<storage::v1::StorageService::Stub> storage =
+      storage::v1::StorageService::NewStub(storage_->channel());
+  grpc::ClientContext ctx;
+  storage::v1::ListReviewQueueRequest req;
+  req.set_page_size(500);
+  storage::v1::ListReviewQueueResponse queue;
+  ASSERT_TRUE(storage->ListReviewQueue(&ctx, req, &queue).ok());
+  ASSERT_EQ(queue.items_size(), alerts);
+  for (const storage::v1::ReviewItem& item : queue.items()) {
+    ASSERT_TRUE(item.has_explanation()) << item.line();
+    ASSERT_EQ(item.explanation().top_size(), 5);
+    for (const common::v1::FeatureContribution& c : item.explanation().top()) {
+      EXPECT_EQ(c.value(), item.features(c.index()));
+      EXPECT_EQ(c.feature(), csv::kFeatureNames[static_cast<size_t>(c.index())]);
+    }
+  }
+}
+
+TEST_F(IngestServiceTest, ExplainTopKZeroStoresNoReasons) {
+  ServeModel();
+  IngestOptions options;
+  options.batch_rows = 1000;
+  options.explain_top_k = 0;
+  StartIngest(options);
+  UploadResult r = Upload(SyntheticCsv(3000, 8, /*labels=*/false));
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  EXPECT_GT(r.summary.predicted_frauds(), 0);
+  EXPECT_EQ(r.summary.alerts_explained(), 0);
+  EXPECT_EQ(recording_->explained_rows.load(), 0);
+  EXPECT_EQ(Count("alert_explanations"), 0);
+}
+
 TEST_F(IngestServiceTest, DuplicateUploadNamesTheEarlierOneAndStoresNothingNew) {
   ServeModel();
   const std::string data = SyntheticCsv(1500, 9);

@@ -58,6 +58,27 @@ class FakeScorer : public Scorer {
   std::vector<double> received_features;
   std::vector<int64_t> received_lines;
   std::map<int64_t, float> score_of_line;
+  // Explain(): how it answers (explain_version 0 = version) and what it was asked.
+  absl::Status explain_status = absl::OkStatus();
+  int64_t explain_version = 0;
+  int explain_calls = 0;
+  size_t explained_rows = 0;
+
+  absl::StatusOr<ExplainedRows> Explain(absl::Span<const double> features, int top_k) override {
+    ++explain_calls;
+    EXPECT_EQ(top_k, 5);
+    if (!explain_status.ok()) return explain_status;
+    ExplainedRows out;
+    out.model_version = explain_version != 0 ? explain_version : version;
+    for (size_t i = 0; i * kF < features.size(); ++i) {
+      EXPECT_GE(FakeScore(features.data() + i * kF), static_cast<float>(threshold));
+      common::v1::Explanation e;
+      e.set_margin(1.0);
+      out.explanations.push_back(e);
+    }
+    explained_rows += out.explanations.size();
+    return out;
+  }
 
   absl::StatusOr<common::v1::ModelManifest> ServingModel() override {
     if (!model_status.ok()) return model_status;
@@ -107,6 +128,8 @@ class FakeSink : public UploadSink {
   std::vector<int64_t> lines;
   std::vector<float> scores;
   int unscored_batches = 0;
+  // Lines whose explanation came with their batch.
+  std::vector<int64_t> explained_lines;
   storage::v1::UploadCommit commit;
 
   absl::Status Begin(const std::string& name, storage::v1::UploadMode m) override {
@@ -116,8 +139,13 @@ class FakeSink : public UploadSink {
     mode = m;
     return absl::OkStatus();
   }
-  absl::Status Append(const csv::RowBatch& rows, const common::v1::ScoreBatch* s) override {
+  absl::Status Append(const csv::RowBatch& rows, const common::v1::ScoreBatch* s,
+                      const RowExplanations& x) override {
     EXPECT_TRUE(begun);
+    for (const storage::v1::RowExplanation& e : x) {
+      explained_lines.push_back(rows.line_numbers[static_cast<size_t>(e.row())]);
+      EXPECT_TRUE(s != nullptr && s->decisions(e.row())) << "explained a non-alert";
+    }
     EXPECT_FALSE(committed);
     ++appends;
     if (fail_append_call == appends) return append_status;
@@ -363,6 +391,67 @@ TEST(UploadSessionTest, MetricsEqualAnIndependentComputationFromTheScores) {
   EXPECT_EQ(summary->predicted_frauds(), tp + fp);
   EXPECT_GT(m.auprc_ci_high(), m.auprc_ci_low());
   EXPECT_GT(m.pr_curve_size(), 1);
+}
+
+TEST(UploadSessionTest, ExplainsExactlyTheAlertsOnceForEachBatchWithAlerts) {
+  const int64_t n = 2500;  // 5 batches of 500
+  FakeScorer scorer;
+  scorer.threshold = 0.3;
+  FakeSink sink;
+  UploadSession session(Options(), &scorer, &sink);
+  absl::StatusOr<UploadSummary> summary = RunUpload(session, SyntheticCsv(n));
+  ASSERT_THAT(summary, IsOk());
+  std::vector<int64_t> alerts;
+  for (const auto& [line, score] : scorer.score_of_line) {
+    if (score >= 0.3f) alerts.push_back(line);
+  }
+  ASSERT_FALSE(alerts.empty());
+  EXPECT_EQ(sink.explained_lines, alerts);  // every alert, in line order, nothing else
+  EXPECT_EQ(scorer.explained_rows, alerts.size());
+  EXPECT_LE(scorer.explain_calls, 5);
+  EXPECT_EQ(summary->alerts_explained(), summary->predicted_frauds());
+  EXPECT_EQ(summary->explanation_message(), "");
+}
+
+TEST(UploadSessionTest, StoresAlertsWithoutReasonsWhenExplainingFails) {
+  FakeScorer scorer;
+  scorer.threshold = 0.3;
+  scorer.explain_status = absl::UnavailableError("inference restarting");
+  FakeSink sink;
+  UploadSession session(Options(), &scorer, &sink);
+  absl::StatusOr<UploadSummary> summary = RunUpload(session, SyntheticCsv(1200));
+  ASSERT_THAT(summary, IsOk());
+  EXPECT_TRUE(sink.committed);
+  EXPECT_GT(summary->predicted_frauds(), 0);
+  EXPECT_EQ(summary->alerts_explained(), 0);
+  EXPECT_TRUE(sink.explained_lines.empty());
+  EXPECT_THAT(summary->explanation_message(), HasSubstr("inference restarting"));
+}
+
+TEST(UploadSessionTest, DropsReasonsExplainedByAnotherModelVersion) {
+  // A reload between scoring and explaining: the reasons would belong to another version.
+  FakeScorer scorer;
+  scorer.threshold = 0.3;
+  scorer.explain_version = 8;
+  FakeSink sink;
+  UploadSession session(Options(), &scorer, &sink);
+  absl::StatusOr<UploadSummary> summary = RunUpload(session, SyntheticCsv(1200));
+  ASSERT_THAT(summary, IsOk());
+  EXPECT_TRUE(sink.explained_lines.empty());
+  EXPECT_EQ(summary->alerts_explained(), 0);
+  EXPECT_THAT(summary->explanation_message(), HasSubstr("model 8 explained"));
+}
+
+TEST(UploadSessionTest, ExplainsNothingWhenTurnedOff) {
+  FakeScorer scorer;
+  scorer.threshold = 0.3;
+  FakeSink sink;
+  UploadSessionOptions o = Options();
+  o.explain_top_k = 0;
+  UploadSession session(o, &scorer, &sink);
+  ASSERT_THAT(RunUpload(session, SyntheticCsv(1200)), IsOk());
+  EXPECT_EQ(scorer.explain_calls, 0);
+  EXPECT_TRUE(sink.explained_lines.empty());
 }
 
 common::v1::BudgetThreshold Budget(double fraction, double threshold, double precision,
@@ -713,9 +802,10 @@ TEST(UploadSessionTest, ScoringRunsOneBatchAheadOfStorage) {
   class CountingSink : public FakeSink {
    public:
     explicit CountingSink(const FakeScorer* scorer) : scorer_(scorer) {}
-    absl::Status Append(const csv::RowBatch& rows, const common::v1::ScoreBatch* s) override {
+    absl::Status Append(const csv::RowBatch& rows, const common::v1::ScoreBatch* s,
+                        const RowExplanations& x) override {
       calls_at_append.push_back(scorer_->calls);
-      return FakeSink::Append(rows, s);
+      return FakeSink::Append(rows, s, x);
     }
     std::vector<int> calls_at_append;
 

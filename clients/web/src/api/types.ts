@@ -138,6 +138,10 @@ export interface GetUploadResponse {
   upload?: Upload;
 }
 
+/** Where a row's reasons come from: stored with the alert by the version that flagged it, or
+ * computed now by the serving model (none was stored). */
+export type ExplanationSource = 'stored' | 'computed';
+
 export interface Prediction {
   uploadId?: Int64;
   line?: Int64;
@@ -146,11 +150,20 @@ export interface Prediction {
   decision?: boolean;
   label?: number;
   features?: Double[];
+  /** Alerts only: the reasons (stored, else computed by the gateway). */
+  explanation?: Explanation;
+  explanationComputedAt?: string;
+  explanationSource?: ExplanationSource;
+  explanationModelVersion?: Int64;
 }
 
 export interface ListPredictionsResponse {
   predictions?: Prediction[];
   total?: Int64;
+  /** The serving version that computed the reasons not stored. */
+  explanationModelVersion?: Int64;
+  /** Why alerts without stored reasons carry none. */
+  explanationError?: string;
 }
 
 export interface ModelVersion {
@@ -597,8 +610,13 @@ export interface ReviewItem {
   features?: Double[];
   /** 0, 1, or -1 when unlabelled. */
   currentLabel?: number;
-  /** Top 5 reasons (absent when inference could not explain the page). */
+  /** The reasons stored with the alert, else the top 5 computed by the serving model (absent when
+   * none was stored and inference could not explain the page). */
   explanation?: Explanation;
+  explanationComputedAt?: string;
+  explanationSource?: ExplanationSource;
+  /** The version whose explanation it is. */
+  explanationModelVersion?: Int64;
 }
 
 /** GET /review/queue. */

@@ -3,7 +3,7 @@ import userEvent from '@testing-library/user-event';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { ReviewItem, ReviewQueueResponse } from '../api/types';
 import { makeClient, renderWithApi, routeFetch, type SeenRequest } from '../test/helpers';
-import { percentileOf, percentileText, ReviewPage } from './ReviewPage';
+import { percentileOf, percentileText, reasonsCaption, ReviewPage } from './ReviewPage';
 
 function item(line: number, score: number, extra: Partial<ReviewItem> = {}): ReviewItem {
   const features = Array.from({ length: 30 }, (_, i) => (i === 0 ? 1000 + line : i === 29 ? 50 * line : i / 10));
@@ -80,6 +80,18 @@ describe('percentileOf', () => {
   it('is undefined without a usable reference', () => {
     expect(percentileOf(1, undefined)).toBeUndefined();
     expect(percentileOf(1, { feature: 'x', edges: [1], fractions: [1] })).toBeUndefined();
+  });
+});
+
+describe('reasonsCaption', () => {
+  it('names the flagging version for stored reasons and the serving one for computed reasons', () => {
+    expect(reasonsCaption({ modelVersion: '3', explanationSource: 'stored', explanationModelVersion: '3' }, '5')).toBe(
+      'Top reasons (stored by v3 when it flagged the row)',
+    );
+    expect(reasonsCaption({ modelVersion: '3', explanationSource: 'computed', explanationModelVersion: '5' }, '5')).toBe(
+      'Top reasons (explained by v5, the serving model; none stored)',
+    );
+    expect(reasonsCaption({ modelVersion: '3' }, '5')).toBe('Top reasons (explained by v5, the serving model; none stored)');
   });
 });
 

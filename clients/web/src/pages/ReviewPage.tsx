@@ -8,7 +8,7 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import { useApi, useAuth } from '../api/context';
 import { fmtNum, int64, num } from '../api/format';
-import type { FeatureReference, ReviewDispositionChoice, ReviewItem, ReviewQueueResponse } from '../api/types';
+import type { FeatureReference, Int64, ReviewDispositionChoice, ReviewItem, ReviewQueueResponse } from '../api/types';
 import { ReasonBars } from '../components/Reasons';
 import { ErrorBox, Loading } from '../components/Status';
 import { useAsync } from '../hooks';
@@ -72,6 +72,14 @@ function labelName(label: number | undefined): string {
 }
 
 /** True when the key press belongs to a form field (typing a note must not review anything). */
+/** Says whose reasons these are: stored by the flagging version, or computed by the serving one. */
+export function reasonsCaption(item: ReviewItem, computedBy?: Int64): string {
+  if (item.explanationSource === 'stored') {
+    return `Top reasons (stored by v${int64(item.explanationModelVersion ?? item.modelVersion)} when it flagged the row)`;
+  }
+  return `Top reasons (explained by v${int64(item.explanationModelVersion ?? computedBy)}, the serving model; none stored)`;
+}
+
 function typing(target: EventTarget | null): boolean {
   const el = target as HTMLElement | null;
   if (!el || !el.tagName) return false;
@@ -304,7 +312,7 @@ export function ReviewPage() {
               <div className="table-wrap">
                 <ReasonBars
                   explanation={current.explanation}
-                  caption={`Top reasons (explained by v${int64(queue.data?.explanationModelVersion)})`}
+                  caption={reasonsCaption(current, queue.data?.explanationModelVersion)}
                 />
               </div>
             ) : null}

@@ -36,8 +36,31 @@ function UploadFacts({ upload, brief }: { upload: Upload; brief: boolean }) {
   );
 }
 
-/** The reasons of one stored row, asked of the serving model (POST /score with explain). */
+/** The reasons of one stored row: those that came with the page (an alert's stored reasons, or
+ * the gateway's computed ones), else asked of the serving model (POST /score with explain). */
 function RowReasons({ prediction, columns }: { prediction: Prediction; columns: number }) {
+  if (prediction.explanation && Number.isFinite(num(prediction.explanation.margin))) {
+    const by = int64(prediction.explanationModelVersion ?? prediction.modelVersion);
+    const how =
+      prediction.explanationSource === 'stored'
+        ? `stored by v${by} when it scored the row`
+        : `by the serving model v${by}`;
+    return (
+      <tr className="row-reasons">
+        <td colSpan={columns}>
+          <ReasonBars
+            explanation={prediction.explanation}
+            caption={`Why line ${fmtInt(prediction.line)} scored as it did: top reasons ${how}`}
+          />
+        </td>
+      </tr>
+    );
+  }
+  return <ComputedRowReasons prediction={prediction} columns={columns} />;
+}
+
+/** The reasons of a row that came without any, asked of the serving model. */
+function ComputedRowReasons({ prediction, columns }: { prediction: Prediction; columns: number }) {
   const api = useApi();
   const features = (prediction.features ?? []).map((v) => num0(v));
   const res = useAsync<PredictResponse>(() => api.score([features], { explain: true }), [api, features.join(',')]);

@@ -190,4 +190,42 @@ describe('UploadDetailPage', () => {
     await user.click(screen.getByRole('button', { name: 'Hide line 2' }));
     expect(screen.queryByText(/top reasons by the serving model/)).toBeNull();
   });
+
+  it('shows the reasons stored with an alert without asking the serving model', async () => {
+    const features = Array.from({ length: 30 }, (_, j) => j / 10);
+    const f = routeFetch({
+      'GET /api/v1/uploads/8': { body: { upload: { id: '8', fileName: 'p.csv', rows: '1' } } },
+      'GET /api/v1/uploads/8/predictions': {
+        body: {
+          total: '1',
+          predictions: [
+            {
+              uploadId: '8',
+              line: '2',
+              modelVersion: '3',
+              score: 0.9,
+              decision: true,
+              label: -1,
+              features,
+              explanation: {
+                margin: 2.2,
+                bias: -3.0,
+                rest: 0.4,
+                top: [{ feature: 'V14', index: 14, value: 1.4, contribution: 4.8 }],
+              },
+              explanationSource: 'stored',
+              explanationModelVersion: '3',
+            },
+          ],
+        },
+      },
+    });
+    renderWithApi(<UploadDetailPage id="8" />, makeClient(f.fetch));
+    await screen.findByRole('table', { name: 'Rows 1–1 of 1' });
+    const user = userEvent.setup();
+    await user.click(screen.getByRole('button', { name: 'Why? line 2' }));
+    expect(await screen.findByText(/top reasons stored by v3 when it scored the row/)).toBeInTheDocument();
+    expect(document.querySelector('[data-feature="V14"]')).toHaveTextContent('+4.800');
+    expect(f.seen.find((r) => r.method === 'POST')).toBeUndefined();
+  });
 });
