@@ -122,5 +122,23 @@ TEST(BacktestScoreTest, MeanFirstThenTheBetterWorstBlock) {
   EXPECT_EQ(Summarize({}).mean, 0);
 }
 
+TEST(ChooseByBacktestTest, PreferredWinsUnlessAnotherIsClearlyBetter) {
+  const ScoredCandidate logreg{Summarize({0.70, 0.72}), false};
+  const ScoredCandidate mlp{Summarize({0.80, 0.82}), false};  // mean 0.81
+  const ScoredCandidate ensemble{Summarize({0.80, 0.80}), true};  // mean 0.80
+  // 0.81 is not more than 0.80 + 0.02: the preferred candidate wins.
+  EXPECT_EQ(ChooseByBacktest({logreg, mlp, ensemble}, 0.02), 2);
+  // Without a margin the higher mean wins.
+  EXPECT_EQ(ChooseByBacktest({logreg, mlp, ensemble}, 0.0), 1);
+  // Clearly better by more than the margin: the other candidate wins.
+  const ScoredCandidate strong{Summarize({0.90, 0.90}), false};
+  EXPECT_EQ(ChooseByBacktest({ensemble, strong}, 0.02), 1);
+  // The best of several preferred candidates; none preferred: the best of all.
+  const ScoredCandidate ensemble2{Summarize({0.79, 0.79}), true};
+  EXPECT_EQ(ChooseByBacktest({ensemble2, mlp, ensemble}, 0.02), 2);
+  EXPECT_EQ(ChooseByBacktest({logreg, mlp}, 0.02), 1);
+  EXPECT_EQ(ChooseByBacktest({}, 0.02), -1);
+}
+
 }  // namespace
 }  // namespace fraud::training
