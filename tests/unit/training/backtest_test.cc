@@ -1,12 +1,17 @@
 // The rolling-origin backtest's plan, fold data and ranking (services/training/backtest.h).
 #include "services/training/backtest.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <numeric>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "services/common/core/transaction_layout.h"
+#include "services/training/run_params.h"
 
 namespace fraud::training {
 namespace {
@@ -138,6 +143,40 @@ TEST(ChooseByBacktestTest, PreferredWinsUnlessAnotherIsClearlyBetter) {
   EXPECT_EQ(ChooseByBacktest({ensemble2, mlp, ensemble}, 0.02), 2);
   EXPECT_EQ(ChooseByBacktest({logreg, mlp}, 0.02), 1);
   EXPECT_EQ(ChooseByBacktest({}, 0.02), -1);
+}
+
+TEST(BacktestParamsTest, SelectionAndGateParamsResolveOrNameTheBadValue) {
+  training::v1::StartRunRequest request;
+  (*request.mutable_params())["backtest_preference_margin"] = "0.03";
+  (*request.mutable_params())["backtest_refit_on_newest"] = "true";
+  (*request.mutable_params())["backtest_gate"] = "not_worse";
+  absl::StatusOr<RunSettings> s = ResolveRun(request, PipelineOptions());
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_DOUBLE_EQ(s->backtest.preference_margin, 0.03);
+  EXPECT_TRUE(s->backtest.refit_on_newest);
+  EXPECT_TRUE(s->backtest.gate_not_worse);
+  absl::StatusOr<std::map<std::string, std::string>> recorded =
+      ResolveRunParams(request, PipelineOptions());
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_EQ(recorded->at("backtest_gate"), "not_worse");
+  EXPECT_EQ(recorded->at("backtest_refit_on_newest"), "1");
+  // Defaults: no preference margin, the refit leaves the newest block out, the "better" gate.
+  absl::StatusOr<RunSettings> d = ResolveRun(training::v1::StartRunRequest(), PipelineOptions());
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->backtest.preference_margin, 0);
+  EXPECT_FALSE(d->backtest.refit_on_newest);
+  EXPECT_FALSE(d->backtest.gate_not_worse);
+  for (const auto& [key, bad] : std::vector<std::pair<std::string, std::string>>{
+           {"backtest_preference_margin", "-0.1"},
+           {"backtest_preference_margin", "x"},
+           {"backtest_refit_on_newest", "maybe"},
+           {"backtest_gate", "best"}}) {
+    training::v1::StartRunRequest r;
+    (*r.mutable_params())[key] = bad;
+    absl::StatusOr<RunSettings> bad_run = ResolveRun(r, PipelineOptions());
+    EXPECT_EQ(bad_run.status().code(), absl::StatusCode::kInvalidArgument) << key << "=" << bad;
+    EXPECT_THAT(std::string(bad_run.status().message()), ::testing::HasSubstr(key));
+  }
 }
 
 }  // namespace
