@@ -600,8 +600,8 @@ std::optional<BacktestEvidence> CompareOnNewerBlocks(
   return e;
 }
 
-// Backtests every candidate, then refits the best configuration on every pool row but the newest
-// block, which early-stops it. Consumes `pool`.
+// Backtests every candidate, then refits the chosen configuration on the pool (see below), the
+// newest block early-stopping it. Consumes `pool`.
 absl::StatusOr<Selection> SelectByBacktest(const RunContext& ctx, model::Dataset pool,
                                            const std::vector<BacktestFold>& folds) {
   CandidateFailures failures;
