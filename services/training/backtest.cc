@@ -122,4 +122,21 @@ bool RanksAbove(const BacktestScore& a, const BacktestScore& b) {
   return a.worst > b.worst;
 }
 
+int ChooseByBacktest(absl::Span<const ScoredCandidate> candidates, double preference_margin) {
+  int best = -1;
+  int best_preferred = -1;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const int n = static_cast<int>(i);
+    if (best < 0 || RanksAbove(candidates[i].score, candidates[best].score)) best = n;
+    if (candidates[i].preferred &&
+        (best_preferred < 0 || RanksAbove(candidates[i].score, candidates[best_preferred].score))) {
+      best_preferred = n;
+    }
+  }
+  if (best_preferred < 0) return best;
+  return candidates[best].score.mean > candidates[best_preferred].score.mean + preference_margin
+             ? best
+             : best_preferred;
+}
+
 }  // namespace fraud::training

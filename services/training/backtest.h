@@ -3,8 +3,10 @@
 // validation window) are cut into up to K equal blocks. Fold k trains a configuration on every
 // row before block k except the block-length slice just before it, which early-stops it and sets
 // its threshold, and then scores block k. A configuration's key is its mean block AUPRC, ties
-// broken by the better worst block; the winner is then refit on every pool row but the newest
-// block, which early-stops it (pipeline.cc). Nothing is chosen on the comparison set.
+// broken by the better worst block; a preferred family's best configuration wins unless another
+// is better by more than a margin (ChooseByBacktest); the winner is then refit on every pool row
+// (refit_on_newest; else all but the newest block), the newest block early-stopping it
+// (pipeline.cc). Nothing is chosen on the comparison set.
 //
 //   pool (time order) ........................................|  validation window  |
 //   fold 1:  fit ------------------------------------| stop  | block1 |
@@ -37,6 +39,19 @@ struct BacktestOptions {
   // Fit rows of a fold beyond which normal rows are sampled (0 = never).
   size_t max_fold_rows = 80000;
   uint64_t seed = 1;
+  // Selection prefers the candidates of preferred families (model::Family::preferred): the best
+  // of them wins unless another candidate's mean block AUPRC is higher by more than this.
+  double preference_margin = 0;
+  // Whether the winner's refit also trains on the newest block (which still early-stops it and
+  // sets its threshold); see pipeline.cc. Measured better on the genuine sample
+  // (bench/README.md, quality, variant E).
+  bool refit_on_newest = true;
+  // How the promotion gate reads the backtest's paired comparison with the champion
+  // (promotion.h): false = promote when the mean difference >= margin ("better"); true (default)
+  // = promote
+  // unless the whole 95% interval lies below -margin ("not_worse": the challenger trained on
+  // more and newer rows, so weak evidence keeps the newer model).
+  bool gate_not_worse = true;
 };
 
 // Rows [begin, end) of the time-ordered pool.
@@ -81,5 +96,15 @@ BacktestScore Summarize(absl::Span<const double> block_auprcs);
 // True when `a` ranks above `b`: a higher mean, or an equal mean (within 1e-9) and a higher worst
 // block.
 bool RanksAbove(const BacktestScore& a, const BacktestScore& b);
+
+// One backtested candidate, for the choice below.
+struct ScoredCandidate {
+  BacktestScore score;
+  bool preferred = false;
+};
+// Index of the run's choice: the best preferred candidate (RanksAbove) unless the best of all
+// has a mean block AUPRC higher than its mean + `preference_margin`; then the best of all. With
+// no preferred candidate, the best of all. -1 when `candidates` is empty.
+int ChooseByBacktest(absl::Span<const ScoredCandidate> candidates, double preference_margin);
 
 }  // namespace fraud::training

@@ -78,6 +78,10 @@ ABSL_FLAG(int64_t, backtest_min_frauds, 10,
 ABSL_FLAG(int64_t, backtest_max_fold_rows, 80000,
           "A backtest fold trains on every fraud and a weighted sample of the normal rows beyond "
           "this many rows (0 = all rows), so K folds cost about one full fit");
+ABSL_FLAG(double, backtest_preference_margin, 0,
+          "The backtest picks a preferred family's best candidate (the ensemble) unless another "
+          "candidate's mean block AUPRC is higher by more than this (0: the highest mean wins, a "
+          "tie goes to the preferred family)");
 ABSL_FLAG(bool, run_once, false, "Train and publish one version, then exit");
 
 namespace {
@@ -99,6 +103,7 @@ absl::StatusOr<PipelineOptions> PipelineOptionsFromFlags() {
   o.max_train_rows = absl::GetFlag(FLAGS_max_train_rows);
   o.backtest.blocks = absl::GetFlag(FLAGS_backtest_blocks);
   o.backtest.min_block_frauds = absl::GetFlag(FLAGS_backtest_min_frauds);
+  o.backtest.preference_margin = absl::GetFlag(FLAGS_backtest_preference_margin);
   o.backtest.max_fold_rows =
       static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_backtest_max_fold_rows)));
   FRAUD_RETURN_IF_ERROR(ValidatePipelineOptions(o));

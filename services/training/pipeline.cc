@@ -600,43 +600,53 @@ std::optional<BacktestEvidence> CompareOnNewerBlocks(
   return e;
 }
 
-// Backtests every candidate, then refits the best configuration on every pool row but the newest
-// block, which early-stops it. Consumes `pool`.
+// Backtests every candidate, then refits the chosen configuration on the pool (see below), the
+// newest block early-stopping it. Consumes `pool`.
 absl::StatusOr<Selection> SelectByBacktest(const RunContext& ctx, model::Dataset pool,
                                            const std::vector<BacktestFold>& folds) {
   CandidateFailures failures;
-  int best_index = -1;
-  size_t best_spec = 0;
-  BacktestScore best_score;
-  std::vector<std::vector<float>> best_block_scores;
+  // The candidates that trained: their scores, run entries, specs and block scores.
+  std::vector<ScoredCandidate> scored;
+  std::vector<int> indexes;
+  std::vector<size_t> specs;
+  std::vector<std::vector<std::vector<float>>> block_scores;
   for (size_t i = 0; i < ctx.settings.candidates.size(); ++i) {
     FRAUD_RETURN_IF_ERROR(ctx.CheckCancel());
     int index = -1;
-    std::vector<std::vector<float>> block_scores;
-    absl::StatusOr<BacktestScore> score =
-        BacktestCandidate(ctx, i, pool, folds, &index, &block_scores);
+    std::vector<std::vector<float>> scores;
+    absl::StatusOr<BacktestScore> score = BacktestCandidate(ctx, i, pool, folds, &index, &scores);
     if (!score.ok()) {
       if (EndsRun(score.status(), ctx)) return score.status();
       failures.Record(ctx, score.status());
       continue;
     }
-    if (best_index < 0 || RanksAbove(*score, best_score)) {
-      best_index = index;
-      best_spec = i;
-      best_score = *score;
-      best_block_scores = std::move(block_scores);
-    }
+    const model::Family* family = model::FindFamily(ctx.settings.candidates[i].family);
+    scored.push_back({*score, family != nullptr && family->preferred});
+    indexes.push_back(index);
+    specs.push_back(i);
+    block_scores.push_back(std::move(scores));
   }
-  if (best_index < 0) return failures.NoneTrained();
+  const int chosen = ChooseByBacktest(scored, ctx.settings.backtest.preference_margin);
+  if (chosen < 0) return failures.NoneTrained();
+  const size_t c = static_cast<size_t>(chosen);
+  const int best_index = indexes[c];
+  const size_t best_spec = specs[c];
+  const BacktestScore best_score = scored[c].score;
   FRAUD_RETURN_IF_ERROR(ctx.CheckCancel());
   std::optional<BacktestEvidence> evidence =
-      CompareOnNewerBlocks(ctx, pool, folds, best_block_scores);
-  best_block_scores = {};
-  // The refit: the newest block early-stops it; the pool shrinks in place to the fit rows.
+      CompareOnNewerBlocks(ctx, pool, folds, block_scores[c]);
+  block_scores = {};
+  // The refit: the newest block early-stops it and sets its threshold. Unless refit_on_newest,
+  // the pool shrinks in place to the rows before it; with it, the refit also trains on the newest
+  // block (the rows closest to what it will score), so early stopping and the threshold see
+  // training rows: the epochs run to their cap and the refit's validation figures are optimistic
+  // (the backtest's blocks are the honest ones).
   const RowRange newest = folds.back().block;
   model::Dataset stop = SliceRows(pool, newest);
-  pool.features.resize(newest.begin * layout::kNumFeatures);
-  pool.labels.resize(newest.begin);
+  if (!ctx.settings.backtest.refit_on_newest) {
+    pool.features.resize(newest.begin * layout::kNumFeatures);
+    pool.labels.resize(newest.begin);
+  }
   const model::CandidateSpec& spec = ctx.settings.candidates[best_spec];
   const int index = AddCandidate(
       ctx, spec,
@@ -721,6 +731,7 @@ absl::StatusOr<GateInput> CompareWithChampion(const RunContext& ctx, const Selec
   }, true);
   GateInput gate;
   gate.margin = ctx.settings.promotion_margin;
+  gate.not_worse = ctx.settings.backtest.gate_not_worse;
   MeasureOptions measure;
   measure.bootstrap_resamples = ctx.options.comparison_bootstrap;
   std::vector<float> challenger_scores;

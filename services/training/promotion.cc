@@ -36,15 +36,22 @@ GateDecision DecideGate(const GateInput& in) {
   if (in.backtest.has_value() && in.backtest->champion_version == in.champion_version) {
     const BacktestEvidence& b = *in.backtest;
     const eval::PairedDifference& p = b.difference;
-    d.promote = p.difference >= in.margin;
-    d.reason = absl::StrCat(
-        d.promote ? "promoted" : "not promoted", " on the backtest: mean AUPRC over ", b.blocks,
-        " block(s) newer than v", b.champion_version, "'s training rows ",
-        Fixed(b.challenger_mean_auprc), " vs ", Fixed(b.champion_mean_auprc),
-        ", paired difference ", absl::StrFormat("%+.4f", p.difference),
-        (d.promote ? " >= " : " < "), "margin ", Fixed(in.margin), " (95% ",
-        absl::StrFormat("%+.4f..%+.4f", p.low, p.high), ", challenger better in ",
+    d.promote = in.not_worse ? p.high >= -in.margin : p.difference >= in.margin;
+    const std::string interval = absl::StrCat(
+        "(95% ", absl::StrFormat("%+.4f..%+.4f", p.low, p.high), ", challenger better in ",
         absl::StrFormat("%.0f", 100 * p.share_a_better), "% of ", p.resamples, " resamples)");
+    const std::string test =
+        in.not_worse
+            ? absl::StrCat(interval, ": interval high ", absl::StrFormat("%+.4f", p.high),
+                           (d.promote ? " >= " : " < "), "-margin ", Fixed(in.margin))
+            : absl::StrCat((d.promote ? ">= " : "< "), "margin ", Fixed(in.margin), " ",
+                           interval);
+    d.reason = absl::StrCat(d.promote ? "promoted" : "not promoted",
+                            " on the backtest: mean AUPRC over ", b.blocks, " block(s) newer than v",
+                            b.champion_version, "'s training rows ",
+                            Fixed(b.challenger_mean_auprc), " vs ", Fixed(b.champion_mean_auprc),
+                            ", paired difference ", absl::StrFormat("%+.4f", p.difference), " ",
+                            test);
     if (in.challenger.has_value() && in.champion.has_value() && !in.challenger->single_class()) {
       absl::StrAppend(&d.reason, "; comparison set AUPRC ", Fixed(in.challenger->auprc()), " vs ",
                       Fixed(in.champion->auprc()));

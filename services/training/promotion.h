@@ -49,6 +49,9 @@ struct GateInput {
   // Set when the backtest compared the challenger's configuration with this champion on newer
   // blocks; the gate then decides on it.
   std::optional<BacktestEvidence> backtest;
+  // With backtest evidence: promote unless its interval's upper end < -margin (instead of when
+  // the mean difference >= margin).
+  bool not_worse = false;
 };
 
 struct GateDecision {
@@ -60,6 +63,7 @@ struct GateDecision {
 // Pure decision. Rules, in order:
 //   no champion                          -> promote
 //   backtest evidence on newer blocks    -> promote when mean difference >= margin, else keep
+//                                           (not_worse: unless interval high < -margin)
 //   champion could not be scored         -> promote (reason names the error)
 //   no comparison set / it has no fraud  -> keep the champion (cannot compare)
 //   challenger AUPRC >= champion + margin -> promote, else keep.

@@ -66,7 +66,9 @@ absl::StatusOr<double> HoldoutFraction(const training::v1::StartRunRequest& requ
 
 bool IsRunLevelParam(const std::string& key) {
   return key == "validation_fraction" || key == "holdout_fraction" || key == "backtest_blocks" ||
-         key == "backtest_min_frauds" || key == "backtest_max_fold_rows";
+         key == "backtest_min_frauds" || key == "backtest_max_fold_rows" ||
+         key == "backtest_preference_margin" || key == "backtest_refit_on_newest" ||
+         key == "backtest_gate";
 }
 
 absl::StatusOr<int64_t> NonNegativeInt(const std::string& key, const std::string& value,
@@ -95,6 +97,27 @@ absl::StatusOr<BacktestOptions> Backtest(const training::v1::StartRunRequest& re
                            NonNegativeInt("backtest_max_fold_rows", *v, int64_t{1} << 40));
     b.max_fold_rows = static_cast<size_t>(rows);
   }
+  if (const std::string* v = FindParam(request, "backtest_preference_margin")) {
+    double margin = 0;
+    if (!absl::SimpleAtod(*v, &margin) || !(margin >= 0 && margin <= 1)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "parameter backtest_preference_margin='", *v, "' is not a number in [0, 1]"));
+    }
+    b.preference_margin = margin;
+  }
+  if (const std::string* v = FindParam(request, "backtest_refit_on_newest")) {
+    if (!absl::SimpleAtob(*v, &b.refit_on_newest)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "parameter backtest_refit_on_newest='", *v, "' is not a boolean"));
+    }
+  }
+  if (const std::string* v = FindParam(request, "backtest_gate")) {
+    if (*v != "better" && *v != "not_worse") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("parameter backtest_gate='", *v, "' is not better or not_worse"));
+    }
+    b.gate_not_worse = *v == "not_worse";
+  }
   return b;
 }
 
@@ -118,6 +141,9 @@ absl::Status ValidatePipelineOptions(const PipelineOptions& o) {
   }
   if (o.backtest.min_block_frauds < 0) {
     return absl::InvalidArgumentError("--backtest_min_frauds must be >= 0");
+  }
+  if (!(o.backtest.preference_margin >= 0 && o.backtest.preference_margin <= 1)) {
+    return absl::InvalidArgumentError("--backtest_preference_margin must be in [0, 1]");
   }
   return absl::OkStatus();
 }
@@ -185,7 +211,9 @@ absl::StatusOr<std::vector<model::CandidateSpec>> BuildCandidates(
         return absl::InvalidArgumentError(absl::StrCat(
             "unknown parameter '", key,
             "' (expected grid, max_epochs, threads, validation_fraction, holdout_fraction, "
-            "backtest_blocks, backtest_min_frauds, backtest_max_fold_rows or <family>.<param>, "
+            "backtest_blocks, backtest_min_frauds, backtest_max_fold_rows, "
+            "backtest_preference_margin, backtest_refit_on_newest, backtest_gate or "
+            "<family>.<param>, "
             "for example mlp.epochs)"));
       }
       absl::StatusOr<ModelFamily> f = model::ParseFamily(key.substr(0, dot));
@@ -235,6 +263,9 @@ absl::StatusOr<std::map<std::string, std::string>> ResolveRunParams(
   out["backtest_blocks"] = absl::StrCat(settings.backtest.blocks);
   out["backtest_min_frauds"] = absl::StrCat(settings.backtest.min_block_frauds);
   out["backtest_max_fold_rows"] = absl::StrCat(settings.backtest.max_fold_rows);
+  out["backtest_preference_margin"] = absl::StrCat(settings.backtest.preference_margin);
+  out["backtest_refit_on_newest"] = settings.backtest.refit_on_newest ? "1" : "0";
+  out["backtest_gate"] = settings.backtest.gate_not_worse ? "not_worse" : "better";
   if (request.no_promote()) out["no_promote"] = "true";
   const bool named_comparison = !request.comparison_upload_ids().empty() ||
                                 request.comparison_time_max() > request.comparison_time_min();

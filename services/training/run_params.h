@@ -70,7 +70,8 @@ absl::StatusOr<RunSettings> ResolveRun(const training::v1::StartRunRequest& requ
 //   "threads" = N
 //   "<family>.<param>" = V     sets a library parameter for that family's candidates
 // Run-level params ("validation_fraction", "holdout_fraction", "backtest_blocks",
-// "backtest_min_frauds", "backtest_max_fold_rows") are accepted and ignored here.
+// "backtest_min_frauds", "backtest_max_fold_rows", "backtest_preference_margin",
+// "backtest_refit_on_newest", "backtest_gate") are accepted and ignored here.
 // InvalidArgument for an unknown family, a malformed value or an unknown key.
 absl::StatusOr<std::vector<model::CandidateSpec>> BuildCandidates(
     const training::v1::StartRunRequest& request, const PipelineOptions& options);

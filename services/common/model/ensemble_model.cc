@@ -1,7 +1,9 @@
 // The "ensemble" family: the average of member models of other families, trained on the same rows
-// and scored on the same preprocessed input. With members=auto (the default) every family that is
-// not itself an ensemble trains its first default configuration and the two best by validation
-// AUPRC become the members; combine=auto keeps the better (validation AUPRC) of
+// and scored on the same preprocessed input. Each member family trains its first default
+// configuration; a family named more than once ("mlp,mlp,mlp,xgboost") trains once per mention,
+// each time with its own seed (a bag). members names them; with members=auto (the default) every
+// family that is not itself an ensemble trains and the two best by validation AUPRC become the
+// members. combine=auto keeps the better (validation AUPRC) of
 //   mean  the average of the members' probabilities, and
 //   rank  the average of each member's score mapped through the empirical CDF of its validation
 //         scores (piecewise linear between stored knots), which puts members with differently
@@ -37,6 +39,7 @@ namespace fraud::model::internal {
 namespace {
 
 constexpr size_t kMembersByDefault = 2;
+constexpr size_t kMaxMembers = 8;
 // CDF knots per member: evenly spaced quantiles of the body plus the highest validation scores
 // one by one (the frauds live in the top tail, where resolution matters for AUPRC).
 constexpr size_t kBodyKnots = 2048;
@@ -269,16 +272,16 @@ absl::StatusOr<std::vector<const Family*>> MemberFamilies(const std::string& spe
     }
     return out;
   }
-  std::set<ModelFamily> seen;
   for (absl::string_view name : absl::StrSplit(spec, ',', absl::SkipWhitespace())) {
     FRAUD_ASSIGN_OR_RETURN(const Family* f, FindFamilyByName(std::string(name)));
     if (f->combines_families) {
       return absl::InvalidArgumentError(absl::StrCat("an ensemble cannot contain ", f->name));
     }
-    if (!seen.insert(f->id).second) {
-      return absl::InvalidArgumentError(absl::StrCat("ensemble member ", f->name, " given twice"));
-    }
     out.push_back(f);
+  }
+  if (out.size() > kMaxMembers) {
+    return absl::InvalidArgumentError(absl::StrCat("parameter members='", spec, "' names more than ",
+                                                   kMaxMembers, " members"));
   }
   if (out.size() < 2) {
     return absl::InvalidArgumentError(
@@ -287,8 +290,10 @@ absl::StatusOr<std::vector<const Family*>> MemberFamilies(const std::string& spe
   return out;
 }
 
+// `repeat` counts the earlier members of the same family: each repeat trains with its own seed
+// (a bag of differently initialised and shuffled models of one family).
 absl::StatusOr<TrainedMember> TrainMember(const TrainContext& ctx, const Family& family,
-                                          int max_epochs) {
+                                          int max_epochs, int repeat) {
   std::map<std::string, std::string> raw =
       family.default_grid.empty() ? std::map<std::string, std::string>()
                                   : family.default_grid.front();
@@ -296,6 +301,7 @@ absl::StatusOr<TrainedMember> TrainMember(const TrainContext& ctx, const Family&
   TrainCallbacks callbacks;
   callbacks.cancel = ctx.callbacks->cancel;
   TrainContext member_ctx = ctx;
+  member_ctx.seed = ctx.seed + static_cast<uint64_t>(repeat) * 1000003u;
   member_ctx.family = family.id;
   member_ctx.manifest.set_family(family.id);
   member_ctx.callbacks = &callbacks;
@@ -351,9 +357,11 @@ absl::StatusOr<FamilyResult> TrainEnsemble(const TrainContext& ctx, Params& para
 
   FamilyResult result;
   std::vector<TrainedMember> members;
+  std::map<ModelFamily, int> repeats;
   for (const Family* family : families) {
     if (Cancelled(*ctx.callbacks)) return absl::CancelledError("training cancelled");
-    FRAUD_ASSIGN_OR_RETURN(TrainedMember m, TrainMember(ctx, *family, max_member_epochs));
+    FRAUD_ASSIGN_OR_RETURN(TrainedMember m,
+                           TrainMember(ctx, *family, max_member_epochs, repeats[family->id]++));
     // One progress point per member: its validation figures.
     EpochProgress p{static_cast<int>(members.size()) + 1, m.train_loss, m.stats.loss,
                     m.stats.auprc};

@@ -90,6 +90,9 @@ std::vector<Family> BuildTable() {
        .default_grid = {P{}},
        .epoch_param = "max_member_epochs",
        .combines_families = true,
+       // Selection takes the ensemble unless another candidate's mean block AUPRC is higher by
+       // more than --backtest_preference_margin (default 0: a tie goes to the ensemble).
+       .preferred = true,
        .train = internal::TrainEnsemble,
        .load = internal::LoadEnsemble},
   };

@@ -65,6 +65,10 @@ struct Family {
   // Whether the family combines the other families' models (ensembles): such a family is never a
   // member of another one.
   bool combines_families = false;
+  // Whether a run's selection prefers the family's candidates: the backtest picks the best
+  // preferred candidate unless another one's mean block AUPRC is higher by more than the run's
+  // preference margin (services/training/backtest.h).
+  bool preferred = false;
   FamilyTrainFn train = nullptr;
   FamilyLoadFn load = nullptr;
 };

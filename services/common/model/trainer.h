@@ -16,15 +16,18 @@
 // logreg: lr (0.01) epochs (15) patience (3) batch_size (2048) weight_decay (0.0001)
 //         pos_weight (1 | a number | "balanced" = neg/pos | "sqrt" = sqrt(neg/pos))
 // mlp:    hidden ("32,16") dropout (0.1) lr (0.003) epochs (15) patience (3) batch_size (2048)
-//         weight_decay (0) pos_weight (as logreg)
+//         weight_decay (0) pos_weight (as logreg) stop_on ("auprc" | "loss": the validation
+//         figure early stopping follows; logreg accepts it too)
 // xgboost: max_depth (5) eta (0.1) rounds (300) early_stopping_rounds (20) subsample (0.8)
 //         colsample_bytree (0.8) min_child_weight (1) max_bin (256)
 //         scale_pos_weight (1 | number | "balanced" | "sqrt")
 // random_forest (XGBoost, one round of num_parallel_tree trees, eta 1): trees (100)
 //         max_depth (8) subsample (0.8) colsample_bynode (0.5) min_child_weight (1) max_bin (256)
 // ensemble: members ("auto" = the first default config of every other family, keep the best two
-//         by validation AUPRC | a list such as "xgboost,mlp") combine ("auto" = the better on
-//         validation | "mean" of probabilities | "rank": mean of validation-CDF ranks)
+//         by validation AUPRC | a list such as "xgboost,mlp": each member's first default config;
+//         a family named twice or more trains once per mention with its own seed, at most 8
+//         members) combine ("auto" = the better on validation | "mean" of probabilities |
+//         "rank": mean of validation-CDF ranks)
 //         max_member_epochs (0 = the members' defaults; else caps their epochs/rounds). The
 //         manifest records the members and combination actually used.
 // Neural families stop early when the validation AUPRC has not improved for `patience` epochs and

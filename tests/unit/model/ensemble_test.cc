@@ -209,6 +209,35 @@ TEST(EnsembleTest, RefusesMemberManifestsThatDisagreeWithTheEnsemble) {
   EXPECT_THAT(LoadModel(dir), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("architecture")));
 }
 
+TEST(EnsembleTest, RepeatedMembersTrainEachWithItsOwnSeed) {
+  // "mlp,mlp": a bag of two MLPs; the second trains with another seed, so the ensemble is not
+  // the first MLP alone, and the artifact loads and scores identically.
+  absl::StatusOr<TrainedCandidate> bag =
+      TrainCandidate(EnsembleSpec("mlp,mlp", "mean"), mt::TinyTrain(), mt::TinyValidation());
+  ASSERT_THAT(bag, IsOk());
+  EXPECT_EQ(bag->manifest().params().at("members"), "mlp,mlp");
+  CandidateSpec first = DefaultGrid(common::v1::MODEL_FAMILY_MLP).front();
+  first.threads = mt::TinySpec(kEnsemble).threads;
+  first.params["epochs"] = "5";
+  absl::StatusOr<TrainedCandidate> alone = TrainCandidate(first, mt::TinyTrain(), mt::TinyValidation());
+  ASSERT_THAT(alone, IsOk());
+  const std::vector<float> scores = ScoreAll(*bag->runtime, mt::TinyTest());
+  const std::vector<float> first_scores = ScoreAll(*alone->runtime, mt::TinyTest());
+  double largest_gap = 0;
+  for (size_t r = 0; r < scores.size(); ++r) {
+    largest_gap = std::max(largest_gap, static_cast<double>(std::abs(scores[r] - first_scores[r])));
+  }
+  EXPECT_GT(largest_gap, 1e-4);
+  absl::StatusOr<std::unique_ptr<ModelRuntime>> loaded = LoadModel(WriteEnsemble(*bag));
+  ASSERT_THAT(loaded, IsOk());
+  const std::vector<float> after = ScoreAll(**loaded, mt::TinyTest());
+  for (size_t r = 0; r < scores.size(); ++r) ASSERT_EQ(scores[r], after[r]) << "row " << r;
+  EXPECT_THAT(TrainCandidate(EnsembleSpec("logreg,logreg,logreg,logreg,logreg,logreg,logreg,logreg,"
+                                          "logreg", "mean"),
+                             mt::TinyTrain(), mt::TinyValidation()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("more than 8")));
+}
+
 TEST(EnsembleTest, RefusesNestedOrUnknownMembers) {
   EXPECT_THAT(TrainCandidate(EnsembleSpec("ensemble,logreg", "mean"), mt::TinyTrain(), mt::TinyValidation()),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cannot contain")));

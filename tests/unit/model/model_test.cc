@@ -233,6 +233,24 @@ TEST_P(FamilyTest, RejectsUnknownParameters) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("learning_rat")));
 }
 
+TEST(TrainerTest, StopOnLossKeepsTheEpochWithTheLowestValidationLoss) {
+  CandidateSpec spec = TinySpec(common::v1::MODEL_FAMILY_MLP);
+  spec.params["stop_on"] = "loss";
+  spec.params["patience"] = spec.params["epochs"];  // every epoch runs
+  absl::StatusOr<TrainedCandidate> c = TrainCandidate(spec, TinyTrain(), TinyValidation());
+  ASSERT_THAT(c, IsOk());
+  ASSERT_FALSE(c->curve.empty());
+  size_t lowest = 0;
+  for (size_t i = 1; i < c->curve.size(); ++i) {
+    if (c->curve[i].validation_loss < c->curve[lowest].validation_loss) lowest = i;
+  }
+  EXPECT_EQ(c->best_epoch, static_cast<int>(lowest + 1));
+  EXPECT_EQ(c->manifest().params().at("stop_on"), "loss");
+  spec.params["stop_on"] = "f1";
+  EXPECT_THAT(TrainCandidate(spec, TinyTrain(), TinyValidation()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("stop_on")));
+}
+
 TEST(TrainerTest, ReachesHighAuprcWithMlpAndXgboostOnASeparableSet) {
   const Dataset train = MakeSyntheticData(20000, 0.02, 3.0, 21);
   const Dataset validation = MakeSyntheticData(5000, 0.02, 3.0, 22);

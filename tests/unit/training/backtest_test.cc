@@ -1,12 +1,17 @@
 // The rolling-origin backtest's plan, fold data and ranking (services/training/backtest.h).
 #include "services/training/backtest.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <numeric>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "services/common/core/transaction_layout.h"
+#include "services/training/run_params.h"
 
 namespace fraud::training {
 namespace {
@@ -120,6 +125,66 @@ TEST(BacktestScoreTest, MeanFirstThenTheBetterWorstBlock) {
   EXPECT_FALSE(RanksAbove(uneven, steady));
   EXPECT_TRUE(RanksAbove(Summarize({0.8, 0.65}), steady));  // a higher mean wins over a steadier one
   EXPECT_EQ(Summarize({}).mean, 0);
+}
+
+TEST(ChooseByBacktestTest, PreferredWinsUnlessAnotherIsClearlyBetter) {
+  const ScoredCandidate logreg{Summarize({0.70, 0.72}), false};
+  const ScoredCandidate mlp{Summarize({0.80, 0.82}), false};  // mean 0.81
+  const ScoredCandidate ensemble{Summarize({0.80, 0.80}), true};  // mean 0.80
+  // 0.81 is not more than 0.80 + 0.02: the preferred candidate wins.
+  EXPECT_EQ(ChooseByBacktest({logreg, mlp, ensemble}, 0.02), 2);
+  // Without a margin the higher mean wins.
+  EXPECT_EQ(ChooseByBacktest({logreg, mlp, ensemble}, 0.0), 1);
+  // Clearly better by more than the margin: the other candidate wins.
+  const ScoredCandidate strong{Summarize({0.90, 0.90}), false};
+  EXPECT_EQ(ChooseByBacktest({ensemble, strong}, 0.02), 1);
+  // The best of several preferred candidates; none preferred: the best of all.
+  const ScoredCandidate ensemble2{Summarize({0.79, 0.79}), true};
+  EXPECT_EQ(ChooseByBacktest({ensemble2, mlp, ensemble}, 0.02), 2);
+  EXPECT_EQ(ChooseByBacktest({logreg, mlp}, 0.02), 1);
+  EXPECT_EQ(ChooseByBacktest({}, 0.02), -1);
+}
+
+TEST(BacktestParamsTest, SelectionAndGateParamsResolveOrNameTheBadValue) {
+  training::v1::StartRunRequest request;
+  (*request.mutable_params())["backtest_preference_margin"] = "0.03";
+  (*request.mutable_params())["backtest_refit_on_newest"] = "true";
+  (*request.mutable_params())["backtest_gate"] = "not_worse";
+  absl::StatusOr<RunSettings> s = ResolveRun(request, PipelineOptions());
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_DOUBLE_EQ(s->backtest.preference_margin, 0.03);
+  EXPECT_TRUE(s->backtest.refit_on_newest);
+  EXPECT_TRUE(s->backtest.gate_not_worse);
+  absl::StatusOr<std::map<std::string, std::string>> recorded =
+      ResolveRunParams(request, PipelineOptions());
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_EQ(recorded->at("backtest_gate"), "not_worse");
+  EXPECT_EQ(recorded->at("backtest_refit_on_newest"), "1");
+  // Defaults: no preference margin, the refit trains on the newest block too, the not_worse gate;
+  // a request can turn both back.
+  absl::StatusOr<RunSettings> d = ResolveRun(training::v1::StartRunRequest(), PipelineOptions());
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->backtest.preference_margin, 0);
+  EXPECT_TRUE(d->backtest.refit_on_newest);
+  EXPECT_TRUE(d->backtest.gate_not_worse);
+  training::v1::StartRunRequest old;
+  (*old.mutable_params())["backtest_refit_on_newest"] = "false";
+  (*old.mutable_params())["backtest_gate"] = "better";
+  absl::StatusOr<RunSettings> o = ResolveRun(old, PipelineOptions());
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_FALSE(o->backtest.refit_on_newest);
+  EXPECT_FALSE(o->backtest.gate_not_worse);
+  for (const auto& [key, bad] : std::vector<std::pair<std::string, std::string>>{
+           {"backtest_preference_margin", "-0.1"},
+           {"backtest_preference_margin", "x"},
+           {"backtest_refit_on_newest", "maybe"},
+           {"backtest_gate", "best"}}) {
+    training::v1::StartRunRequest r;
+    (*r.mutable_params())[key] = bad;
+    absl::StatusOr<RunSettings> bad_run = ResolveRun(r, PipelineOptions());
+    EXPECT_EQ(bad_run.status().code(), absl::StatusCode::kInvalidArgument) << key << "=" << bad;
+    EXPECT_THAT(std::string(bad_run.status().message()), ::testing::HasSubstr(key));
+  }
 }
 
 }  // namespace

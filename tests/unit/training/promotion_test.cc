@@ -126,6 +126,28 @@ TEST(DecideGateTest, BacktestEvidenceOnNewerBlocksDecidesInsteadOfTheComparisonS
   EXPECT_FALSE(DecideGate(margin).promote);
 }
 
+TEST(DecideGateTest, NotWorsePromotesUnlessTheWholeIntervalIsBelowMinusTheMargin) {
+  // Evidence(v, d) has the interval d +- 0.03.
+  GateInput weak = Input(0.70, 0.78, 0.0);
+  weak.not_worse = true;
+  weak.backtest = Evidence(3, -0.01);  // -0.04..+0.02: not clearly worse
+  GateDecision d = DecideGate(weak);
+  EXPECT_TRUE(d.promote);
+  EXPECT_THAT(d.reason, HasSubstr("interval high +0.0200 >= -margin 0.0000"));
+  GateInput worse = weak;
+  worse.backtest = Evidence(3, -0.05);  // -0.08..-0.02: clearly worse
+  d = DecideGate(worse);
+  EXPECT_FALSE(d.promote);
+  EXPECT_THAT(d.reason, HasSubstr("interval high -0.0200 < -margin 0.0000"));
+  // A margin tolerates that much: -0.02 >= -0.05.
+  GateInput tolerant = worse;
+  tolerant.margin = 0.05;
+  EXPECT_TRUE(DecideGate(tolerant).promote);
+  // The default rule keeps the champion on the same weak evidence.
+  weak.not_worse = false;
+  EXPECT_FALSE(DecideGate(weak).promote);
+}
+
 TEST(DecideGateTest, BacktestEvidenceAgainstAnotherChampionIsIgnored) {
   // The champion changed between the backtest and the gate: back to the comparison set.
   GateInput in = Input(0.70, 0.78, 0.0);
