@@ -5,7 +5,7 @@
 // its threshold, and then scores block k. A configuration's key is its mean block AUPRC, ties
 // broken by the better worst block; a preferred family's best configuration wins unless another
 // is better by more than a margin (ChooseByBacktest); the winner is then refit on every pool row
-// (refit_on_newest; else all but the newest block), the newest block early-stopping it
+// but the newest block (with refit_on_newest, on that block too), the newest block early-stopping it
 // (pipeline.cc). Nothing is chosen on the comparison set.
 //
 //   pool (time order) ........................................|  validation window  |
@@ -43,15 +43,14 @@ struct BacktestOptions {
   // of them wins unless another candidate's mean block AUPRC is higher by more than this.
   double preference_margin = 0;
   // Whether the winner's refit also trains on the newest block (which still early-stops it and
-  // sets its threshold); see pipeline.cc. Measured better on the genuine sample
-  // (bench/README.md, quality, variant E).
-  bool refit_on_newest = true;
+  // sets its threshold); see pipeline.cc. Off by default: early stopping and the threshold then
+  // see training rows (bench/README.md, quality, variant E).
+  bool refit_on_newest = false;
   // How the promotion gate reads the backtest's paired comparison with the champion
-  // (promotion.h): false = promote when the mean difference >= margin ("better"); true (default)
-  // = promote
-  // unless the whole 95% interval lies below -margin ("not_worse": the challenger trained on
-  // more and newer rows, so weak evidence keeps the newer model).
-  bool gate_not_worse = true;
+  // (promotion.h): false (default) = promote when the mean difference >= margin ("better");
+  // true = promote unless the whole 95% interval lies below -margin ("not_worse": the challenger
+  // trained on more and newer rows, so weak evidence keeps the newer model).
+  bool gate_not_worse = false;
 };
 
 // Rows [begin, end) of the time-ordered pool.

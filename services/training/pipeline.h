@@ -6,8 +6,8 @@
 //   training    every candidate configuration of the requested families is backtested (backtest.h:
 //               up to K newest time blocks of the pool, each scored by the configuration trained
 //               on the rows before it; key = mean block AUPRC, ties by the worst block), then the
-//               winner is refit on every pool row (newest block included unless
-//               backtest_refit_on_newest=false), the newest block early-stopping it.
+//               winner is refit on every pool row but the newest block (included too with
+//               backtest_refit_on_newest=true), the newest block early-stopping it.
 //               Too few frauds for one block (or backtest_blocks = 0): each candidate trains on
 //               the older rows and the best validation-window AUPRC wins. Each candidate is
 //               tracked in the run record: params, blocks, epoch curve, validation metrics with

@@ -160,20 +160,20 @@ TEST(BacktestParamsTest, SelectionAndGateParamsResolveOrNameTheBadValue) {
   ASSERT_TRUE(recorded.ok()) << recorded.status();
   EXPECT_EQ(recorded->at("backtest_gate"), "not_worse");
   EXPECT_EQ(recorded->at("backtest_refit_on_newest"), "1");
-  // Defaults: no preference margin, the refit trains on the newest block too, the not_worse gate;
-  // a request can turn both back.
+  // Defaults: no preference margin, the refit leaves the newest block out, the "better" gate; a
+  // request can turn both on.
   absl::StatusOr<RunSettings> d = ResolveRun(training::v1::StartRunRequest(), PipelineOptions());
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->backtest.preference_margin, 0);
-  EXPECT_TRUE(d->backtest.refit_on_newest);
-  EXPECT_TRUE(d->backtest.gate_not_worse);
-  training::v1::StartRunRequest old;
-  (*old.mutable_params())["backtest_refit_on_newest"] = "false";
-  (*old.mutable_params())["backtest_gate"] = "better";
-  absl::StatusOr<RunSettings> o = ResolveRun(old, PipelineOptions());
+  EXPECT_FALSE(d->backtest.refit_on_newest);
+  EXPECT_FALSE(d->backtest.gate_not_worse);
+  training::v1::StartRunRequest e;
+  (*e.mutable_params())["backtest_refit_on_newest"] = "true";
+  (*e.mutable_params())["backtest_gate"] = "not_worse";
+  absl::StatusOr<RunSettings> o = ResolveRun(e, PipelineOptions());
   ASSERT_TRUE(o.ok()) << o.status();
-  EXPECT_FALSE(o->backtest.refit_on_newest);
-  EXPECT_FALSE(o->backtest.gate_not_worse);
+  EXPECT_TRUE(o->backtest.refit_on_newest);
+  EXPECT_TRUE(o->backtest.gate_not_worse);
   for (const auto& [key, bad] : std::vector<std::pair<std::string, std::string>>{
            {"backtest_preference_margin", "-0.1"},
            {"backtest_preference_margin", "x"},
