@@ -211,6 +211,14 @@ absl::Status UploadWriter::WriteTransactions(const TransactionBatch& batch,
   return status;
 }
 
+absl::Status UploadWriter::CountDbError(absl::Status status) {
+  if (!status.ok()) {
+    Metrics().DbError(status);
+    if (IsConnectionLoss(status)) lease_->Discard();
+  }
+  return status;
+}
+
 absl::Status UploadWriter::WritePredictions(const ScoreBatch& scores,
                                             const std::vector<int64_t>& lines) {
   absl::Status status;
@@ -238,11 +246,7 @@ absl::Status UploadWriter::WritePredictions(const ScoreBatch& scores,
   } catch (const std::exception& e) {
     status = StatusFromException(e);
   }
-  if (!status.ok()) {
-    Metrics().DbError(status);
-    if (IsConnectionLoss(status)) lease_->Discard();
-  }
-  return status;
+  return CountDbError(status);
 }
 
 absl::Status UploadWriter::WriteExplanations(const v1::UploadRows& rows,
@@ -255,11 +259,7 @@ absl::Status UploadWriter::WriteExplanations(const v1::UploadRows& rows,
   } catch (const std::exception& e) {
     status = StatusFromException(e);
   }
-  if (!status.ok()) {
-    Metrics().DbError(status);
-    if (IsConnectionLoss(status)) lease_->Discard();
-  }
-  return status;
+  return CountDbError(status);
 }
 
 absl::StatusOr<v1::StoreUploadResponse> UploadWriter::Commit(const v1::UploadCommit& commit) {

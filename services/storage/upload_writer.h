@@ -57,6 +57,9 @@ class UploadWriter {
 
  private:
   absl::Status Fail(absl::Status s);
+  // Counts a database error (metrics) and, when the connection is lost, keeps it from going back
+  // to the pool. Returns `status`.
+  absl::Status CountDbError(absl::Status status);
   absl::Status WriteTransactions(const fraud::common::v1::TransactionBatch& batch,
                                  const std::vector<int64_t>& lines);
   absl::Status WritePredictions(const fraud::common::v1::ScoreBatch& scores,
