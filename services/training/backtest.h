@@ -5,7 +5,7 @@
 // its threshold, and then scores block k. A configuration's key is its mean block AUPRC, ties
 // broken by the better worst block; a preferred family's best configuration wins unless another
 // is better by more than a margin (ChooseByBacktest); the winner is then refit on every pool row
-// but the newest block (with refit_on_newest, on that block too), the newest block early-stopping it
+// but the newest block (with refit_on_newest, on that block too), which early-stops it
 // (pipeline.cc). Nothing is chosen on the comparison set.
 //
 //   pool (time order) ........................................|  validation window  |
