@@ -68,9 +68,9 @@ class ModelRuntime {
   // Explains `rows` RAW rows (as for Score) into out[0..rows) (see RowExplanation). The same
   // InvalidArgument as Score for a non-finite value; Internal when the model library fails or the
   // attribution is not finite. Thread-safe. Cost for one row (2026-12-06): ~0.5 us (logreg),
-  // ~10-15 us (mlp, by the number of linear segments), ~70 us (an early-stopped xgboost model),
-  // ~160 us (100 trees of depth 8: TreeSHAP is O(leaves x depth^2) per tree): far more than
-  // Score(), so it is only run when asked for.
+  // ~10-15 us (mlp, by the number of linear segments), ~50 us (100 trees of depth 8: TreeSHAP
+  // in O(nodes x depth / 2), tree_forest.h): far more than Score(), so it is only run when asked
+  // for.
   absl::Status Explain(const double* features, size_t rows, RowExplanation* out) const;
 
   // The manifest this model was loaded from (or, for a freshly trained model, the manifest it

@@ -19,68 +19,29 @@ absl::Status NotAForest(absl::string_view what) {
   return absl::DataLossError(absl::StrCat("xgboost model: ", what));
 }
 
-// One element of TreeSHAP's path of unique features (XGBoost's PathElement).
-struct PathElement {
-  int feature;
-  float zero_fraction;
-  float one_fraction;
-  float weight;
-};
-
-void ExtendPath(PathElement* path, unsigned depth, float zero_fraction, float one_fraction,
-                int feature) {
-  path[depth] = {feature, zero_fraction, one_fraction, depth == 0 ? 1.0f : 0.0f};
-  for (int i = static_cast<int>(depth) - 1; i >= 0; --i) {
-    path[i + 1].weight += one_fraction * path[i].weight * static_cast<float>(i + 1) /
-                          static_cast<float>(depth + 1);
-    path[i].weight = zero_fraction * path[i].weight * static_cast<float>(depth - i) /
-                     static_cast<float>(depth + 1);
-  }
-}
-
-void UnwindPath(PathElement* path, unsigned depth, unsigned index) {
-  const float one_fraction = path[index].one_fraction;
-  const float zero_fraction = path[index].zero_fraction;
-  float next_one_portion = path[depth].weight;
-  for (int i = static_cast<int>(depth) - 1; i >= 0; --i) {
-    if (one_fraction != 0) {
-      const float tmp = path[i].weight;
-      path[i].weight = next_one_portion * static_cast<float>(depth + 1) /
-                       (static_cast<float>(i + 1) * one_fraction);
-      next_one_portion = tmp - path[i].weight * zero_fraction * static_cast<float>(depth - i) /
-                                   static_cast<float>(depth + 1);
-    } else {
-      path[i].weight = path[i].weight * static_cast<float>(depth + 1) /
-                       (zero_fraction * static_cast<float>(depth - i));
+// Gauss-Legendre nodes and weights on [0, 1] for n points (exact for polynomials of degree
+// < 2n): Newton's iteration on the Legendre polynomial P_n from the usual first guesses.
+void GaussLegendre01(int n, double* t, double* w) {
+  for (int i = 0; i < n; ++i) {
+    constexpr double kPi = 3.14159265358979323846;
+    double x = std::cos(kPi * (i + 0.75) / (n + 0.5));
+    double derivative = 1;
+    for (int iteration = 0; iteration < 100; ++iteration) {
+      double p0 = 1;
+      double p1 = x;
+      for (int k = 2; k <= n; ++k) {
+        const double p2 = ((2 * k - 1) * x * p1 - (k - 1) * p0) / k;
+        p0 = p1;
+        p1 = p2;
+      }
+      derivative = n * (x * p1 - p0) / (x * x - 1);
+      const double step = p1 / derivative;
+      x -= step;
+      if (std::abs(step) < 1e-16) break;
     }
+    t[i] = (1 - x) / 2;
+    w[i] = 1 / ((1 - x * x) * derivative * derivative);  // 2 / (...) on [-1, 1], halved
   }
-  for (unsigned i = index; i < depth; ++i) {
-    path[i].feature = path[i + 1].feature;
-    path[i].zero_fraction = path[i + 1].zero_fraction;
-    path[i].one_fraction = path[i + 1].one_fraction;
-  }
-}
-
-// The total weight of the path with element `index` unwound (without modifying it).
-float UnwoundPathSum(const PathElement* path, unsigned depth, unsigned index) {
-  const float one_fraction = path[index].one_fraction;
-  const float zero_fraction = path[index].zero_fraction;
-  float next_one_portion = path[depth].weight;
-  float total = 0;
-  for (int i = static_cast<int>(depth) - 1; i >= 0; --i) {
-    if (one_fraction != 0) {
-      const float tmp = next_one_portion * static_cast<float>(depth + 1) /
-                        (static_cast<float>(i + 1) * one_fraction);
-      total += tmp;
-      next_one_portion = path[i].weight - tmp * zero_fraction *
-                                              (static_cast<float>(depth - i) /
-                                               static_cast<float>(depth + 1));
-    } else if (zero_fraction != 0) {
-      total += (path[i].weight / zero_fraction) /
-               (static_cast<float>(depth - i) / static_cast<float>(depth + 1));
-    }
-  }
-  return total;
 }
 
 }  // namespace
@@ -168,6 +129,13 @@ absl::StatusOr<TreeForest> TreeForest::FromXgboostJson(absl::string_view json) {
       f.mean_[i] = (f.mean_[l] * f.cover_[l] + f.mean_[l + 1] * f.cover_[l + 1]) / f.cover_[i];
     }
   }
+  // Explain's quadrature: a path has at most max_depth_ unique features, so its integrands have
+  // degree < max_depth_ <= 2 * lanes; lanes past the ones needed have weight 0 (t = 1/2).
+  const int lanes = std::max(1, (f.max_depth_ + 1) / 2);
+  if (lanes > static_cast<int>(kMaxLanes)) return NotAForest("a tree is deeper than 16");
+  f.gauss_t_.fill(0.5);
+  f.gauss_w_.fill(0);
+  GaussLegendre01(lanes, f.gauss_t_.data(), f.gauss_w_.data());
   return f;
 }
 
@@ -194,67 +162,89 @@ void TreeForest::Predict(const float* x, size_t rows, float* out) const {
 }
 
 void TreeForest::Explain(const float* row, RowExplanation* out) const {
-  // Per tree, XGBoost's RegTree::TreeShap (condition = 0: plain contributions), iteratively over
-  // an explicit stack of frames instead of by recursion; each frame owns a slice of `paths`.
-  const size_t depth_bound = static_cast<size_t>(max_depth_) + 2;
-  std::vector<PathElement> paths((depth_bound * (depth_bound + 1)) / 2 + depth_bound);
-  struct Frame {
-    int32_t node;
-    unsigned depth;      // unique_depth of the parent's path
-    size_t parent_path;  // offset of the parent's path in `paths`
-    float zero_fraction;
-    float one_fraction;
-    int parent_feature;
+  if (gauss_w_[kMaxLanes / 2] == 0) {
+    ExplainWithLanes<kMaxLanes / 2>(row, out);
+  } else {
+    ExplainWithLanes<kMaxLanes>(row, out);
+  }
+}
+
+template <size_t kLanes>
+void TreeForest::ExplainWithLanes(const float* row, RowExplanation* out) const {
+  // A leaf with value v whose path holds M unique features j, each with a zero fraction z_j (the
+  // product of its splits' cover ratios on the path) and a one fraction o_j (1 when the row takes
+  // every split on j along the path, else 0), adds to feature i's Shapley value
+  //     v (o_i - z_i) * sum over S of P \ {i}: |S|! (M - |S| - 1)! / M! * prod_S o * prod_rest z,
+  // the quantity XGBoost's TreeSHAP computes by extending and unwinding path weights (O(M^2) per
+  // leaf). The Shapley weight is the Beta integral of t^|S| (1 - t)^(M - |S| - 1) on [0, 1], so
+  // the sum is the integral of F(t) / f_i(t), F(t) being the product over P of the factors
+  // f_j(t) = z_j (1 - t) + o_j t (Linear TreeShap, Yu et al. 2022): a polynomial of degree
+  // M - 1 < 2 * kLanes, which Gauss-Legendre with kLanes nodes integrates exactly. So everything
+  // is evaluated at kLanes points t_k, and summed over the tree in one depth-first pass:
+  //   a[k]  = F(t_k) of the path so far (an edge multiplies it by its feature's new factor over
+  //           the factor that feature had above: repeated features merge);
+  //   T_c[k] = sum over the leaves l below node c of v_l F_l(t_k);
+  //   the edge into c, on feature i, is the last split on i for the leaves below c except those
+  //   below a deeper split on i, so it adds (o - z) * sum_k w_k (T_c - T of the topmost deeper
+  //   splits on i)[k] / f_i(t_k) to phi_i; acc[i] collects those deeper T's on the way back up.
+  // O(nodes * kLanes) per row, against O(leaves * depth^2) for path unwinding.
+  struct Factor {
+    double zero = 1;  // a feature not on the path has the factor 1 (1 - t) + 1 t = 1
+    bool one = true;
   };
-  std::vector<Frame> stack;
-  stack.reserve(2 * depth_bound);
-  float phi[kNumFeatures] = {};
-  float bias = base_margin_;
+  Factor on_path[kNumFeatures];
+  double acc[kNumFeatures][kLanes] = {};
+  double phi[kNumFeatures] = {};
+  const double* t = gauss_t_.data();
+  const double* w = gauss_w_.data();
+  const auto factor = [t](const Factor& f, size_t k) {
+    return f.zero * (1 - t[k]) + (f.one ? t[k] : 0.0);
+  };
+  // Fills below[k] = T_c(t_k) for node c whose path product is a[k].
+  const auto visit = [&](const auto& self, int32_t c, const double* a, double* below) -> void {
+    const Node& node = nodes_[c];
+    if (node.feature < 0) {
+      for (size_t k = 0; k < kLanes; ++k) below[k] = node.value * a[k];
+      return;
+    }
+    for (size_t k = 0; k < kLanes; ++k) below[k] = 0;
+    const int32_t i = node.feature;
+    const int32_t hot = node.left + (row[i] < node.value ? 0 : 1);
+    const float cover = cover_[c];
+    const Factor above = on_path[i];
+    for (int32_t child = node.left; child <= node.left + 1; ++child) {
+      const Factor here = {above.zero * (cover_[child] / cover), above.one && child == hot};
+      if (here.zero == 0 && !here.one) continue;  // F = 0 below: nothing to add anywhere
+      double a_child[kLanes];
+      double f_here[kLanes];
+      for (size_t k = 0; k < kLanes; ++k) {
+        f_here[k] = factor(here, k);
+        const double f_above = factor(above, k);  // > 0: else a path above was skipped
+        a_child[k] = a[k] * f_here[k] / f_above;
+      }
+      double saved[kLanes];
+      std::copy(acc[i], acc[i] + kLanes, saved);
+      std::fill(acc[i], acc[i] + kLanes, 0.0);
+      on_path[i] = here;
+      double t_child[kLanes];
+      self(self, child, a_child, t_child);
+      double sum = 0;
+      for (size_t k = 0; k < kLanes; ++k) sum += w[k] * (t_child[k] - acc[i][k]) / f_here[k];
+      phi[i] += ((here.one ? 1.0 : 0.0) - here.zero) * sum;
+      for (size_t k = 0; k < kLanes; ++k) {
+        acc[i][k] = saved[k] + t_child[k];
+        below[k] += t_child[k];
+      }
+      on_path[i] = above;
+    }
+  };
+  double bias = base_margin_;
+  double ones[kLanes];
+  std::fill(ones, ones + kLanes, 1.0);
+  double total[kLanes];
   for (const int32_t root : roots_) {
     bias += mean_[root];
-    // The root frame's "parent path" is an empty path at offset 0; its own path starts at 1.
-    stack.push_back({root, 0, 0, 1.0f, 1.0f, -1});
-    while (!stack.empty()) {
-      const Frame fr = stack.back();
-      stack.pop_back();
-      unsigned depth = fr.depth;
-      // This frame's path: a copy of the parent's (depth + 1 elements), right after it.
-      PathElement* path = paths.data() + fr.parent_path + depth + 1;
-      std::copy(paths.data() + fr.parent_path, paths.data() + fr.parent_path + depth + 1, path);
-      ExtendPath(path, depth, fr.zero_fraction, fr.one_fraction, fr.parent_feature);
-      const Node& node = nodes_[fr.node];
-      if (node.feature < 0) {
-        for (unsigned i = 1; i <= depth; ++i) {
-          const float w = UnwoundPathSum(path, depth, i);
-          const PathElement& el = path[i];
-          phi[el.feature] += w * (el.one_fraction - el.zero_fraction) * node.value;
-        }
-        continue;
-      }
-      const int32_t hot = node.left + (row[node.feature] < node.value ? 0 : 1);
-      const int32_t cold = hot == node.left ? node.left + 1 : node.left;
-      const float w = cover_[fr.node];
-      const float hot_zero = cover_[hot] / w;
-      const float cold_zero = cover_[cold] / w;
-      float incoming_zero = 1;
-      float incoming_one = 1;
-      // A feature already on the path is unwound and re-added with this split.
-      unsigned index = 0;
-      for (; index <= depth; ++index) {
-        if (path[index].feature == node.feature) break;
-      }
-      if (index != depth + 1) {
-        incoming_zero = path[index].zero_fraction;
-        incoming_one = path[index].one_fraction;
-        UnwindPath(path, depth, index);
-        depth -= 1;
-      }
-      const size_t own = fr.parent_path + fr.depth + 1;
-      // Both children extend this frame's path; the path slice after it is theirs. The hot
-      // child is processed first (XGBoost's order; the sums do not depend on it).
-      stack.push_back({cold, depth + 1, own, cold_zero * incoming_zero, 0.0f, node.feature});
-      stack.push_back({hot, depth + 1, own, hot_zero * incoming_zero, incoming_one, node.feature});
-    }
+    visit(visit, root, ones, total);
   }
   for (size_t j = 0; j < kNumFeatures; ++j) out->contributions[j] = phi[j];
   out->bias = bias;

@@ -13,11 +13,14 @@
 // Semantics are XGBoost 1.7's CPU predictor's: a row goes left when value < split condition
 // (inputs are finite, so the default direction for a missing value never applies); the margin is
 // the base margin plus every tree's leaf, added tree by tree in float; the probability is the
-// sigmoid of it. Explain() is XGBoost's path-dependent TreeSHAP (pred_contribs, Lundberg et al.
-// 2018, Algorithm 2) on the same trees and covers (sum_hessian), so contributions agree with
-// XGBoost's to float rounding (tested); bias = base margin + every tree's expected value.
+// sigmoid of it. Explain() computes XGBoost's path-dependent TreeSHAP values (pred_contribs,
+// Lundberg et al. 2018) on the same trees and covers (sum_hessian), but by the integral form of
+// the Shapley weights (Linear TreeShap, Yu et al. 2022: O(depth) per leaf instead of O(depth^2)),
+// so contributions agree with XGBoost's to float rounding (tested); bias = base margin + every
+// tree's expected value.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -53,6 +56,8 @@ class TreeForest {
   };
 
   float Margin(const float* row) const;
+  template <size_t kLanes>
+  void ExplainWithLanes(const float* row, RowExplanation* out) const;
 
   float base_margin_ = 0;
   std::vector<Node> nodes_;
@@ -61,6 +66,10 @@ class TreeForest {
   std::vector<float> cover_;
   std::vector<float> mean_;
   int max_depth_ = 0;  // deepest leaf of any tree (root = 0)
+  // Explain's Gauss-Legendre nodes and weights on [0, 1] (trees of depth <= 16: 8 lanes).
+  static constexpr size_t kMaxLanes = 8;
+  std::array<double, kMaxLanes> gauss_t_{};
+  std::array<double, kMaxLanes> gauss_w_{};
 };
 
 }  // namespace fraud::model::internal
