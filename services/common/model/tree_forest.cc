@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -87,6 +88,7 @@ absl::StatusOr<TreeForest> TreeForest::FromXgboostJson(absl::string_view json) {
       f.nodes_.push_back({});
       f.cover_.push_back(0);
       std::vector<Pending> stack = {{0, root, 0}};
+      int depth = 0;
       while (!stack.empty()) {
         const Pending p = stack.back();
         stack.pop_back();
@@ -96,8 +98,12 @@ absl::StatusOr<TreeForest> TreeForest::FromXgboostJson(absl::string_view json) {
         const auto o = static_cast<size_t>(p.old);
         f.cover_[p.slot] = hessian[o];
         if (left[o] < 0) {
-          f.nodes_[p.slot] = {condition[o], -1, 0};
+          // A leaf points at itself through the row's extra -inf input, so Margin's lockstep
+          // walk stays on it (its value must be finite for that comparison to hold).
+          if (!std::isfinite(condition[o])) return NotAForest("a leaf value is not finite");
+          f.nodes_[p.slot] = {condition[o], kLeaf, p.slot};
           f.max_depth_ = std::max(f.max_depth_, p.depth);
+          depth = std::max(depth, p.depth);
           continue;
         }
         if (feature[o] < 0 || feature[o] >= static_cast<int64_t>(kNumFeatures)) {
@@ -112,6 +118,7 @@ absl::StatusOr<TreeForest> TreeForest::FromXgboostJson(absl::string_view json) {
         stack.push_back({right[o], children + 1, p.depth + 1});
         stack.push_back({left[o], children, p.depth + 1});
       }
+      f.depth_.push_back(depth);
     }
   } catch (const Json::exception& e) {
     return NotAForest(e.what());
@@ -122,7 +129,7 @@ absl::StatusOr<TreeForest> TreeForest::FromXgboostJson(absl::string_view json) {
   f.mean_.assign(f.nodes_.size(), 0);
   for (size_t i = f.nodes_.size(); i-- > 0;) {
     const Node& node = f.nodes_[i];
-    if (node.feature < 0) {
+    if (node.feature == kLeaf) {
       f.mean_[i] = node.value;
     } else {
       const size_t l = static_cast<size_t>(node.left);
@@ -140,11 +147,36 @@ absl::StatusOr<TreeForest> TreeForest::FromXgboostJson(absl::string_view json) {
 }
 
 float TreeForest::Margin(const float* row) const {
+  // One tree's walk is a chain of dependent loads, and between two requests the trees fall out
+  // of cache: walking kBlock trees in lockstep (leaves loop onto themselves, so every tree of a
+  // block takes the block's depth in steps, without branches) overlaps their cache misses. The
+  // leaves are still added tree by tree, in XGBoost's order.
+  float x[kNumFeatures + 1];
+  std::copy(row, row + kNumFeatures, x);
+  x[kLeaf] = -std::numeric_limits<float>::infinity();
   const Node* nodes = nodes_.data();
+  const size_t trees = roots_.size();
   float margin = base_margin_;
-  for (const int32_t root : roots_) {
-    const Node* n = nodes + root;
-    while (n->feature >= 0) n = nodes + n->left + (row[n->feature] < n->value ? 0 : 1);
+  constexpr size_t kBlock = 8;
+  size_t first = 0;
+  for (; first + kBlock <= trees; first += kBlock) {
+    int32_t at[kBlock];
+    int depth = 0;
+    for (size_t b = 0; b < kBlock; ++b) {
+      at[b] = roots_[first + b];
+      depth = std::max(depth, depth_[first + b]);
+    }
+    for (int d = 0; d < depth; ++d) {
+      for (size_t b = 0; b < kBlock; ++b) {
+        const Node& n = nodes[at[b]];
+        at[b] = n.left + (x[n.feature] < n.value ? 0 : 1);
+      }
+    }
+    for (size_t b = 0; b < kBlock; ++b) margin += nodes[at[b]].value;
+  }
+  for (; first < trees; ++first) {
+    const Node* n = nodes + roots_[first];
+    while (n->feature != kLeaf) n = nodes + n->left + (x[n->feature] < n->value ? 0 : 1);
     margin += n->value;
   }
   return margin;
@@ -203,7 +235,7 @@ void TreeForest::ExplainWithLanes(const float* row, RowExplanation* out) const {
   // Fills below[k] = T_c(t_k) for node c whose path product is a[k].
   const auto visit = [&](const auto& self, int32_t c, const double* a, double* below) -> void {
     const Node& node = nodes_[c];
-    if (node.feature < 0) {
+    if (node.feature == kLeaf) {
       for (size_t k = 0; k < kLanes; ++k) below[k] = node.value * a[k];
       return;
     }

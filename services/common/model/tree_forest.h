@@ -51,9 +51,11 @@ class TreeForest {
   // Scoring needs only these 12 bytes per node; a split's children are adjacent (left, left + 1).
   struct Node {
     float value;      // split condition, or the leaf value
-    int32_t feature;  // split feature, or -1 for a leaf
-    int32_t left;     // index of the left child (splits only)
+    int32_t feature;  // split feature, or kLeaf
+    int32_t left;     // index of the left child; a leaf's own index
   };
+  // A leaf's "feature": the extra input Margin sets to -inf, so a leaf's step stays on it.
+  static constexpr int32_t kLeaf = static_cast<int32_t>(kNumFeatures);
 
   float Margin(const float* row) const;
   template <size_t kLanes>
@@ -62,6 +64,7 @@ class TreeForest {
   float base_margin_ = 0;
   std::vector<Node> nodes_;
   std::vector<int32_t> roots_;
+  std::vector<int> depth_;  // per tree: its deepest leaf (root = 0)
   // TreeSHAP only: per node, its cover (sum of hessians) and its subtree's expected value.
   std::vector<float> cover_;
   std::vector<float> mean_;
