@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "google/protobuf/util/json_util.h"
@@ -468,22 +469,6 @@ TEST(UploadSessionTest, ExplainsABatchWhileTheNextIsScoredAndStoresItWithItsReas
   EXPECT_EQ(summary->alerts_explained(), summary->predicted_frauds());
 }
 
-TEST(UploadSessionTest, StoresNothingWhenScoringFailsAfterBatchesWereExplained) {
-  // Batches 1 and 2 went to the sink after their reasons, then batch 3's scoring fails: the
-  // upload fails as a whole and the sink is aborted.
-  FakeScorer scorer;
-  scorer.threshold = 0.3;
-  scorer.fail_call[3] = absl::UnavailableError("inference went away");
-  FakeSink sink;
-  UploadSession session(Options(), &scorer, &sink);
-  EXPECT_THAT(RunUpload(session, SyntheticCsv(2500)),
-              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("inference went away")));
-  EXPECT_EQ(session.failure(), UploadFailure::kScoring);
-  EXPECT_FALSE(sink.committed);
-  EXPECT_EQ(sink.aborts, 1);
-  EXPECT_EQ(sink.stored_rows(), 0u);
-}
-
 TEST(UploadSessionTest, StoresAlertsWithoutReasonsWhenExplainingFails) {
   FakeScorer scorer;
   scorer.threshold = 0.3;
@@ -902,15 +887,25 @@ TEST(UploadSessionTest, ScoringRunsOneBatchAheadOfStorage) {
 }
 
 TEST(UploadSessionTest, ScoringThatFailsMidUploadStoresNothing) {
-  FakeScorer scorer;
-  scorer.fail_call[2] = absl::UnavailableError("inference crashed");
-  FakeSink sink;
-  UploadSession session(Options(), &scorer, &sink);
-  EXPECT_THAT(RunUpload(session, SyntheticCsv(1200)),
-              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("inference crashed")));
-  EXPECT_EQ(session.failure(), UploadFailure::kScoring);
-  EXPECT_EQ(sink.stored_rows(), 0u);
-  EXPECT_EQ(sink.aborts, 1);
+  // Failing Score call, rows (500 per batch), threshold, batches that reached the sink first:
+  // the second batch's scoring fails after batch 1 was appended; the third's after batches 1
+  // and 2 were appended with their reasons (batch 2's collected while batch 3 was scored).
+  for (const auto& [fail_call, rows, threshold, appended] :
+       {std::tuple<int, int64_t, double, int>{2, 1200, 0.5, 1}, {3, 2500, 0.3, 2}}) {
+    SCOPED_TRACE(fail_call);
+    FakeScorer scorer;
+    scorer.threshold = threshold;
+    scorer.fail_call[fail_call] = absl::UnavailableError("inference crashed");
+    FakeSink sink;
+    UploadSession session(Options(), &scorer, &sink);
+    EXPECT_THAT(RunUpload(session, SyntheticCsv(rows)),
+                StatusIs(absl::StatusCode::kUnavailable, HasSubstr("inference crashed")));
+    EXPECT_EQ(session.failure(), UploadFailure::kScoring);
+    EXPECT_EQ(sink.appends, appended);
+    EXPECT_FALSE(sink.committed);
+    EXPECT_EQ(sink.stored_rows(), 0u);
+    EXPECT_EQ(sink.aborts, 1);
+  }
 }
 
 TEST(UploadSessionTest, StorageFailuresAbortTheUploadWithTheirStatus) {
