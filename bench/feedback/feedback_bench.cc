@@ -42,6 +42,7 @@
 #include "services/storage/migrations.h"
 #include "services/storage/pg_pool.h"
 #include "services/storage/realised_metrics.h"
+#include "tests/testing/realised_metrics_exact.h"
 
 namespace fraud::storage {
 namespace {
@@ -267,7 +268,7 @@ int Run(const Args& args) {
       absl::StatusOr<v1::GetRealisedMetricsResponse> summary = GetRealisedMetrics(pool, req);
       absl::StatusOr<v1::GetRealisedMetricsResponse> exact;
       exact_s = Timed([&] {
-        exact = GetRealisedMetricsExact(pool, req);
+        exact = ::fraud::testing::GetRealisedMetricsExact(pool, req);
         return exact.ok();
       });
       if (!summary.ok() || !exact.ok() || summary->metrics_size() != exact->metrics_size()) {

@@ -331,6 +331,10 @@ int Run(int argc, char** argv) {
     if (last_summary.contains("metrics")) {
       fig.extra["auprc"] = last_summary["metrics"].value("auprc", 0.0);
     }
+    // Alerts whose reasons the upload computed (one explain Predict per batch with alerts; 0
+    // means the run measured no explaining). int64 fields are JSON strings.
+    fig.extra["alerts_explained"] = std::stod(last_summary.value("alertsExplained", "0"));
+    fig.extra["predicted_frauds"] = std::stod(last_summary.value("predictedFrauds", "0"));
     fig.notes["target"] = "time_ratio <= 2";
     Print(fig);
     PrintPeakRss("peak_rss_gateway_mb", rss_gw, idle_gw);

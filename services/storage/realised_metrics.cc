@@ -21,36 +21,10 @@ namespace fraud::storage {
 namespace {
 
 namespace v1 = ::fraud::storage::v1;
-
-// The exact computation (GetRealisedMetricsExact): one pass over the predictions joined to their
-// transactions. Two windows over the same sort (score descending within a version and period):
-//  - rk, the row's rank among all scored rows (ties broken by upload and line), for precision@k;
-//  - cum_tp / cum_n, frauds and labelled rows with a score >= this row's (RANGE includes ties),
-//    so each labelled fraud contributes the precision at its score threshold; their mean is the
-//    average precision, tie handling as in eval::AveragePrecision (sklearn's step-wise AP).
-// The period expression is one of two fixed strings (never caller text). Columns: v, period,
-// rows, labelled, alerts, labelled alerts, true alerts, frauds, sum of the precision at each
-// labelled fraud, top-k frauds, top-k labelled, time min, time max.
-std::string ExactSql(const char* period) {
-  return absl::StrCat(
-      "WITH s AS (SELECT p.model_version AS v, ", period, " AS period, p.decision, t.class,"
-      " t.time,"
-      " row_number() OVER (w ORDER BY p.score DESC, p.upload_id, p.line) AS rk,"
-      " count(*) FILTER (WHERE t.class = 1) OVER (w ORDER BY p.score DESC"
-      "  RANGE UNBOUNDED PRECEDING) AS cum_tp,"
-      " count(t.class) OVER (w ORDER BY p.score DESC RANGE UNBOUNDED PRECEDING) AS cum_n"
-      " FROM predictions p JOIN transactions t ON t.upload_id = p.upload_id AND t.line = p.line"
-      " WHERE cardinality($1::bigint[]) = 0 OR p.model_version = ANY($1::bigint[])"
-      " WINDOW w AS (PARTITION BY p.model_version, ", period, "))"
-      " SELECT v, period, count(*), count(class), count(*) FILTER (WHERE decision),"
-      " count(class) FILTER (WHERE decision), count(*) FILTER (WHERE decision AND class = 1),"
-      " count(*) FILTER (WHERE class = 1),"
-      " COALESCE(sum(cum_tp::float8 / cum_n) FILTER (WHERE class = 1), 0),"
-      " count(*) FILTER (WHERE rk <= $2 AND class = 1)::float8,"
-      " count(class) FILTER (WHERE rk <= $2)::float8,"
-      " min(time), max(time)"
-      " FROM s GROUP BY v, period ORDER BY v, period");
-}
+using realised::CheckRequest;
+using realised::Fill;
+using realised::GroupTotals;
+using realised::Query;
 
 // Bins of realised_bin() (migration 0007).
 constexpr int kNumBins = 1024;
@@ -64,46 +38,6 @@ std::string BinsSql(const char* period) {
       "SELECT model_version, ", period, ", bin, decision, frauds, legits, unlabelled,"
       " time_min, time_max FROM realised_bins"
       " WHERE cardinality($1::bigint[]) = 0 OR model_version = ANY($1::bigint[])");
-}
-
-double Ratio(int64_t num, int64_t den) {
-  return den == 0 ? 0.0 : static_cast<double>(num) / static_cast<double>(den);
-}
-
-// What one (version, period) row of the response is derived from.
-struct GroupTotals {
-  int64_t rows = 0;
-  int64_t labelled = 0;
-  int64_t alerts = 0;
-  int64_t alerts_labelled = 0;
-  int64_t true_alerts = 0;
-  int64_t frauds = 0;
-  // Sum over labelled frauds of the precision at their score; frauds and labelled rows among
-  // the k highest scores (fractional when a tie group straddles the k-th row).
-  double precision_sum = 0;
-  double top_frauds = 0;
-  double top_labelled = 0;
-  double time_min = 0;
-  double time_max = 0;
-};
-
-void Fill(int64_t version, int64_t period, const GroupTotals& g, v1::RealisedMetrics* m) {
-  m->set_model_version(version);
-  m->set_period(period);
-  m->set_rows_scored(g.rows);
-  m->set_rows_labelled(g.labelled);
-  m->set_unlabelled_share(1.0 - Ratio(g.labelled, g.rows));
-  m->set_alerts(g.alerts);
-  m->set_alerts_labelled(g.alerts_labelled);
-  m->set_true_alerts(g.true_alerts);
-  m->set_frauds(g.frauds);
-  m->set_precision(Ratio(g.true_alerts, g.alerts_labelled));
-  m->set_recall(Ratio(g.true_alerts, g.frauds));
-  m->set_auprc(g.frauds == 0 ? 0.0 : g.precision_sum / static_cast<double>(g.frauds));
-  m->set_top_k_labelled(std::llround(g.top_labelled));
-  m->set_precision_at_k(g.top_labelled <= 0 ? 0.0 : g.top_frauds / g.top_labelled);
-  m->set_time_min(g.time_min);
-  m->set_time_max(g.time_max);
 }
 
 // One (version, period)'s histogram, summed over its uploads / days and decisions.
@@ -144,11 +78,13 @@ void Derive(int k, Histogram* h) {
   }
 }
 
-struct Query {
-  int k = kDefaultRealisedK;
-  v1::RealisedPeriod by = v1::REALISED_PERIOD_DAY;
-  std::string versions;  // bigint[] literal; {} = all
-};
+double Ratio(int64_t num, int64_t den) {
+  return den == 0 ? 0.0 : static_cast<double>(num) / static_cast<double>(den);
+}
+
+}  // namespace
+
+namespace realised {
 
 absl::StatusOr<Query> CheckRequest(const v1::GetRealisedMetricsRequest& request) {
   if (!v1::RealisedPeriod_IsValid(request.by())) {
@@ -169,7 +105,26 @@ absl::StatusOr<Query> CheckRequest(const v1::GetRealisedMetricsRequest& request)
   return q;
 }
 
-}  // namespace
+void Fill(int64_t version, int64_t period, const GroupTotals& g, v1::RealisedMetrics* m) {
+  m->set_model_version(version);
+  m->set_period(period);
+  m->set_rows_scored(g.rows);
+  m->set_rows_labelled(g.labelled);
+  m->set_unlabelled_share(1.0 - Ratio(g.labelled, g.rows));
+  m->set_alerts(g.alerts);
+  m->set_alerts_labelled(g.alerts_labelled);
+  m->set_true_alerts(g.true_alerts);
+  m->set_frauds(g.frauds);
+  m->set_precision(Ratio(g.true_alerts, g.alerts_labelled));
+  m->set_recall(Ratio(g.true_alerts, g.frauds));
+  m->set_auprc(g.frauds == 0 ? 0.0 : g.precision_sum / static_cast<double>(g.frauds));
+  m->set_top_k_labelled(std::llround(g.top_labelled));
+  m->set_precision_at_k(g.top_labelled <= 0 ? 0.0 : g.top_frauds / g.top_labelled);
+  m->set_time_min(g.time_min);
+  m->set_time_max(g.time_max);
+}
+
+}  // namespace realised
 
 absl::StatusOr<v1::GetRealisedMetricsResponse> GetRealisedMetrics(
     PgPool& pool, const v1::GetRealisedMetricsRequest& request) {
@@ -217,37 +172,6 @@ absl::StatusOr<v1::GetRealisedMetricsResponse> GetRealisedMetrics(
     Derive(q.k, &h);
     Fill(key.first, key.second, h.totals, out.add_metrics());
   }
-  return out;
-}
-
-absl::StatusOr<v1::GetRealisedMetricsResponse> GetRealisedMetricsExact(
-    PgPool& pool, const v1::GetRealisedMetricsRequest& request) {
-  FRAUD_ASSIGN_OR_RETURN(const Query q, CheckRequest(request));
-  const std::string sql = ExactSql(q.by == v1::REALISED_PERIOD_UPLOAD
-                                       ? "p.upload_id"
-                                       : "floor(t.time / 86400)::bigint");
-  v1::GetRealisedMetricsResponse out;
-  FRAUD_RETURN_IF_ERROR(Transact(pool, [&](pqxx::work& txn) -> absl::Status {
-    out.Clear();
-    out.set_k(q.k);
-    out.set_by(q.by);
-    for (const pqxx::row& row : txn.exec_params(sql, q.versions, q.k)) {
-      GroupTotals g;
-      g.rows = row[2].as<int64_t>();
-      g.labelled = row[3].as<int64_t>();
-      g.alerts = row[4].as<int64_t>();
-      g.alerts_labelled = row[5].as<int64_t>();
-      g.true_alerts = row[6].as<int64_t>();
-      g.frauds = row[7].as<int64_t>();
-      g.precision_sum = row[8].as<double>();
-      g.top_frauds = row[9].as<double>();
-      g.top_labelled = row[10].as<double>();
-      FRAUD_ASSIGN_OR_RETURN(g.time_min, ParseDouble(row[11].c_str()));
-      FRAUD_ASSIGN_OR_RETURN(g.time_max, ParseDouble(row[12].c_str()));
-      Fill(row[0].as<int64_t>(), row[1].as<int64_t>(), g, out.add_metrics());
-    }
-    return absl::OkStatus();
-  }));
   return out;
 }
 

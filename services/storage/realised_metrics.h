@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <string>
 #include <tuple>
 
 #include "absl/status/statusor.h"
@@ -27,12 +28,43 @@ inline constexpr int kMaxRealisedK = 100000;
 absl::StatusOr<fraud::storage::v1::GetRealisedMetricsResponse> GetRealisedMetrics(
     PgPool& pool, const fraud::storage::v1::GetRealisedMetricsRequest& request);
 
-// The same figures computed exactly from every stored prediction joined to its transaction
-// (scores compared individually; precision@k over exactly the k highest, ties broken by upload
-// and line). Seconds at millions of predictions: the reference the tests and the bench compare
-// the summary against, not served by the RPC. Same contract as GetRealisedMetrics.
-absl::StatusOr<fraud::storage::v1::GetRealisedMetricsResponse> GetRealisedMetricsExact(
-    PgPool& pool, const fraud::storage::v1::GetRealisedMetricsRequest& request);
+// The parts of GetRealisedMetrics that the exact reference computation
+// (tests/testing/realised_metrics_exact.h, used by the tests and the bench) shares with it, so
+// that both check and answer a request the same way.
+namespace realised {
+
+// A checked request.
+struct Query {
+  int k = kDefaultRealisedK;
+  fraud::storage::v1::RealisedPeriod by = fraud::storage::v1::REALISED_PERIOD_DAY;
+  std::string versions;  // bigint[] literal; {} = all
+};
+
+// GetRealisedMetrics' validation (see there) and defaults (k 0 = kDefaultRealisedK).
+absl::StatusOr<Query> CheckRequest(const fraud::storage::v1::GetRealisedMetricsRequest& request);
+
+// What one (version, period) row of the response is derived from.
+struct GroupTotals {
+  int64_t rows = 0;
+  int64_t labelled = 0;
+  int64_t alerts = 0;
+  int64_t alerts_labelled = 0;
+  int64_t true_alerts = 0;
+  int64_t frauds = 0;
+  // Sum over labelled frauds of the precision at their score; frauds and labelled rows among
+  // the k highest scores (fractional when a tie group straddles the k-th row).
+  double precision_sum = 0;
+  double top_frauds = 0;
+  double top_labelled = 0;
+  double time_min = 0;
+  double time_max = 0;
+};
+
+// One row of the response from its totals (ratios of empty groups are 0).
+void Fill(int64_t version, int64_t period, const GroupTotals& g,
+          fraud::storage::v1::RealisedMetrics* m);
+
+}  // namespace realised
 
 // The bin of a score in [0, 1], computed exactly as the SQL function realised_bin() of migration
 // 0007 (same double operations, so both agree bit for bit): 1024 bins uniform in logit(score)

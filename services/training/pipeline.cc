@@ -75,6 +75,25 @@ std::string Describe(const Dataset& d) {
 }
 
 
+struct RunContext;
+
+// The champion's model, loaded at most once per run: the backtest gate (newer blocks) and the
+// comparison set both score it. Keyed by version, so a champion replaced between the two phases is
+// loaded afresh; a failed load is not kept (the next phase tries again, as it did before).
+class ChampionModel {
+ public:
+  // The model of `champion`, from this instance's cache of the registry (fetched when missing).
+  // The pointer stays valid until a Get for another version or Release.
+  absl::StatusOr<const model::ModelRuntime*> Get(const RunContext& ctx,
+                                                 const storage_pb::ModelVersion& champion);
+  // Frees the model (once the comparison is done: publishing does not need it).
+  void Release() { runtime_.reset(); }
+
+ private:
+  int64_t version_ = -1;
+  std::unique_ptr<model::ModelRuntime> runtime_;
+};
+
 // What every phase of one run shares.
 struct RunContext {
   const training::v1::StartRunRequest& request;
@@ -83,6 +102,7 @@ struct RunContext {
   const PipelineDeps& deps;
   RunSink& sink;
   const std::atomic<bool>& cancel;
+  ChampionModel& champion;
   RunSettings settings;
 
   absl::Status CheckCancel() const {
@@ -533,12 +553,16 @@ model::Dataset ConcatPool(model::Dataset&& train, model::Dataset&& validation) {
   return pool;
 }
 
-// The champion model, from this instance's cache of the registry (fetched when missing).
-absl::StatusOr<std::unique_ptr<model::ModelRuntime>> LoadChampion(
+absl::StatusOr<const model::ModelRuntime*> ChampionModel::Get(
     const RunContext& ctx, const storage_pb::ModelVersion& champion) {
-  FRAUD_ASSIGN_OR_RETURN(std::string dir,
-                         LocalArtifactDir(*ctx.deps.storage, ctx.options.model_dir, champion));
-  return model::LoadModel(dir);
+  if (runtime_ == nullptr || version_ != champion.version()) {
+    runtime_.reset();
+    FRAUD_ASSIGN_OR_RETURN(std::string dir,
+                           LocalArtifactDir(*ctx.deps.storage, ctx.options.model_dir, champion));
+    FRAUD_ASSIGN_OR_RETURN(runtime_, model::LoadModel(dir));
+    version_ = champion.version();
+  }
+  return runtime_.get();
 }
 
 // The selected configuration's fold models against the champion on the backtest blocks newer than
@@ -563,7 +587,7 @@ std::optional<BacktestEvidence> CompareOnNewerBlocks(
   if (newer.empty()) return std::nullopt;
   ctx.Progress("evaluating", absl::StrCat("scoring champion v", c.version(), " on ", newer.size(),
                                           " backtest block(s) newer than its training rows"));
-  absl::StatusOr<std::unique_ptr<model::ModelRuntime>> loaded = LoadChampion(ctx, c);
+  absl::StatusOr<const model::ModelRuntime*> loaded = ctx.champion.Get(ctx, c);
   if (!loaded.ok()) {
     FRAUD_LOG(WARNING) << "champion not loadable for the backtest gate" << Kv("run_id", ctx.run_id)
                        << Kv("version", c.version()) << Kv("error", loaded.status().ToString());
@@ -694,13 +718,13 @@ struct ScoredRows {
   double threshold = 0;
 };
 
-// The champion's scores on the comparison rows (its artifact fetched from the registry when this
-// instance has no copy) and its threshold.
+// The champion's scores on the comparison rows and its threshold (the model the backtest gate
+// already loaded when it scored the same version).
 absl::StatusOr<ScoredRows> ScoreChampion(const RunContext& ctx,
                                          const storage_pb::ModelVersion& champion,
                                          const Dataset& comparison) {
   if (comparison.empty()) return absl::FailedPreconditionError("no comparison set");
-  FRAUD_ASSIGN_OR_RETURN(std::unique_ptr<model::ModelRuntime> loaded, LoadChampion(ctx, champion));
+  FRAUD_ASSIGN_OR_RETURN(const model::ModelRuntime* loaded, ctx.champion.Get(ctx, champion));
   ScoredRows out;
   FRAUD_ASSIGN_OR_RETURN(out.scores, ScoreRows(*loaded, comparison));
   out.threshold = loaded->threshold();
@@ -909,7 +933,8 @@ absl::Status ExecuteRun(const training::v1::StartRunRequest& request, int64_t ru
                         const PipelineOptions& options, const PipelineDeps& deps, RunSink& sink,
                         const std::atomic<bool>& cancel) {
   FRAUD_ASSIGN_OR_RETURN(RunSettings settings, ResolveRun(request, options));
-  const RunContext ctx{request, run_id, options, deps, sink, cancel, std::move(settings)};
+  ChampionModel champion;
+  const RunContext ctx{request, run_id, options, deps, sink, cancel, champion, std::move(settings)};
 
   FRAUD_ASSIGN_OR_RETURN(LoadedData data, LoadData(ctx));
   FRAUD_ASSIGN_OR_RETURN(Selection selection, TrainCandidates(ctx, data));
@@ -918,6 +943,7 @@ absl::Status ExecuteRun(const training::v1::StartRunRequest& request, int64_t ru
 
   FRAUD_ASSIGN_OR_RETURN(GateInput gate, CompareWithChampion(ctx, selection, data.comparison));
   data.comparison.Clear();
+  champion.Release();
   FRAUD_RETURN_IF_ERROR(ctx.CheckCancel());
 
   FRAUD_ASSIGN_OR_RETURN(int64_t version, Publish(ctx, selection.best, data.lineage, gate));

@@ -82,28 +82,20 @@ class DMatrix {
   DMatrixHandle h_ = nullptr;
 };
 
-// Scores and explains with a TreeForest built from the booster's JSON (tree_forest.h): the C
-// API's in-place prediction costs 25-40 us of set-up per call, the trees themselves ~1 us. The
-// booster stays for SerializeWeights (XGBoost's JSON is the artifact format).
+// Scores and explains with a TreeForest built from the model's JSON (tree_forest.h): the C
+// API's in-place prediction costs 25-40 us of set-up per call, the trees themselves ~1 us. No
+// booster stays loaded: the runtime keeps the JSON it was built from (XGBoost's JSON is the
+// artifact format), so SerializeWeights returns exactly the bytes that were trained or loaded.
 class XgboostRuntime final : public ModelRuntime {
  public:
-  XgboostRuntime(ModelManifest manifest, Preprocessor preprocessor, Booster booster,
+  XgboostRuntime(ModelManifest manifest, Preprocessor preprocessor, std::string model_json,
                  TreeForest forest)
       : ModelRuntime(std::move(manifest), preprocessor),
-        booster_(std::move(booster)),
+        model_json_(std::move(model_json)),
         forest_(std::move(forest)) {}
 
   absl::StatusOr<std::vector<WeightFile>> SerializeWeights() const override {
-    FRAUD_ASSIGN_OR_RETURN(std::string json, ModelJson(booster_));
-    return std::vector<WeightFile>{{kXgboostModelFileName, std::move(json)}};
-  }
-
-  static absl::StatusOr<std::string> ModelJson(const Booster& booster) {
-    bst_ulong len = 0;
-    const char* data = nullptr;
-    FRAUD_XGB(XGBoosterSaveModelToBuffer(booster.get(), R"({"format": "json"})", &len, &data),
-              "saving the model");
-    return std::string(data, len);
+    return std::vector<WeightFile>{{kXgboostModelFileName, model_json_}};
   }
 
  protected:
@@ -119,9 +111,17 @@ class XgboostRuntime final : public ModelRuntime {
   }
 
  private:
-  Booster booster_;
+  std::string model_json_;
   TreeForest forest_;
 };
+
+absl::StatusOr<std::string> ModelJson(const Booster& booster) {
+  bst_ulong len = 0;
+  const char* data = nullptr;
+  FRAUD_XGB(XGBoosterSaveModelToBuffer(booster.get(), R"({"format": "json"})", &len, &data),
+            "saving the model");
+  return std::string(data, len);
+}
 
 absl::Status SetParam(const Booster& b, const char* name, const std::string& value) {
   if (XGBoosterSetParam(b.get(), name, value.c_str()) != 0) {
@@ -295,12 +295,12 @@ absl::StatusOr<FamilyResult> TrainXgboost(const TrainContext& ctx, Params& param
               "keeping the best rounds");
     booster = std::move(sliced);
   }
-  // Scoring runs on gRPC threads, one row batch per thread.
-  FRAUD_RETURN_IF_ERROR(SetParam(booster, "nthread", "1"));
-  FRAUD_ASSIGN_OR_RETURN(std::string json, XgboostRuntime::ModelJson(booster));
+  // Serialised once: the forest is built from these bytes and the artifact's model.json is
+  // them. The booster (and its cached matrices) is freed on return.
+  FRAUD_ASSIGN_OR_RETURN(std::string json, ModelJson(booster));
   FRAUD_ASSIGN_OR_RETURN(TreeForest trees, TreeForest::FromXgboostJson(json));
   result.runtime = std::make_unique<XgboostRuntime>(ctx.manifest, ctx.preprocessor,
-                                                    std::move(booster), std::move(trees));
+                                                    std::move(json), std::move(trees));
   return result;
 }
 
@@ -319,18 +319,22 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> MakeXgboostRuntime(
   // parses exactly what was checked. That also keeps every non-JSON byte string away from
   // XGBoost's legacy binary reader, which trusts length fields (a fuzzed artifact made it
   // allocate 2.4e18 bytes).
+  // XGBoost still loads the checked document once, so an artifact XGBoost itself would refuse
+  // is refused here too; the booster is freed right after (scoring runs on the TreeForest).
   FRAUD_ASSIGN_OR_RETURN(std::string canonical, CanonicalXgboostModel(model->bytes, kNumFeatures));
-  Booster booster;
-  FRAUD_XGB(XGBoosterCreate(nullptr, 0, booster.out()), "creating a booster");
-  if (XGBoosterLoadModelFromBuffer(booster.get(), canonical.data(), canonical.size()) != 0) {
-    return absl::DataLossError(
-        absl::StrCat(kXgboostModelFileName, " does not load: ", XGBGetLastError()));
+  {
+    Booster booster;
+    FRAUD_XGB(XGBoosterCreate(nullptr, 0, booster.out()), "creating a booster");
+    if (XGBoosterLoadModelFromBuffer(booster.get(), canonical.data(), canonical.size()) != 0) {
+      return absl::DataLossError(
+          absl::StrCat(kXgboostModelFileName, " does not load: ", XGBGetLastError()));
+    }
   }
-  FRAUD_RETURN_IF_ERROR(SetParam(booster, "nthread", "1"));
-  FRAUD_RETURN_IF_ERROR(SetParam(booster, "verbosity", "0"));
   FRAUD_ASSIGN_OR_RETURN(TreeForest forest, TreeForest::FromXgboostJson(canonical));
+  // The runtime keeps the artifact's bytes as they are (they passed the check above), so writing
+  // the model again gives the same file and checksum.
   return std::unique_ptr<ModelRuntime>(new XgboostRuntime(
-      std::move(manifest), preprocessor, std::move(booster), std::move(forest)));
+      std::move(manifest), preprocessor, model->bytes, std::move(forest)));
 }
 
 }  // namespace fraud::model::internal

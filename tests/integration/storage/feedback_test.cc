@@ -22,6 +22,7 @@
 #include "services/storage/validation.h"
 #include "tests/integration/storage/storage_test_util.h"
 #include "tests/testing/fraudctl_runner.h"
+#include "tests/testing/realised_metrics_exact.h"
 
 namespace fraud::storage::testing {
 namespace {
@@ -695,7 +696,8 @@ class RealisedSummaryTest : public LiveScoringTest {
       req.set_by(by);
       req.set_k(k);
       absl::StatusOr<v1::GetRealisedMetricsResponse> summary = GetRealisedMetrics(*pool_, req);
-      absl::StatusOr<v1::GetRealisedMetricsResponse> exact = GetRealisedMetricsExact(*pool_, req);
+      absl::StatusOr<v1::GetRealisedMetricsResponse> exact =
+          ::fraud::testing::GetRealisedMetricsExact(*pool_, req);
       EXPECT_TRUE(summary.ok()) << summary.status();
       EXPECT_TRUE(exact.ok()) << exact.status();
       if (!summary.ok() || !exact.ok()) return d;

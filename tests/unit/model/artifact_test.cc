@@ -79,6 +79,45 @@ TEST_P(ArtifactFamilyTest, SaveThenLoadScoresIdentically) {
             static_cast<int64_t>(fs::file_size(fs::path(dir) / m.files(0).name())));
 }
 
+TEST(ArtifactTest, TreeModelsKeepTheirModelJsonBytesThroughARoundTrip) {
+  // The XGBoost families keep their model.json bytes, not a booster: what training produced is
+  // what is written, what is loaded is what SerializeWeights gives back, and writing a loaded
+  // model again reproduces the file (same checksum) and the scores.
+  for (ModelFamily family :
+       {common::v1::MODEL_FAMILY_XGBOOST, common::v1::MODEL_FAMILY_RANDOM_FOREST}) {
+    SCOPED_TRACE(FamilyName(family));
+    const TrainedCandidate& c = TinyModel(family);
+    absl::StatusOr<std::vector<WeightFile>> trained = c.runtime->SerializeWeights();
+    ASSERT_THAT(trained, IsOk());
+    ASSERT_EQ(trained->size(), 1u);
+    EXPECT_EQ((*trained)[0].name, kXgboostModelFileName);
+    const std::string dir = WriteTiny(family, 3);
+    const std::string on_disk = ReadFile((fs::path(dir) / kXgboostModelFileName).string());
+    EXPECT_EQ(on_disk, (*trained)[0].bytes);
+
+    absl::StatusOr<std::unique_ptr<ModelRuntime>> loaded = LoadModel(dir);
+    ASSERT_THAT(loaded, IsOk());
+    absl::StatusOr<std::vector<WeightFile>> kept = (*loaded)->SerializeWeights();
+    ASSERT_THAT(kept, IsOk());
+    ASSERT_EQ(kept->size(), 1u);
+    EXPECT_EQ((*kept)[0].name, kXgboostModelFileName);
+    EXPECT_TRUE((*kept)[0].bytes == on_disk) << "SerializeWeights differs from the loaded bytes";
+
+    absl::StatusOr<std::string> again =
+        WriteArtifact(MakeTempDir(), (*loaded)->manifest(), **loaded);
+    ASSERT_THAT(again, IsOk());
+    absl::StatusOr<std::unique_ptr<ModelRuntime>> reloaded = LoadModel(*again);
+    ASSERT_THAT(reloaded, IsOk());
+    EXPECT_EQ((*reloaded)->manifest().files(0).sha256(), (*loaded)->manifest().files(0).sha256());
+    const Dataset& d = TinyTest();
+    std::vector<float> trained_scores(d.rows());
+    std::vector<float> reloaded_scores(d.rows());
+    ASSERT_THAT(c.runtime->Score(d.features.data(), d.rows(), trained_scores.data()), IsOk());
+    ASSERT_THAT((*reloaded)->Score(d.features.data(), d.rows(), reloaded_scores.data()), IsOk());
+    EXPECT_EQ(trained_scores, reloaded_scores);
+  }
+}
+
 TEST_P(ArtifactFamilyTest, RefusesACorruptedWeightFileAsDataLoss) {
   const std::string dir = WriteTiny(GetParam());
   const std::string path = (fs::path(dir) / WeightsName(GetParam())).string();
