@@ -59,39 +59,34 @@ namespace {
 
 // One Predict in flight on the callback API. The context, request and response live here until
 // the callback has run, so destroying the handle early cancels the call and waits for it.
-// `Answer(response)` turns the response into what Wait() returns.
-template <typename T, typename Answer>
-class GrpcPendingPredict final : public Pending<T> {
+class GrpcPendingScore final : public PendingScore {
  public:
-  GrpcPendingPredict(inference::v1::InferenceService::StubInterface* stub,
-                     const std::string& request_id, absl::Duration timeout,
-                     inference::v1::PredictRequest request, Answer answer)
-      : stub_(stub),
-        request_id_(request_id),
-        deadline_(absl::Now() + timeout),
-        request_(std::move(request)),
-        answer_(std::move(answer)) {
+  GrpcPendingScore(inference::v1::InferenceService::StubInterface* stub,
+                   const std::string& request_id, absl::Duration timeout,
+                   absl::Span<const double> features, absl::Span<const int64_t> line_numbers)
+      : stub_(stub), request_id_(request_id), deadline_(absl::Now() + timeout) {
     ctx_.set_deadline(absl::ToChronoTime(deadline_));
     ctx_.AddMetadata("x-request-id", request_id);
+    FillPredictRequest(features, line_numbers, &request_);
     stub->async()->Predict(&ctx_, &request_, &response_, [this](grpc::Status s) {
       status_ = std::move(s);
       done_.Notify();
     });
   }
-  ~GrpcPendingPredict() override {
+  ~GrpcPendingScore() override {
     if (!done_.HasBeenNotified()) ctx_.TryCancel();
     done_.WaitForNotification();
   }
-  absl::StatusOr<T> Wait() override {
+  absl::StatusOr<common::v1::ScoreBatch> Wait() override {
     done_.WaitForNotification();
     // Inference sheds load when its threads are busy; within the deadline that is worth waiting
-    // for (synchronously: this call loses its overlap, the upload does not fail).
+    // for (synchronously: this batch loses its overlap, the upload does not fail).
     status_ = RetryWhileBusy(
         request_id_, deadline_,
         [this](grpc::ClientContext* ctx) { return stub_->Predict(ctx, request_, &response_); },
         std::move(status_));
     if (!status_.ok()) return MapInferenceError(status_);
-    return answer_(response_);
+    return std::move(*response_.mutable_scores());
   }
 
  private:
@@ -99,43 +94,11 @@ class GrpcPendingPredict final : public Pending<T> {
   const std::string request_id_;
   const absl::Time deadline_;
   grpc::ClientContext ctx_;
-  const inference::v1::PredictRequest request_;
+  inference::v1::PredictRequest request_;
   inference::v1::PredictResponse response_;
-  const Answer answer_;
   grpc::Status status_;
   absl::Notification done_;
 };
-
-template <typename T, typename Answer>
-std::unique_ptr<Pending<T>> StartPredict(inference::v1::InferenceService::StubInterface* stub,
-                                         const std::string& request_id, absl::Duration timeout,
-                                         inference::v1::PredictRequest request, Answer answer) {
-  return std::make_unique<GrpcPendingPredict<T, Answer>>(stub, request_id, timeout,
-                                                         std::move(request), std::move(answer));
-}
-
-common::v1::ScoreBatch TakeScores(inference::v1::PredictResponse& response) {
-  return std::move(*response.mutable_scores());
-}
-
-ExplainedRows TakeExplanations(inference::v1::PredictResponse& response) {
-  ExplainedRows out;
-  out.model_version = response.scores().model_version();
-  out.explanations.assign(std::make_move_iterator(response.mutable_explanations()->begin()),
-                          std::make_move_iterator(response.mutable_explanations()->end()));
-  return out;
-}
-
-// A Predict request for reason codes: `top_k` contributions for each row of `features`.
-inference::v1::PredictRequest ExplainRequest(absl::Span<const double> features, int top_k) {
-  inference::v1::PredictRequest request;
-  common::v1::TransactionBatch* rows = request.mutable_rows();
-  rows->set_num_rows(static_cast<uint32_t>(features.size() / csv::kNumFeatures));
-  rows->mutable_features()->Assign(features.begin(), features.end());
-  request.set_explain(true);
-  request.set_top_k(top_k);
-  return request;
-}
 
 }  // namespace
 
@@ -185,7 +148,12 @@ absl::StatusOr<ExplainedRows> GrpcScorer::Explain(absl::Span<const double> featu
   const absl::Time deadline = absl::Now() + rpc_timeout_;
   ctx.set_deadline(absl::ToChronoTime(deadline));
   ctx.AddMetadata("x-request-id", request_id_);
-  const inference::v1::PredictRequest request = ExplainRequest(features, top_k);
+  inference::v1::PredictRequest request;
+  common::v1::TransactionBatch* rows = request.mutable_rows();
+  rows->set_num_rows(static_cast<uint32_t>(features.size() / csv::kNumFeatures));
+  rows->mutable_features()->Assign(features.begin(), features.end());
+  request.set_explain(true);
+  request.set_top_k(top_k);
   inference::v1::PredictResponse response;
   grpc::Status s = stub_->Predict(&ctx, request, &response);
   s = RetryWhileBusy(
@@ -193,23 +161,18 @@ absl::StatusOr<ExplainedRows> GrpcScorer::Explain(absl::Span<const double> featu
       [&](grpc::ClientContext* c) { return stub_->Predict(c, request, &response); },
       std::move(s));
   if (!s.ok()) return MapInferenceError(s);
-  return TakeExplanations(response);
+  ExplainedRows out;
+  out.model_version = response.scores().model_version();
+  out.explanations.assign(std::make_move_iterator(response.mutable_explanations()->begin()),
+                          std::make_move_iterator(response.mutable_explanations()->end()));
+  return out;
 }
 
 std::unique_ptr<PendingScore> GrpcScorer::StartScore(absl::Span<const double> features,
                                                      absl::Span<const int64_t> line_numbers) {
   if (stub_->async() == nullptr) return Scorer::StartScore(features, line_numbers);  // a mock
-  inference::v1::PredictRequest request;
-  FillPredictRequest(features, line_numbers, &request);
-  return StartPredict<common::v1::ScoreBatch>(stub_, request_id_, rpc_timeout_,
-                                              std::move(request), TakeScores);
-}
-
-std::unique_ptr<PendingExplain> GrpcScorer::StartExplain(absl::Span<const double> features,
-                                                         int top_k) {
-  if (stub_->async() == nullptr) return Scorer::StartExplain(features, top_k);  // a mock
-  return StartPredict<ExplainedRows>(stub_, request_id_, rpc_timeout_,
-                                     ExplainRequest(features, top_k), TakeExplanations);
+  return std::make_unique<GrpcPendingScore>(stub_, request_id_, rpc_timeout_, features,
+                                            line_numbers);
 }
 
 GrpcStorageSink::GrpcStorageSink(storage::v1::StorageService::StubInterface* stub,

@@ -51,9 +51,6 @@ class GrpcScorer final : public Scorer {
                                            absl::Span<const int64_t> line_numbers) override;
   // Synchronous Predict with explain = true and top_k (same deadline and busy retries).
   absl::StatusOr<ExplainedRows> Explain(absl::Span<const double> features, int top_k) override;
-  // The same Predict on the callback API: returns as soon as the request is sent.
-  std::unique_ptr<PendingExplain> StartExplain(absl::Span<const double> features,
-                                               int top_k) override;
 
  private:
   inference::v1::InferenceService::StubInterface* const stub_;

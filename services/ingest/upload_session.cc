@@ -56,31 +56,25 @@ std::string FormatByteLimit(int64_t bytes) {
 }
 
 namespace {
-// An answer computed before StartScore/StartExplain returned.
-template <typename T>
-class Ready final : public Pending<T> {
+// Scores computed before StartScore returned.
+class ReadyScore final : public PendingScore {
  public:
-  explicit Ready(absl::StatusOr<T> result) : result_(std::move(result)) {}
-  absl::StatusOr<T> Wait() override { return std::move(result_); }
+  explicit ReadyScore(absl::StatusOr<common::v1::ScoreBatch> result) : result_(std::move(result)) {}
+  absl::StatusOr<common::v1::ScoreBatch> Wait() override { return std::move(result_); }
 
  private:
-  absl::StatusOr<T> result_;
+  absl::StatusOr<common::v1::ScoreBatch> result_;
 };
 }  // namespace
 
 std::unique_ptr<PendingScore> Scorer::StartScore(absl::Span<const double> features,
                                                  absl::Span<const int64_t> line_numbers) {
-  return std::make_unique<Ready<common::v1::ScoreBatch>>(Score(features, line_numbers));
+  return std::make_unique<ReadyScore>(Score(features, line_numbers));
 }
 
 absl::StatusOr<ExplainedRows> Scorer::Explain(absl::Span<const double> /*features*/,
                                                int /*top_k*/) {
   return absl::UnimplementedError("this scorer does not explain rows");
-}
-
-std::unique_ptr<PendingExplain> Scorer::StartExplain(absl::Span<const double> features,
-                                                     int top_k) {
-  return std::make_unique<Ready<ExplainedRows>>(Explain(features, top_k));
 }
 
 bool UploadSession::LessSuspiciousFirst::operator()(const Suspicious& a,
@@ -175,7 +169,6 @@ absl::StatusOr<UploadSummary> UploadSession::Finish() {
   if (finished_) return absl::FailedPreconditionError("UploadSession::Finish called twice");
   absl::Status s = reader_.Finish();
   if (s.ok() && holding_) s = CompleteHeld();
-  if (s.ok()) s = CompleteExplained();
   if (!s.ok()) return Fail(batch_error_ ? batch_failure_ : UploadFailure::kInvalid, std::move(s));
   stages_.set_last_batch_sent(SinceFirstByte());
   const csv::CsvCounters& c = reader_.counters();
@@ -304,8 +297,6 @@ absl::Status UploadSession::OnBatch(csv::RowBatch& batch) {
 }
 
 absl::Status UploadSession::CompleteHeld() {
-  // The batch before keeps file order: its reasons were computed while this one was scored.
-  FRAUD_RETURN_IF_ERROR(CompleteExplained());
   holding_ = false;
   absl::StatusOr<common::v1::ScoreBatch> result = held_score_->Wait();
   held_score_.reset();
@@ -336,49 +327,28 @@ absl::Status UploadSession::CompleteHeld() {
   }
   versions_seen_.insert(result->model_version());
   ++batches_scored_;
-  std::vector<int> alerts = AlertsToExplain(*result);
-  if (alerts.empty()) return StoreBatch(held_, &*result);
-  std::vector<double> features;
-  features.reserve(alerts.size() * csv::kNumFeatures);
-  for (int i : alerts) {
-    const double* row = held_.row(static_cast<size_t>(i));
-    features.insert(features.end(), row, row + csv::kNumFeatures);
-  }
-  // Alerts are ~0.2% of the rows, so this call is small next to a batch's scoring. It runs while
-  // the next chunk is parsed and the next batch scored; the batch waits for it (with its rows and
-  // scores) and goes to the sink at the next CompleteHeld or at Finish. A failure costs the
-  // reasons, never the upload.
-  explain_ = scorer_->StartExplain(absl::MakeConstSpan(features), options_.explain_top_k);
-  std::swap(explained_, held_);
-  explained_scores_ = std::move(*result);
-  explained_alerts_ = std::move(alerts);
-  explaining_ = true;
-  return absl::OkStatus();
+  return StoreBatch(held_, &*result, ExplainAlerts(held_, *result));
 }
 
-absl::Status UploadSession::CompleteExplained() {
-  if (!explaining_) return absl::OkStatus();
-  explaining_ = false;
-  absl::StatusOr<ExplainedRows> explained = explain_->Wait();
-  explain_.reset();
-  const RowExplanations reasons =
-      ToRowExplanations(explained_alerts_, explained_scores_, std::move(explained));
-  return StoreBatch(explained_, &explained_scores_, reasons);
-}
-
-std::vector<int> UploadSession::AlertsToExplain(const common::v1::ScoreBatch& scores) const {
+RowExplanations UploadSession::ExplainAlerts(const csv::RowBatch& batch,
+                                             const common::v1::ScoreBatch& scores) {
+  RowExplanations out;
+  if (options_.explain_top_k <= 0 || sink_ == nullptr) return out;
   std::vector<int> alerts;
-  if (options_.explain_top_k <= 0 || sink_ == nullptr) return alerts;
   for (int i = 0; i < scores.decisions_size(); ++i) {
     if (scores.decisions(i)) alerts.push_back(i);
   }
-  return alerts;
-}
-
-RowExplanations UploadSession::ToRowExplanations(const std::vector<int>& alerts,
-                                                 const common::v1::ScoreBatch& scores,
-                                                 absl::StatusOr<ExplainedRows> explained) {
-  RowExplanations out;
+  if (alerts.empty()) return out;
+  std::vector<double> features;
+  features.reserve(alerts.size() * csv::kNumFeatures);
+  for (int i : alerts) {
+    const double* row = batch.row(static_cast<size_t>(i));
+    features.insert(features.end(), row, row + csv::kNumFeatures);
+  }
+  // Alerts are ~0.2% of the rows, so this call is small next to the batch's scoring; it runs
+  // while the next batch is being scored. A failure costs the reasons, never the upload.
+  absl::StatusOr<ExplainedRows> explained =
+      scorer_->Explain(absl::MakeConstSpan(features), options_.explain_top_k);
   if (explained.ok() && explained->model_version != scores.model_version()) {
     explained = absl::FailedPreconditionError(
         absl::StrCat("model ", explained->model_version, " explained the alerts scored by model ",
@@ -436,9 +406,6 @@ void UploadSession::DropHeld() {
   held_score_.reset();
   holding_ = false;
   held_.Clear();
-  explain_.reset();
-  explaining_ = false;
-  explained_.Clear();
 }
 
 void UploadSession::Accumulate(const csv::RowBatch& batch, const common::v1::ScoreBatch* scores) {

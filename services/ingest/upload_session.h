@@ -10,20 +10,17 @@
 //   1. the features (never the labels) go to Scorer::StartScore;
 //   2. while batch N is being scored, batch N-1 (whose scores are in) goes with its scores to
 //      UploadSink::Append (one storage transaction per upload) and the next chunk is parsed;
-//      a batch with alerts first has their reason codes computed (one Scorer::StartExplain call
-//      for just those rows, ~0.2% of them; explain_top_k): that call runs while the next chunk
-//      is parsed and the next batch sent for scoring, and the batch goes to the sink, with the
-//      reasons, at the next batch (or at Finish);
+//      with the reason codes of the batch's alerts (one Scorer::Explain call for just those rows,
+//      ~0.2% of them; explain_top_k);
 //   3. scores + labels are kept for the metrics, the top-k heap, the 20-bin score histogram, and
 //      the data report (class ratio, Time range and order, Amount stats, drift) is accumulated.
-// Batches reach the sink in file order. At most one batch waits for its scores and one for its
-// reasons; Feed() returns only after every batch but those two has been handed to the sink, so a
-// caller that does not read the next chunk before Feed() returns gets backpressure for free.
-// Unscored uploads go to the sink batch by batch.
+// At most one batch waits for its scores; Feed() returns only after the batch before it has been
+// handed to the sink, so a caller that does not read the next chunk before Feed() returns gets
+// backpressure for free. Unscored uploads go to the sink batch by batch.
 //
-// Memory: three batches (one being scored, one being explained, the reader's), one partial
-// line, the top-k heap and, for the metrics, one float score and one int8 label per scored
-// labelled row (5 bytes/row: 35 MB for the largest 2 GiB upload of about 7M rows). The metrics are exact (scikit-learn's average precision and ROC-AUC over every
+// Memory: two batches, one partial line, the top-k heap and, for the metrics, one float score and
+// one int8 label per scored labelled row (5 bytes/row: 35 MB for the largest 2 GiB upload of
+// about 7M rows). The metrics are exact (scikit-learn's average precision and ROC-AUC over every
 // row), which a binned streaming estimate would not be; the bootstrap interval is skipped when
 // rows x resamples would exceed `bootstrap_row_budget`.
 //
@@ -66,25 +63,20 @@
 
 namespace fraud::ingest {
 
+// Scores being computed for one batch (see Scorer::StartScore).
+class PendingScore {
+ public:
+  // Destroying a handle that was not waited for abandons the call (and waits for it to end).
+  virtual ~PendingScore() = default;
+  // Blocks until the scores are there. Called at most once.
+  virtual absl::StatusOr<common::v1::ScoreBatch> Wait() = 0;
+};
+
 // Reason codes of a few rows and the model version that computed them (Scorer::Explain).
 struct ExplainedRows {
   int64_t model_version = 0;
   std::vector<common::v1::Explanation> explanations;
 };
-
-// A scorer call in flight (Scorer::StartScore, Scorer::StartExplain).
-template <typename T>
-class Pending {
- public:
-  // Destroying a handle that was not waited for abandons the call (and waits for it to end).
-  virtual ~Pending() = default;
-  // Blocks until the answer is there. Called at most once.
-  virtual absl::StatusOr<T> Wait() = 0;
-};
-// Scores being computed for one batch.
-using PendingScore = Pending<common::v1::ScoreBatch>;
-// Reason codes being computed for a batch's alerts.
-using PendingExplain = Pending<ExplainedRows>;
 
 // Reason codes sent with one batch (UploadSink::Append): storage's RowExplanation list.
 using RowExplanations = google::protobuf::RepeatedPtrField<storage::v1::RowExplanation>;
@@ -111,11 +103,6 @@ class Scorer {
   // them. The default answers Unimplemented (a scorer that cannot explain: alerts are stored
   // without reasons).
   virtual absl::StatusOr<ExplainedRows> Explain(absl::Span<const double> features, int top_k);
-  // Starts Explain and returns at once, so the session can parse and score the next batch
-  // meanwhile. The span needs to stay valid only during the call. The default implementation
-  // calls Explain() before returning.
-  virtual std::unique_ptr<PendingExplain> StartExplain(absl::Span<const double> features,
-                                                       int top_k);
 };
 
 // Receives the accepted rows of one upload; everything between Begin and Commit is one
@@ -225,26 +212,17 @@ class UploadSession {
   };
 
   absl::Status OnBatch(csv::RowBatch& batch);
-  // Stores the batch being explained (CompleteExplained), then waits for the held batch's scores
-  // and stores and accumulates it, or starts explaining its alerts. The first batch's scoring
+  // Waits for the held batch's scores, then stores and accumulates it. The first batch's scoring
   // failure turns scoring off for the upload (stored unscored); a later one is an error.
   absl::Status CompleteHeld();
-  // Waits for the reasons of the batch being explained, if any, then stores and accumulates it.
-  absl::Status CompleteExplained();
   // Hands a batch to the sink and accumulates it. Sets the batch failure kind on error.
   absl::Status StoreBatch(const csv::RowBatch& batch, const common::v1::ScoreBatch* scores,
                           const RowExplanations& explanations = RowExplanations());
-  // Row indexes of the alerts of a scored batch that are to be explained (none when explaining
-  // is off or nothing is stored).
-  std::vector<int> AlertsToExplain(const common::v1::ScoreBatch& scores) const;
-  // The scorer's answer for `alerts` as the sink's reason codes (empty, with
-  // explanation_message_ set, when it failed or another model version answered: the alerts are
-  // then stored without).
-  RowExplanations ToRowExplanations(const std::vector<int>& alerts,
-                                    const common::v1::ScoreBatch& scores,
-                                    absl::StatusOr<ExplainedRows> explained);
+  // The alerts of a scored batch explained by the scorer (empty, with explanation_message_ set,
+  // when that fails or another model version answered: the alerts are then stored without).
+  RowExplanations ExplainAlerts(const csv::RowBatch& batch, const common::v1::ScoreBatch& scores);
   void DisableScoring(const absl::Status& why, int64_t first_line);
-  // Abandons the held and the explained batch and their scorer calls, if any.
+  // Abandons the held batch and its scoring call, if any.
   void DropHeld();
   void Accumulate(const csv::RowBatch& batch, const common::v1::ScoreBatch* scores);
   // Records a failure (first one wins), aborts the sink and returns the status.
@@ -284,13 +262,6 @@ class UploadSession {
   bool holding_ = false;
   csv::RowBatch held_;
   std::unique_ptr<PendingScore> held_score_;
-  // `explained_` is the scored batch (scores `explained_scores_`) whose alerts (row indexes
-  // `explained_alerts_`) `explain_` is explaining.
-  bool explaining_ = false;
-  csv::RowBatch explained_;
-  common::v1::ScoreBatch explained_scores_;
-  std::vector<int> explained_alerts_;
-  std::unique_ptr<PendingExplain> explain_;
   std::string scoring_message_;
   int64_t batches_scored_ = 0;
   int64_t model_version_ = 0;

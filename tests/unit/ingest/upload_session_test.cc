@@ -10,7 +10,6 @@
 #include <map>
 #include <sstream>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "google/protobuf/util/json_util.h"
@@ -64,32 +63,8 @@ class FakeScorer : public Scorer {
   int64_t explain_version = 0;
   int explain_calls = 0;
   size_t explained_rows = 0;
-  // When set, "score" per Score call, "explain" when an Explain starts and "reasons" when the
-  // session waits for its answer (the sink adds "append").
-  std::vector<std::string>* events = nullptr;
-
-  // Answers at once but records when the session collects the answer.
-  class LoggedExplain final : public PendingExplain {
-   public:
-    LoggedExplain(absl::StatusOr<ExplainedRows> result, std::vector<std::string>* events)
-        : result_(std::move(result)), events_(events) {}
-    absl::StatusOr<ExplainedRows> Wait() override {
-      if (events_ != nullptr) events_->push_back("reasons");
-      return std::move(result_);
-    }
-
-   private:
-    absl::StatusOr<ExplainedRows> result_;
-    std::vector<std::string>* const events_;
-  };
-
-  std::unique_ptr<PendingExplain> StartExplain(absl::Span<const double> features,
-                                               int top_k) override {
-    return std::make_unique<LoggedExplain>(Explain(features, top_k), events);
-  }
 
   absl::StatusOr<ExplainedRows> Explain(absl::Span<const double> features, int top_k) override {
-    if (events != nullptr) events->push_back("explain");
     ++explain_calls;
     EXPECT_EQ(top_k, 5);
     if (!explain_status.ok()) return explain_status;
@@ -117,7 +92,6 @@ class FakeScorer : public Scorer {
 
   absl::StatusOr<common::v1::ScoreBatch> Score(absl::Span<const double> features,
                                                absl::Span<const int64_t> lines) override {
-    if (events != nullptr) events->push_back("score");
     ++calls;
     if (auto it = fail_call.find(calls); it != fail_call.end()) return it->second;
     EXPECT_EQ(features.size(), lines.size() * kF);
@@ -157,8 +131,6 @@ class FakeSink : public UploadSink {
   // Lines whose explanation came with their batch.
   std::vector<int64_t> explained_lines;
   storage::v1::UploadCommit commit;
-  // When set, "append" per Append call (see FakeScorer::events).
-  std::vector<std::string>* events = nullptr;
 
   absl::Status Begin(const std::string& name, storage::v1::UploadMode m) override {
     if (!begin_status.ok()) return begin_status;
@@ -170,7 +142,6 @@ class FakeSink : public UploadSink {
   absl::Status Append(const csv::RowBatch& rows, const common::v1::ScoreBatch* s,
                       const RowExplanations& x) override {
     EXPECT_TRUE(begun);
-    if (events != nullptr) events->push_back("append");
     for (const storage::v1::RowExplanation& e : x) {
       explained_lines.push_back(rows.line_numbers[static_cast<size_t>(e.row())]);
       EXPECT_TRUE(s != nullptr && s->decisions(e.row())) << "explained a non-alert";
@@ -264,7 +235,7 @@ absl::StatusOr<UploadSummary> RunUpload(UploadSession& session, const std::strin
 }
 
 TEST(UploadSessionTest, StrictModeFailsOnTheFirstBadRowAndStoresNothing) {
-  const std::string data = ReplaceLine(SyntheticCsv(2500), 2001,
+  const std::string data = ReplaceLine(SyntheticCsv(2000), 1501,
                                        "10,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,"
                                        "22,23,24,25,26,27,28,abc,0");
   FakeScorer scorer;
@@ -272,17 +243,16 @@ TEST(UploadSessionTest, StrictModeFailsOnTheFirstBadRowAndStoresNothing) {
   UploadSession session(Options(), &scorer, &sink);
   absl::StatusOr<UploadSummary> summary = RunUpload(session, data, 4096);
   EXPECT_THAT(summary, StatusIs(absl::StatusCode::kInvalidArgument,
-                                HasSubstr("line 2001, column Amount (30): not a number: 'abc'")));
+                                HasSubstr("line 1501, column Amount (30): not a number: 'abc'")));
   EXPECT_EQ(session.failure(), UploadFailure::kInvalid);
-  // Earlier batches reached the sink (the first of three scored ones, the others waiting for
-  // their scores or reasons), but the upload was abandoned, never committed.
+  // Earlier batches reached the sink, but the upload was abandoned, never committed.
   EXPECT_GT(sink.appends, 0);
   EXPECT_EQ(sink.aborts, 1);
   EXPECT_FALSE(sink.committed);
   EXPECT_EQ(sink.stored_rows(), 0u);
   const UploadSummary partial = session.PartialSummary();
   ASSERT_EQ(partial.errors_size(), 1);
-  EXPECT_EQ(partial.errors(0).line(), 2001);
+  EXPECT_EQ(partial.errors(0).line(), 1501);
   EXPECT_EQ(partial.errors(0).column(), "Amount");
   EXPECT_EQ(partial.errors(0).column_index(), 30);
   EXPECT_EQ(partial.rows_rejected(), 1);
@@ -441,32 +411,6 @@ TEST(UploadSessionTest, ExplainsExactlyTheAlertsOnceForEachBatchWithAlerts) {
   EXPECT_LE(scorer.explain_calls, 5);
   EXPECT_EQ(summary->alerts_explained(), summary->predicted_frauds());
   EXPECT_EQ(summary->explanation_message(), "");
-}
-
-TEST(UploadSessionTest, ExplainsABatchWhileTheNextIsScoredAndStoresItWithItsReasonsInOrder) {
-  // 5 batches of 500, each with alerts: batch k's reasons are asked for as soon as its scores
-  // are in, collected only after batch k+2 went to the scorer (the next chunk was parsed
-  // meanwhile), and batch k is stored right after, before batch k+1.
-  std::vector<std::string> events;
-  FakeScorer scorer;
-  scorer.threshold = 0.3;
-  scorer.events = &events;
-  FakeSink sink;
-  sink.events = &events;
-  UploadSession session(Options(), &scorer, &sink);
-  absl::StatusOr<UploadSummary> summary = RunUpload(session, SyntheticCsv(2500));
-  ASSERT_THAT(summary, IsOk());
-  ASSERT_EQ(scorer.explain_calls, 5);
-  const std::vector<std::string> expected = {
-      "score", "score",   "explain", "score",   "reasons", "append",  "explain",
-      "score", "reasons", "append",  "explain", "score",   "reasons", "append",
-      "explain", "reasons", "append", "explain", "reasons", "append"};
-  EXPECT_EQ(events, expected);
-  std::vector<int64_t> sorted = sink.lines;
-  std::sort(sorted.begin(), sorted.end());
-  EXPECT_EQ(sink.lines, sorted);
-  EXPECT_EQ(sink.lines.size(), 2500u);
-  EXPECT_EQ(summary->alerts_explained(), summary->predicted_frauds());
 }
 
 TEST(UploadSessionTest, StoresAlertsWithoutReasonsWhenExplainingFails) {
@@ -855,8 +799,6 @@ TEST(UploadSessionTest, ScoringThatFailsOnTheFirstBatchFallsBackToUnscored) {
 
 TEST(UploadSessionTest, ScoringRunsOneBatchAheadOfStorage) {
   // Scoring batch N starts before batch N-1 is stored, so inference and storage work at once.
-  // Explaining alerts is off here: it holds a batch with alerts back one batch more (see
-  // ExplainsABatchWhileTheNextIsScoredAndStoresItWithItsReasonsInOrder).
   class CountingSink : public FakeSink {
    public:
     explicit CountingSink(const FakeScorer* scorer) : scorer_(scorer) {}
@@ -872,9 +814,7 @@ TEST(UploadSessionTest, ScoringRunsOneBatchAheadOfStorage) {
   };
   FakeScorer scorer;
   CountingSink sink(&scorer);
-  UploadSessionOptions options = Options();  // 500-row batches
-  options.explain_top_k = 0;
-  UploadSession session(options, &scorer, &sink);
+  UploadSession session(Options(), &scorer, &sink);  // 500-row batches
   absl::StatusOr<UploadSummary> summary = RunUpload(session, SyntheticCsv(2100), 3000);
   ASSERT_THAT(summary, IsOk());
   EXPECT_EQ(sink.calls_at_append, (std::vector<int>{2, 3, 4, 5, 5}));
@@ -887,25 +827,15 @@ TEST(UploadSessionTest, ScoringRunsOneBatchAheadOfStorage) {
 }
 
 TEST(UploadSessionTest, ScoringThatFailsMidUploadStoresNothing) {
-  // Failing Score call, rows (500 per batch), threshold, batches that reached the sink first:
-  // the second batch's scoring fails after batch 1 was appended; the third's after batches 1
-  // and 2 were appended with their reasons (batch 2's collected while batch 3 was scored).
-  for (const auto& [fail_call, rows, threshold, appended] :
-       {std::tuple<int, int64_t, double, int>{2, 1200, 0.5, 1}, {3, 2500, 0.3, 2}}) {
-    SCOPED_TRACE(fail_call);
-    FakeScorer scorer;
-    scorer.threshold = threshold;
-    scorer.fail_call[fail_call] = absl::UnavailableError("inference crashed");
-    FakeSink sink;
-    UploadSession session(Options(), &scorer, &sink);
-    EXPECT_THAT(RunUpload(session, SyntheticCsv(rows)),
-                StatusIs(absl::StatusCode::kUnavailable, HasSubstr("inference crashed")));
-    EXPECT_EQ(session.failure(), UploadFailure::kScoring);
-    EXPECT_EQ(sink.appends, appended);
-    EXPECT_FALSE(sink.committed);
-    EXPECT_EQ(sink.stored_rows(), 0u);
-    EXPECT_EQ(sink.aborts, 1);
-  }
+  FakeScorer scorer;
+  scorer.fail_call[2] = absl::UnavailableError("inference crashed");
+  FakeSink sink;
+  UploadSession session(Options(), &scorer, &sink);
+  EXPECT_THAT(RunUpload(session, SyntheticCsv(1200)),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("inference crashed")));
+  EXPECT_EQ(session.failure(), UploadFailure::kScoring);
+  EXPECT_EQ(sink.stored_rows(), 0u);
+  EXPECT_EQ(sink.aborts, 1);
 }
 
 TEST(UploadSessionTest, StorageFailuresAbortTheUploadWithTheirStatus) {
