@@ -102,7 +102,6 @@ absl::StatusOr<TreeForest> TreeForest::FromXgboostJson(absl::string_view json) {
           // walk stays on it (its value must be finite for that comparison to hold).
           if (!std::isfinite(condition[o])) return NotAForest("a leaf value is not finite");
           f.nodes_[p.slot] = {condition[o], kLeaf, p.slot};
-          f.max_depth_ = std::max(f.max_depth_, p.depth);
           depth = std::max(depth, p.depth);
           continue;
         }
@@ -136,9 +135,10 @@ absl::StatusOr<TreeForest> TreeForest::FromXgboostJson(absl::string_view json) {
       f.mean_[i] = (f.mean_[l] * f.cover_[l] + f.mean_[l + 1] * f.cover_[l + 1]) / f.cover_[i];
     }
   }
-  // Explain's quadrature: a path has at most max_depth_ unique features, so its integrands have
-  // degree < max_depth_ <= 2 * lanes; lanes past the ones needed have weight 0 (t = 1/2).
-  const int lanes = std::max(1, (f.max_depth_ + 1) / 2);
+  // Explain's quadrature: a path has at most max_depth unique features, so its integrands have
+  // degree < max_depth <= 2 * lanes; lanes past the ones needed have weight 0 (t = 1/2).
+  const int max_depth = *std::max_element(f.depth_.begin(), f.depth_.end());
+  const int lanes = std::max(1, (max_depth + 1) / 2);
   if (lanes > static_cast<int>(kMaxLanes)) return NotAForest("a tree is deeper than 16");
   f.gauss_t_.fill(0.5);
   f.gauss_w_.fill(0);

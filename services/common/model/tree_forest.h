@@ -68,7 +68,6 @@ class TreeForest {
   // TreeSHAP only: per node, its cover (sum of hessians) and its subtree's expected value.
   std::vector<float> cover_;
   std::vector<float> mean_;
-  int max_depth_ = 0;  // deepest leaf of any tree (root = 0)
   // Explain's Gauss-Legendre nodes and weights on [0, 1] (trees of depth <= 16: 8 lanes).
   static constexpr size_t kMaxLanes = 8;
   std::array<double, kMaxLanes> gauss_t_{};
