@@ -129,7 +129,7 @@ bool ApplyFeedback(PgPool& pool, const std::string& path, v1::RecordFeedbackResp
   v1::RecordFeedbackRequest batch;
   absl::Status s;
   csv::FeedbackCsvReader reader([&](csv::FeedbackRow& row) {
-    *batch.add_labels() = rpc::ToLabelFeedback(row);
+    rpc::ToLabelFeedback(row, batch.add_labels());
     if (batch.labels_size() < rpc::kFeedbackBatchRows) return absl::OkStatus();
     absl::Status added = writer.Add(batch);
     batch.clear_labels();

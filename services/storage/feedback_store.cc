@@ -1,13 +1,23 @@
 #include "services/storage/feedback_store.h"
 
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <string>
+#include <tuple>
 #include <utility>
+#include <vector>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "services/common/core/status_macros.h"
+#include "services/storage/pg_copy.h"
 #include "services/storage/pg_errors.h"
 #include "services/storage/pg_util.h"
+#include "services/storage/realised_metrics.h"
 #include "services/storage/storage_metrics.h"
 #include "services/storage/validation.h"
 
@@ -22,156 +32,448 @@ constexpr int kMaxUnknownRows = 1000;
 // Second key of the advisory lock that serializes feedback streams (first: schema name hash).
 constexpr int kFeedbackLockKey = 0x6c61626c;  // "labl"
 constexpr char kDefaultSource[] = "import";
+// `at` not given: the stream's recording time (label_batches.recorded_at; the view's int64 min).
+constexpr int64_t kNoTime = INT64_MIN;
 
-// Staging table of one stream, dropped with its transaction. at_us NULL = now().
-constexpr char kCreateStaging[] =
-    "CREATE TEMP TABLE feedback_in (row bigint NOT NULL, upload_id bigint, line bigint,"
-    " tid text, label smallint NOT NULL, source text NOT NULL, note text NOT NULL, at_us bigint)"
-    " ON COMMIT DROP";
-constexpr char kCopyStaging[] =
-    "COPY feedback_in (row, upload_id, line, tid, label, source, note, at_us)"
-    " FROM STDIN (FORMAT binary)";
-// Statistics let the planner choose between index lookups and a hash join by the stream's size.
-constexpr char kAnalyzeStaging[] = "ANALYZE feedback_in";
-// Each staged row resolved to its stored transaction (rows with no match are absent), with the
-// class it has now. Two branches so each uses its own index.
-constexpr char kResolve[] =
-    "CREATE TEMP TABLE feedback_rows ON COMMIT DROP AS"
-    " SELECT f.row, t.upload_id, t.line, t.class AS previous, f.label, f.source, f.note, f.at_us,"
-    " t.time"
-    " FROM feedback_in f JOIN transactions t ON t.upload_id = f.upload_id AND t.line = f.line"
-    " WHERE f.tid IS NULL"
-    " UNION ALL"
-    " SELECT f.row, t.upload_id, t.line, t.class, f.label, f.source, f.note, f.at_us, t.time"
-    " FROM feedback_in f JOIN transactions t ON t.transaction_id = f.tid"
-    " WHERE f.tid IS NOT NULL";
-constexpr char kCountResolved[] = "SELECT count(*) FROM feedback_rows";
-constexpr char kCountRepeated[] =
-    "SELECT count(*) FROM (SELECT 1 FROM feedback_rows GROUP BY upload_id, line"
-    " HAVING count(*) > 1) d";
-constexpr char kRepeatedRows[] =
-    "SELECT row, first_row, upload_id, line FROM (SELECT row, upload_id, line,"
-    " min(row) OVER (PARTITION BY upload_id, line) AS first_row FROM feedback_rows) d"
-    " WHERE row <> first_row ORDER BY row LIMIT $1";
-constexpr char kUnknownRows[] =
-    "SELECT f.row, COALESCE(f.upload_id, 0), COALESCE(f.line, 0), COALESCE(f.tid, ''),"
-    " CASE WHEN f.tid IS NOT NULL THEN 'transaction_id'"
-    "  WHEN NOT EXISTS (SELECT 1 FROM uploads u WHERE u.id = f.upload_id AND u.status = 1)"
-    "  THEN 'upload_id' ELSE 'line' END"
-    " FROM feedback_in f WHERE NOT EXISTS (SELECT 1 FROM feedback_rows r WHERE r.row = f.row)"
-    " ORDER BY f.row LIMIT $1";
-// The rows that change a class: one event each, the new class, and the uploads' counters
-// (labelled_rows counts rows that had no class; frauds moves by label - previous). Events are not
-// sorted by row (a sort of every row measured ~15% of the statement): a transaction appears at
-// most once per stream, so the id order of each transaction's own history is still its order of
-// arrival.
-constexpr char kApply[] =
-    "WITH changed AS (SELECT * FROM feedback_rows WHERE previous IS DISTINCT FROM label),"
-    " events AS (INSERT INTO label_events"
-    "  (upload_id, line, label, previous_label, source, note, actor, at)"
-    "  SELECT upload_id, line, label, previous, source, note, $1,"
-    "  COALESCE(timestamptz 'epoch' + at_us * interval '1 microsecond', now())"
-    "  FROM changed),"
-    " labels AS (UPDATE transactions t SET class = c.label FROM changed c"
-    "  WHERE t.upload_id = c.upload_id AND t.line = c.line),"
-    " counters AS (UPDATE uploads u SET labelled_rows = u.labelled_rows + d.newly,"
-    "  frauds = u.frauds + d.fraud_delta"
-    "  FROM (SELECT upload_id, count(*) FILTER (WHERE previous IS NULL) AS newly,"
-    "   sum(label - COALESCE(previous, 0)) AS fraud_delta FROM changed GROUP BY upload_id) d"
-    "  WHERE u.id = d.upload_id)"
-    " SELECT count(*) FILTER (WHERE previous IS NULL), count(*) FILTER (WHERE previous IS NOT NULL)"
-    " FROM changed";
-// The realised-metrics summary (migration 0007) follows the changed classes: every prediction of
-// a changed row moves from its previous label state (-1) to the new one (+1). The predictions
-// are grouped by (version, upload, day, decision, bin, previous, label) first, so the rows
-// realised_apply() sorts are two per group instead of two per prediction (sorting 570k rows
-// for 284,807 labels took 3-4 s); a group's min(time) and min(score) stand for its day and bin
-// (its rows are counted already, so the time range does not move). Predictions are reached
-// through the versions the summary knows for the row's upload, so a small stream probes the
-// primary key (upload_id, model_version, line).
-constexpr char kApplyToSummary[] =
-    "SELECT realised_apply('SELECT g.model_version, g.upload_id, g.time, g.score, g.decision,"
-    " x.class, x.sign * g.n AS sign FROM (SELECT p.model_version, p.upload_id,"
-    " min(c.time) AS time, min(p.score) AS score, p.decision, c.previous, c.label,"
-    " count(*) AS n FROM feedback_rows c"
-    " JOIN (SELECT DISTINCT upload_id, model_version FROM realised_bins"
-    "  WHERE upload_id IN (SELECT upload_id FROM feedback_rows)) uv ON uv.upload_id = c.upload_id"
-    " JOIN predictions p ON p.upload_id = c.upload_id AND p.model_version = uv.model_version"
-    "  AND p.line = c.line"
-    " WHERE c.previous IS DISTINCT FROM c.label"
-    " GROUP BY p.model_version, p.upload_id, floor(c.time / 86400), p.decision,"
-    "  realised_bin(p.score), c.previous, c.label) g"
-    " CROSS JOIN LATERAL (VALUES (g.previous, -1), (g.label, 1)) x(class, sign)')";
+// Migration 0009's layout: overlay chunks of 1024 lines, one byte a line (255 = no feedback
+// label); history records of 8 bytes, and 16 bytes of attrs a change where some change of the
+// chunk has another source, note or `at` than the stream's defaults (source 0, note 0, no at).
+constexpr int kChunkShift = 10;
+constexpr int64_t kChunkLines = int64_t{1} << kChunkShift;
+constexpr char kNoLabel = static_cast<char>(255);
+
+// transaction_id rows to (upload_id, line), with the 1-based position in $1.
+constexpr char kResolveIds[] =
+    "SELECT u.i, t.upload_id, t.line FROM unnest($1::text[]) WITH ORDINALITY AS u(tid, i)"
+    " JOIN transactions t ON t.transaction_id = u.tid";
+constexpr char kCommittedUploads[] =
+    "SELECT id FROM uploads WHERE status = 1 AND id = ANY($1::bigint[])";
+constexpr char kInsertBatch[] =
+    "INSERT INTO label_batches (actor, sources, notes) VALUES ($1, $2::text[], $3::text[])"
+    " RETURNING id";
+constexpr char kCopyChanges[] =
+    "COPY label_changes (upload_id, chunk, batch_id, changes, attrs) FROM STDIN (FORMAT binary)";
+// $1 upload, $2 chunks, $3 their bytes ("\x..." hex): the stream holds the advisory lock and read
+// these chunks, so the whole chunk is written back.
+constexpr char kUpsertOverlay[] =
+    "INSERT INTO label_overlay (upload_id, chunk, labels) SELECT $1, u.c, u.l"
+    " FROM unnest($2::bigint[], $3::bytea[]) AS u(c, l)"
+    " ON CONFLICT (upload_id, chunk) DO UPDATE SET labels = EXCLUDED.labels";
+// labelled_rows counts rows that had no label; frauds moves by label - previous.
+constexpr char kCounters[] =
+    "UPDATE uploads SET labelled_rows = labelled_rows + $2, frauds = frauds + $3 WHERE id = $1";
+// The versions whose predictions of the upload the realised summary counts.
+constexpr char kScoredVersions[] =
+    "SELECT DISTINCT model_version FROM realised_bins WHERE upload_id = $1 ORDER BY 1";
 
 constexpr char kCurrentClass[] =
-    "SELECT COALESCE(class, -1) FROM transactions WHERE upload_id = $1 AND line = $2";
+    "SELECT COALESCE(class, -1) FROM current_transactions WHERE upload_id = $1 AND line = $2";
 constexpr char kHistory[] =
     "SELECT id, label, COALESCE(previous_label, -1), source, note, actor, " FRAUD_EPOCH_US(
         "at") ", " FRAUD_EPOCH_US("recorded_at")
-    " FROM label_events WHERE upload_id = $1 AND line = $2 ORDER BY id";
+    " FROM label_events WHERE upload_id = $1 AND chunk = $2::bigint >> 10 AND line = $2"
+    " ORDER BY id";
 
 std::string RowProblem(int64_t row, absl::string_view field, absl::string_view reason) {
   return absl::StrCat("row ", row, ", field ", field, ": ", reason);
 }
 
-const char* UnknownReason(absl::string_view field) {
-  if (field == "transaction_id") return "no stored transaction has this transaction_id";
-  if (field == "upload_id") return "no such upload";
+enum class Unknown { kTransactionId, kUploadId, kLine };
+
+const char* FieldName(Unknown u) {
+  switch (u) {
+    case Unknown::kTransactionId:
+      return "transaction_id";
+    case Unknown::kUploadId:
+      return "upload_id";
+    case Unknown::kLine:
+      break;
+  }
+  return "line";
+}
+
+const char* UnknownReason(Unknown u) {
+  switch (u) {
+    case Unknown::kTransactionId:
+      return "no stored transaction has this transaction_id";
+    case Unknown::kUploadId:
+      return "no such upload";
+    case Unknown::kLine:
+      break;
+  }
   return "the upload has no row at this line";
+}
+
+// SQL condition on `line` selecting `lines` (sorted, unique): their range when it is dense (one
+// index range scan), else the list.
+std::string LinesFilter(const std::vector<int64_t>& lines) {
+  const int64_t lo = lines.front();
+  const int64_t hi = lines.back();
+  if (hi - lo < 4 * static_cast<int64_t>(lines.size()) + kChunkLines) {
+    return absl::StrCat("line BETWEEN ", lo, " AND ", hi);
+  }
+  return absl::StrCat("line = ANY('",
+                      ArrayLiteral(lines, [](int64_t v) { return absl::StrCat(v); }),
+                      "'::bigint[])");
+}
+
+void PutBigEndian(uint64_t v, int bytes, std::string* out) {
+  for (int i = bytes - 1; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
 }  // namespace
 
-FeedbackWriter::FeedbackWriter(PgPool* pool, absl::Time deadline)
-    : pool_(pool), deadline_(deadline) {}
+int32_t FeedbackWriter::StringTable::Intern(const std::string& s) {
+  // Rows of a stream mostly repeat the previous row's source and note.
+  if (last >= 0 && values[last] == s) return last;
+  auto [it, inserted] = index.try_emplace(s, static_cast<int32_t>(values.size()));
+  if (inserted) values.push_back(s);
+  last = it->second;
+  return last;
+}
+
+// One Finish: the reads, checks and writes of migration 0009's model, upload by upload, in the
+// stream's database transaction.
+class FeedbackWriter::Apply {
+ public:
+  Apply(FeedbackWriter& w, pqxx::work& txn, bool* connection_unusable)
+      : w_(w), txn_(txn), unusable_(connection_unusable) {}
+
+  absl::StatusOr<v1::RecordFeedbackResponse> Run(const BeforeCommit& before_commit);
+
+ private:
+  void ResolveIds();
+  absl::Status ApplyUpload(int64_t upload_id, const int32_t* begin, const int32_t* end);
+  absl::Status WriteChanges(int64_t upload_id, const std::vector<int32_t>& changed,
+                            absl::flat_hash_map<int64_t, std::string>& chunks);
+  absl::Status MoveRealised(int64_t upload_id, const std::vector<int32_t>& changed);
+  absl::Status Copy(const std::string& sql, const CopyDecoder::TupleFn& fn) {
+    return CopyOut(txn_, sql, fn, unusable_);
+  }
+
+  FeedbackWriter& w_;
+  pqxx::work& txn_;
+  bool* unusable_;
+  // (pending index, why) of rows naming no stored transaction.
+  std::vector<std::pair<int32_t, Unknown>> unknown_;
+  // (pending index, pending index of the first row naming the same transaction).
+  std::vector<std::pair<int32_t, int32_t>> repeats_;
+  int64_t batch_id_ = 0;
+  int64_t applied_ = 0;
+  int64_t conflicts_ = 0;
+  int64_t unchanged_ = 0;
+};
+
+void FeedbackWriter::Apply::ResolveIds() {
+  for (const pqxx::row& row : txn_.exec_params(kResolveIds, QuotedArrayLiteral(w_.tids_))) {
+    const int64_t i = row[0].as<int64_t>() - 1;
+    if (i < 0 || i >= static_cast<int64_t>(w_.tids_.size())) continue;
+    w_.tid_rows_[i]->upload_id = row[1].as<int64_t>();
+    w_.tid_rows_[i]->line = row[2].as<int64_t>();
+  }
+}
+
+absl::StatusOr<v1::RecordFeedbackResponse> FeedbackWriter::Apply::Run(
+    const BeforeCommit& before_commit) {
+  PendingRows& pending = w_.pending_;
+  txn_.exec_params(kSchemaAdvisoryXactLock, kFeedbackLockKey);
+  if (!w_.tids_.empty()) ResolveIds();
+  std::vector<int32_t> order;
+  order.reserve(pending.size());
+  for (size_t i = 0; i < pending.size(); ++i) {
+    if (pending[i].upload_id > 0) {
+      order.push_back(static_cast<int32_t>(i));
+    } else {
+      unknown_.emplace_back(static_cast<int32_t>(i), Unknown::kTransactionId);
+    }
+  }
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    const Pending& x = pending[a];
+    const Pending& y = pending[b];
+    return std::tie(x.upload_id, x.line, x.row) < std::tie(y.upload_id, y.line, y.row);
+  });
+  std::vector<int64_t> uploads;
+  for (int32_t i : order) {
+    if (uploads.empty() || uploads.back() != pending[i].upload_id) {
+      uploads.push_back(pending[i].upload_id);
+    }
+  }
+  absl::flat_hash_set<int64_t> committed;
+  if (!uploads.empty()) {
+    for (const pqxx::row& row : txn_.exec_params(
+             kCommittedUploads,
+             ArrayLiteral(uploads, [](int64_t v) { return absl::StrCat(v); }))) {
+      committed.insert(row[0].as<int64_t>());
+    }
+  }
+  for (size_t b = 0; b < order.size();) {
+    const int64_t upload_id = pending[order[b]].upload_id;
+    size_t e = b;
+    while (e < order.size() && pending[order[e]].upload_id == upload_id) ++e;
+    if (committed.contains(upload_id)) {
+      FRAUD_RETURN_IF_ERROR(ApplyUpload(upload_id, order.data() + b, order.data() + e));
+    } else {
+      for (size_t k = b; k < e; ++k) unknown_.emplace_back(order[k], Unknown::kUploadId);
+    }
+    b = e;
+  }
+  if (!repeats_.empty()) {
+    std::sort(repeats_.begin(), repeats_.end(), [&](const auto& x, const auto& y) {
+      return pending[x.first].row < pending[y.first].row;
+    });
+    std::vector<std::string> problems;
+    for (const auto& [i, first] : repeats_) {
+      if (problems.size() == kMaxProblemsInMessage) break;
+      const Pending& p = pending[i];
+      problems.push_back(RowProblem(
+          p.row, "upload_id",
+          absl::StrCat("names the same transaction (upload ", p.upload_id, " line ", p.line,
+                       ") as row ", pending[first].row)));
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("feedback names a transaction more than once; nothing was stored: ",
+                     absl::StrJoin(problems, "; ")));
+  }
+  v1::RecordFeedbackResponse out;
+  out.set_received(w_.rows_);
+  out.set_applied(applied_);
+  out.set_conflicts(conflicts_);
+  out.set_unchanged(unchanged_);
+  out.set_unknown(static_cast<int64_t>(unknown_.size()));
+  std::sort(unknown_.begin(), unknown_.end(), [&](const auto& x, const auto& y) {
+    return pending[x.first].row < pending[y.first].row;
+  });
+  for (const auto& [i, why] : unknown_) {
+    if (out.unknown_rows_size() == kMaxUnknownRows) break;
+    const Pending& p = pending[i];
+    v1::FeedbackProblem* problem = out.add_unknown_rows();
+    problem->set_row(p.row);
+    if (p.tid >= 0) {
+      problem->set_transaction_id(w_.tids_[p.tid]);
+    } else {
+      problem->set_upload_id(p.upload_id);
+      problem->set_line(p.line);
+    }
+    problem->set_field(FieldName(why));
+    problem->set_reason(UnknownReason(why));
+  }
+  if (before_commit) FRAUD_RETURN_IF_ERROR(before_commit(txn_, out));
+  txn_.commit();
+  return out;
+}
+
+absl::Status FeedbackWriter::Apply::ApplyUpload(int64_t upload_id, const int32_t* begin,
+                                                const int32_t* end) {
+  PendingRows& pending = w_.pending_;
+  std::vector<int64_t> lines;
+  for (const int32_t* i = begin; i != end; ++i) {
+    if (lines.empty() || lines.back() != pending[*i].line) lines.push_back(pending[*i].line);
+  }
+  // The stored rows among the requested lines: line, upload-time label, Time.
+  struct Stored {
+    int64_t line;
+    int8_t label;
+    double time;
+  };
+  std::vector<Stored> stored;
+  stored.reserve(lines.size());
+  FRAUD_RETURN_IF_ERROR(Copy(
+      absl::StrCat("COPY (SELECT line, class, time FROM transactions WHERE upload_id = ",
+                   upload_id, " AND ", LinesFilter(lines), ") TO STDOUT (FORMAT binary)"),
+      [&](const std::vector<CopyField>& f) -> absl::Status {
+        if (f.size() != 3 || f[0].size != 8 || (!f[1].is_null() && f[1].size != 2) ||
+            f[2].size != 8) {
+          return absl::InternalError("unexpected transactions row in feedback");
+        }
+        stored.push_back({ReadInt64(f[0].data),
+                          static_cast<int8_t>(f[1].is_null() ? -1 : ReadInt16(f[1].data)),
+                          ReadFloat8(f[2].data)});
+        return absl::OkStatus();
+      }));
+  if (!std::is_sorted(stored.begin(), stored.end(),
+                      [](const Stored& a, const Stored& b) { return a.line < b.line; })) {
+    std::sort(stored.begin(), stored.end(),
+              [](const Stored& a, const Stored& b) { return a.line < b.line; });
+  }
+  // The overlay chunks of the range: labels set by earlier feedback.
+  absl::flat_hash_map<int64_t, std::string> chunks;
+  FRAUD_RETURN_IF_ERROR(Copy(
+      absl::StrCat("COPY (SELECT chunk, labels FROM label_overlay WHERE upload_id = ", upload_id,
+                   " AND chunk BETWEEN ", lines.front() >> kChunkShift, " AND ",
+                   lines.back() >> kChunkShift, ") TO STDOUT (FORMAT binary)"),
+      [&](const std::vector<CopyField>& f) -> absl::Status {
+        if (f.size() != 2 || f[0].size != 8 || f[1].size != kChunkLines) {
+          return absl::InternalError("unexpected label_overlay row");
+        }
+        chunks.emplace(ReadInt64(f[0].data), std::string(f[1].data, kChunkLines));
+        return absl::OkStatus();
+      }));
+  // Each request against its stored row, in (line, row) order.
+  std::vector<int32_t> changed;
+  size_t s = 0;
+  int32_t first_of_line = -1;
+  for (const int32_t* it = begin; it != end; ++it) {
+    Pending& p = pending[*it];
+    while (s < stored.size() && stored[s].line < p.line) ++s;
+    if (s == stored.size() || stored[s].line != p.line) {
+      unknown_.emplace_back(*it, Unknown::kLine);
+      continue;
+    }
+    if (first_of_line >= 0 && pending[first_of_line].line == p.line) {
+      repeats_.emplace_back(*it, first_of_line);
+      continue;
+    }
+    first_of_line = *it;
+    p.time = stored[s].time;
+    const auto chunk = chunks.find(p.line >> kChunkShift);
+    const char o = chunk == chunks.end() ? kNoLabel : chunk->second[p.line & (kChunkLines - 1)];
+    p.previous = o != kNoLabel ? static_cast<int8_t>(o) : stored[s].label;
+    if (p.label == p.previous) {
+      ++unchanged_;
+    } else {
+      changed.push_back(*it);
+    }
+  }
+  // Once the stream is known to be rejected nothing more is written (it rolls back anyway).
+  if (!repeats_.empty() || changed.empty()) return absl::OkStatus();
+  FRAUD_RETURN_IF_ERROR(WriteChanges(upload_id, changed, chunks));
+  return MoveRealised(upload_id, changed);
+}
+
+absl::Status FeedbackWriter::Apply::WriteChanges(
+    int64_t upload_id, const std::vector<int32_t>& changed,
+    absl::flat_hash_map<int64_t, std::string>& chunks) {
+  PendingRows& pending = w_.pending_;
+  if (batch_id_ == 0) {
+    batch_id_ = txn_.exec_params1(kInsertBatch, w_.actor_, QuotedArrayLiteral(w_.sources_.values),
+                                  QuotedArrayLiteral(w_.notes_.values))[0]
+                    .as<int64_t>();
+  }
+  // History: one label_changes row per chunk, its records in line order; the overlay bytes of
+  // the same chunks change with it.
+  std::vector<int64_t> touched;
+  std::string records;
+  std::string attrs;
+  bool defaults_only = true;
+  int64_t newly = 0;
+  int64_t fraud_delta = 0;
+  CopyIn copy(txn_);
+  absl::Status s = copy.Start(kCopyChanges);
+  auto put_chunk = [&]() -> absl::Status {
+    CopyEncoder& e = copy.encoder();
+    e.BeginTuple(5);
+    e.Int64(upload_id);
+    e.Int64(touched.back());
+    e.Int64(batch_id_);
+    e.Bytes(records);
+    if (defaults_only) {
+      e.Null();
+    } else {
+      e.Bytes(attrs);
+    }
+    records.clear();
+    attrs.clear();
+    defaults_only = true;
+    return copy.MaybeFlush();
+  };
+  for (size_t k = 0; s.ok() && k < changed.size(); ++k) {
+    const Pending& p = pending[changed[k]];
+    const int64_t chunk = p.line >> kChunkShift;
+    if (!touched.empty() && touched.back() != chunk) s = put_chunk();
+    if (touched.empty() || touched.back() != chunk) touched.push_back(chunk);
+    const int64_t offset = p.line & (kChunkLines - 1);
+    PutBigEndian(static_cast<uint64_t>(offset), 2, &records);
+    records.push_back(static_cast<char>(p.label));
+    records.push_back(p.previous < 0 ? kNoLabel : static_cast<char>(p.previous));
+    PutBigEndian(static_cast<uint32_t>(p.row), 4, &records);
+    PutBigEndian(static_cast<uint32_t>(p.source), 4, &attrs);
+    PutBigEndian(static_cast<uint32_t>(p.note), 4, &attrs);
+    PutBigEndian(static_cast<uint64_t>(p.at_us), 8, &attrs);
+    defaults_only = defaults_only && p.source == 0 && p.note == 0 && p.at_us == kNoTime;
+    std::string& bytes = chunks.try_emplace(chunk, kChunkLines, kNoLabel).first->second;
+    bytes[offset] = static_cast<char>(p.label);
+    if (p.previous < 0) {
+      ++applied_;
+      ++newly;
+    } else {
+      ++conflicts_;
+    }
+    fraud_delta += p.label - std::max<int>(p.previous, 0);
+  }
+  if (s.ok()) s = put_chunk();
+  if (s.ok()) s = copy.Finish();
+  if (!s.ok()) {
+    *unusable_ = true;
+    return s;
+  }
+  std::vector<std::string> hex;
+  hex.reserve(touched.size());
+  for (int64_t chunk : touched) hex.push_back(absl::StrCat("\\x", absl::BytesToHexString(chunks[chunk])));
+  txn_.exec_params(kUpsertOverlay, upload_id,
+                   ArrayLiteral(touched, [](int64_t v) { return absl::StrCat(v); }),
+                   QuotedArrayLiteral(hex));
+  txn_.exec_params(kCounters, upload_id, newly, fraud_delta);
+  return absl::OkStatus();
+}
+
+absl::Status FeedbackWriter::Apply::MoveRealised(int64_t upload_id,
+                                                 const std::vector<int32_t>& changed) {
+  PendingRows& pending = w_.pending_;
+  std::vector<int64_t> versions;
+  for (const pqxx::row& row : txn_.exec_params(kScoredVersions, upload_id)) {
+    versions.push_back(row[0].as<int64_t>());
+  }
+  if (versions.empty()) return absl::OkStatus();
+  std::vector<int64_t> lines;
+  lines.reserve(changed.size());
+  for (int32_t i : changed) lines.push_back(pending[i].line);
+  RealisedBinsBuilder moves;
+  FRAUD_RETURN_IF_ERROR(Copy(
+      absl::StrCat("COPY (SELECT line, model_version, score, decision FROM predictions"
+                   " WHERE upload_id = ", upload_id, " AND model_version = ANY('",
+                   ArrayLiteral(versions, [](int64_t v) { return absl::StrCat(v); }),
+                   "'::bigint[]) AND ", LinesFilter(lines), ") TO STDOUT (FORMAT binary)"),
+      [&](const std::vector<CopyField>& f) -> absl::Status {
+        if (f.size() != 4 || f[0].size != 8 || f[1].size != 8 || f[2].size != 4 ||
+            f[3].size != 1) {
+          return absl::InternalError("unexpected predictions row in feedback");
+        }
+        const int64_t line = ReadInt64(f[0].data);
+        const auto it = std::lower_bound(lines.begin(), lines.end(), line);
+        if (it == lines.end() || *it != line) return absl::OkStatus();
+        const Pending& p = pending[changed[it - lines.begin()]];
+        const int64_t version = ReadInt64(f[1].data);
+        const float score = ReadFloat4(f[2].data);
+        const bool decision = f[3].data[0] != 0;
+        moves.Add(version, p.time, score, decision, p.previous, -1);
+        moves.Add(version, p.time, score, decision, p.label, 1);
+        return absl::OkStatus();
+      }));
+  moves.AddTo(txn_, upload_id);
+  return absl::OkStatus();
+}
+
+FeedbackWriter::FeedbackWriter(PgPool* pool, absl::Time deadline, int64_t max_rows)
+    : pool_(pool), deadline_(deadline), max_rows_(max_rows) {}
 
 FeedbackWriter::~FeedbackWriter() { Rollback(); }
 
 void FeedbackWriter::Rollback() {
   finished_ = true;
-  if (copy_ != nullptr) {
-    // A COPY still open leaves the connection in COPY state: end it so the rollback can run.
-    try {
-      copy_->Abort("feedback aborted");
-    } catch (const std::exception&) {
-      if (lease_.has_value()) lease_->Discard();
-    }
-    copy_.reset();
-  }
-  AbortStreamTransaction(txn_, lease_);
-}
-
-absl::Status FeedbackWriter::Fail(absl::Status s) {
-  Metrics().DbError(s);
-  if (lease_.has_value() && (IsConnectionLoss(s) || copy_ != nullptr)) lease_->Discard();
-  Rollback();
-  return s;
-}
-
-absl::Status FeedbackWriter::Open() {
-  absl::StatusOr<PgPool::Lease> lease = pool_->Acquire(deadline_);
-  if (!lease.ok()) return lease.status();
-  lease_.emplace(*std::move(lease));
-  try {
-    txn_ = std::make_unique<pqxx::work>(lease_->conn());
-    txn_->exec(kCreateStaging);
-    copy_ = std::make_unique<CopyIn>(*txn_);
-    absl::Status s = copy_->Start(kCopyStaging);
-    if (!s.ok()) {
-      copy_.reset();
-      return Fail(s);
-    }
-    return absl::OkStatus();
-  } catch (const std::exception& e) {
-    return Fail(StatusFromException(e));
-  }
+  pending_.clear();
+  std::vector<Pending*>().swap(tid_rows_);
+  std::vector<std::string>().swap(tids_);
 }
 
 absl::Status FeedbackWriter::Add(const v1::RecordFeedbackRequest& request) {
   if (finished_) return absl::FailedPreconditionError("feedback stream already ended");
   if (actor_.empty()) actor_ = request.actor().substr(0, 256);
-  if (txn_ == nullptr) FRAUD_RETURN_IF_ERROR(Open());
-  CopyEncoder& e = copy_->encoder();
+  if (rows_ + request.labels_size() > max_rows_) {
+    Rollback();
+    return absl::InvalidArgumentError(absl::StrCat(
+        "row ", max_rows_ + 1, ": a feedback stream carries at most ", max_rows_,
+        " labels; nothing was stored (send larger label sets in several streams)"));
+  }
   for (const v1::LabelFeedback& f : request.labels()) {
     ++rows_;
     if (std::optional<FieldProblem> p = CheckLabelFeedback(f); p.has_value()) {
@@ -181,35 +483,24 @@ absl::Status FeedbackWriter::Add(const v1::RecordFeedbackRequest& request) {
       }
       continue;
     }
-    // An invalid row rejects the stream anyway: stop staging, keep validating for the report.
+    // An invalid row rejects the stream anyway: stop keeping rows, keep validating for the report.
     if (invalid_rows_ > 0) continue;
-    e.BeginTuple(8);
-    e.Int64(rows_);
+    Pending p;
+    p.row = static_cast<int32_t>(rows_);
+    p.label = static_cast<int8_t>(f.label());
+    p.source = sources_.Intern(f.source().empty() ? kDefaultSource : f.source());
+    p.note = notes_.Intern(f.note());
+    p.at_us = f.has_at() ? TimestampToUs(f.at()) : kNoTime;
     if (f.transaction_id().empty()) {
-      e.Int64(f.upload_id());
-      e.Int64(f.line());
-      e.Null();
+      p.upload_id = f.upload_id();
+      p.line = f.line();
     } else {
-      e.Null();
-      e.Null();
-      e.Text(f.transaction_id());
+      p.tid = static_cast<int32_t>(tids_.size());
+      tids_.push_back(f.transaction_id());
     }
-    e.Int16(static_cast<int16_t>(f.label()));
-    e.Text(f.source().empty() ? kDefaultSource : f.source());
-    e.Text(f.note());
-    if (f.has_at()) {
-      e.Int64(TimestampToUs(f.at()));
-    } else {
-      e.Null();
-    }
+    pending_.push_back(p);
   }
-  absl::Status s;
-  try {
-    s = copy_->MaybeFlush();
-  } catch (const std::exception& ex) {
-    s = StatusFromException(ex);
-  }
-  return s.ok() ? s : Fail(s);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::RecordFeedbackResponse> FeedbackWriter::Finish(
@@ -223,75 +514,44 @@ absl::StatusOr<v1::RecordFeedbackResponse> FeedbackWriter::Finish(
                                             ? "; ..."
                                             : ""));
   }
-  if (txn_ == nullptr) {
-    finished_ = true;
-    return v1::RecordFeedbackResponse();
+  if (pending_.empty()) {
+    Rollback();
+    v1::RecordFeedbackResponse out;
+    out.set_received(rows_);
+    return out;
   }
-  absl::StatusOr<v1::RecordFeedbackResponse> r = Apply(before_commit);
-  if (!r.ok()) {
-    // The caller's mistakes (not database failures): roll back without counting a DB error.
-    if (r.status().code() == absl::StatusCode::kInvalidArgument ||
-        r.status().code() == absl::StatusCode::kNotFound) {
-      Rollback();
-      return r.status();
-    }
-    return Fail(r.status());
+  // transaction_id rows by their index in tids_ (pending_ no longer grows).
+  tid_rows_.assign(tids_.size(), nullptr);
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    if (pending_[i].tid >= 0) tid_rows_[pending_[i].tid] = &pending_[i];
   }
-  finished_ = true;
-  return r;
-}
-
-absl::StatusOr<v1::RecordFeedbackResponse> FeedbackWriter::Apply(
-    const BeforeCommit& before_commit) {
-  v1::RecordFeedbackResponse out;
-  out.set_received(rows_);
+  const absl::Time start = absl::Now();
+  absl::StatusOr<PgPool::Lease> lease = pool_->Acquire(deadline_);
+  if (!lease.ok()) {
+    Rollback();
+    return lease.status();
+  }
+  bool unusable = false;
+  absl::StatusOr<v1::RecordFeedbackResponse> r;
   try {
-    FRAUD_RETURN_IF_ERROR(copy_->Finish());
-    copy_.reset();
-    const absl::Time start = absl::Now();
-    txn_->exec_params(kSchemaAdvisoryXactLock, kFeedbackLockKey);
-    txn_->exec(kAnalyzeStaging);
-    txn_->exec(kResolve);
-    const int64_t resolved = txn_->exec1(kCountResolved)[0].as<int64_t>();
-    if (txn_->exec1(kCountRepeated)[0].as<int64_t>() > 0) {
-      std::vector<std::string> problems;
-      for (const pqxx::row& row :
-           txn_->exec_params(kRepeatedRows, static_cast<int>(kMaxProblemsInMessage))) {
-        problems.push_back(RowProblem(
-            row[0].as<int64_t>(), "upload_id",
-            absl::StrCat("names the same transaction (upload ", row[2].as<int64_t>(), " line ",
-                         row[3].as<int64_t>(), ") as row ", row[1].as<int64_t>())));
-      }
-      return absl::InvalidArgumentError(
-          absl::StrCat("feedback names a transaction more than once; nothing was stored: ",
-                       absl::StrJoin(problems, "; ")));
-    }
-    out.set_unknown(rows_ - resolved);
-    if (out.unknown() > 0) {
-      for (const pqxx::row& row : txn_->exec_params(kUnknownRows, kMaxUnknownRows)) {
-        v1::FeedbackProblem* p = out.add_unknown_rows();
-        p->set_row(row[0].as<int64_t>());
-        p->set_upload_id(row[1].as<int64_t>());
-        p->set_line(row[2].as<int64_t>());
-        p->set_transaction_id(row[3].c_str());
-        p->set_field(row[4].c_str());
-        p->set_reason(UnknownReason(p->field()));
-      }
-    }
-    const pqxx::row applied = txn_->exec_params1(kApply, actor_);
-    out.set_applied(applied[0].as<int64_t>());
-    out.set_conflicts(applied[1].as<int64_t>());
-    out.set_unchanged(resolved - out.applied() - out.conflicts());
-    if (out.applied() + out.conflicts() > 0) txn_->exec(kApplyToSummary);
-    if (before_commit) FRAUD_RETURN_IF_ERROR(before_commit(*txn_, out));
-    txn_->commit();
-    out.set_apply_seconds(absl::ToDoubleSeconds(absl::Now() - start));
+    pqxx::work txn(lease->conn());
+    Apply apply(*this, txn, &unusable);
+    r = apply.Run(before_commit);
   } catch (const std::exception& e) {
-    return StatusFromException(e);
+    r = StatusFromException(e);
   }
-  txn_.reset();
-  lease_.reset();
-  return out;
+  Rollback();
+  if (!r.ok()) {
+    // The caller's mistakes (not database failures) are not counted as database errors.
+    if (r.status().code() != absl::StatusCode::kInvalidArgument &&
+        r.status().code() != absl::StatusCode::kNotFound) {
+      Metrics().DbError(r.status());
+    }
+    if (unusable || IsConnectionLoss(r.status())) lease->Discard();
+    return r.status();
+  }
+  r->set_apply_seconds(absl::ToDoubleSeconds(absl::Now() - start));
+  return r;
 }
 
 absl::StatusOr<v1::ListLabelHistoryResponse> ListLabelHistory(

@@ -60,22 +60,6 @@ constexpr char kUpsertPredictions[] =
     " ON CONFLICT (upload_id, model_version, line) DO UPDATE SET score = EXCLUDED.score,"
     " decision = EXCLUDED.decision, scored_at = EXCLUDED.scored_at";
 
-// A text[] literal: every element double-quoted, with '"' and '\' escaped (ids hold no NUL).
-std::string TextArray(const google::protobuf::RepeatedPtrField<std::string>& values) {
-  std::string out = "{";
-  for (int i = 0; i < values.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    out.push_back('"');
-    for (char c : values.Get(i)) {
-      if (c == '"' || c == '\\') out.push_back('\\');
-      out.push_back(c);
-    }
-    out.push_back('"');
-  }
-  out.push_back('}');
-  return out;
-}
-
 // Whether the stored row (time, amount, v as text) holds exactly the features of request row r.
 absl::StatusOr<bool> SameFeatures(const pqxx::row& stored, const double* f) {
   FRAUD_ASSIGN_OR_RETURN(const double time, ParseDouble(stored[2].c_str()));
@@ -131,7 +115,7 @@ absl::StatusOr<v1::RecordScoredTransactionsResponse> RecordScoredTransactions(
     PgPool& pool, const v1::RecordScoredTransactionsRequest& req) {
   FRAUD_RETURN_IF_ERROR(ValidateRecordScoredTransactions(req));
   const int n = static_cast<int>(req.rows().num_rows());
-  const std::string ids = TextArray(req.transaction_ids());
+  const std::string ids = QuotedArrayLiteral(req.transaction_ids());
   const std::string features = ArrayLiteral(req.rows().features(), DoubleLiteral);
   const std::string scores = ArrayLiteral(req.scores().scores(), FloatLiteral);
   const std::string decisions =

@@ -65,6 +65,8 @@ class CopyEncoder {
     PutInt32(static_cast<int32_t>(v.size()));
     buf_.append(v.data(), v.size());
   }
+  // A bytea value: the bytes as they are (binary COPY's bytea format is the raw bytes).
+  void Bytes(absl::string_view v) { Text(v); }
   // A one-dimensional float8[] without NULLs.
   void Float8Array(const double* values, int n);
 

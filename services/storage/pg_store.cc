@@ -68,7 +68,7 @@ constexpr char kCountPredictions[] =
   FRAUD_EXPLANATION_COLUMNS                                                                    \
   " FROM (SELECT line, score, decision FROM predictions"                                       \
   "       WHERE upload_id = $1 AND model_version = $2 ORDER BY " order " LIMIT $3 OFFSET $4) p" \
-  " JOIN transactions t ON t.upload_id = $1 AND t.line = p.line"                               \
+  " JOIN current_transactions t ON t.upload_id = $1 AND t.line = p.line"                       \
   " LEFT JOIN alert_explanations e ON e.upload_id = $1 AND e.model_version = $2"               \
   "  AND e.line = p.line ORDER BY " order
 constexpr char kPredictionsByLine[] = FRAUD_PREDICTIONS_PAGE("line");
@@ -189,7 +189,8 @@ std::string ScanSql(const v1::ScanTransactionsRequest& r) {
   }
   if (r.labelled_only()) absl::StrAppend(&where, " AND class IS NOT NULL");
   return absl::StrCat(
-      "COPY (SELECT upload_id, line, time, amount, v, class FROM transactions WHERE ", where,
+      "COPY (SELECT upload_id, line, time, amount, v, class FROM current_transactions WHERE ",
+      where,
       " ORDER BY time, upload_id, line) TO STDOUT (FORMAT binary)");
 }
 

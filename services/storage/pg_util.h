@@ -55,6 +55,21 @@ std::string ArrayLiteral(const Range& values, Format format) {
   return out;
 }
 
+// A one-dimensional text[] (or bytea[] of "\\x..." hex strings) literal: every element
+// double-quoted, with '"' and '\' escaped. Elements must not hold NUL bytes.
+template <typename Range>
+std::string QuotedArrayLiteral(const Range& values) {
+  return ArrayLiteral(values, [](absl::string_view v) {
+    std::string out = "\"";
+    for (char c : v) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+    return out;
+  });
+}
+
 // Timestamp <-> microseconds since the epoch (nanoseconds truncated).
 void SetTimestampUs(int64_t us, google::protobuf::Timestamp* ts);
 int64_t TimestampToUs(const google::protobuf::Timestamp& ts);

@@ -184,22 +184,30 @@ int RealisedBin(float score) {
 }
 
 void RealisedBinsBuilder::Add(int64_t model_version, double time, float score, bool decision,
-                              int label) {
+                              int label, int64_t count) {
   const int64_t day = layout::DayOf(time);
   auto [it, inserted] = bins_.try_emplace({model_version, day, decision, RealisedBin(score)});
   Counts& c = it->second;
   if (label == 1) {
-    ++c.frauds;
+    c.frauds += count;
   } else if (label == 0) {
-    ++c.legits;
+    c.legits += count;
   } else {
-    ++c.unlabelled;
+    c.unlabelled += count;
   }
   c.time_min = inserted ? time : std::min(c.time_min, time);
   c.time_max = inserted ? time : std::max(c.time_max, time);
 }
 
 void RealisedBinsBuilder::Insert(pqxx::work& txn, int64_t upload_id) const {
+  Write(txn, upload_id, /*add=*/false);
+}
+
+void RealisedBinsBuilder::AddTo(pqxx::work& txn, int64_t upload_id) const {
+  Write(txn, upload_id, /*add=*/true);
+}
+
+void RealisedBinsBuilder::Write(pqxx::work& txn, int64_t upload_id, bool add) const {
   if (bins_.empty()) return;
   std::string cols[9];
   for (std::string& c : cols) c = "{";
@@ -222,7 +230,14 @@ void RealisedBinsBuilder::Insert(pqxx::work& txn, int64_t upload_id) const {
       "INSERT INTO realised_bins (upload_id, model_version, day, decision, bin, frauds, legits,"
       " unlabelled, time_min, time_max) SELECT $1, * FROM unnest($2::bigint[], $3::bigint[],"
       " $4::boolean[], $5::smallint[], $6::bigint[], $7::bigint[], $8::bigint[],"
-      " $9::float8[], $10::float8[])",
+      " $9::float8[], $10::float8[])" +
+          std::string(add ? " ON CONFLICT (upload_id, model_version, day, decision, bin) DO UPDATE"
+                            " SET frauds = realised_bins.frauds + EXCLUDED.frauds,"
+                            " legits = realised_bins.legits + EXCLUDED.legits,"
+                            " unlabelled = realised_bins.unlabelled + EXCLUDED.unlabelled,"
+                            " time_min = least(realised_bins.time_min, EXCLUDED.time_min),"
+                            " time_max = greatest(realised_bins.time_max, EXCLUDED.time_max)"
+                          : ""),
       upload_id, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8]);
 }
 

@@ -77,12 +77,17 @@ int RealisedBin(float score);
 // Thread-safety: none.
 class RealisedBinsBuilder {
  public:
-  // One prediction: its version, the row's Time, score, decision and label (-1 = none).
-  void Add(int64_t model_version, double time, float score, bool decision, int label);
+  // One prediction: its version, the row's Time, score, decision and label (-1 = none), counted
+  // `count` times (FeedbackWriter moves a prediction between label states with -1 and +1).
+  void Add(int64_t model_version, double time, float score, bool decision, int label,
+           int64_t count = 1);
   bool empty() const { return bins_.empty(); }
   // Inserts the bins for `upload_id` (a new upload: no bin of it exists yet) in `txn`. Throws
   // what pqxx throws (the caller maps it with StatusFromException).
   void Insert(pqxx::work& txn, int64_t upload_id) const;
+  // Adds the counts to the bins of `upload_id` that exist (and inserts those that do not), in
+  // key order. Throws what pqxx throws.
+  void AddTo(pqxx::work& txn, int64_t upload_id) const;
 
  private:
   struct Counts {
@@ -92,6 +97,7 @@ class RealisedBinsBuilder {
     double time_min = 0;
     double time_max = 0;
   };
+  void Write(pqxx::work& txn, int64_t upload_id, bool add) const;
   // (model_version, day, decision, bin)
   std::map<std::tuple<int64_t, int64_t, bool, int>, Counts> bins_;
 };

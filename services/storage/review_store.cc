@@ -36,7 +36,8 @@ constexpr size_t kMaxActorChars = 256;
 const char kReviewQueuePageSql[] =
     "SELECT p.upload_id, p.line, COALESCE(t.transaction_id, ''), p.model_version, p.score,"
     " t.time, t.amount, t.v, COALESCE(t.class, -1), " FRAUD_EXPLANATION_COLUMNS
-    " FROM predictions p JOIN transactions t ON t.upload_id = p.upload_id AND t.line = p.line"
+    " FROM predictions p JOIN current_transactions t ON t.upload_id = p.upload_id"
+    " AND t.line = p.line"
     " LEFT JOIN alert_explanations e ON e.upload_id = p.upload_id"
     "  AND e.model_version = p.model_version AND e.line = p.line"
     " WHERE p.decision"
@@ -60,12 +61,13 @@ constexpr char kResolveRow[] =
     " WHERE ($3::text IS NULL AND upload_id = $1 AND line = $2)"
     " OR ($3::text IS NOT NULL AND transaction_id = $3::text)";
 constexpr char kLatestLabelEvent[] =
-    "SELECT max(id) FROM label_events WHERE upload_id = $1 AND line = $2";
+    "SELECT max(id) FROM label_events WHERE upload_id = $1 AND chunk = $2::bigint >> 10"
+    " AND line = $2";
 constexpr char kInsertDisposition[] =
     "INSERT INTO review_dispositions (upload_id, line, disposition, note, actor, label_event_id)"
     " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
 constexpr char kCurrentClass[] =
-    "SELECT COALESCE(class, -1) FROM transactions WHERE upload_id = $1 AND line = $2";
+    "SELECT COALESCE(class, -1) FROM current_transactions WHERE upload_id = $1 AND line = $2";
 
 // Page token: "upload:score:line:version" of the last item, the score with 9 significant digits
 // (which round-trips a float exactly).

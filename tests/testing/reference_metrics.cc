@@ -45,7 +45,7 @@ StoredPredictions ReadStoredPredictions(const std::string& conninfo, int64_t upl
   pqxx::connection c(conninfo);
   pqxx::work w(c);
   const pqxx::result rows = w.exec(
-      "SELECT p.score, t.class, p.decision FROM predictions p JOIN transactions t "
+      "SELECT p.score, t.class, p.decision FROM predictions p JOIN current_transactions t "
       "USING (upload_id, line) WHERE upload_id = " +
       std::to_string(upload_id) + " ORDER BY line");
   for (const auto& row : rows) {

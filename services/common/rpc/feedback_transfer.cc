@@ -9,19 +9,19 @@ namespace fraud::rpc {
 
 namespace storagepb = ::fraud::storage::v1;
 
-storagepb::LabelFeedback ToLabelFeedback(const csv::FeedbackRow& row) {
-  storagepb::LabelFeedback f;
-  f.set_upload_id(row.upload_id);
-  f.set_line(row.line);
-  f.set_transaction_id(row.transaction_id);
-  f.set_label(row.label);
-  f.set_source(row.source);
-  f.set_note(row.note);
+void ToLabelFeedback(const csv::FeedbackRow& row, storagepb::LabelFeedback* out) {
+  out->set_upload_id(row.upload_id);
+  out->set_line(row.line);
+  out->set_transaction_id(row.transaction_id);
+  out->set_label(row.label);
+  out->set_source(row.source);
+  out->set_note(row.note);
   if (row.has_at) {
-    f.mutable_at()->set_seconds(row.at_seconds);
-    f.mutable_at()->set_nanos(row.at_nanos);
+    out->mutable_at()->set_seconds(row.at_seconds);
+    out->mutable_at()->set_nanos(row.at_nanos);
+  } else {
+    out->clear_at();
   }
-  return f;
 }
 
 absl::StatusOr<FeedbackSent> SendFeedbackCsv(storagepb::StorageService::StubInterface& stub,
@@ -41,7 +41,7 @@ absl::StatusOr<FeedbackSent> SendFeedbackCsv(storagepb::StorageService::StubInte
   };
   csv::FeedbackCsvReader reader([&](csv::FeedbackRow& row) {
     out.file_lines.push_back(row.file_line);
-    *batch.add_labels() = ToLabelFeedback(row);
+    ToLabelFeedback(row, batch.add_labels());
     if (batch.labels_size() >= kFeedbackBatchRows) flush();
     return absl::OkStatus();
   });

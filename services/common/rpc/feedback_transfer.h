@@ -20,8 +20,8 @@ namespace fraud::rpc {
 // Rows per RecordFeedback message.
 inline constexpr int kFeedbackBatchRows = 8192;
 
-// The proto of one parsed CSV row.
-storage::v1::LabelFeedback ToLabelFeedback(const csv::FeedbackRow& row);
+// Fills *out (a fresh or cleared message, reused across batches) with one parsed CSV row.
+void ToLabelFeedback(const csv::FeedbackRow& row, storage::v1::LabelFeedback* out);
 
 struct FeedbackSent {
   storage::v1::RecordFeedbackResponse response;

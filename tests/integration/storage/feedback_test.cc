@@ -17,6 +17,7 @@
 #include "services/common/eval/metrics.h"
 #include "services/common/rpc/auth.h"
 #include "absl/strings/str_cat.h"
+#include "services/storage/feedback_store.h"
 #include "services/storage/pg_copy.h"
 #include "services/storage/realised_metrics.h"
 #include "services/storage/validation.h"
@@ -97,7 +98,8 @@ class FeedbackTest : public StorageTest {
   }
 
   std::string ClassOf(int64_t upload_id, int64_t line) const {
-    return QueryScalar("SELECT COALESCE(class::text, 'null') FROM transactions WHERE upload_id = " +
+    return QueryScalar("SELECT COALESCE(class::text, 'null') FROM current_transactions"
+                       " WHERE upload_id = " +
                        std::to_string(upload_id) + " AND line = " + std::to_string(line));
   }
 };
@@ -364,7 +366,7 @@ TEST_F(FeedbackTest, CancelledStreamStoresNothingAndLeavesTheConnectionUsable) {
     auto writer = stub_->RecordFeedback(&ctx, &resp);
     v1::RecordFeedbackRequest req;
     *req.add_labels() = ByLine(upload, 2, 1);
-    ASSERT_TRUE(writer->Write(req));  // the server opens its COPY into the staging table
+    ASSERT_TRUE(writer->Write(req));  // the server holds the row until the stream ends
     absl::SleepFor(absl::Milliseconds(200));
     ctx.TryCancel();
     EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
@@ -378,6 +380,92 @@ TEST_F(FeedbackTest, CancelledStreamStoresNothingAndLeavesTheConnectionUsable) {
     ASSERT_TRUE(fb.status.ok()) << fb.status.error_message();
     EXPECT_EQ(fb.response.applied(), 1);
   }
+}
+
+// The overlay and history of migration 0009 across a chunk boundary (1024 lines): each change
+// keeps its own source, note and time, chunks whose changes all have the stream's defaults store
+// no attrs, and a later flip appends to the history of the row it names only.
+TEST_F(FeedbackTest, ChangesAcrossChunksKeepEachRowsSourceNoteAndTime) {
+  const int64_t upload = ScoredUpload(1100, 3, 41);
+  std::vector<v1::LabelFeedback> labels;
+  for (int64_t line = 1020; line <= 1030; ++line) labels.push_back(ByLine(upload, line, 1));
+  labels[2].set_note("called the cardholder");         // line 1022
+  labels[2].mutable_at()->set_seconds(1700000000);
+  labels[2].mutable_at()->set_nanos(123456000);
+  labels.push_back(ByLine(upload, 3, 0, "analyst"));   // chunk 0 again, another source
+  FeedbackOutcome fb = Send({labels}, "bulk");
+  ASSERT_TRUE(fb.status.ok()) << fb.status.error_message();
+  EXPECT_EQ(fb.response.applied(), 12);
+  EXPECT_EQ(Count("label_batches"), 1);
+  EXPECT_EQ(Count("label_changes"), 2);  // chunks 0 (lines 3, 1020-1023) and 1 (1024-1030)
+  EXPECT_EQ(QueryScalar("SELECT string_agg(chunk || ':' || (attrs IS NULL), ',' ORDER BY chunk)"
+                        " FROM label_changes"),
+            "0:false,1:true");
+  EXPECT_EQ(Count("label_events"), 12);
+  EXPECT_EQ(Count("label_overlay"), 2);
+  for (int64_t line : {1020, 1023, 1024, 1030}) {
+    SCOPED_TRACE(line);
+    EXPECT_EQ(ClassOf(upload, line), "1");
+    v1::ListLabelHistoryResponse h = History(upload, line);
+    ASSERT_EQ(h.events_size(), 1);
+    EXPECT_EQ(h.events(0).line(), line);
+    EXPECT_EQ(h.events(0).source(), "chargeback");
+    EXPECT_EQ(h.events(0).note(), "");
+    EXPECT_EQ(h.events(0).actor(), "bulk");
+    // No `at` given: the time the stream was recorded.
+    EXPECT_EQ(h.events(0).at().seconds(), h.events(0).recorded_at().seconds());
+  }
+  v1::ListLabelHistoryResponse noted = History(upload, 1022);
+  ASSERT_EQ(noted.events_size(), 1);
+  EXPECT_EQ(noted.events(0).note(), "called the cardholder");
+  EXPECT_EQ(noted.events(0).at().seconds(), 1700000000);
+  EXPECT_EQ(noted.events(0).at().nanos(), 123456000);
+  v1::ListLabelHistoryResponse analyst = History(upload, 3);
+  ASSERT_EQ(analyst.events_size(), 1);
+  EXPECT_EQ(analyst.events(0).source(), "analyst");
+  EXPECT_EQ(analyst.events(0).label(), 0);
+  EXPECT_EQ(ClassOf(upload, 2), "null");     // same chunk, not named
+  EXPECT_EQ(ClassOf(upload, 1031), "null");  // same chunk, not named
+
+  FeedbackOutcome flip = Send({{ByLine(upload, 1024, 0, "review")}}, "second");
+  ASSERT_TRUE(flip.status.ok()) << flip.status.error_message();
+  EXPECT_EQ(flip.response.conflicts(), 1);
+  EXPECT_EQ(ClassOf(upload, 1024), "0");
+  EXPECT_EQ(ClassOf(upload, 1025), "1");
+  v1::ListLabelHistoryResponse h = History(upload, 1024);
+  ASSERT_EQ(h.events_size(), 2);
+  EXPECT_LT(h.events(0).id(), h.events(1).id());
+  EXPECT_EQ(h.events(1).previous_label(), 1);
+  EXPECT_EQ(h.events(1).label(), 0);
+  EXPECT_EQ(h.events(1).source(), "review");
+  EXPECT_EQ(h.events(1).actor(), "second");
+  EXPECT_EQ(h.current_label(), 0);
+  EXPECT_EQ(History(upload, 1025).events_size(), 1);
+  // The upload's counters follow: 12 rows labelled, 11 - 1 frauds.
+  EXPECT_EQ(QueryScalar("SELECT labelled_rows || '/' || frauds FROM uploads WHERE id = " +
+                        std::to_string(upload)),
+            "12/10");
+  // Training reads the current labels.
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM current_transactions WHERE class IS NOT NULL"),
+            "12");
+}
+
+TEST_F(FeedbackTest, AStreamOverTheRowLimitIsRefusedAndStoresNothing) {
+  const int64_t upload = ScoredUpload(10, 3, 42);
+  FeedbackWriter writer(pool_.get(), absl::InfiniteFuture(), /*max_rows=*/3);
+  v1::RecordFeedbackRequest first;
+  *first.add_labels() = ByLine(upload, 2, 1);
+  *first.add_labels() = ByLine(upload, 3, 1);
+  FRAUD_ASSERT_OK(writer.Add(first));
+  v1::RecordFeedbackRequest second;
+  *second.add_labels() = ByLine(upload, 4, 1);
+  *second.add_labels() = ByLine(upload, 5, 1);
+  const absl::Status s = writer.Add(second);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("row 4: a feedback stream carries at most 3 labels"));
+  EXPECT_EQ(writer.Finish().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ClassOf(upload, 2), "null");
+  EXPECT_EQ(Count("label_batches"), 0);
 }
 
 // fraudctl feedback FILE.csv against a storage service that requires the service token.
@@ -673,8 +761,8 @@ class RealisedSummaryTest : public LiveScoringTest {
         " realised_bin(p.score) AS bin, count(*) FILTER (WHERE t.class = 1) AS frauds,"
         " count(*) FILTER (WHERE t.class = 0) AS legits,"
         " count(*) FILTER (WHERE t.class IS NULL) AS unlabelled"
-        " FROM predictions p JOIN transactions t ON t.upload_id = p.upload_id AND t.line = p.line"
-        " GROUP BY 1, 2, 3, 4, 5";
+        " FROM predictions p JOIN current_transactions t ON t.upload_id = p.upload_id"
+        " AND t.line = p.line GROUP BY 1, 2, 3, 4, 5";
     const std::string stored =
         "SELECT upload_id, model_version, day, decision, bin, frauds, legits, unlabelled"
         " FROM realised_bins WHERE frauds <> 0 OR legits <> 0 OR unlabelled <> 0";
@@ -740,18 +828,12 @@ class RealisedSummaryTest : public LiveScoringTest {
     EXPECT_NEAR(d.precision_at_k, 0, 1e-12);
   }
 
-  // Undoes migration 0007 (its objects and its schema_migrations row) and applies it again, so
-  // its backfill runs over what is stored now.
-  void ReapplySummaryMigration() {
-    Exec("DROP TABLE realised_bins; DROP TRIGGER realised_predictions_insert ON predictions;"
-         " DROP TRIGGER realised_predictions_update ON predictions;"
-         " DROP TRIGGER realised_predictions_delete ON predictions;"
-         " DROP FUNCTION realised_predictions_changed(); DROP FUNCTION realised_apply(text);"
-         " DROP FUNCTION realised_apply_sql(text); DROP FUNCTION realised_bin(real);"
-         " DELETE FROM schema_migrations WHERE version = 7");
-    int applied = 0;
-    FRAUD_ASSERT_OK(ApplyMigrations(*pool_, EmbeddedMigrations(), &applied));
-    EXPECT_EQ(applied, 1);
+  // Empties the summary and rebuilds it from what is stored, the way migration 0007's backfill
+  // did, over the current labels (0009): realised_apply() of every prediction.
+  void RebuildSummary() {
+    Exec("DELETE FROM realised_bins; SELECT realised_apply('SELECT p.model_version, p.upload_id,"
+         " t.time, p.score, p.decision, t.class, 1 AS sign FROM predictions p"
+         " JOIN current_transactions t ON t.upload_id = p.upload_id AND t.line = p.line')");
   }
 };
 
@@ -834,17 +916,17 @@ TEST_F(RealisedSummaryTest, SummaryEqualsARecomputationAfterEveryKindOfWrite) {
                         std::to_string(live.response.upload_id()) + ")"),
             "0");
 
-  // The migration's backfill builds the same summary from what is stored.
+  // A rebuild from what is stored gives the same summary.
   const std::string before = QueryScalar(
       "SELECT string_agg(concat_ws(',', upload_id, model_version, day, decision, bin, frauds,"
       " legits, unlabelled), ';' ORDER BY upload_id, model_version, day, decision, bin)"
       " FROM realised_bins WHERE frauds <> 0 OR legits <> 0 OR unlabelled <> 0");
-  ReapplySummaryMigration();
+  RebuildSummary();
   EXPECT_EQ(QueryScalar("SELECT string_agg(concat_ws(',', upload_id, model_version, day,"
                         " decision, bin, frauds, legits, unlabelled), ';' ORDER BY upload_id,"
                         " model_version, day, decision, bin) FROM realised_bins"),
             before);
-  ExpectSummaryExact("the migration's backfill");
+  ExpectSummaryExact("a rebuild");
 }
 
 TEST_F(RealisedSummaryTest, InMemoryBinEqualsTheSqlBinForEveryKindOfScore) {

@@ -15,6 +15,7 @@
 #include "absl/synchronization/barrier.h"
 #include "absl/synchronization/notification.h"
 #include "services/common/rpc/artifact_transfer.h"
+#include "services/storage/feedback_store.h"
 #include "services/storage/pg_util.h"
 #include "tests/integration/storage/storage_test_util.h"
 
@@ -1057,6 +1058,60 @@ TEST_F(MigrationTest, AppliedTwiceAndConcurrentlyEachMigrationIsRecordedOnce) {
   EXPECT_EQ(QueryScalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = '" +
                         schema() + "' AND table_name = 'transactions'"),
             "1");
+}
+
+// A database that feedback wrote under 0003-0008 (labels in transactions.class, one
+// label_events row per change) keeps its current labels and its history through 0009, and its
+// review dispositions name the converted events.
+TEST_F(MigrationTest, LabelEventsOfEarlierVersionsBecomeBatchesWithTheSameHistory) {
+  PgPoolOptions o;
+  o.conninfo = conninfo();
+  PgPool pool(o);
+  std::vector<Migration> before;
+  for (const Migration& m : EmbeddedMigrations()) {
+    if (m.version < 9) before.push_back(m);
+  }
+  ASSERT_THAT(ApplyMigrations(pool, before), IsOk());
+  Exec("INSERT INTO uploads (id, sha256, status, rows) VALUES (7, repeat('7', 64), 1, 2);"
+       "INSERT INTO transactions (upload_id, line, time, amount, v, class) VALUES"
+       " (7, 2, 0, 1, array_fill(0::float8, ARRAY[28]), 0),"
+       " (7, 1500, 5, 1, array_fill(0::float8, ARRAY[28]), 1);"
+       "INSERT INTO label_events (upload_id, line, label, previous_label, source, note, actor, at,"
+       " recorded_at) VALUES"
+       " (7, 2, 1, NULL, 'import', '', 'ops', '2026-01-01 00:00:00.25+00', '2026-01-02+00'),"
+       " (7, 1500, 1, NULL, 'import', 'batch 1', 'ops', '2026-01-01+00', '2026-01-02+00'),"
+       " (7, 2, 0, 1, 'review', 'not fraud', 'ana', '2026-01-03+00', '2026-01-04+00');"
+       "INSERT INTO review_dispositions (upload_id, line, disposition, label_event_id)"
+       " VALUES (7, 2, 2, 3)");
+  int applied = 0;
+  ASSERT_THAT(ApplyMigrations(pool, EmbeddedMigrations(), &applied), IsOk());
+  EXPECT_EQ(applied, static_cast<int>(EmbeddedMigrations().size() - before.size()));
+  EXPECT_EQ(QueryScalar("SELECT string_agg(line || '=' || class, ',' ORDER BY line)"
+                        " FROM current_transactions"),
+            "2=0,1500=1");
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM label_batches"), "2");
+  EXPECT_EQ(QueryScalar(
+                "SELECT string_agg(concat_ws('/', line, label, COALESCE(previous_label, -1), source,"
+                " note, actor, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS')), '; '"
+                " ORDER BY id) FROM label_events"),
+            "2/1/-1/import//ops/2026-01-01 00:00:00.250; "
+            "1500/1/-1/import/batch 1/ops/2026-01-01 00:00:00.000; "
+            "2/0/1/review/not fraud/ana/2026-01-03 00:00:00.000");
+  // The disposition names the third event under its new id.
+  EXPECT_EQ(QueryScalar("SELECT e.note FROM review_dispositions d JOIN label_events e"
+                        " ON e.id = d.label_event_id"),
+            "not fraud");
+  v1::ListLabelHistoryRequest req;
+  req.set_upload_id(7);
+  req.set_line(2);
+  absl::StatusOr<v1::ListLabelHistoryResponse> h = ListLabelHistory(pool, req);
+  ASSERT_THAT(h, IsOk());
+  ASSERT_EQ(h->events_size(), 2);
+  EXPECT_EQ(h->events(1).source(), "review");
+  EXPECT_EQ(h->current_label(), 0);
+  // History stays append-only.
+  EXPECT_THROW(Exec("DELETE FROM label_changes"), std::exception);
+  EXPECT_THROW(Exec("UPDATE label_batches SET actor = 'x'"), std::exception);
 }
 
 TEST_F(MigrationTest, DatabaseMigratedByANewerBinaryIsRefused) {
