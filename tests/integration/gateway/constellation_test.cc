@@ -361,10 +361,10 @@ TEST_F(ConstellationTest, FeedbackCsvLabelsAnUnlabelledUploadAndChangesRealisedM
   EXPECT_NEAR(after["unlabelledShare"].get<double>(), 100.0 / 1500.0, 1e-12);
   EXPECT_EQ(after["frauds"], std::to_string(frauds));
   const int64_t true_alerts = Count(
-      "SELECT count(*) FROM predictions p JOIN transactions t USING (upload_id, line)"
+      "SELECT count(*) FROM predictions p JOIN current_transactions t USING (upload_id, line)"
       " WHERE p.decision AND t.class = 1");
   const int64_t labelled_alerts = Count(
-      "SELECT count(*) FROM predictions p JOIN transactions t USING (upload_id, line)"
+      "SELECT count(*) FROM predictions p JOIN current_transactions t USING (upload_id, line)"
       " WHERE p.decision AND t.class IS NOT NULL");
   EXPECT_EQ(after["trueAlerts"], std::to_string(true_alerts));
   ASSERT_GT(labelled_alerts, 0);
