@@ -12,6 +12,8 @@
 //                     run. Target ratio <= 1.0.
 //   record_feedback_scored  the same on an upload scored by one version, so every change also
 //                     moves its prediction between label states in the realised summary.
+//   record_feedback_no_line_map  the same on an unscored upload without a line map (stored
+//                     before migration 0009), whose rows' labels feedback reads.
 //   realised_metrics  seconds of GetRealisedMetrics by day over --predictions stored predictions
 //                     (--versions versions each scoring every row of --days days, 80% of rows
 //                     labelled), generated with generate_series INSERTs. Floor "count_join": the
@@ -115,6 +117,17 @@ double Timed(const std::function<bool()>& fn) {
   return bench::NowSeconds() - t0;
 }
 
+// The line map StoreUpload writes for upload `upload_id` of n unlabelled rows at lines 2..n+1
+// (label_overlay: byte 254 for each row, 255 elsewhere; uploads.line_map).
+std::string InsertLineMap(int64_t upload_id, int64_t n) {
+  return absl::StrCat(
+      "INSERT INTO label_overlay (upload_id, chunk, labels) SELECT ", upload_id,
+      ", c, (SELECT string_agg(CASE WHEN c * 1024 + o BETWEEN 2 AND ", n + 1,
+      " THEN '\\xfe'::bytea ELSE '\\xff'::bytea END, ''::bytea ORDER BY o)"
+      " FROM generate_series(0, 1023) o) FROM generate_series(0, ", (n + 1) >> 10,
+      ") c; UPDATE uploads SET line_map = true WHERE id = ", upload_id);
+}
+
 // Stored transactions of upload `upload_id`: lines 2..n+1, Time spread over `days` days, the
 // row width of real data (28 doubles), no label.
 std::string InsertRows(int64_t upload_id, int64_t n, int days) {
@@ -180,18 +193,24 @@ int Run(const Args& args) {
     }
     // ---- feedback ----
     // Upload 1 is unscored; upload 3 is scored by one version (its predictions move between
-    // label states in the realised summary with every change).
+    // label states in the realised summary with every change); both have the line map
+    // StoreUpload writes. Upload 4 has none (stored before migration 0009, or the live-scoring
+    // upload): feedback reads its rows' labels.
     constexpr int64_t kUpload = 1;
     constexpr int64_t kScoredUpload = 3;
+    constexpr int64_t kUnmappedUpload = 4;
     Exec(uri, InsertRows(kUpload, args.labels, 2));
+    Exec(uri, InsertLineMap(kUpload, args.labels));
     Exec(uri, InsertRows(kScoredUpload, args.labels, 2));
+    Exec(uri, InsertLineMap(kScoredUpload, args.labels));
+    Exec(uri, InsertRows(kUnmappedUpload, args.labels, 2));
     Exec(uri, absl::StrCat("INSERT INTO predictions (upload_id, line, model_version, score,"
                            " decision) SELECT upload_id, line, 1, (line % 1000) / 1000.0,"
                            " line % 1000 >= 990 FROM transactions WHERE upload_id = ",
                            kScoredUpload));
     Exec(uri, "CREATE TABLE bench_floor (upload_id bigint, line bigint, label smallint); "
               "ANALYZE transactions; ANALYZE predictions");
-    for (const int64_t upload : {kUpload, kScoredUpload}) {
+    for (const int64_t upload : {kUpload, kScoredUpload, kUnmappedUpload}) {
       std::vector<std::string> files;
       for (int flip = 0; flip < 2; ++flip) {
         files.push_back(absl::StrCat(dir, "/labels", upload, "_", flip, ".csv"));
@@ -226,7 +245,10 @@ int Run(const Args& args) {
         apply_only_s.push_back(resp.apply_seconds());
       }
       if (rc == 0) {
-        Report(upload == kUpload ? "record_feedback" : "record_feedback_scored", apply_s,
+        Report(upload == kUpload         ? "record_feedback"
+               : upload == kScoredUpload ? "record_feedback_scored"
+                                         : "record_feedback_no_line_map",
+               apply_s,
                "psql_copy_csv", floor_s,
                {{"labels", static_cast<double>(args.labels)},
                 {"apply_seconds", bench::Median(apply_only_s)},

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <utility>
 #include <vector>
 #include <string>
@@ -183,20 +182,30 @@ int RealisedBin(float score) {
   return static_cast<int>(std::min<double>(kNumBins - 1, std::max<double>(0, bin)));
 }
 
-void RealisedBinsBuilder::Add(int64_t model_version, double time, float score, bool decision,
-                              int label, int64_t count) {
-  const int64_t day = layout::DayOf(time);
-  auto [it, inserted] = bins_.try_emplace({model_version, day, decision, RealisedBin(score)});
+RealisedBinsBuilder::Counts& RealisedBinsBuilder::Slot(int64_t model_version, double time,
+                                                       float score, bool decision) {
+  auto [it, inserted] =
+      bins_.try_emplace(Key{model_version, layout::DayOf(time), decision, RealisedBin(score)});
   Counts& c = it->second;
-  if (label == 1) {
-    c.frauds += count;
-  } else if (label == 0) {
-    c.legits += count;
-  } else {
-    c.unlabelled += count;
-  }
   c.time_min = inserted ? time : std::min(c.time_min, time);
   c.time_max = inserted ? time : std::max(c.time_max, time);
+  return c;
+}
+
+int64_t& RealisedBinsBuilder::State(Counts& c, int label) {
+  return label == 1 ? c.frauds : label == 0 ? c.legits : c.unlabelled;
+}
+
+void RealisedBinsBuilder::Add(int64_t model_version, double time, float score, bool decision,
+                              int label, int64_t count) {
+  State(Slot(model_version, time, score, decision), label) += count;
+}
+
+void RealisedBinsBuilder::Move(int64_t model_version, double time, float score, bool decision,
+                               int from, int to) {
+  Counts& c = Slot(model_version, time, score, decision);
+  --State(c, from);
+  ++State(c, to);
 }
 
 void RealisedBinsBuilder::Insert(pqxx::work& txn, int64_t upload_id) const {
@@ -211,8 +220,15 @@ void RealisedBinsBuilder::Write(pqxx::work& txn, int64_t upload_id, bool add) co
   if (bins_.empty()) return;
   std::string cols[9];
   for (std::string& c : cols) c = "{";
+  std::vector<const std::pair<const Key, Counts>*> sorted;
+  sorted.reserve(bins_.size());
+  for (const auto& bin : bins_) sorted.push_back(&bin);
+  std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) {
+    return a->first < b->first;
+  });
   bool first = true;
-  for (const auto& [key, c] : bins_) {
+  for (const auto* bin : sorted) {
+    const auto& [key, c] = *bin;
     const char* sep = first ? "" : ",";
     first = false;
     absl::StrAppend(&cols[0], sep, std::get<0>(key));

@@ -9,10 +9,10 @@
 #include <pqxx/pqxx>
 
 #include <cstdint>
-#include <map>
 #include <string>
 #include <tuple>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "fraud/storage/v1/storage.pb.h"
 #include "services/storage/pg_pool.h"
@@ -81,6 +81,9 @@ class RealisedBinsBuilder {
   // `count` times (FeedbackWriter moves a prediction between label states with -1 and +1).
   void Add(int64_t model_version, double time, float score, bool decision, int label,
            int64_t count = 1);
+  // One prediction whose row's label changed from `from` to `to` (FeedbackWriter): its bin
+  // loses it in the state `from` and gains it in `to`.
+  void Move(int64_t model_version, double time, float score, bool decision, int from, int to);
   bool empty() const { return bins_.empty(); }
   // Inserts the bins for `upload_id` (a new upload: no bin of it exists yet) in `txn`. Throws
   // what pqxx throws (the caller maps it with StatusFromException).
@@ -97,9 +100,12 @@ class RealisedBinsBuilder {
     double time_min = 0;
     double time_max = 0;
   };
+  using Key = std::tuple<int64_t, int64_t, bool, int>;  // (model_version, day, decision, bin)
+  Counts& Slot(int64_t model_version, double time, float score, bool decision);
+  static int64_t& State(Counts& c, int label);
   void Write(pqxx::work& txn, int64_t upload_id, bool add) const;
-  // (model_version, day, decision, bin)
-  std::map<std::tuple<int64_t, int64_t, bool, int>, Counts> bins_;
+  // Hashed (a prediction is one probe); written in key order.
+  absl::flat_hash_map<Key, Counts> bins_;
 };
 
 // Sets the fraud_storage_realised_* gauges (storage_metrics.h) from GetRealisedMetrics by day:

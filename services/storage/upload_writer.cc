@@ -33,7 +33,7 @@ constexpr char kCommitUpload[] =
     "UPDATE uploads SET sha256 = $2, status = 1, committed_at = clock_timestamp(), rows = $3,"
     " rows_rejected = $4, labelled_rows = $5, frauds = $6, time_min = $7::float8,"
     " time_max = $8::float8, model_version = $9, bytes = $10,"
-    " summary_json = NULLIF($11, '')::jsonb"
+    " summary_json = NULLIF($11, '')::jsonb, line_map = true"
     " WHERE id = $1 RETURNING " FRAUD_UPLOAD_COLUMNS;
 // A re-upload of content stored earlier without this model version's scores gives the earlier
 // upload those scores (and, when it had no scoring model, this version), then discards its own
@@ -161,6 +161,9 @@ absl::Status UploadWriter::Append(const v1::UploadRows& rows) {
     if (rows_ + i == 0 || t > time_max_) time_max_ = t;
   }
   rows_ += n;
+  for (int64_t i = 0; i < n; ++i) {
+    line_map_.Add(lines[i], batch.labels_size() > 0 ? batch.labels(static_cast<int>(i)) : -1);
+  }
   if (batch.labels_size() > 0) {
     labelled_ += n;
     frauds_ += std::count(batch.labels().begin(), batch.labels().end(), 1);
@@ -327,6 +330,7 @@ absl::StatusOr<v1::StoreUploadResponse> UploadWriter::Commit(const v1::UploadCom
       Metrics().rows_predictions->Increment(static_cast<double>(response.predictions_added()));
       return timed(std::move(response));
     }
+    line_map_.Write(*txn_, upload_id_);
     pqxx::row r = txn_->exec_params1(
         kCommitUpload, upload_id_, sha256, rows_, commit.rows_rejected(), labelled_, frauds_,
         DoubleLiteral(time_min_), DoubleLiteral(time_max_), model_version, commit.bytes(),

@@ -31,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "fraud/storage/v1/storage.pb.h"
+#include "services/storage/label_overlay.h"
 #include "services/storage/pg_pool.h"
 #include "services/storage/realised_metrics.h"
 
@@ -94,6 +95,8 @@ class UploadWriter {
   std::map<int64_t, int64_t> scored_by_version_;
   // The upload's realised-metrics bins, inserted at commit (see RealisedBinsBuilder).
   RealisedBinsBuilder realised_;
+  // The upload's line map (label_overlay), written at commit.
+  overlay::LineMapBuilder line_map_;
 };
 
 }  // namespace fraud::storage

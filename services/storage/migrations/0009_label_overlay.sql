@@ -5,10 +5,15 @@
 --
 -- From here on:
 --  - transactions.class is the label the row came with in its upload and is never updated;
---  - label_overlay holds the labels set by feedback, one byte per line in chunks of 1024 lines
---    (0 / 1 the label, 255 none: the upload's label holds). 284,807 labels are ~280 rows of
---    1 KB (stored inline, uncompressed: below the TOAST threshold), read, changed and written
---    back by FeedbackWriter under its advisory lock;
+--  - label_overlay holds the label each line has now, one byte per line in chunks of 1024 lines
+--    (0 / 1 the label, 254 a row without a label, 255 nothing: the row's transactions.class
+--    holds). 284,807 lines are ~280 rows of 1 KB (stored inline, uncompressed: below the TOAST
+--    threshold). StoreUpload writes a new upload's whole line map at commit (uploads.line_map =
+--    true: then every stored row has a byte and 255 means no row has that line), so feedback on
+--    it reads the overlay alone (1 byte a row) to know which lines exist and their labels.
+--    Feedback on other uploads (stored before 0009, the live-scoring upload) reads the rows'
+--    class and sets bytes as it changes labels. FeedbackWriter reads, changes and writes back
+--    whole chunks under its advisory lock;
 --  - current_transactions is what every reader of a label reads: the transactions with
 --    class = the overlay's label where it has one. Its LEFT JOIN is on the overlay's primary
 --    key, so queries that do not read class drop it (join removal);
@@ -30,16 +35,20 @@
 CREATE TABLE label_overlay (
   upload_id bigint NOT NULL,
   chunk     bigint NOT NULL,   -- line >> 10
-  labels    bytea NOT NULL,    -- byte (line & 1023): 0, 1 or 255 (no feedback label)
+  labels    bytea NOT NULL,    -- byte (line & 1023): 0, 1, 254 (unlabelled) or 255 (nothing)
   PRIMARY KEY (upload_id, chunk),
   CONSTRAINT label_overlay_1024 CHECK (length(labels) = 1024)
 );
+-- Whether label_overlay holds a byte for every stored row of the upload (uploads committed by
+-- StoreUpload from 0009 on). A constant default: adding it rewrites nothing.
+ALTER TABLE uploads ADD COLUMN line_map boolean NOT NULL DEFAULT false;
 
 -- The stored transactions with their current label.
 CREATE VIEW current_transactions AS
 SELECT t.upload_id, t.line, t.time, t.amount, t.v, t.transaction_id,
   CASE WHEN o.labels IS NULL THEN t.class
-       ELSE COALESCE(NULLIF(get_byte(o.labels, (t.line & 1023)::int), 255)::smallint, t.class)
+       ELSE CASE get_byte(o.labels, (t.line & 1023)::int) WHEN 255 THEN t.class WHEN 254 THEN NULL
+            ELSE get_byte(o.labels, (t.line & 1023)::int)::smallint END
   END AS class
 FROM transactions t
 LEFT JOIN label_overlay o ON o.upload_id = t.upload_id AND o.chunk = t.line >> 10;

@@ -450,6 +450,53 @@ TEST_F(FeedbackTest, ChangesAcrossChunksKeepEachRowsSourceNoteAndTime) {
             "12");
 }
 
+// StoreUpload writes the upload's line map (label_overlay, every stored row's label), which
+// feedback reads alone. Uploads stored before migration 0009 (and the live-scoring upload) have
+// none: feedback reads their rows' labels instead, with the same outcome.
+TEST_F(FeedbackTest, AnUploadWithoutALineMapTakesFeedbackTheSameWay) {
+  const int64_t unlabelled = ScoredUpload(3, 2, 52);
+  EXPECT_EQ(QueryScalar("SELECT get_byte(labels, 2) || ',' || get_byte(labels, 4) || ','"
+                        " || get_byte(labels, 5) FROM label_overlay WHERE upload_id = " +
+                        std::to_string(unlabelled)),
+            "254,254,255");
+  for (const bool line_map : {true, false}) {
+    SCOPED_TRACE(line_map);
+    const int sha = line_map ? 50 : 51;
+    UploadOutcome up =
+        Upload(stub_.get(), "labelled.csv", {Rows(MakeBatch(20, sha, true))}, Sha(sha));
+    ASSERT_TRUE(up.status.ok()) << up.status.error_message();
+    const std::string id = std::to_string(up.response.upload().id());
+    EXPECT_EQ(QueryScalar("SELECT line_map FROM uploads WHERE id = " + id), "t");
+    // Rows are lines 2..21; line 5 is a fraud, the others legit; lines 1 and 22 have no row.
+    EXPECT_EQ(QueryScalar("SELECT get_byte(labels, 5) || ',' || get_byte(labels, 2) || ','"
+                          " || get_byte(labels, 1) || ',' || get_byte(labels, 22)"
+                          " FROM label_overlay WHERE upload_id = " + id),
+              "1,0,255,255");
+    if (!line_map) {
+      Exec("DELETE FROM label_overlay WHERE upload_id = " + id +
+           "; UPDATE uploads SET line_map = false WHERE id = " + id);
+    }
+    const int64_t upload = up.response.upload().id();
+    FeedbackOutcome fb = Send({{ByLine(upload, 5, 0), ByLine(upload, 6, 0), ByLine(upload, 7, 1),
+                                ByLine(upload, 22, 1)}});
+    ASSERT_TRUE(fb.status.ok()) << fb.status.error_message();
+    EXPECT_EQ(fb.response.conflicts(), 2);
+    EXPECT_EQ(fb.response.unchanged(), 1);
+    EXPECT_EQ(fb.response.applied(), 0);
+    EXPECT_EQ(fb.response.unknown(), 1);
+    ASSERT_EQ(fb.response.unknown_rows_size(), 1);
+    EXPECT_EQ(fb.response.unknown_rows(0).field(), "line");
+    EXPECT_EQ(ClassOf(upload, 5), "0");
+    EXPECT_EQ(ClassOf(upload, 6), "0");
+    EXPECT_EQ(ClassOf(upload, 7), "1");
+    EXPECT_EQ(ClassOf(upload, 8), "0");
+    v1::ListLabelHistoryResponse h = History(upload, 5);
+    ASSERT_EQ(h.events_size(), 1);
+    EXPECT_EQ(h.events(0).previous_label(), 1);
+    EXPECT_EQ(QueryScalar("SELECT frauds FROM uploads WHERE id = " + id), "3");
+  }
+}
+
 TEST_F(FeedbackTest, AStreamOverTheRowLimitIsRefusedAndStoresNothing) {
   const int64_t upload = ScoredUpload(10, 3, 42);
   FeedbackWriter writer(pool_.get(), absl::InfiniteFuture(), /*max_rows=*/3);
