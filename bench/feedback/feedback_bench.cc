@@ -211,6 +211,7 @@ int Run(const Args& args) {
     Exec(uri, "CREATE TABLE bench_floor (upload_id bigint, line bigint, label smallint); "
               "ANALYZE transactions; ANALYZE predictions");
     for (const int64_t upload : {kUpload, kScoredUpload, kUnmappedUpload}) {
+      const long peak_before = bench::PeakRssBytes();
       std::vector<std::string> files;
       for (int flip = 0; flip < 2; ++flip) {
         files.push_back(absl::StrCat(dir, "/labels", upload, "_", flip, ".csv"));
@@ -254,6 +255,10 @@ int Run(const Args& args) {
                 {"apply_seconds", bench::Median(apply_only_s)},
                 {"first_run_s", apply_s.front()},
                 {"first_run_floor_s", floor_s.front()},
+                // Growth of this process's peak RSS over the runs (the rows FeedbackWriter
+                // holds, the messages in flight): an upper bound of what one stream costs.
+                {"peak_rss_growth_mb",
+                 static_cast<double>(bench::PeakRssBytes() - peak_before) / (1 << 20)},
                 {"target_ratio", 1.0}});
       }
     }

@@ -1,17 +1,20 @@
 // Delayed labels: the database side of the RecordFeedback stream (FeedbackWriter) and the label
-// history of a transaction. Independent of gRPC. The data model is migration 0009's: the labels
-// set by feedback live in label_overlay (one byte per line, chunks of 1024 lines) over the
-// upload-time label in transactions.class; current_transactions reads both; history is
-// label_batches + label_changes (packed records), decoded by the view label_events.
+// history of a transaction. Independent of gRPC. The data model is migration 0009's: the label
+// each line has now lives in label_overlay (one byte per line, chunks of 1024 lines; layout in
+// label_overlay.h) over the upload-time label in transactions.class; current_transactions reads
+// both; history is label_batches + label_changes (packed records), decoded by the view
+// label_events.
 //
 // FeedbackWriter: every Add validates its rows (CheckLabelFeedback) and keeps the valid ones in
-// memory, compactly (~56 bytes a label; at most kMaxFeedbackRows a stream). Finish applies them
+// memory, compactly (~60 bytes a label; at most kMaxFeedbackRows a stream). Finish applies them
 // in one database transaction, under an advisory lock that serializes feedback streams (so the
 // "previous label" each row compares against cannot change underneath it), upload by upload:
 //   1. resolve each row to a stored transaction (by upload_id+line; transaction_id rows are
 //      resolved first with one query of the transaction_id index);
-//   2. read the upload's stored lines (their upload-time label and Time) and overlay chunks in
-//      the requested range, by binary COPY;
+//   2. read the upload's overlay chunks in the requested range by binary COPY: with a line map
+//      (uploads.line_map, every upload StoreUpload committed) they say which lines exist and
+//      their labels; without one, the stored rows' line, upload-time label and Time are read
+//      too (one index range scan);
 //   3. any invalid row (from Add) or two rows naming the same transaction -> INVALID_ARGUMENT
 //      with "row R, field F: reason" for the first problems; nothing is stored;
 //   4. rows naming no stored transaction -> reported in unknown/unknown_rows and skipped;
