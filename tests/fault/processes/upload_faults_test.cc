@@ -24,6 +24,7 @@ namespace {
 using ::testing::AnyOf;
 using ::testing::Eq;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // How long a client of storage may take to notice that storage is back.
 constexpr absl::Duration kRecoveryBound = absl::Seconds(10);
@@ -61,7 +62,10 @@ class UploadFaultTest : public ::testing::Test {
               rows);
     EXPECT_EQ(env_.CountOrDie(absl::StrCat("SELECT count(*) FROM predictions WHERE upload_id = ",
                                            id)),
-              rows);
+              rows)
+        << "an upload stored unscored; ingest's log:\n"
+        << env_.c->process("ingest").LogTail(40) << "\ninference's log:\n"
+        << env_.c->process("inference").LogTail(40);
   }
   // Resources of storage are released: no StoreUpload in flight, no pooled connection lent out.
   void ExpectStorageIdle() {
@@ -136,6 +140,8 @@ TEST_F(UploadFaultTest, PostgresStoppedMidRestUploadAnswers503AndStoresNothing) 
   ASSERT_TRUE(env_.c->process("storage").WaitHealthy(absl::Seconds(30)).ok());
   const HttpOutcome ok = UploadRest(env_.c->port("gateway"), "pg-stop-rest.csv", csv);
   EXPECT_EQ(ok.status, 200) << ok.body;
+  // Scored: nothing about the database outage reaches inference (its body names why when not).
+  EXPECT_THAT(ok.body, Not(HasSubstr("unscored"))) << ok.body;
   const HttpOutcome again = UploadRest(env_.c->port("gateway"), "pg-stop-rest.csv", csv);
   EXPECT_EQ(again.status, 200) << again.body;
   EXPECT_THAT(again.body, HasSubstr("duplicateOf"));
