@@ -78,31 +78,15 @@ std::string RowProblem(int64_t row, absl::string_view field, absl::string_view r
   return absl::StrCat("row ", row, ", field ", field, ": ", reason);
 }
 
-enum class Unknown { kTransactionId, kUploadId, kLine };
-
-const char* FieldName(Unknown u) {
-  switch (u) {
-    case Unknown::kTransactionId:
-      return "transaction_id";
-    case Unknown::kUploadId:
-      return "upload_id";
-    case Unknown::kLine:
-      break;
-  }
-  return "line";
-}
-
-const char* UnknownReason(Unknown u) {
-  switch (u) {
-    case Unknown::kTransactionId:
-      return "no stored transaction has this transaction_id";
-    case Unknown::kUploadId:
-      return "no such upload";
-    case Unknown::kLine:
-      break;
-  }
-  return "the upload has no row at this line";
-}
+// Why a row names no stored transaction: the field it names it by, and the reason reported.
+struct Unknown {
+  const char* field;
+  const char* reason;
+};
+constexpr Unknown kUnknownTransactionId{"transaction_id",
+                                        "no stored transaction has this transaction_id"};
+constexpr Unknown kUnknownUpload{"upload_id", "no such upload"};
+constexpr Unknown kUnknownLine{"line", "the upload has no row at this line"};
 
 // SQL condition on `line` selecting `lines` (sorted, unique): their range when it is dense (one
 // index range scan), else the list.
@@ -113,7 +97,7 @@ std::string LinesFilter(const std::vector<int64_t>& lines) {
     return absl::StrCat("line BETWEEN ", lo, " AND ", hi);
   }
   return absl::StrCat("line = ANY('",
-                      ArrayLiteral(lines, [](int64_t v) { return absl::StrCat(v); }),
+                      BigintArrayLiteral(lines),
                       "'::bigint[])");
 }
 
@@ -187,7 +171,7 @@ absl::StatusOr<v1::RecordFeedbackResponse> FeedbackWriter::Apply::Run(
     if (pending[i].upload_id > 0) {
       order.push_back(static_cast<int32_t>(i));
     } else {
-      unknown_.emplace_back(static_cast<int32_t>(i), Unknown::kTransactionId);
+      unknown_.emplace_back(static_cast<int32_t>(i), kUnknownTransactionId);
     }
   }
   std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
@@ -206,7 +190,7 @@ absl::StatusOr<v1::RecordFeedbackResponse> FeedbackWriter::Apply::Run(
   if (!uploads.empty()) {
     for (const pqxx::row& row : txn_.exec_params(
              kCommittedUploads,
-             ArrayLiteral(uploads, [](int64_t v) { return absl::StrCat(v); }))) {
+             BigintArrayLiteral(uploads))) {
       committed.emplace(row[0].as<int64_t>(), row[1].as<bool>());
     }
   }
@@ -217,7 +201,7 @@ absl::StatusOr<v1::RecordFeedbackResponse> FeedbackWriter::Apply::Run(
     if (const auto it = committed.find(upload_id); it != committed.end()) {
       FRAUD_RETURN_IF_ERROR(ApplyUpload(upload_id, it->second, order.data() + b, order.data() + e));
     } else {
-      for (size_t k = b; k < e; ++k) unknown_.emplace_back(order[k], Unknown::kUploadId);
+      for (size_t k = b; k < e; ++k) unknown_.emplace_back(order[k], kUnknownUpload);
     }
     b = e;
   }
@@ -258,8 +242,8 @@ absl::StatusOr<v1::RecordFeedbackResponse> FeedbackWriter::Apply::Run(
       problem->set_upload_id(p.upload_id);
       problem->set_line(p.line);
     }
-    problem->set_field(FieldName(why));
-    problem->set_reason(UnknownReason(why));
+    problem->set_field(why.field);
+    problem->set_reason(why.reason);
   }
   if (before_commit) FRAUD_RETURN_IF_ERROR(before_commit(txn_, out));
   txn_.commit();
@@ -328,13 +312,13 @@ absl::Status FeedbackWriter::Apply::ApplyUpload(int64_t upload_id, bool line_map
     int8_t upload_label = -1;
     if (line_map) {
       if (byte == overlay::kNothing) {
-        unknown_.emplace_back(*it, Unknown::kLine);
+        unknown_.emplace_back(*it, kUnknownLine);
         continue;
       }
     } else {
       while (s < stored.size() && stored[s].line < p.line) ++s;
       if (s == stored.size() || stored[s].line != p.line) {
-        unknown_.emplace_back(*it, Unknown::kLine);
+        unknown_.emplace_back(*it, kUnknownLine);
         continue;
       }
       upload_label = stored[s].label;
@@ -467,7 +451,7 @@ absl::Status FeedbackWriter::Apply::MoveRealised(int64_t upload_id, bool need_ti
   FRAUD_RETURN_IF_ERROR(Copy(
       absl::StrCat("COPY (SELECT line, model_version, score, decision FROM predictions"
                    " WHERE upload_id = ", upload_id, " AND model_version = ANY('",
-                   ArrayLiteral(versions, [](int64_t v) { return absl::StrCat(v); }),
+                   BigintArrayLiteral(versions),
                    "'::bigint[]) AND ", LinesFilter(lines), ") TO STDOUT (FORMAT binary)"),
       [&](const std::vector<CopyField>& f) -> absl::Status {
         if (f.size() != 4 || f[0].size != 8 || f[1].size != 8 || f[2].size != 4 ||

@@ -22,7 +22,7 @@ void WriteChunks(pqxx::work& txn, int64_t upload_id, const std::vector<int64_t>&
   hex.reserve(bytes.size());
   for (const std::string* b : bytes) hex.push_back(absl::StrCat("\\x", absl::BytesToHexString(*b)));
   txn.exec_params(kUpsertChunks, upload_id,
-                  ArrayLiteral(numbers, [](int64_t v) { return absl::StrCat(v); }),
+                  BigintArrayLiteral(numbers),
                   QuotedArrayLiteral(hex));
 }
 

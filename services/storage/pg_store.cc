@@ -132,18 +132,6 @@ absl::StatusOr<int> PageSize(int32_t requested, int def, int max) {
   return std::min<int>(requested, max);
 }
 
-// "{1,2,3}" for a bigint[] parameter.
-template <typename It>
-std::string BigintArray(It begin, It end) {
-  std::string out = "{";
-  for (It it = begin; it != end; ++it) {
-    if (it != begin) out.push_back(',');
-    absl::StrAppend(&out, *it);
-  }
-  out.push_back('}');
-  return out;
-}
-
 absl::StatusOr<v1::ModelVersion> RowToModel(const pqxx::row& row) {
   v1::ModelVersion m;
   m.set_version(row[0].as<int64_t>());
@@ -174,11 +162,11 @@ std::string ScanSql(const v1::ScanTransactionsRequest& r) {
   std::string where = "TRUE";
   if (r.upload_ids_size() > 0) {
     absl::StrAppend(&where, " AND upload_id = ANY('",
-                    BigintArray(r.upload_ids().begin(), r.upload_ids().end()), "'::bigint[])");
+                    BigintArrayLiteral(r.upload_ids()), "'::bigint[])");
   }
   if (r.exclude_upload_ids_size() > 0) {
     absl::StrAppend(&where, " AND upload_id <> ALL('",
-                    BigintArray(r.exclude_upload_ids().begin(), r.exclude_upload_ids().end()),
+                    BigintArrayLiteral(r.exclude_upload_ids()),
                     "'::bigint[])");
   }
   if (r.time_min() != 0) {
@@ -360,7 +348,7 @@ absl::StatusOr<int64_t> PgStore::RecordPredictions(const v1::RecordPredictionsRe
   }
   if (n > 0 && lines.front() <= 0) return absl::InvalidArgumentError("line numbers must be > 0");
 
-  std::string line_array = BigintArray(req.line_numbers().begin(), req.line_numbers().end());
+  std::string line_array = BigintArrayLiteral(req.line_numbers());
   std::string score_array = "{";
   std::string decision_array = "{";
   for (int i = 0; i < n; ++i) {

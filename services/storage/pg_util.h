@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/timestamp.pb.h"
@@ -53,6 +54,12 @@ std::string ArrayLiteral(const Range& values, Format format) {
   }
   out.push_back('}');
   return out;
+}
+
+// "{1,2,3}": a bigint[] literal of integer `values`.
+template <typename Range>
+std::string BigintArrayLiteral(const Range& values) {
+  return ArrayLiteral(values, [](int64_t v) { return absl::StrCat(v); });
 }
 
 // A one-dimensional text[] (or bytea[] of "\\x..." hex strings) literal: every element
