@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 #include <string>
@@ -43,6 +44,45 @@ inline double CpuSeconds(int pid) {
   }
   return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
+
+// CPU seconds of named processes and of every PostgreSQL process on the machine (comm
+// "postgres": the bench's server and its backends), so a bench can say where one operation's
+// CPU went. Take one before and one after; Since() gives each name's CPU in between (a
+// PostgreSQL backend that started in between counts from zero, one that exited is lost).
+class CpuSnapshot {
+ public:
+  explicit CpuSnapshot(const std::vector<std::pair<std::string, int>>& named) : named_(named) {
+    for (const auto& [name, pid] : named_) cpu_[pid] = CpuSeconds(pid);
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      const std::string pid = entry.path().filename().string();
+      if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::ifstream comm(entry.path() / "comm");
+      std::string name;
+      if (std::getline(comm, name) && name == "postgres") {
+        postgres_[std::stoi(pid)] = CpuSeconds(std::stoi(pid));
+      }
+    }
+  }
+  // name -> CPU seconds used between `before` and this snapshot; "postgres" sums its processes.
+  std::vector<std::pair<std::string, double>> Since(const CpuSnapshot& before) const {
+    std::vector<std::pair<std::string, double>> out;
+    for (const auto& [name, pid] : named_) {
+      auto b = before.cpu_.find(pid);
+      out.emplace_back(name, cpu_.at(pid) - (b == before.cpu_.end() ? 0 : b->second));
+    }
+    double pg = 0;
+    for (const auto& [pid, seconds] : postgres_) {
+      auto b = before.postgres_.find(pid);
+      pg += seconds - (b == before.postgres_.end() ? 0 : b->second);
+    }
+    out.emplace_back("postgres", pg);
+    return out;
+  }
+
+ private:
+  std::vector<std::pair<std::string, int>> named_;
+  std::map<int, double> cpu_, postgres_;
+};
 
 // Samples VmRSS of some processes until stopped; keeps the maximum of each. Stop() also reads
 // VmHWM, which catches peaks shorter than the sampling interval (reset it with ResetPeak first).

@@ -138,6 +138,42 @@ void PrintStageFigures(const std::string& prefix,
   }
 }
 
+// Prints one upload's CPU seconds per process and keeps them (with their sum) in `runs`.
+void PrintCpu(const std::vector<std::pair<std::string, double>>& cpu,
+              std::vector<std::map<std::string, double>>* runs) {
+  std::map<std::string, double> run;
+  std::string line = "    CPU seconds:";
+  double total = 0;
+  for (const auto& [name, seconds] : cpu) {
+    run[name] = seconds;
+    total += seconds;
+    absl::StrAppend(&line, " ", name, " ", absl::StrFormat("%.2f", seconds));
+  }
+  run["total"] = total;
+  absl::StrAppend(&line, "; total ", absl::StrFormat("%.2f", total));
+  std::fprintf(stderr, "%s\n", line.c_str());
+  runs->push_back(std::move(run));
+}
+
+// One figure per process: the median CPU seconds of an upload beside its median end-to-end time
+// (ratio = how many cores that process kept busy on average).
+void PrintCpuFigures(const std::string& prefix,
+                     const std::vector<std::map<std::string, double>>& cpu_runs,
+                     const std::vector<std::map<std::string, double>>& stage_runs) {
+  if (cpu_runs.empty() || stage_runs.size() != cpu_runs.size()) return;
+  std::vector<double> e2e;
+  for (const auto& r : stage_runs) e2e.push_back(r.at("client_e2e"));
+  for (const auto& [name, unused] : cpu_runs.front()) {
+    (void)unused;
+    std::vector<double> values;
+    for (const auto& r : cpu_runs) values.push_back(r.at(name));
+    Figure f{"upload", prefix + name,           Median(values),
+             "cpu_s",  "client_e2e_seconds",    Median(e2e),
+             static_cast<int>(cpu_runs.size()), Spread(values)};
+    Print(f);
+  }
+}
+
 // End-to-end rows/s of `rows`-row uploads (median of `e2e` seconds) beside psql \copy's.
 Figure E2eFigure(const std::string& name, int64_t rows, const std::vector<double>& e2e,
                  const std::vector<double>& floor, double file_mb) {
@@ -267,6 +303,10 @@ int Run(int argc, char** argv) {
   const int gateway_pid = c.process("gateway").pid(), ingest_pid = c.process("ingest").pid();
   std::fprintf(stderr, "fraud-bench-upload: constellation ready after %.1f s\n",
                NowSeconds() - wait_start);
+  // Where each upload's CPU goes: every service, PostgreSQL, and this process (the client).
+  std::vector<std::pair<std::string, int>> cpu_named = {{"client", ::getpid()}};
+  for (const std::string& name : c.names()) cpu_named.emplace_back(name, c.process(name).pid());
+  std::vector<std::map<std::string, double>> cpu_runs, big_cpu_runs;
 
   const fs::path file = work / "full.csv";
   if (!WriteCsv(file, rows, 1)) {
@@ -293,7 +333,9 @@ int Run(int argc, char** argv) {
     ResetPeak(gateway_pid);
     ResetPeak(ingest_pid);
     RssSampler sampler({gateway_pid, ingest_pid});
+    const CpuSnapshot cpu_before(cpu_named);
     UploadOutcome u = UploadFile(gateway_port, file, "full.csv");
+    PrintCpu(CpuSnapshot(cpu_named).Since(cpu_before), &cpu_runs);
     std::vector<long> peak = sampler.Stop();
     if (u.status != 200) {
       std::fprintf(stderr, "fraud-bench-upload: upload failed (%d): %s\n", u.status,
@@ -340,6 +382,7 @@ int Run(int argc, char** argv) {
     PrintPeakRss("peak_rss_gateway_mb", rss_gw, idle_gw);
     PrintPeakRss("peak_rss_ingest_mb", rss_ingest, idle_ingest);
     PrintStageFigures("stage:", stage_runs);
+    PrintCpuFigures("cpu:", cpu_runs, stage_runs);
   }
 
   if (rc == 0 && big_factor > 1) {
@@ -354,7 +397,9 @@ int Run(int argc, char** argv) {
         ResetPeak(gateway_pid);
         ResetPeak(ingest_pid);
         RssSampler sampler({gateway_pid, ingest_pid});
+        const CpuSnapshot cpu_before(cpu_named);
         UploadOutcome u = UploadFile(gateway_port, big, "big.csv");
+        PrintCpu(CpuSnapshot(cpu_named).Since(cpu_before), &big_cpu_runs);
         std::vector<long> peak = sampler.Stop();
         if (u.status != 200 || f < 0) {
           std::fprintf(stderr, "fraud-bench-upload: 4x upload failed (%d): %s\n", u.status,
@@ -380,6 +425,7 @@ int Run(int argc, char** argv) {
         PrintPeakRss("peak_rss_gateway_4x_mb", big_gw, idle_gw);
         PrintPeakRss("peak_rss_ingest_4x_mb", big_ingest, idle_ingest);
         PrintStageFigures("stage_4x:", big_stages);
+        PrintCpuFigures("cpu_4x:", big_cpu_runs, big_stages);
       }
       fs::remove(big);
     }

@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
       argc, argv, "gateway",
       "fraud-gateway: REST/JSON API, web UI, /healthz and /metrics on one HTTP port (--port, "
       "default 8080).\nFlags also read FRAUD_<FLAG> from the environment.");
+  fraud::rpc::KeepFreedHeapFromFlags();
   const sigset_t stop = fraud::BlockStopSignals();
 
   // The shared --port is this server's HTTP port; /metrics is served on it too.

@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   fraud::rpc::InitService(argc, argv, "inference",
                           "fraud-inference: scores transactions with the hot-reloadable champion "
                           "model.\nFlags also read FRAUD_<FLAG> from the environment.");
+  fraud::rpc::KeepFreedHeapFromFlags();
   const sigset_t stop = fraud::BlockStopSignals();
 
   const std::string model_dir = absl::GetFlag(FLAGS_model_dir);

@@ -1,7 +1,6 @@
 // fraud-ingest: serves fraud.ingest.v1.IngestService (port 50051, metrics 9101).
 // Only wiring: flags -> options, channels to storage and inference, service, server (declared
 // last, destroyed first).
-#include <malloc.h>
 
 #include <cstdint>
 #include <string>
@@ -36,9 +35,6 @@ ABSL_FLAG(double, upload_idle_timeout_seconds, 60,
 ABSL_FLAG(int, max_concurrent_uploads, 14,
           "Uploads and validations served at once (a worker thread each); more get "
           "RESOURCE_EXHAUSTED");
-ABSL_FLAG(int64_t, malloc_mmap_threshold_kb, 256,
-          "Heap blocks at least this large are mmap'ed and returned to the OS when freed (0 = "
-          "glibc's adaptive default)");
 ABSL_FLAG(std::string, upload_token, "",
           "Bearer token Upload requires (empty = none). Prefer FRAUD_UPLOAD_TOKEN.");
 
@@ -47,13 +43,7 @@ int main(int argc, char** argv) {
                           "fraud-ingest: validates, stores and scores uploaded transaction CSVs.\n"
                           "Flags also read FRAUD_<FLAG> from the environment.");
   const sigset_t stop = fraud::BlockStopSignals();
-  // Every upload allocates and frees megabyte-sized row batches and messages on several threads.
-  // glibc's adaptive threshold soon serves those from per-thread arenas that keep the freed
-  // pages, so RSS crept up with file length (4x file: ~100-110 MB peak); a fixed threshold hands
-  // them back at once (~65 MB), at the cost of one mmap/munmap per batch buffer.
-  if (const int64_t kb = absl::GetFlag(FLAGS_malloc_mmap_threshold_kb); kb > 0) {
-    mallopt(M_MMAP_THRESHOLD, static_cast<int>(kb * 1024));
-  }
+  fraud::rpc::KeepFreedHeapFromFlags();
 
   fraud::ingest::IngestOptions options;
   options.batch_rows = absl::GetFlag(FLAGS_batch_rows);

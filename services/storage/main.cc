@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
   fraud::rpc::InitService(argc, argv, "storage",
                           "fraud-storage: uploads, transactions, predictions, model registry and "
                           "training runs in PostgreSQL, over gRPC");
+  fraud::rpc::KeepFreedHeapFromFlags();
   const sigset_t stop = fraud::BlockStopSignals();
 
   fraud::storage::PgPoolOptions pool_options;

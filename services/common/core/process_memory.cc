@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <fstream>
 #include <string>
 
@@ -31,5 +32,14 @@ bool ResetPeakRss() {
 }
 
 void ReleaseFreeMemory() { malloc_trim(0); }
+
+void KeepFreedHeap(int64_t bytes, int arena_max) {
+  if (bytes <= 0) return;
+  // glibc caps the mmap threshold at 32 MiB on 64-bit (HEAP_MAX_SIZE / 2); larger is refused.
+  const int threshold = static_cast<int>(std::min<int64_t>(bytes, int64_t{32} << 20));
+  mallopt(M_MMAP_THRESHOLD, threshold);
+  mallopt(M_TRIM_THRESHOLD, static_cast<int>(std::min<int64_t>(bytes, int64_t{1} << 30)));
+  if (arena_max > 0) mallopt(M_ARENA_MAX, arena_max);
+}
 
 }  // namespace fraud

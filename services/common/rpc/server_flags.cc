@@ -8,6 +8,7 @@
 #include "absl/flags/usage.h"
 #include "services/common/core/config.h"
 #include "services/common/core/log.h"
+#include "services/common/core/process_memory.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on (gRPC and metrics)");
 ABSL_FLAG(int, port, -1, "gRPC port; 0 picks a free one; -1 = the service's default");
@@ -24,6 +25,10 @@ ABSL_FLAG(std::string, service_token, "",
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve gRPC over TLS (with --tls_key)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
 ABSL_FLAG(std::string, tls_ca, "", "PEM CA bundle for TLS connections to other services");
+ABSL_FLAG(int64_t, heap_keep_mb, 64,
+          "Freed heap memory malloc keeps for reuse instead of returning it to the OS at once "
+          "(blocks under this size come from malloc's arenas, at most 2 of them); 0 = glibc's "
+          "defaults. Read by the gateway, ingest, storage and inference");
 
 namespace fraud::rpc {
 
@@ -43,6 +48,12 @@ void InitService(int argc, char** argv, const std::string& service_name,
     std::fprintf(stderr, "invalid environment setting %s\n", e.c_str());
   }
   if (!env_errors.empty()) std::exit(2);
+}
+
+void KeepFreedHeapFromFlags() {
+  // Two arenas: the services' big buffers are allocated on a few threads at a time, and every
+  // further arena would keep its own freed memory (RSS grew 40% more with glibc's 16).
+  KeepFreedHeap(absl::GetFlag(FLAGS_heap_keep_mb) << 20, 2);
 }
 
 ServerOptions ServerOptionsFromFlags(const std::string& service_name, int default_port,

@@ -3,7 +3,7 @@
 //
 // Every flag also reads its default from FRAUD_<FLAG> in the environment (see core/config.h):
 //   --host --port --metrics_port --max_threads --grace_period_seconds --log_level
-//   --admin_token --tls_cert --tls_key --tls_ca
+//   --admin_token --tls_cert --tls_key --tls_ca --heap_keep_mb
 #pragma once
 
 #include <string>
@@ -17,6 +17,10 @@ namespace fraud::rpc {
 // Parses the command line after loading env defaults; exits with a message on bad values.
 // `default_port` / `default_metrics_port` apply when --port / --metrics_port are not given.
 void InitService(int argc, char** argv, const std::string& service_name, const std::string& usage);
+// Applies --heap_keep_mb (KeepFreedHeap with 2 arenas). Called by the services that stream
+// megabyte-sized messages (gateway, ingest, storage, inference); not by training, which returns
+// its memory after each phase itself.
+void KeepFreedHeapFromFlags();
 
 ServerOptions ServerOptionsFromFlags(const std::string& service_name, int default_port,
                                      int default_metrics_port);
