@@ -136,7 +136,7 @@ std::string InsertRows(int64_t upload_id, int64_t n, int days) {
       "', 64, '0'), 1, ", n, ");"
       "INSERT INTO transactions (upload_id, line, time, amount, v) SELECT ", upload_id,
       ", g + 1, (g - 1) * ", days * 86400.0 / static_cast<double>(n),
-      ", g % 500, array_fill((g % 7)::float8 / 7, ARRAY[28]) FROM generate_series(1, ", n,
+      ", g % 500, pack_v(array_fill((g % 7)::float8 / 7, ARRAY[28])) FROM generate_series(1, ", n,
       ") g");
 }
 

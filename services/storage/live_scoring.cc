@@ -34,7 +34,7 @@ constexpr char kCreateLiveUpload[] =
 constexpr char kInsertNewRows[] =
     "INSERT INTO transactions (upload_id, line, time, amount, v, transaction_id)"
     " SELECT $1, nextval('live_scoring_line_seq'), a.f[(u.i - 1) * 30 + 1], a.f[u.i * 30],"
-    " a.f[(u.i - 1) * 30 + 2 : u.i * 30 - 1], u.tid"
+    " pack_v(a.f[(u.i - 1) * 30 + 2 : u.i * 30 - 1]), u.tid"
     " FROM unnest($2::text[]) WITH ORDINALITY AS u(tid, i), (SELECT $3::float8[] AS f) a"
     " WHERE NOT EXISTS (SELECT 1 FROM transactions t WHERE t.transaction_id = u.tid)"
     " ORDER BY u.i RETURNING time";
@@ -60,13 +60,12 @@ constexpr char kUpsertPredictions[] =
     " ON CONFLICT (upload_id, model_version, line) DO UPDATE SET score = EXCLUDED.score,"
     " decision = EXCLUDED.decision, scored_at = EXCLUDED.scored_at";
 
-// Whether the stored row (time, amount, v as text) holds exactly the features of request row r.
+// Whether the stored row (time, amount, v as bytea text) holds exactly the features of request row r.
 absl::StatusOr<bool> SameFeatures(const pqxx::row& stored, const double* f) {
   FRAUD_ASSIGN_OR_RETURN(const double time, ParseDouble(stored[2].c_str()));
   FRAUD_ASSIGN_OR_RETURN(const double amount, ParseDouble(stored[3].c_str()));
   google::protobuf::RepeatedField<double> v;
-  FRAUD_RETURN_IF_ERROR(ParseDoubleArray(stored[4].c_str(), &v));
-  if (v.size() != kNumV) return false;
+  FRAUD_RETURN_IF_ERROR(ParseFloat8Bytes(stored[4].c_str(), kNumV, &v));
   return time == f[0] && amount == f[kNumFeatures - 1] &&
          std::equal(v.begin(), v.end(), f + 1);
 }

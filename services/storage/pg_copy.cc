@@ -12,7 +12,6 @@ namespace fraud::storage {
 namespace {
 
 constexpr char kSignature[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n', '\0'};
-constexpr int32_t kFloat8Oid = 701;
 
 // libpqxx 6.4 exposes a transaction's PGconn only to large-object code (a protected static of
 // pqxx::largeobject); this subclass makes it reachable for COPY. The pointer stays owned by the
@@ -76,29 +75,18 @@ void CopyEncoder::PutInt64(int64_t v) {
   buf_.append(reinterpret_cast<const char*>(&be), 8);
 }
 
-void CopyEncoder::Float8Array(const double* values, int n) {
+void CopyEncoder::Float8Bytes(const double* values, int n) {
   const size_t start = buf_.size();
-  const int32_t payload = 20 + n * 12;
-  buf_.resize(start + 4 + payload);
+  buf_.resize(start + 4 + 8 * static_cast<size_t>(n));
   char* p = buf_.data() + start;
-  auto put32 = [&p](int32_t v) {
-    const uint32_t be = Bswap32(static_cast<uint32_t>(v));
-    std::memcpy(p, &be, 4);
-    p += 4;
-  };
-  put32(payload);
-  put32(1);           // ndim
-  put32(0);           // has nulls
-  put32(kFloat8Oid);  // element type
-  put32(n);           // dimension length
-  put32(1);           // lower bound
-  for (int i = 0; i < n; ++i) {
-    put32(8);
+  const uint32_t size = Bswap32(static_cast<uint32_t>(8 * n));
+  std::memcpy(p, &size, 4);
+  p += 4;
+  for (int i = 0; i < n; ++i, p += 8) {
     uint64_t bits;
     std::memcpy(&bits, &values[i], 8);
     bits = Bswap64(bits);
     std::memcpy(p, &bits, 8);
-    p += 8;
   }
 }
 
@@ -132,22 +120,12 @@ float ReadFloat4(const char* p) {
   return f;
 }
 
-absl::Status DecodeFloat8Array(const CopyField& f, int n, double* out) {
-  const int32_t want = 20 + n * 12;
-  if (f.is_null() || f.size != want) {
+absl::Status DecodeFloat8Bytes(const CopyField& f, int n, double* out) {
+  if (f.is_null() || f.size != 8 * n) {
     return absl::InvalidArgumentError(
-        absl::StrCat("float8[] field has ", f.size, " bytes, want ", want));
+        absl::StrCat("packed float8 field has ", f.size, " bytes, want ", 8 * n));
   }
-  const char* p = f.data;
-  if (ReadInt32(p) != 1 || ReadInt32(p + 4) != 0 || ReadInt32(p + 8) != kFloat8Oid ||
-      ReadInt32(p + 12) != n) {
-    return absl::InvalidArgumentError("float8[] field has an unexpected shape");
-  }
-  p += 20;
-  for (int i = 0; i < n; ++i, p += 12) {
-    if (ReadInt32(p) != 8) return absl::InvalidArgumentError("float8[] element is not 8 bytes");
-    out[i] = ReadFloat8(p + 4);
-  }
+  for (int i = 0; i < n; ++i) out[i] = ReadFloat8(f.data + 8 * i);
   return absl::OkStatus();
 }
 
@@ -256,7 +234,8 @@ absl::Status CopyIn::Start(const std::string& copy_sql) {
 absl::Status CopyIn::Flush() {
   PGconn* conn = static_cast<PGconn*>(conn_);
   if (enc_.size() == 0) return absl::OkStatus();
-  if (PQputCopyData(conn, enc_.buffer().data(), static_cast<int>(enc_.size())) != 1) {
+  if (PQputCopyData(conn, enc_.buffer().data(), static_cast<int>(enc_.size())) != 1 ||
+      PQflush(conn) != 0) {
     return StatusFromSqlState("08006", PQerrorMessage(conn));
   }
   enc_.Clear();

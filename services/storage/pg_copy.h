@@ -10,9 +10,7 @@
 //
 // Format (PostgreSQL docs, "COPY ... Binary Format"): 11-byte signature, int32 flags, int32
 // header-extension length; per tuple int16 field count then per field int32 length (-1 = NULL)
-// and the value in network byte order; trailer int16 -1. float8[] values use array_send's layout:
-// int32 ndim, int32 has-nulls, int32 element OID (701), per dimension int32 length and lower bound,
-// then per element int32 length and 8 bytes.
+// and the value in network byte order; trailer int16 -1. A bytea value is its raw bytes.
 #pragma once
 
 #include <cstdint>
@@ -67,8 +65,9 @@ class CopyEncoder {
   }
   // A bytea value: the bytes as they are (binary COPY's bytea format is the raw bytes).
   void Bytes(absl::string_view v) { Text(v); }
-  // A one-dimensional float8[] without NULLs.
-  void Float8Array(const double* values, int n);
+  // A bytea of `n` big-endian IEEE doubles (float8send's bytes, one after another): how
+  // transactions.v stores V1..V28 (migration 0010).
+  void Float8Bytes(const double* values, int n);
 
   std::string& buffer() { return buf_; }
   size_t size() const { return buf_.size(); }
@@ -95,9 +94,9 @@ int16_t ReadInt16(const char* p);
 double ReadFloat8(const char* p);
 float ReadFloat4(const char* p);
 
-// Decodes a float8[] field with exactly `n` elements and no NULLs into out[0..n).
+// Decodes a bytea field of exactly `n` big-endian doubles (see Float8Bytes) into out[0..n).
 // InvalidArgument otherwise.
-absl::Status DecodeFloat8Array(const CopyField& f, int n, double* out);
+absl::Status DecodeFloat8Bytes(const CopyField& f, int n, double* out);
 
 // Incremental decoder of a binary-COPY byte stream delivered in arbitrary pieces.
 class CopyDecoder {
@@ -131,12 +130,13 @@ class CopyIn {
   absl::Status Start(const std::string& copy_sql);
   CopyEncoder& encoder() { return enc_; }
   absl::Status MaybeFlush() { return enc_.size() >= flush_bytes_ ? Flush() : absl::OkStatus(); }
+  // Sends everything encoded so far to the server (it processes it while the COPY stays open).
+  absl::Status Flush();
   absl::Status Finish();
   // Ends the COPY with an error so the server discards it (the transaction is aborted).
   void Abort(const char* reason);
 
  private:
-  absl::Status Flush();
   absl::Status CollectResult();
   void* conn_;  // PGconn*
   size_t flush_bytes_;

@@ -198,7 +198,7 @@ class ScanBatcher {
     features->Resize(old + kNumFeatures, 0.0);
     double* row = features->mutable_data() + old;
     row[0] = ReadFloat8(f[2].data);
-    FRAUD_RETURN_IF_ERROR(DecodeFloat8Array(f[4], kNumV, row + 1));
+    FRAUD_RETURN_IF_ERROR(DecodeFloat8Bytes(f[4], kNumV, row + 1));
     row[kNumFeatures - 1] = ReadFloat8(f[3].data);
     b->add_upload_ids(ReadInt64(f[0].data));
     b->add_line_numbers(ReadInt64(f[1].data));
@@ -420,7 +420,7 @@ absl::StatusOr<v1::ListPredictionsResponse> PgStore::ListPredictions(
       FRAUD_ASSIGN_OR_RETURN(const double time, ParseDouble(row[4].c_str()));
       FRAUD_ASSIGN_OR_RETURN(const double amount, ParseDouble(row[5].c_str()));
       f->Add(time);
-      FRAUD_RETURN_IF_ERROR(ParseDoubleArray(row[6].c_str(), f));
+      FRAUD_RETURN_IF_ERROR(ParseFloat8Bytes(row[6].c_str(), kNumV, f));
       f->Add(amount);
       if (f->size() != kNumFeatures) return absl::InternalError("stored row has a bad V array");
       FRAUD_ASSIGN_OR_RETURN(const bool explained,

@@ -1,6 +1,7 @@
 #include "services/storage/pg_util.h"
 
 #include <charconv>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
@@ -41,6 +42,31 @@ absl::Status ParseDoubleArray(absl::string_view text,
     out->Add(*v);
     if (comma == absl::string_view::npos) break;
     text.remove_prefix(comma + 1);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseFloat8Bytes(absl::string_view text, int n,
+                              google::protobuf::RepeatedField<double>* out) {
+  if (text.size() != 2 + 16 * static_cast<size_t>(n) || text[0] != '\\' || text[1] != 'x') {
+    return absl::InternalError(
+        absl::StrCat("not a bytea of ", n, " float8 from the database (", text.size(), " chars)"));
+  }
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (int i = 0; i < n; ++i) {
+    uint64_t bits = 0;
+    for (int k = 0; k < 16; ++k) {
+      const int d = nibble(text[2 + 16 * i + k]);
+      if (d < 0) return absl::InternalError("bad hex digit in a bytea from the database");
+      bits = bits << 4 | static_cast<uint64_t>(d);
+    }
+    double v;
+    std::memcpy(&v, &bits, 8);
+    out->Add(v);
   }
   return absl::OkStatus();
 }

@@ -39,6 +39,10 @@ absl::StatusOr<double> ParseDouble(absl::string_view text);
 absl::StatusOr<float> ParseFloat(absl::string_view text);
 // "{1.5,-2,...}" (a one-dimensional float8[] without NULLs) appended to *out.
 absl::Status ParseDoubleArray(absl::string_view text, google::protobuf::RepeatedField<double>* out);
+// A bytea of `n` big-endian doubles (transactions.v; CopyEncoder::Float8Bytes) in PostgreSQL's
+// text output ("\\x" and hex digits), appended to *out. InternalError on anything else.
+absl::Status ParseFloat8Bytes(absl::string_view text, int n,
+                              google::protobuf::RepeatedField<double>* out);
 
 // A one-dimensional SQL array literal "{a,b,...}" of `values`, each element written by
 // `format` (for example DoubleLiteral): for array parameters ($1::float8[]) of set-based

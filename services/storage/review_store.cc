@@ -190,7 +190,7 @@ absl::StatusOr<v1::ListReviewQueueResponse> ListReviewQueue(
       item->set_amount(amount);
       item->mutable_features()->Reserve(kNumFeatures);
       item->add_features(time);
-      FRAUD_RETURN_IF_ERROR(ParseDoubleArray(row[7].c_str(), item->mutable_features()));
+      FRAUD_RETURN_IF_ERROR(ParseFloat8Bytes(row[7].c_str(), kNumV, item->mutable_features()));
       item->add_features(amount);
       item->set_current_label(row[8].as<int>());
       FRAUD_ASSIGN_OR_RETURN(const bool explained,

@@ -61,6 +61,9 @@ constexpr char kSelectUpload[] = "SELECT " FRAUD_UPLOAD_COLUMNS " FROM uploads W
 // commit: the per-statement trigger would join every COPY batch to its transactions (measured
 // 10x the COPY time of the predictions). Off again before the commit's own statements, so
 // adoption and discard of a duplicate go through the trigger.
+// Predictions waiting for the transactions COPY to end (UploadWriter::rows_copy_): ~50 bytes
+// each, so at most ~6.5 MB.
+constexpr int64_t kPendingPredictionRows = 131072;
 constexpr char kDeferRealised[] = "SET LOCAL fraud.realised_deferred = on";
 constexpr char kUndeferRealised[] = "SET LOCAL fraud.realised_deferred = off";
 
@@ -77,6 +80,11 @@ absl::Status UploadWriter::Fail(absl::Status s) {
 
 void UploadWriter::Rollback() {
   finished_ = true;
+  if (rows_copy_ != nullptr) {
+    // The server discards the COPY and the transaction; the rollback below then ends it.
+    rows_copy_->Abort("upload rolled back");
+    rows_copy_.reset();
+  }
   AbortStreamTransaction(txn_, lease_);
 }
 
@@ -140,16 +148,30 @@ absl::Status UploadWriter::Append(const v1::UploadRows& rows) {
   const absl::Time copy_start = absl::Now();
   if (absl::Status s = WriteTransactions(batch, lines); !s.ok()) return Fail(s);
   if (rows.has_scores()) {
-    if (absl::Status s = WritePredictions(rows.scores(), lines); !s.ok()) return Fail(s);
-    if (absl::Status s = WriteExplanations(rows, lines); !s.ok()) return Fail(s);
-    scored_by_version_[rows.scores().model_version()] += n;
-    predictions_ += n;
     const ScoreBatch& scores = rows.scores();
+    CopyEncoder& e = pending_predictions_;
+    for (int64_t i = 0; i < n; ++i) {
+      e.BeginTuple(5);
+      e.Int64(upload_id_);
+      e.Int64(lines[i]);
+      e.Int64(scores.model_version());
+      e.Float4(scores.scores(static_cast<int>(i)));
+      e.Bool(scores.decisions(static_cast<int>(i)));
+    }
+    pending_prediction_rows_ += n;
+    if (!rows.explanations().empty()) {
+      pending_explanations_.push_back({rows.explanations(), lines, scores.model_version()});
+    }
+    scored_by_version_[scores.model_version()] += n;
+    predictions_ += n;
     const bool labelled = batch.labels_size() > 0;
     for (int i = 0; i < static_cast<int>(n); ++i) {
       realised_.Add(scores.model_version(), batch.features(i * kNumFeatures), scores.scores(i),
                     scores.decisions(i), labelled ? batch.labels(i) : -1);
     }
+  }
+  if (pending_prediction_rows_ >= kPendingPredictionRows) {
+    if (absl::Status s = WritePending(); !s.ok()) return Fail(s);
   }
   last_copy_end_ = absl::Now();
   copy_time_ += last_copy_end_ - copy_start;
@@ -174,42 +196,41 @@ absl::Status UploadWriter::Append(const v1::UploadRows& rows) {
 absl::Status UploadWriter::WriteTransactions(const TransactionBatch& batch,
                                              const std::vector<int64_t>& lines) {
   absl::Status status;
-  bool copying = false;
   try {
-    CopyIn copy(*txn_);
-    status = copy.Start(kCopyTransactions);
-    copying = status.ok();
-    CopyEncoder& e = copy.encoder();
-    const double* f = batch.features().data();
-    const bool labelled = batch.labels_size() > 0;
-    for (size_t i = 0; copying && i < lines.size(); ++i) {
-      const double* row = f + i * kNumFeatures;
-      e.BeginTuple(6);
-      e.Int64(upload_id_);
-      e.Int64(lines[i]);
-      e.Float8(row[0]);
-      e.Float8(row[kNumFeatures - 1]);
-      e.Float8Array(row + 1, kNumV);
-      if (labelled) {
-        e.Int16(static_cast<int16_t>(batch.labels(static_cast<int>(i))));
-      } else {
-        e.Null();
-      }
-      status = copy.MaybeFlush();
-      if (!status.ok()) break;
+    if (rows_copy_ == nullptr) {
+      auto copy = std::make_unique<CopyIn>(*txn_);
+      status = copy->Start(kCopyTransactions);
+      if (status.ok()) rows_copy_ = std::move(copy);
     }
-    if (copying && status.ok()) {
-      copying = false;
-      status = copy.Finish();
-    } else if (copying) {
-      copy.Abort("upload aborted");
+    if (status.ok()) {
+      CopyEncoder& e = rows_copy_->encoder();
+      const double* f = batch.features().data();
+      const bool labelled = batch.labels_size() > 0;
+      for (size_t i = 0; status.ok() && i < lines.size(); ++i) {
+        const double* row = f + i * kNumFeatures;
+        e.BeginTuple(6);
+        e.Int64(upload_id_);
+        e.Int64(lines[i]);
+        e.Float8(row[0]);
+        e.Float8(row[kNumFeatures - 1]);
+        e.Float8Bytes(row + 1, kNumV);
+        if (labelled) {
+          e.Int16(static_cast<int16_t>(batch.labels(static_cast<int>(i))));
+        } else {
+          e.Null();
+        }
+        status = rows_copy_->MaybeFlush();
+      }
+      // The whole batch goes to the server now, which takes it in while the next one arrives.
+      if (status.ok()) status = rows_copy_->Flush();
     }
   } catch (const std::exception& e) {
     status = StatusFromException(e);
   }
   if (!status.ok()) {
     Metrics().DbError(status);
-    if (copying || IsConnectionLoss(status)) lease_->Discard();
+    // A COPY that failed half way leaves the connection in an unknown state.
+    if (rows_copy_ != nullptr || IsConnectionLoss(status)) lease_->Discard();
   }
   return status;
 }
@@ -222,51 +243,39 @@ absl::Status UploadWriter::CountDbError(absl::Status status) {
   return status;
 }
 
-absl::Status UploadWriter::WritePredictions(const ScoreBatch& scores,
-                                            const std::vector<int64_t>& lines) {
+absl::Status UploadWriter::WritePending() {
   absl::Status status;
   try {
-    CopyIn copy(*txn_);
-    status = copy.Start(kCopyPredictions);
-    const bool copying = status.ok();
-    CopyEncoder& e = copy.encoder();
-    for (size_t i = 0; copying && i < lines.size(); ++i) {
-      e.BeginTuple(5);
-      e.Int64(upload_id_);
-      e.Int64(lines[i]);
-      e.Int64(scores.model_version());
-      e.Float4(scores.scores(static_cast<int>(i)));
-      e.Bool(scores.decisions(static_cast<int>(i)));
-      status = copy.MaybeFlush();
-      if (!status.ok()) break;
+    if (rows_copy_ != nullptr) {
+      status = rows_copy_->Finish();
+      rows_copy_.reset();
+      if (!status.ok()) lease_->Discard();
     }
-    if (copying && status.ok()) {
-      status = copy.Finish();
-    } else if (copying) {
-      copy.Abort("upload aborted");
-      lease_->Discard();
+    if (status.ok() && pending_prediction_rows_ > 0) {
+      CopyIn copy(*txn_);
+      status = copy.Start(kCopyPredictions);
+      if (status.ok()) {
+        copy.encoder().buffer().append(pending_predictions_.buffer());
+        status = copy.Finish();
+        if (!status.ok()) lease_->Discard();
+      }
+    }
+    for (size_t i = 0; status.ok() && i < pending_explanations_.size(); ++i) {
+      const PendingExplanations& p = pending_explanations_[i];
+      explanations_ += InsertExplanations(*txn_, p.explanations, upload_id_, p.lines,
+                                          p.model_version, 0);
     }
   } catch (const std::exception& e) {
     status = StatusFromException(e);
   }
-  return CountDbError(status);
-}
-
-absl::Status UploadWriter::WriteExplanations(const v1::UploadRows& rows,
-                                             const std::vector<int64_t>& lines) {
-  if (rows.explanations().empty()) return absl::OkStatus();
-  absl::Status status;
-  try {
-    explanations_ += InsertExplanations(*txn_, rows.explanations(), upload_id_, lines,
-                                        rows.scores().model_version(), 0);
-  } catch (const std::exception& e) {
-    status = StatusFromException(e);
-  }
+  pending_predictions_.Clear();
+  pending_prediction_rows_ = 0;
+  pending_explanations_.clear();
   return CountDbError(status);
 }
 
 absl::StatusOr<v1::StoreUploadResponse> UploadWriter::Commit(const v1::UploadCommit& commit) {
-  const absl::Time commit_start = absl::Now();
+  absl::Time commit_start = absl::Now();
   // The stage times a caller reports (UploadStages): where the commit and the COPYs spent time.
   auto timed = [&](v1::StoreUploadResponse r) {
     const absl::Time end = absl::Now();
@@ -282,6 +291,13 @@ absl::StatusOr<v1::StoreUploadResponse> UploadWriter::Commit(const v1::UploadCom
   if (absl::Status s = ValidateUploadCommit(commit, mode_); !s.ok()) return Fail(s);
   std::string sha256;
   if (absl::Status s = ValidateSha256(commit.sha256(), &sha256); !s.ok()) return Fail(s);
+  if (rows_copy_ != nullptr || pending_prediction_rows_ > 0 || !pending_explanations_.empty()) {
+    const absl::Time copy_start = absl::Now();
+    if (absl::Status s = WritePending(); !s.ok()) return Fail(s);
+    last_copy_end_ = absl::Now();
+    copy_time_ += last_copy_end_ - copy_start;
+    commit_start = last_copy_end_;
+  }
 
   int64_t model_version = 0;
   int64_t most = 0;

@@ -74,8 +74,9 @@ TEST_F(RealModelTest, StoredScoresAreTheModelsOwnScoresAndTheSummaryUsesItsThres
   {
     pqxx::connection c(conninfo());
     pqxx::work w(c);
-    for (const auto& row : w.exec("SELECT t.time, array_to_string(t.v, ','), t.amount, p.score, "
-                                  "p.decision, p.model_version FROM transactions t JOIN "
+    // unpack_v (migration 0010) gives the stored bytes back as float8[].
+    for (const auto& row : w.exec("SELECT t.time, array_to_string(unpack_v(t.v), ','), t.amount, "
+                                  "p.score, p.decision, p.model_version FROM transactions t JOIN "
                                   "predictions p USING (upload_id, line) ORDER BY line")) {
       features.push_back(row[0].as<double>());
       for (absl::string_view v : absl::StrSplit(row[1].c_str(), ',')) {

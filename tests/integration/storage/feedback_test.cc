@@ -531,7 +531,7 @@ TEST_F(FeedbackCliTest, FeedbackCommandStreamsTheFileAndPrintsTheSummary) {
   // Uploads need the token too (the stub below has none): store the rows directly.
   Exec("INSERT INTO uploads (id, sha256, status, rows) VALUES (5, repeat('a', 64), 1, 3)");
   Exec("INSERT INTO transactions (upload_id, line, time, amount, v, class) SELECT 5, g, g, 1,"
-       " array_fill(0::float8, ARRAY[28]), CASE WHEN g = 4 THEN 0 END"
+       " pack_v(array_fill(0::float8, ARRAY[28])), CASE WHEN g = 4 THEN 0 END"
        " FROM generate_series(2, 4) g");
   const std::string path = WriteCsv(
       "upload_id,line,label,source,note\n"

@@ -322,7 +322,8 @@ TEST_F(ReviewTest, InvalidArgumentsAreRejectedAndNothingIsStored) {
 TEST_F(ReviewTest, QueuePageReadsThePartialAlertIndex) {
   ScoredUpload(20, 3, 1);
   Exec("INSERT INTO transactions (upload_id, line, time, amount, v)"
-       " SELECT 1000, g, g, 1, array_fill(0::float8, ARRAY[28]) FROM generate_series(2, 200001) g");
+       " SELECT 1000, g, g, 1, pack_v(array_fill(0::float8, ARRAY[28]))"
+       " FROM generate_series(2, 200001) g");
   Exec("INSERT INTO predictions (upload_id, line, model_version, score, decision)"
        " SELECT 1000, g, 3, 0.01, g % 5000 = 0 FROM generate_series(2, 200001) g");
   Exec("ANALYZE predictions");
@@ -353,7 +354,7 @@ TEST_F(ReviewCliTest, ListsTheQueueAndMarksAnAlert) {
   // Uploads need the token too (the test stub has none): store rows and alerts directly.
   Exec("INSERT INTO uploads (id, sha256, status, rows) VALUES (5, repeat('a', 64), 1, 3)");
   Exec("INSERT INTO transactions (upload_id, line, time, amount, v) SELECT 5, g, g, 10 * g,"
-       " array_fill(0::float8, ARRAY[28]) FROM generate_series(2, 4) g");
+       " pack_v(array_fill(0::float8, ARRAY[28])) FROM generate_series(2, 4) g");
   Exec("INSERT INTO predictions (upload_id, line, model_version, score, decision)"
        " VALUES (5, 2, 3, 0.7, true), (5, 3, 3, 0.9, true), (5, 4, 3, 0.2, false)");
   const std::string target = server_->target();

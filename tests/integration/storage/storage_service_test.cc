@@ -217,7 +217,7 @@ TEST_F(StorageTest, StreamEndingWithoutCommitStoresNothing) {
 TEST_F(StorageTest, DuplicateUploadAnswersDuplicateOfAndLeavesRowsUnchanged) {
   const auto first = Upload(stub_.get(), "a.csv", {Rows(MakeBatch(30, 1, true))}, Sha(5));
   ASSERT_TRUE(first.status.ok()) << first.status.error_message();
-  const std::string before = QueryScalar("SELECT sum(time + amount + v[3]) FROM transactions");
+  const std::string before = QueryScalar("SELECT sum(time + amount + (unpack_v(v))[3]) FROM transactions");
 
   const auto second = Upload(stub_.get(), "a-again.csv", {Rows(MakeBatch(50, 2, false))}, Sha(5));
   ASSERT_TRUE(second.status.ok()) << second.status.error_message();
@@ -227,7 +227,7 @@ TEST_F(StorageTest, DuplicateUploadAnswersDuplicateOfAndLeavesRowsUnchanged) {
   EXPECT_EQ(second.response.upload().rows(), 30);
   EXPECT_EQ(Count("uploads"), 1);
   EXPECT_EQ(Count("transactions"), 30);
-  EXPECT_EQ(QueryScalar("SELECT sum(time + amount + v[3]) FROM transactions"), before);
+  EXPECT_EQ(QueryScalar("SELECT sum(time + amount + (unpack_v(v))[3]) FROM transactions"), before);
 }
 
 TEST_F(StorageTest, EightConcurrentUploadsAreEachStoredExactlyOnce) {
@@ -1112,6 +1112,56 @@ TEST_F(MigrationTest, LabelEventsOfEarlierVersionsBecomeBatchesWithTheSameHistor
   // History stays append-only.
   EXPECT_THROW(Exec("DELETE FROM label_changes"), std::exception);
   EXPECT_THROW(Exec("UPDATE label_batches SET actor = 'x'"), std::exception);
+}
+
+// 0010 stores V1..V28 as 224 bytes: rows stored before it keep every bit (signed zeros,
+// subnormals, extremes, NaN, infinities), and unpack_v / pack_v turn the bytes back into the
+// same float8[] and back.
+TEST_F(MigrationTest, FeatureArraysOfEarlierVersionsBecomeBytesBitForBit) {
+  PgPoolOptions o;
+  o.conninfo = conninfo();
+  PgPool pool(o);
+  std::vector<Migration> before;
+  for (const Migration& m : EmbeddedMigrations()) {
+    if (m.version < 10) before.push_back(m);
+  }
+  ASSERT_THAT(ApplyMigrations(pool, before), IsOk());
+  // Row 2: 28 tricky values; row 3: 28 ordinary ones.
+  const std::string tricky =
+      "ARRAY['-0', '0', '4.9e-324', '-2.2250738585072009e-308', '2.2250738585072014e-308',"
+      " '1.7976931348623157e308', '-1.7976931348623157e308', 'NaN', 'Infinity', '-Infinity',"
+      " '0.1', '-0.30000000000000004', '1e-300', '123456789.123456789', '-1.3598071336738',"
+      " '2.53634673796914', '1', '-1', '0.5', '1e22', '-4.66e-320', '3.141592653589793',"
+      " '2.718281828459045', '-1e-5', '9007199254740993', '1.0000000000000002', '6.02e23',"
+      " '-7.5']::float8[]";
+  Exec("INSERT INTO uploads (id, sha256, status, rows) VALUES (8, repeat('8', 64), 1, 2);"
+       "INSERT INTO transactions (upload_id, line, time, amount, v, class) VALUES"
+       " (8, 2, 0, 1, " + tricky + ", 0),"
+       " (8, 3, 1, 2, (SELECT array_agg(g::float8 / 7 - 2) FROM generate_series(1, 28) g), 1);"
+       "CREATE TABLE v_before AS SELECT line, (SELECT string_agg(float8send(x), ''::bytea"
+       " ORDER BY k) FROM unnest(v) WITH ORDINALITY AS u(x, k)) AS bits, v AS arr"
+       " FROM transactions");
+  ASSERT_THAT(ApplyMigrations(pool, EmbeddedMigrations()), IsOk());
+  EXPECT_EQ(QueryScalar("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE"
+                        " attrelid = 'transactions'::regclass AND attname = 'v'"),
+            "bytea");
+  // The stored bytes are float8send's bytes of the old elements, in order.
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM transactions t JOIN v_before b USING (line)"
+                        " WHERE t.v = b.bits AND octet_length(t.v) = 224"),
+            "2");
+  // unpack_v gives back every element bit for bit; pack_v of that is the stored bytes again.
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM transactions t JOIN v_before b USING (line)"
+                        " WHERE pack_v(unpack_v(t.v)) = t.v AND cardinality(unpack_v(t.v)) = 28"
+                        " AND unpack_v(t.v)::text = b.arr::text"),
+            "2");
+  EXPECT_EQ(QueryScalar("SELECT (unpack_v(v))[1]::text || ' ' || (unpack_v(v))[3]::text || ' ' ||"
+                        " (unpack_v(v))[8]::text FROM transactions WHERE line = 2"),
+            "-0 5e-324 NaN");
+  // The view readers use still serves the rows, and the check refuses a short value.
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM current_transactions WHERE upload_id = 8"), "2");
+  EXPECT_THROW(Exec("INSERT INTO transactions (upload_id, line, time, amount, v)"
+                    " VALUES (8, 4, 0, 0, pack_v(ARRAY[1, 2]::float8[]))"),
+               std::exception);
 }
 
 TEST_F(MigrationTest, DatabaseMigratedByANewerBinaryIsRefused) {

@@ -119,7 +119,7 @@ TEST(CopyCodecTest, EncodedTuplesDecodeBitForBitWhateverTheChunking) {
     e.Int64(int64_t{1} << 40);
     e.Float8(values[r]);
     e.Float4(0.1f * r);
-    e.Float8Array(arr.data(), 28);
+    e.Float8Bytes(arr.data(), 28);
     if (r == 1) {
       e.Null();
     } else {
@@ -139,7 +139,7 @@ TEST(CopyCodecTest, EncodedTuplesDecodeBitForBitWhateverTheChunking) {
       EXPECT_EQ(std::memcmp(&d, &values[tuples], 8), 0);
       EXPECT_EQ(ReadFloat4(f[3].data), 0.1f * tuples);
       std::vector<double> got(28);
-      EXPECT_THAT(DecodeFloat8Array(f[4], 28, got.data()), IsOk());
+      EXPECT_THAT(DecodeFloat8Bytes(f[4], 28, got.data()), IsOk());
       EXPECT_EQ(std::memcmp(got.data(), arr.data(), 28 * 8), 0);
       EXPECT_EQ(f[5].is_null(), tuples == 1);
       if (tuples != 1) {
@@ -156,19 +156,24 @@ TEST(CopyCodecTest, EncodedTuplesDecodeBitForBitWhateverTheChunking) {
   }
 }
 
-TEST(CopyCodecTest, DecoderRejectsDataWithoutSignatureAndArraysOfTheWrongShape) {
+TEST(CopyCodecTest, DecoderRejectsDataWithoutSignatureAndPackedDoublesOfTheWrongSize) {
   CopyDecoder d([](const std::vector<CopyField>&) { return absl::OkStatus(); });
   const std::string junk(40, 'x');
   EXPECT_THAT(d.Feed(junk.data(), junk.size()), StatusIs(absl::StatusCode::kInvalidArgument));
 
   CopyEncoder e;
   const double three[3] = {1, 2, 3};
-  e.Float8Array(three, 3);
+  e.Float8Bytes(three, 3);
+  ASSERT_EQ(e.size(), 4u + 24u);
   CopyField f{e.buffer().data() + 4, static_cast<int32_t>(e.size() - 4)};
   double out[28];
-  EXPECT_THAT(DecodeFloat8Array(f, 28, out), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(DecodeFloat8Array(f, 3, out), IsOk());
+  EXPECT_THAT(DecodeFloat8Bytes(f, 28, out), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(DecodeFloat8Bytes(CopyField{}, 3, out), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(DecodeFloat8Bytes(f, 3, out), IsOk());
   EXPECT_EQ(out[2], 3.0);
+  // float8send's bytes: 3.0 is 0x4008000000000000, big-endian.
+  EXPECT_EQ(static_cast<unsigned char>(e.buffer()[4 + 16]), 0x40);
+  EXPECT_EQ(static_cast<unsigned char>(e.buffer()[4 + 17]), 0x08);
 }
 
 TEST(CopyCodecTest, ConsumerErrorStopsDecoding) {

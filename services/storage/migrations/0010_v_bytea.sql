@@ -1,0 +1,56 @@
+-- V1..V28 of a stored transaction as 224 bytes: 28 IEEE-754 doubles, big-endian, exactly as
+-- PostgreSQL's own float8send writes them (so values are kept bit for bit).
+--
+-- Why: a float8[] makes PostgreSQL build and check an array of 28 elements for every row it
+-- receives, and that was the largest single cost of an upload once the services' own CPU came
+-- down (binary COPY of 284,807 rows into transactions with its keys: 1.6-2.8 s as float8[]
+-- against 1.3-1.9 s as bytea in the same psql session; bench/README, upload). Nothing reads
+-- single elements in SQL: storage decodes the bytes (ScanTransactions, ListPredictions, the
+-- review queue, live scoring).
+--
+-- For people at a psql prompt: unpack_v(v) gives the float8[] back and pack_v(float8[]) makes
+-- the bytes (exact both ways, tested), for example
+--   SELECT line, unpack_v(v) FROM transactions WHERE upload_id = 3 LIMIT 5;
+
+CREATE FUNCTION pack_v(a float8[]) RETURNS bytea
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+  SELECT COALESCE(string_agg(float8send(x), ''::bytea ORDER BY o), ''::bytea)
+  FROM unnest(a) WITH ORDINALITY AS u(x, o)
+$$;
+
+-- Decodes each 8-byte group by its IEEE-754 fields; every step is exact in float8 (the
+-- mantissa has 52 bits, and powers of two are exact), subnormals, zeros, infinities and NaN
+-- included.
+CREATE FUNCTION unpack_v(b bytea) RETURNS float8[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+  SELECT COALESCE(array_agg(
+    CASE
+      WHEN e = 2047 THEN CASE WHEN m <> 0 THEN 'NaN'::float8
+                              WHEN s = 1 THEN '-Infinity'::float8 ELSE 'Infinity'::float8 END
+      WHEN e = 0 THEN (1 - 2 * s) * (m::float8 * 2::float8 ^ (-1074))
+      ELSE (1 - 2 * s) * ((1 + m::float8 * 2::float8 ^ (-52)) * 2::float8 ^ (e - 1023))
+    END ORDER BY i), '{}'::float8[])
+  FROM (SELECT i, (bits >> 63) & 1 AS s, (bits >> 52) & 2047 AS e,
+               bits & 4503599627370495 AS m
+        FROM (SELECT i, ('x' || encode(substring(b FROM 8 * i + 1 FOR 8), 'hex'))::bit(64)::bigint
+                     AS bits
+              FROM generate_series(0, octet_length(b) / 8 - 1) AS g(i)) raw) fields
+$$;
+
+-- current_transactions (0009) reads v: it goes while the column changes type and comes back
+-- unchanged.
+DROP VIEW current_transactions;
+
+ALTER TABLE transactions
+  DROP CONSTRAINT transactions_v_has_28,
+  ALTER COLUMN v TYPE bytea USING pack_v(v),
+  ADD CONSTRAINT transactions_v_28_float8 CHECK (octet_length(v) = 224);
+
+CREATE VIEW current_transactions AS
+SELECT t.upload_id, t.line, t.time, t.amount, t.v, t.transaction_id,
+  CASE WHEN o.labels IS NULL THEN t.class
+       ELSE CASE get_byte(o.labels, (t.line & 1023)::int) WHEN 255 THEN t.class WHEN 254 THEN NULL
+            ELSE get_byte(o.labels, (t.line & 1023)::int)::smallint END
+  END AS class
+FROM transactions t
+LEFT JOIN label_overlay o ON o.upload_id = t.upload_id AND o.chunk = t.line >> 10;
