@@ -9,8 +9,13 @@ namespace fraud::eval {
 namespace {
 
 size_t BinOf(const std::vector<double>& edges, double x) {
-  // Bins are right-closed: x <= e0 is bin 0, so the first edge >= x names the bin.
-  return static_cast<size_t>(std::lower_bound(edges.begin(), edges.end(), x) - edges.begin());
+  // Bins are right-closed: x <= e0 is bin 0, so the first edge >= x names the bin, which is the
+  // number of edges below x (what lower_bound returns; NaN is below none). Counted without
+  // branches: a binary search over ~10 edges mispredicts about half its branches, and with 30
+  // columns per row this was ingest's largest own cost in an upload (29% of its parsing thread).
+  size_t below = 0;
+  for (const double e : edges) below += static_cast<size_t>(e < x);
+  return below;
 }
 
 }  // namespace

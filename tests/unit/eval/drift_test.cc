@@ -166,6 +166,44 @@ TEST(DriftAccumulatorTest, RejectsMalformedReferences) {
               StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("unsorted")));
 }
 
+// Bins are right-closed: a value equal to an edge counts in the bin below it, one just above in
+// the next, and NaN in the first (as std::lower_bound placed them). Each single-value upload puts
+// every row in one bin, and with shares 0.5 / 0.3 / 0.2 each bin gives its own PSI.
+TEST(DriftAccumulatorTest, ValuesOnAnEdgeCountInTheBinBelowIt) {
+  const double shares[3] = {0.5, 0.3, 0.2};
+  FeatureReference ref;
+  ref.set_feature("a");
+  ref.add_edges(0.0);
+  ref.add_edges(1.0);
+  for (double f : shares) ref.add_fractions(f);
+  google::protobuf::RepeatedPtrField<FeatureReference> refs;
+  *refs.Add() = ref;
+  // Every row in bin k: PSI = sum over bins of (upload - training) ln(upload / training), empty
+  // upload bins floored at 1e-4.
+  auto psi_of_bin = [&shares](int k) {
+    double psi = 0;
+    for (int j = 0; j < 3; ++j) {
+      const double u = j == k ? 1.0 : 1e-4;
+      psi += (u - shares[j]) * std::log(u / shares[j]);
+    }
+    return psi;
+  };
+  const struct {
+    double x;
+    int bin;
+  } cases[] = {{-5, 0},  {0.0, 0},      {-0.0, 0},     {1e-300, 1},
+               {1.0, 1}, {std::nextafter(1.0, 2.0), 2}, {INFINITY, 2},
+               {-INFINITY, 0}, {NAN, 0}};
+  for (const auto& c : cases) {
+    absl::StatusOr<DriftAccumulator> acc =
+        DriftAccumulator::Create(refs, {"a"}, kDefaultPsiFlag, /*min_rows=*/1);
+    ASSERT_THAT(acc, IsOk());
+    const std::vector<double> rows(4, c.x);
+    acc->Add(rows.data(), rows.size());
+    EXPECT_NEAR(acc->Result()[0].psi, psi_of_bin(c.bin), 1e-9) << "x = " << c.x;
+  }
+}
+
 }  // namespace
 }  // namespace fraud::eval
 
@@ -211,3 +249,4 @@ TEST(DriftAccumulatorTest, LeavesTimeOut) {
 
 }  // namespace
 }  // namespace fraud::eval
+
