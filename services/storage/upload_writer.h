@@ -93,8 +93,8 @@ class UploadWriter {
   // this writer receives and encodes the next, and pays a statement's set-up and its insert
   // buffers' flush once per ~100k rows instead of per batch. A connection runs one COPY at a
   // time, so a scored batch's predictions (binary COPY tuples) and alert explanations wait here
-  // until WritePending (fraud-bench-upload: PostgreSQL's CPU per 284,807-row upload 1.35-1.47
-  // -> s, e2e -> ).
+  // until WritePending (fraud-bench-upload, 284,807 rows: PostgreSQL's CPU per upload
+  // 1.35-1.76 -> 1.17-2.02 s, it varies from run to run; e2e / psql \copy 0.91 -> 0.87).
   std::unique_ptr<CopyIn> rows_copy_;
   CopyEncoder pending_predictions_;
   int64_t pending_prediction_rows_ = 0;
