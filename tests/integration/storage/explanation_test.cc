@@ -161,6 +161,81 @@ TEST_F(StorageExplanationTest, UploadedExplanationsRoundTripThroughTheQueueAndTh
   }
 }
 
+// Storage keeps one COPY into transactions open across batches and writes predictions and
+// explanations when 131,072 scored rows wait (and at the commit). An upload past that point
+// keeps every row, score and explanation from both sides of it; a bad batch after it still
+// stores nothing.
+TEST_F(StorageExplanationTest, AnUploadPastThePendingLimitKeepsEveryScoreAndExplanation) {
+  constexpr int kBig = 8192;
+  auto batches = [&](bool bad_last) {
+    std::vector<v1::UploadRows> out;
+    int64_t line = 2;
+    out.push_back(ExplainedRows(MakeBatch(20, 1, false, line), 3));  // alerts at 5..9, 15..19
+    line += 20;
+    for (int k = 0; k < 16; ++k, line += kBig) {
+      out.push_back(Scored(MakeBatch(kBig, 10 + k, true, line, 100.0 * k), 3));
+    }
+    // 131,092 rows wait here: the writer flushes, then reopens its COPY for the next batch.
+    out.push_back(ExplainedRows(MakeBatch(20, 2, false, line), 3));
+    line += 20;
+    TransactionBatch last = MakeBatch(kBig, 30, true, line);
+    if (bad_last) last.set_features(31, std::numeric_limits<double>::quiet_NaN());
+    out.push_back(Scored(last, 3));
+    return out;
+  };
+  constexpr int64_t kRows = 20 + 16 * kBig + 20 + kBig;
+
+  UploadOutcome bad = Upload(stub_.get(), "bad.csv", batches(true), Sha(7));
+  EXPECT_EQ(bad.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.status.error_message(), HasSubstr("not finite"));
+  WaitForIdlePool();
+  EXPECT_EQ(Count("uploads"), 0);
+  EXPECT_EQ(Count("transactions"), 0);
+  EXPECT_EQ(Count("predictions"), 0);
+  EXPECT_EQ(Count("alert_explanations"), 0);
+
+  UploadOutcome up = Upload(stub_.get(), "big.csv", batches(false), Sha(8));
+  ASSERT_TRUE(up.status.ok()) << up.status.error_message();
+  const int64_t upload = up.response.upload().id();
+  EXPECT_EQ(up.response.upload().rows(), kRows);
+  EXPECT_EQ(up.response.explanations_stored(), 20);
+  EXPECT_EQ(Count("transactions"), kRows);
+  EXPECT_EQ(Count("predictions"), kRows);
+  // Every prediction is its own row's, with the score Scored gave row i of its batch.
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM predictions p JOIN transactions t"
+                        " USING (upload_id, line)"),
+            std::to_string(kRows));
+  EXPECT_EQ(QueryScalar(absl::StrCat(
+                "SELECT count(*) FROM predictions WHERE upload_id = ", upload,
+                " AND line IN (2, 21, 22, 22 + 8191, 22 + 15 * 8192, 22 + 16 * 8192 + 5,"
+                " 22 + 16 * 8192 + 20 + 8191) AND decision = (score > 0.5)")),
+            "7");
+  EXPECT_EQ(QueryScalar(absl::StrCat("SELECT string_agg(line::text, ',' ORDER BY line) FROM"
+                                     " alert_explanations WHERE upload_id = ",
+                                     upload, " AND line > 21")),
+            "131099,131100,131101,131102,131103,131109,131110,131111,131112,131113");
+  // The explanations of both explained batches (pages by line) answer with their rows' values.
+  int explained = 0;
+  for (const int64_t offset : {int64_t{0}, int64_t{20} + 16 * kBig}) {
+    v1::ListPredictionsRequest req;
+    req.set_upload_id(upload);
+    req.set_page_size(20);
+    req.set_offset(offset);
+    v1::ListPredictionsResponse resp;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->ListPredictions(&ctx, req, &resp).ok());
+    ASSERT_EQ(resp.predictions_size(), 20);
+    for (const v1::Prediction& p : resp.predictions()) {
+      const int row = static_cast<int>(p.line() - 2 - offset);
+      EXPECT_EQ(p.has_explanation(), p.decision()) << "line " << p.line();
+      if (!p.has_explanation()) continue;
+      ++explained;
+      ExpectStored(p.explanation(), p.features(), row);
+    }
+  }
+  EXPECT_EQ(explained, 20);
+}
+
 TEST_F(StorageExplanationTest, UploadsWithoutExplanationsStayValid) {
   UploadOutcome up = Upload(stub_.get(), "old.csv", {Scored(MakeBatch(20, 1, false), 3)}, Sha(1));
   ASSERT_TRUE(up.status.ok()) << up.status.error_message();
