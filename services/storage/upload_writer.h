@@ -1,7 +1,9 @@
 // One StoreUpload stream's database side, independent of gRPC: Begin opens a transaction on a
 // leased connection and inserts the (still invisible) upload row, every Append validates one
-// batch and writes it with binary COPY into transactions (and predictions when scored, and the
-// alert explanations it carries into alert_explanations), and
+// batch and sends its rows down one binary COPY into transactions that stays open across
+// batches (scores wait as encoded predictions tuples, and the alert explanations the batch
+// carries with them, until 131,072 rows wait or the commit: then the COPY ends, one COPY writes
+// the predictions and the explanations go into alert_explanations), and
 // Commit either commits or, when an upload with the same sha256 is already committed, rolls back
 // and names that upload in duplicate_of. One exception to the rollback: when this stream carried
 // scores and the earlier upload has none from its model version (it was stored unscored, say,
@@ -11,11 +13,14 @@
 // all-or-nothing. The response carries the stream's COPY and commit times (copy_seconds,
 // commit_seconds, last_copy_to_commit_seconds).
 //
-// Memory: one batch at a time (the caller reads the next message only after Append returns).
+// Memory: one batch at a time (the caller reads the next message only after Append returns),
+// plus up to 131,072 waiting predictions (~6.5 MB) and their batches' explanations.
 // Errors: InvalidArgument for protocol and data errors (rows before begin, second begin,
 // bad sizes, non-finite values, line numbers not increasing, ...); the pg_errors mapping for
 // database failures (Unavailable when the database is gone). After any error the writer is
-// rolled back and every later call returns FailedPrecondition.
+// rolled back and every later call returns FailedPrecondition. A database error in a batch's
+// rows may surface at a later Append or at Commit (the server checks them while the COPY is
+// open); the whole upload is rolled back either way.
 // Thread-safety: none; one writer per stream.
 #pragma once
 
