@@ -57,13 +57,13 @@ constexpr char kDiscardUpload[] = "DELETE FROM uploads WHERE id = $1";
 constexpr char kAdoptModelVersion[] =
     "UPDATE uploads SET model_version = $2 WHERE id = $1 AND model_version = 0";
 constexpr char kSelectUpload[] = "SELECT " FRAUD_UPLOAD_COLUMNS " FROM uploads WHERE id = $1";
+// Predictions waiting for the transactions COPY to end (UploadWriter::rows_copy_): ~50 bytes
+// each, so at most ~6.5 MB.
+constexpr int64_t kPendingPredictionRows = 131072;
 // The upload's own predictions reach the realised summary from memory (RealisedBinsBuilder) at
 // commit: the per-statement trigger would join every COPY batch to its transactions (measured
 // 10x the COPY time of the predictions). Off again before the commit's own statements, so
 // adoption and discard of a duplicate go through the trigger.
-// Predictions waiting for the transactions COPY to end (UploadWriter::rows_copy_): ~50 bytes
-// each, so at most ~6.5 MB.
-constexpr int64_t kPendingPredictionRows = 131072;
 constexpr char kDeferRealised[] = "SET LOCAL fraud.realised_deferred = on";
 constexpr char kUndeferRealised[] = "SET LOCAL fraud.realised_deferred = off";
 
