@@ -81,9 +81,12 @@ absl::Status UploadWriter::Fail(absl::Status s) {
 void UploadWriter::Rollback() {
   finished_ = true;
   if (rows_copy_ != nullptr) {
-    // The server discards the COPY and the transaction; the rollback below then ends it.
+    // The server discards the COPY and the transaction; the rollback below then ends it. The
+    // connection is closed rather than pooled: it was mid-COPY, and a rolled-back upload (client
+    // gone, bad row) is rare enough that a fresh connection costs nothing worth the doubt.
     rows_copy_->Abort("upload rolled back");
     rows_copy_.reset();
+    if (lease_.has_value()) lease_->Discard();
   }
   AbortStreamTransaction(txn_, lease_);
 }
