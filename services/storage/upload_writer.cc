@@ -107,6 +107,7 @@ absl::Status UploadWriter::Begin(const v1::UploadBegin& begin) {
       upload_id_ = txn_->exec_params1(kInsertUpload, begin.file_name(), static_cast<int>(mode_))[0]
                        .as<int64_t>();
       txn_->exec(kDeferRealised);
+      statement_timeout_ = txn_->exec1("SHOW statement_timeout")[0].c_str();
       return absl::OkStatus();
     } catch (const std::exception& e) {
       status = StatusFromException(e);
@@ -201,6 +202,9 @@ absl::Status UploadWriter::WriteTransactions(const TransactionBatch& batch,
   absl::Status status;
   try {
     if (rows_copy_ == nullptr) {
+      // The COPY stays open while the client sends batches, as long as the upload takes; the
+      // stream's deadline bounds that, not the per-statement timeout (restored in WritePending).
+      txn_->exec("SET LOCAL statement_timeout = 0");
       auto copy = std::make_unique<CopyIn>(*txn_);
       status = copy->Start(kCopyTransactions);
       if (status.ok()) rows_copy_ = std::move(copy);
@@ -253,6 +257,9 @@ absl::Status UploadWriter::WritePending() {
       status = rows_copy_->Finish();
       rows_copy_.reset();
       if (!status.ok()) lease_->Discard();
+      if (status.ok()) {
+        txn_->exec("SET LOCAL statement_timeout = " + txn_->quote(statement_timeout_));
+      }
     }
     if (status.ok() && pending_prediction_rows_ > 0) {
       CopyIn copy(*txn_);

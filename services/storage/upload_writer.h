@@ -101,6 +101,8 @@ class UploadWriter {
   // until WritePending (fraud-bench-upload, 284,807 rows: PostgreSQL's CPU per upload
   // 1.35-1.76 -> 1.17-2.02 s, it varies from run to run; e2e / psql \copy 0.91 -> 0.87).
   std::unique_ptr<CopyIn> rows_copy_;
+  // The connection's statement_timeout, lifted while rows_copy_ is open.
+  std::string statement_timeout_;
   CopyEncoder pending_predictions_;
   int64_t pending_prediction_rows_ = 0;
   struct PendingExplanations {

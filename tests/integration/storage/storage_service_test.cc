@@ -17,6 +17,7 @@
 #include "services/common/rpc/artifact_transfer.h"
 #include "services/storage/feedback_store.h"
 #include "services/storage/pg_util.h"
+#include "services/storage/upload_writer.h"
 #include "tests/integration/storage/storage_test_util.h"
 
 namespace fraud::storage::testing {
@@ -1010,6 +1011,39 @@ TEST_F(StorageTest, PoolExhaustionIsResourceExhaustedAndStatementTimeoutIsDeadli
                 return absl::OkStatus();
               }),
               IsOk());
+}
+
+// The COPY into transactions stays open while the client sends its batches, so a slow client
+// must not run into the per-statement timeout (it did under TSan: "canceling statement due to
+// statement timeout" at the commit of eight concurrent uploads); the commit's own statements
+// still have it.
+TEST_F(StorageTest, AnUploadSlowerThanTheStatementTimeoutIsStored) {
+  PgPoolOptions o;
+  o.conninfo = conninfo();
+  o.size = 1;
+  o.statement_timeout_ms = 300;
+  PgPool pool(o);
+  UploadWriter writer(&pool, absl::Now() + absl::Seconds(30));
+  v1::UploadBegin begin;
+  begin.set_file_name("slow.csv");
+  ASSERT_THAT(writer.Begin(begin), IsOk());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_THAT(writer.Append(Scored(MakeBatch(100, i, true, 2 + 100 * i), 3)), IsOk());
+    absl::SleepFor(absl::Milliseconds(400));
+  }
+  v1::UploadCommit commit;
+  commit.set_sha256(Sha(77));
+  absl::StatusOr<v1::StoreUploadResponse> r = writer.Commit(commit);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->upload().rows(), 300);
+  EXPECT_EQ(Count("transactions"), 300);
+  EXPECT_EQ(Count("predictions"), 300);
+  // The timeout is back for the pooled connection's next statements.
+  EXPECT_THAT(Transact(pool, [](pqxx::work& txn) {
+                txn.exec("SELECT pg_sleep(1)");
+                return absl::OkStatus();
+              }),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
 }
 
 TEST_F(StorageTest, TerminatedConnectionIsReplacedTransparently) {
