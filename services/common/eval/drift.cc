@@ -2,19 +2,23 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 
 namespace fraud::eval {
 namespace {
 
-size_t BinOf(const std::vector<double>& edges, double x) {
-  // Bins are right-closed: x <= e0 is bin 0, so the first edge >= x names the bin, which is the
-  // number of edges below x (what lower_bound returns; NaN is below none). Counted without
-  // branches: a binary search over ~10 edges mispredicts about half its branches, and with 30
-  // columns per row this was ingest's largest own cost in an upload (29% of its parsing thread).
+// The bin of x among `search`: the column's edges padded with +inf to 2^k - 1 entries, `top` =
+// 2^(k-1). Bins are right-closed: x <= e0 is bin 0, so the bin is the number of edges below x
+// (what lower_bound returns; NaN is below none, and no finite x is above the padding). A
+// branchless binary search: k steps of a conditional add, no mispredictions. Ingest bins every
+// value of every upload (29 columns per row); a linear count over ~10 edges per value, column by
+// column, was 15% of ingest's CPU in an upload (perf, 1,139,228 rows); this way, row by row, is
+// 1.8-3.7x faster in a microbenchmark over the same number of values.
+size_t BinOf(const double* search, size_t top, double x) {
   size_t below = 0;
-  for (const double e : edges) below += static_cast<size_t>(e < x);
+  for (size_t step = top; step > 0; step >>= 1) below += search[below + step - 1] < x ? step : 0;
   return below;
 }
 
@@ -86,7 +90,11 @@ absl::StatusOr<DriftAccumulator> DriftAccumulator::Create(
     Column col;
     col.feature = ref.feature();
     col.index = static_cast<size_t>(it - columns.begin());
-    col.edges.assign(ref.edges().begin(), ref.edges().end());
+    size_t slots = 1;  // 2^k - 1 >= edges
+    while (slots < static_cast<size_t>(ref.edges_size())) slots = slots * 2 + 1;
+    col.search.assign(ref.edges().begin(), ref.edges().end());
+    col.search.resize(slots, std::numeric_limits<double>::infinity());
+    col.top = (slots + 1) / 2;
     col.expected.assign(ref.fractions().begin(), ref.fractions().end());
     col.counts.assign(col.expected.size(), 0);
     acc.columns_.push_back(std::move(col));
@@ -95,10 +103,9 @@ absl::StatusOr<DriftAccumulator> DriftAccumulator::Create(
 }
 
 void DriftAccumulator::Add(const double* features, size_t rows) {
-  for (Column& col : columns_) {
-    for (size_t r = 0; r < rows; ++r) {
-      ++col.counts[BinOf(col.edges, features[r * stride_ + col.index])];
-    }
+  for (size_t r = 0; r < rows; ++r) {
+    const double* row = features + r * stride_;
+    for (Column& col : columns_) ++col.counts[BinOf(col.search.data(), col.top, row[col.index])];
   }
   rows_ += static_cast<int64_t>(rows);
 }

@@ -84,7 +84,8 @@ class DriftAccumulator {
   struct Column {
     std::string feature;
     size_t index = 0;
-    std::vector<double> edges;
+    std::vector<double> search;  // the edges padded with +inf to 2^k - 1 entries
+    size_t top = 0;              // 2^(k-1): the first step of the binary search
     std::vector<double> expected;
     std::vector<int64_t> counts;
   };

@@ -3,7 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
 #include <vector>
 
 #include "tests/testing/status_matchers.h"
@@ -201,6 +203,75 @@ TEST(DriftAccumulatorTest, ValuesOnAnEdgeCountInTheBinBelowIt) {
     const std::vector<double> rows(4, c.x);
     acc->Add(rows.data(), rows.size());
     EXPECT_NEAR(acc->Result()[0].psi, psi_of_bin(c.bin), 1e-9) << "x = " << c.x;
+  }
+}
+
+// Unequal expected shares 1 : 2 : ... : bins, so that counts in the wrong bins change PSI.
+std::vector<double> Shares(size_t bins) {
+  std::vector<double> f;
+  for (size_t i = 1; i <= bins; ++i) f.push_back(2.0 * i / (bins * (bins + 1.0)));
+  return f;
+}
+
+// Every number of edges the binary search pads differently (0 edges, exactly 2^k - 1, one more),
+// several columns per row in a shuffled order, values on the edges, between them, beyond both
+// ends, +-inf and NaN: the accumulator's figures equal CompareBins over counts made by
+// std::lower_bound (the definition of the bin), exactly.
+TEST(DriftAccumulatorTest, BinsEqualLowerBoundForEveryEdgeCount) {
+  std::mt19937_64 rng(23);
+  std::uniform_real_distribution<double> uniform(-3.0, 3.0);
+  for (int n : {0, 1, 2, 3, 4, 6, 7, 8, 9, 14, 15, 16, 17, 31, 40}) {
+    const std::vector<std::string> columns = {"x", "a", "y", "b"};  // refs for a and b only
+    google::protobuf::RepeatedPtrField<FeatureReference> refs;
+    std::vector<std::vector<double>> edges(2);
+    for (int c = 0; c < 2; ++c) {
+      std::vector<double>& e = edges[c];
+      for (int i = 0; i < n; ++i) e.push_back(uniform(rng));
+      if (c == 1 && n >= 2) {
+        e[0] = -INFINITY;
+        e[1] = INFINITY;
+      }
+      std::sort(e.begin(), e.end());
+      e.erase(std::unique(e.begin(), e.end()), e.end());
+      FeatureReference* ref = refs.Add();
+      ref->set_feature(c == 0 ? "b" : "a");  // reference order differs from column order
+      for (double v : e) ref->add_edges(v);
+      for (double f : Shares(e.size() + 1)) ref->add_fractions(f);
+    }
+    std::vector<double> candidates = {NAN, INFINITY, -INFINITY, 0.0, -0.0, 1e308, -1e308};
+    for (const auto& e : edges) {
+      for (double v : e) {
+        candidates.push_back(v);
+        candidates.push_back(std::nextafter(v, INFINITY));
+        candidates.push_back(std::nextafter(v, -INFINITY));
+      }
+    }
+    std::vector<double> rows;
+    std::vector<std::vector<int64_t>> want = {std::vector<int64_t>(edges[0].size() + 1),
+                                              std::vector<int64_t>(edges[1].size() + 1)};
+    const int kRows = 3000;
+    for (int r = 0; r < kRows; ++r) {
+      double v[2];
+      for (double& x : v) {
+        x = (r % 3 == 0) ? candidates[rng() % candidates.size()] : 4 * uniform(rng);
+      }
+      rows.insert(rows.end(), {uniform(rng), v[1], uniform(rng), v[0]});  // b = v[0], a = v[1]
+      for (int c = 0; c < 2; ++c) {
+        want[c][std::lower_bound(edges[c].begin(), edges[c].end(), v[c]) - edges[c].begin()]++;
+      }
+    }
+    absl::StatusOr<DriftAccumulator> acc =
+        DriftAccumulator::Create(refs, columns, kDefaultPsiFlag, /*min_rows=*/1);
+    ASSERT_THAT(acc, IsOk()) << n << " edges";
+    acc->Add(rows.data(), kRows / 2);
+    acc->Add(rows.data() + kRows / 2 * columns.size(), kRows - kRows / 2);
+    const std::vector<FeatureDrift> got = acc->Result();
+    ASSERT_EQ(got.size(), 2u);
+    for (int c = 0; c < 2; ++c) {
+      const FeatureDrift d = CompareBins(Shares(edges[c].size() + 1), want[c], kDefaultPsiFlag);
+      EXPECT_EQ(got[c].psi, d.psi) << n << " edges, column " << c;
+      EXPECT_EQ(got[c].ks, d.ks) << n << " edges, column " << c;
+    }
   }
 }
 
