@@ -13,11 +13,11 @@
 //   upload_e2e_rows_per_s     median of 3 uploads of 284,807 synthetic labelled rows (~150 MB):
 //                             validated, stored, scored, predictions stored, summary returned;
 //                             floor: psql \copy of the same file (time_ratio = e2e / floor time,
-//                             target <= 2)
+//                             issue #23's target <= 0.75; meets_target says whether it is met)
 //   peak_rss_gateway_mb / peak_rss_ingest_mb   during the upload (VmHWM reset before it); floor:
 //                             the idle RSS before it (target < 100 MB)
 //   upload_e2e_4x_rows_per_s, peak_rss_*_4x_mb   the same with a 4x file (--big_runs, default
-//                             --runs; median)
+//                             --runs; median; time_ratio target <= 0.6)
 //   stage:NAME, stage_4x:NAME the median seconds from ingest's first byte to the end of each
 //                             stage of one upload (UploadSummary.stages); floor: the client's
 //                             end-to-end seconds
@@ -192,8 +192,9 @@ void PrintCpuFigures(const std::string& prefix,
 }
 
 // End-to-end rows/s of `rows`-row uploads (median of `e2e` seconds) beside psql \copy's.
+// `target`: the largest e2e / floor time ratio issue #23 accepts for this file.
 Figure E2eFigure(const std::string& name, int64_t rows, const std::vector<double>& e2e,
-                 const std::vector<double>& floor, double file_mb) {
+                 const std::vector<double>& floor, double file_mb, double target) {
   Figure fig{"upload",
              name,
              static_cast<double>(rows) / Median(e2e),
@@ -207,6 +208,8 @@ Figure E2eFigure(const std::string& name, int64_t rows, const std::vector<double
   fig.extra["time_ratio"] = Median(e2e) / Median(floor);
   fig.extra["file_mb"] = file_mb;
   fig.extra["rows"] = static_cast<double>(rows);
+  fig.notes["target"] = absl::StrCat("time_ratio <= ", target);
+  fig.notes["meets_target"] = Median(e2e) / Median(floor) <= target ? "yes" : "no";
   return fig;
 }
 
@@ -405,7 +408,7 @@ int Run(int argc, char** argv) {
     DeleteUpload(uri, id);
   }
   if (!e2e.empty()) {
-    Figure fig = E2eFigure("upload_e2e_rows_per_s", rows, e2e, floor, mb);
+    Figure fig = E2eFigure("upload_e2e_rows_per_s", rows, e2e, floor, mb, 0.75);
     fig.extra["mb_per_s"] = mb / Median(e2e);
     if (last_summary.contains("metrics")) {
       fig.extra["auprc"] = last_summary["metrics"].value("auprc", 0.0);
@@ -414,7 +417,6 @@ int Run(int argc, char** argv) {
     // means the run measured no explaining). int64 fields are JSON strings.
     fig.extra["alerts_explained"] = std::stod(last_summary.value("alertsExplained", "0"));
     fig.extra["predicted_frauds"] = std::stod(last_summary.value("predictedFrauds", "0"));
-    fig.notes["target"] = "time_ratio <= 2";
     Print(fig);
     PrintPeakRss("peak_rss_gateway_mb", rss_gw, idle_gw);
     PrintPeakRss("peak_rss_ingest_mb", rss_ingest, idle_ingest);
@@ -459,7 +461,7 @@ int Run(int argc, char** argv) {
       }
       if (!big_e2e.empty()) {
         Print(E2eFigure("upload_e2e_4x_rows_per_s", big_rows, big_e2e, big_floor,
-                        static_cast<double>(fs::file_size(big)) / 1e6));
+                        static_cast<double>(fs::file_size(big)) / 1e6, 0.6));
         PrintPeakRss("peak_rss_gateway_4x_mb", big_gw, idle_gw);
         PrintPeakRss("peak_rss_ingest_4x_mb", big_ingest, idle_ingest);
         PrintStageFigures("stage_4x:", big_stages);
