@@ -183,7 +183,10 @@ GrpcStorageSink::GrpcStorageSink(storage::v1::StorageService::StubInterface* stu
       stream_timeout_(stream_timeout),
       incoming_(incoming) {}
 
-GrpcStorageSink::~GrpcStorageSink() { Abort(); }
+GrpcStorageSink::~GrpcStorageSink() {
+  Abort();
+  JoinEndRows();
+}
 
 absl::Status GrpcStorageSink::MapStorageError(const grpc::Status& status, const char* step) {
   const absl::Status s = rpc::FromGrpcStatus(status);
@@ -226,7 +229,7 @@ absl::Status GrpcStorageSink::Begin(const std::string& file_name, storage::v1::U
 absl::Status GrpcStorageSink::Append(const csv::RowBatch& rows,
                                      const common::v1::ScoreBatch* scores,
                                      const RowExplanations& explanations) {
-  if (writer_ == nullptr || done_) {
+  if (writer_ == nullptr || done_ || end_rows_.joinable()) {
     return absl::FailedPreconditionError("storage stream is not open");
   }
   storage::v1::UploadRows* out = request_.mutable_rows();
@@ -241,11 +244,26 @@ absl::Status GrpcStorageSink::Append(const csv::RowBatch& rows,
   return absl::OkStatus();
 }
 
+absl::Status GrpcStorageSink::EndRows() {
+  if (writer_ == nullptr || done_ || end_rows_.joinable()) {
+    return absl::FailedPreconditionError("storage stream is not open");
+  }
+  end_rows_request_.mutable_rows_end();
+  end_rows_ = std::thread([this] { end_rows_ok_ = writer_->Write(end_rows_request_); });
+  return absl::OkStatus();
+}
+
+bool GrpcStorageSink::JoinEndRows() {
+  if (end_rows_.joinable()) end_rows_.join();
+  return end_rows_ok_;
+}
+
 absl::StatusOr<storage::v1::StoreUploadResponse> GrpcStorageSink::Commit(
     const storage::v1::UploadCommit& commit) {
   if (writer_ == nullptr || done_) {
     return absl::FailedPreconditionError("storage stream is not open");
   }
+  if (!JoinEndRows()) return StreamFailed("rows_end");
   if (incoming_ != nullptr && incoming_->IsCancelled()) {
     Abort();
     return absl::CancelledError("the client cancelled the upload; nothing stored");
@@ -263,8 +281,10 @@ absl::StatusOr<storage::v1::StoreUploadResponse> GrpcStorageSink::Commit(
 void GrpcStorageSink::Abort() {
   if (writer_ == nullptr || done_) return;
   done_ = true;
-  // Cancelling the stream makes storage roll its transaction back.
+  // Cancelling the stream makes storage roll its transaction back (and ends a rows_end write
+  // that flow control holds).
   ctx_->TryCancel();
+  JoinEndRows();
   writer_->Finish();
 }
 

@@ -29,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/time/time.h"
 #include "fraud/inference/v1/inference.grpc.pb.h"
@@ -70,11 +71,18 @@ class GrpcStorageSink final : public UploadSink {
   absl::Status Begin(const std::string& file_name, storage::v1::UploadMode mode) override;
   absl::Status Append(const csv::RowBatch& rows, const common::v1::ScoreBatch* scores,
                       const RowExplanations& explanations) override;
+  // Sends rows_end from another thread, so that a stream held back by flow control (storage
+  // still writing the last batches) does not hold the caller's summary back; Commit and Abort
+  // wait for it.
+  absl::Status EndRows() override;
   absl::StatusOr<storage::v1::StoreUploadResponse> Commit(
       const storage::v1::UploadCommit& commit) override;
   void Abort() override;
 
  private:
+  // Waits for EndRows' write; false when it failed.
+  bool JoinEndRows();
+
   // Ends the broken stream and returns its status with context.
   absl::Status StreamFailed(const char* step);
   static absl::Status MapStorageError(const grpc::Status& status, const char* step);
@@ -88,6 +96,9 @@ class GrpcStorageSink final : public UploadSink {
   storage::v1::StoreUploadResponse response_;
   storage::v1::StoreUploadRequest request_;
   bool done_ = false;
+  std::thread end_rows_;
+  storage::v1::StoreUploadRequest end_rows_request_;
+  bool end_rows_ok_ = true;  // written by end_rows_ until joined
 };
 
 inline constexpr absl::Duration kBusyFirstBackoff = absl::Milliseconds(10);

@@ -179,6 +179,11 @@ absl::StatusOr<UploadSummary> UploadSession::Finish() {
                     reader_.errors().empty() ? "?" : reader_.errors().front().ToString())));
   }
 
+  // Storage writes what it still holds while the summary below is computed.
+  if (sink_ != nullptr) {
+    if (absl::Status e = sink_->EndRows(); !e.ok()) return Fail(UploadFailure::kStorage, e);
+  }
+
   UploadSummary summary;
   FillCounts(&summary);
   summary.set_sha256(sha_.HexDigest());

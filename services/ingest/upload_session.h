@@ -115,6 +115,9 @@ class UploadSink {
   // are the reason codes of some of the alerts, empty when none were computed.
   virtual absl::Status Append(const csv::RowBatch& rows, const common::v1::ScoreBatch* scores,
                               const RowExplanations& explanations) = 0;
+  // No Append follows: the sink may start writing what it holds while the caller computes the
+  // commit. A failure may surface here or at Commit.
+  virtual absl::Status EndRows() = 0;
   // Commits; the response names the stored upload, or the earlier one in duplicate_of.
   virtual absl::StatusOr<storage::v1::StoreUploadResponse> Commit(
       const storage::v1::UploadCommit& commit) = 0;

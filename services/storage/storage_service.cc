@@ -97,6 +97,9 @@ grpc::Status StorageService::StoreUpload(grpc::ServerContext* ctx,
       case v1::StoreUploadRequest::kRows:
         s = writer.Append(request.rows());
         break;
+      case v1::StoreUploadRequest::kRowsEnd:
+        s = writer.EndRows();
+        break;
       case v1::StoreUploadRequest::kCommit: {
         absl::StatusOr<v1::StoreUploadResponse> r = writer.Commit(request.commit());
         if (!r.ok()) return fail(r.status());
@@ -108,7 +111,8 @@ grpc::Status StorageService::StoreUpload(grpc::ServerContext* ctx,
         return grpc::Status::OK;
       }
       default:
-        s = absl::InvalidArgumentError("empty StoreUploadRequest (no begin, rows or commit)");
+        s = absl::InvalidArgumentError(
+            "empty StoreUploadRequest (no begin, rows, rows_end or commit)");
     }
     if (!s.ok()) return fail(s);
   }

@@ -125,6 +125,7 @@ absl::Status UploadWriter::Begin(const v1::UploadBegin& begin) {
 absl::Status UploadWriter::Append(const v1::UploadRows& rows) {
   if (finished_) return absl::FailedPreconditionError("upload stream already ended");
   if (!begun()) return Fail(absl::InvalidArgumentError("rows before begin"));
+  if (rows_ended_) return Fail(absl::InvalidArgumentError("rows after rows_end"));
   const TransactionBatch& batch = rows.rows();
   if (absl::Status s = ValidateTransactionBatch(batch); !s.ok()) return Fail(s);
   const int64_t n = batch.num_rows();
@@ -250,6 +251,28 @@ absl::Status UploadWriter::CountDbError(absl::Status status) {
   return status;
 }
 
+absl::Status UploadWriter::EndRows() {
+  if (finished_) return absl::FailedPreconditionError("upload stream already ended");
+  if (!begun()) return Fail(absl::InvalidArgumentError("rows_end before begin"));
+  if (rows_ended_) return Fail(absl::InvalidArgumentError("second rows_end in one upload stream"));
+  rows_ended_ = true;
+  if (!HasPending()) return absl::OkStatus();
+  if (absl::Status s = FlushPending(); !s.ok()) return Fail(s);
+  return absl::OkStatus();
+}
+
+bool UploadWriter::HasPending() const {
+  return rows_copy_ != nullptr || pending_prediction_rows_ > 0 || !pending_explanations_.empty();
+}
+
+absl::Status UploadWriter::FlushPending() {
+  const absl::Time copy_start = absl::Now();
+  if (absl::Status s = WritePending(); !s.ok()) return s;
+  last_copy_end_ = absl::Now();
+  copy_time_ += last_copy_end_ - copy_start;
+  return absl::OkStatus();
+}
+
 absl::Status UploadWriter::WritePending() {
   absl::Status status;
   try {
@@ -301,11 +324,8 @@ absl::StatusOr<v1::StoreUploadResponse> UploadWriter::Commit(const v1::UploadCom
   if (absl::Status s = ValidateUploadCommit(commit, mode_); !s.ok()) return Fail(s);
   std::string sha256;
   if (absl::Status s = ValidateSha256(commit.sha256(), &sha256); !s.ok()) return Fail(s);
-  if (rows_copy_ != nullptr || pending_prediction_rows_ > 0 || !pending_explanations_.empty()) {
-    const absl::Time copy_start = absl::Now();
-    if (absl::Status s = WritePending(); !s.ok()) return Fail(s);
-    last_copy_end_ = absl::Now();
-    copy_time_ += last_copy_end_ - copy_start;
+  if (HasPending()) {
+    if (absl::Status s = FlushPending(); !s.ok()) return Fail(s);
     commit_start = last_copy_end_;
   }
 

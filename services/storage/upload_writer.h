@@ -10,7 +10,8 @@
 // while no model served), those scores are added to the earlier upload (predictions_added; an
 // unscored upload adopts the version), this stream's own rows are discarded, and that commits.
 // Anything else — Rollback(), an error, destruction without Commit — rolls back, so an upload is
-// all-or-nothing. The response carries the stream's COPY and commit times (copy_seconds,
+// all-or-nothing. EndRows (optional, before Commit) writes what waits as soon as the caller says
+// no rows follow. The response carries the stream's COPY and commit times (copy_seconds,
 // commit_seconds, last_copy_to_commit_seconds).
 //
 // Memory: one batch at a time (the caller reads the next message only after Append returns),
@@ -54,6 +55,9 @@ class UploadWriter {
 
   absl::Status Begin(const fraud::storage::v1::UploadBegin& begin);
   absl::Status Append(const fraud::storage::v1::UploadRows& rows);
+  // No rows follow (UploadRowsEnd): writes what waits now, so that it overlaps the caller's
+  // preparation of the commit. Optional; Append after it fails the upload.
+  absl::Status EndRows();
   absl::StatusOr<fraud::storage::v1::StoreUploadResponse> Commit(
       const fraud::storage::v1::UploadCommit& commit);
   // Discards everything written so far. Idempotent.
@@ -72,8 +76,11 @@ class UploadWriter {
   absl::Status WriteTransactions(const fraud::common::v1::TransactionBatch& batch,
                                  const std::vector<int64_t>& lines);
   // Ends the transactions COPY, then writes the pending predictions (one COPY) and alert
-  // explanations. Called when enough predictions wait, and before the commit.
+  // explanations. Called when enough predictions wait, at EndRows and before the commit.
   absl::Status WritePending();
+  bool HasPending() const;
+  // WritePending, timed as COPY time (copy_seconds, the last COPY's end).
+  absl::Status FlushPending();
   // Reads the committed upload with this sha256 (after our rollback) for duplicate_of.
   absl::StatusOr<fraud::storage::v1::StoreUploadResponse> Duplicate(const std::string& sha256);
 
@@ -83,6 +90,7 @@ class UploadWriter {
   std::optional<PgPool::Lease> lease_;
   std::unique_ptr<pqxx::work> txn_;
   bool finished_ = false;  // committed, rolled back or failed
+  bool rows_ended_ = false;  // EndRows came
 
   fraud::storage::v1::UploadMode mode_ = fraud::storage::v1::UPLOAD_MODE_STRICT;
   int64_t upload_id_ = 0;

@@ -184,6 +184,40 @@ TEST_F(StorageTest, CancelledStreamStoresNothing) {
   EXPECT_EQ(Count("transactions"), 5);
 }
 
+// rows_end makes storage write what waits (the open COPY, predictions) before the commit
+// arrives, still invisible until it does; the commit then stores everything. The last COPY ends
+// at rows_end, so with a pause before the commit, last_copy_to_commit_seconds covers the pause.
+TEST_F(StorageTest, RowsEndWritesWhatWaitsBeforeTheCommitStoresIt) {
+  grpc::ClientContext ctx;
+  v1::StoreUploadResponse response;
+  auto writer = stub_->StoreUpload(&ctx, &response);
+  v1::StoreUploadRequest req;
+  req.mutable_begin()->set_file_name("ended.csv");
+  ASSERT_TRUE(writer->Write(req));
+  for (int i = 0; i < 2; ++i) {
+    req.Clear();
+    *req.mutable_rows() = Scored(MakeBatch(300, 20 + i, true, 2 + i * 300), 4);
+    ASSERT_TRUE(writer->Write(req));
+  }
+  req.Clear();
+  req.mutable_rows_end();
+  ASSERT_TRUE(writer->Write(req));
+  absl::SleepFor(absl::Milliseconds(400));
+  EXPECT_EQ(Count("transactions"), 0);  // written, not committed
+  EXPECT_EQ(Count("predictions"), 0);
+  req.Clear();
+  req.mutable_commit()->set_sha256(Sha(21));
+  ASSERT_TRUE(writer->Write(req));
+  writer->WritesDone();
+  const grpc::Status status = writer->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.upload().rows(), 600);
+  EXPECT_EQ(Count("transactions"), 600);
+  EXPECT_EQ(Count("predictions"), 600);
+  EXPECT_GT(response.copy_seconds(), 0);
+  EXPECT_GE(response.last_copy_to_commit_seconds(), 0.2);
+}
+
 TEST_F(StorageTest, BadBatchRollsBackTheWholeUpload) {
   TransactionBatch bad = MakeBatch(10, 2, true, 1000);
   bad.set_features(35, std::numeric_limits<double>::infinity());
@@ -321,6 +355,8 @@ TEST_F(StorageTest, ProtocolAndDataErrorsAreInvalidArgumentAndStoreNothing) {
     r.mutable_commit()->set_sha256(sha);
     return r;
   };
+  v1::StoreUploadRequest rows_end;
+  rows_end.mutable_rows_end();
   TransactionBatch short_features = MakeBatch(3, 1, true);
   short_features.mutable_features()->RemoveLast();
   TransactionBatch extra_label = MakeBatch(3, 1, true);
@@ -348,6 +384,12 @@ TEST_F(StorageTest, ProtocolAndDataErrorsAreInvalidArgumentAndStoreNothing) {
       {"rows before begin", {rows(MakeBatch(3, 1, true))}, "rows before begin"},
       {"commit before begin", {commit(Sha(1))}, "commit before begin"},
       {"second begin", {begin(), begin()}, "second begin"},
+      {"rows_end before begin", {rows_end}, "rows_end before begin"},
+      {"rows after rows_end",
+       {begin(), rows(MakeBatch(3, 1, true)), rows_end, rows(MakeBatch(3, 2, true, 4))},
+       "rows after rows_end"},
+      {"second rows_end", {begin(), rows(MakeBatch(3, 1, true)), rows_end, rows_end},
+       "second rows_end"},
       {"empty message", {begin(), v1::StoreUploadRequest()}, "empty StoreUploadRequest"},
       {"bad mode", {bad_mode}, "unknown mode"},
       {"feature count", {begin(), rows(short_features)}, "num_rows*30"},

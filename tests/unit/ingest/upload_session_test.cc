@@ -114,10 +114,12 @@ class FakeSink : public UploadSink {
  public:
   absl::Status begin_status = absl::OkStatus();
   absl::Status append_status = absl::OkStatus();
+  absl::Status end_rows_status = absl::OkStatus();
   int fail_append_call = 0;  // 1-based; 0 = never
   int64_t duplicate_of = 0;
 
   bool begun = false;
+  bool rows_ended = false;
   bool committed = false;
   int aborts = 0;
   int appends = 0;
@@ -142,6 +144,7 @@ class FakeSink : public UploadSink {
   absl::Status Append(const csv::RowBatch& rows, const common::v1::ScoreBatch* s,
                       const RowExplanations& x) override {
     EXPECT_TRUE(begun);
+    EXPECT_FALSE(rows_ended) << "rows after rows_end";
     for (const storage::v1::RowExplanation& e : x) {
       explained_lines.push_back(rows.line_numbers[static_cast<size_t>(e.row())]);
       EXPECT_TRUE(s != nullptr && s->decisions(e.row())) << "explained a non-alert";
@@ -160,9 +163,16 @@ class FakeSink : public UploadSink {
     }
     return absl::OkStatus();
   }
+  absl::Status EndRows() override {
+    EXPECT_TRUE(begun);
+    EXPECT_FALSE(rows_ended);
+    rows_ended = true;
+    return end_rows_status;
+  }
   absl::StatusOr<storage::v1::StoreUploadResponse> Commit(
       const storage::v1::UploadCommit& c) override {
     EXPECT_TRUE(begun);
+    EXPECT_TRUE(rows_ended) << "commit without rows_end";
     EXPECT_EQ(aborts, 0);
     committed = true;
     commit = c;
@@ -856,6 +866,18 @@ TEST(UploadSessionTest, StorageFailuresAbortTheUploadWithTheirStatus) {
   EXPECT_EQ(session2.failure(), UploadFailure::kStorage);
   EXPECT_EQ(sink2.aborts, 1);
   EXPECT_FALSE(sink2.committed);
+
+  // Every row went down, then rows_end failed: nothing is committed.
+  FakeSink sink3;
+  sink3.end_rows_status = absl::UnavailableError("storage service unavailable: gone at the end");
+  UploadSession session3(Options(), &scorer, &sink3);
+  EXPECT_THAT(RunUpload(session3, SyntheticCsv(1200)),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("gone at the end")));
+  EXPECT_EQ(session3.failure(), UploadFailure::kStorage);
+  EXPECT_EQ(sink3.lines.size(), 1200u);
+  EXPECT_TRUE(sink3.rows_ended);
+  EXPECT_EQ(sink3.aborts, 1);
+  EXPECT_FALSE(sink3.committed);
 }
 
 TEST(UploadSessionTest, DuplicateUploadReportsTheEarlierUpload) {
