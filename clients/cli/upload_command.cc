@@ -1,4 +1,4 @@
-// fraudctl upload / validate: streams a CSV file to the ingest service in 64 KiB chunks (the
+// fraudctl upload / validate: streams a CSV file to the ingest service in 256 KiB chunks (the
 // first message carries the options) and prints the UploadSummary, or on failure the one-line
 // error plus the summary the server attached to the status (fraud-upload-summary-bin).
 #include <sys/stat.h>
@@ -23,11 +23,12 @@
 #include "fraud/ingest/v1/ingest.grpc.pb.h"
 #include "services/common/rpc/auth.h"
 #include "services/common/rpc/summary_trailer.h"
+#include "services/common/rpc/upload_chunk.h"
 
 namespace fraud::cli {
 namespace {
 
-constexpr size_t kChunkBytes = 64 * 1024;
+constexpr size_t kChunkBytes = rpc::kUploadChunkBytes;
 
 // A one-line progress bar on a terminal: percentage (when the size is known), bytes and rows/s.
 class Progress {

@@ -23,11 +23,12 @@
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/feedback_transfer.h"
 #include "services/common/rpc/grpc_status.h"
+#include "services/common/rpc/upload_chunk.h"
 
 namespace fraud::replay {
 namespace {
 
-constexpr size_t kChunkBytes = 64 << 10;
+constexpr size_t kChunkBytes = rpc::kUploadChunkBytes;
 constexpr int kParts = 5;
 const char* const kPartNames[kParts] = {"initial", "P1", "P2", "P3", "P4"};
 

@@ -74,7 +74,7 @@ class Uploader {
   virtual absl::StatusOr<ingest::v1::UploadSummary> Upload(const std::string& path,
                                                            const std::string& file_name) = 0;
 };
-// Streams the file to ingest's Upload in 64 KiB chunks (strict mode), with `token` as bearer
+// Streams the file to ingest's Upload in 256 KiB chunks (strict mode), with `token` as bearer
 // token when set.
 std::unique_ptr<Uploader> MakeIngestUploader(std::shared_ptr<grpc::ChannelInterface> channel,
                                              std::string token,

@@ -11,6 +11,7 @@
 
 #include "absl/time/time.h"
 #include "services/common/rpc/ports.h"
+#include "services/common/rpc/upload_chunk.h"
 
 namespace fraud::gateway {
 
@@ -41,7 +42,8 @@ struct GatewayOptions {
   absl::Duration probe_timeout = absl::Seconds(2);
   absl::Duration sse_heartbeat = absl::Seconds(15);
   int64_t max_json_bytes = 8 << 20;
-  size_t upload_chunk_bytes = 64 * 1024;
+  // Bytes per message of the ingest upload stream (why 256 KiB: rpc/upload_chunk.h).
+  size_t upload_chunk_bytes = rpc::kUploadChunkBytes;
   // HTTP worker threads; while all are busy up to 4x more are added (idle or slow connections
   // hold a worker each until the 30 s read timeout), beyond that connections wait.
   int max_connections = 64;

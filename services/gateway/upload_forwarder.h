@@ -1,6 +1,6 @@
 // Streams an HTTP upload body (raw text/csv or the `file` field of multipart/form-data) to a
 // ChunkSink in fixed-size chunks as it arrives, enforcing the size limit on the way. Holds at most
-// one chunk (64 KiB by default) of the body at any time: memory is flat whatever the file's size.
+// one chunk (256 KiB by default) of the body at any time: memory is flat whatever the file's size.
 //
 //   UploadForwarder f(&sink, request);        // request: query-level mode/file_name
 //   content_reader([&](const char* d, size_t n) { return f.OnData(d, n); });   // raw body
@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "fraud/ingest/v1/ingest.pb.h"
+#include "services/common/rpc/upload_chunk.h"
 
 namespace fraud::gateway {
 
@@ -44,7 +45,7 @@ struct UploadRequestParams {
   std::string mode;
   std::string file_name;
   int64_t max_bytes = int64_t{2} << 30;
-  size_t chunk_bytes = 64 * 1024;
+  size_t chunk_bytes = rpc::kUploadChunkBytes;
   // After the sink closed early or the body overflowed max_bytes, keep reading (and discarding)
   // at most this many bytes so the client finishes sending and reads the answer instead of a
   // connection reset.

@@ -1,5 +1,5 @@
 // Upload streaming through the gateway against a fake ingest: exact bytes in chunks of at most
-// 64 KiB, raw and multipart bodies, rejections with the summary, limits (413, 429), cut-off
+// the configured size, raw and multipart bodies, rejections with the summary, limits (413, 429), cut-off
 // bodies that must never be committed, and flat memory for a large upload.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,7 +25,8 @@ using ::testing::HasSubstr;
 using ::testing::Le;
 using json = nlohmann::json;
 
-constexpr size_t kChunk = 64 * 1024;
+// The gateway's default chunk (GatewayOptions::upload_chunk_bytes, 256 KiB).
+const size_t kChunk = GatewayOptions().upload_chunk_bytes;
 
 json Body(const httplib::Result& r) { return r ? json::parse(r->body, nullptr, false) : json(); }
 
@@ -85,7 +86,7 @@ StreamedUpload PostRepeatedBlock(httplib::Client& client, const std::string& blo
   return {std::move(result), (peak - baseline) / 1024};
 }
 
-TEST_F(GatewayTest, RawUploadReachesIngestByteForByteInChunksOfAtMost64KiB) {
+TEST_F(GatewayTest, RawUploadReachesIngestByteForByteInChunksOfTheConfiguredSize) {
   StartGateway();
   const std::string data = Bytes(3 * kChunk + 12345);
   auto r = Client()->Post("/api/v1/uploads?mode=lenient&file_name=day1.csv", data, "text/csv");
