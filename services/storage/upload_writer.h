@@ -89,7 +89,7 @@ class UploadWriter {
   // Declared before txn_ so the transaction is destroyed (rolled back) before the lease returns.
   std::optional<PgPool::Lease> lease_;
   std::unique_ptr<pqxx::work> txn_;
-  bool finished_ = false;  // committed, rolled back or failed
+  bool finished_ = false;    // committed, rolled back or failed
   bool rows_ended_ = false;  // EndRows came
 
   fraud::storage::v1::UploadMode mode_ = fraud::storage::v1::UPLOAD_MODE_STRICT;

@@ -1,6 +1,6 @@
 // Upload streaming through the gateway against a fake ingest: exact bytes in chunks of at most
-// the configured size, raw and multipart bodies, rejections with the summary, limits (413, 429), cut-off
-// bodies that must never be committed, and flat memory for a large upload.
+// the configured size, raw and multipart bodies, rejections with the summary, limits (413, 429),
+// cut-off bodies that must never be committed, and flat memory for a large upload.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>

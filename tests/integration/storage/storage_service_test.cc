@@ -159,15 +159,12 @@ TEST_F(StorageTest, UploadAssignsLineNumbersWhenTheBatchHasNone) {
 TEST_F(StorageTest, CancelledStreamStoresNothing) {
   grpc::ClientContext ctx;
   v1::StoreUploadResponse resp;
-  auto writer = stub_->StoreUpload(&ctx, &resp);
-  v1::StoreUploadRequest req;
-  req.mutable_begin()->set_file_name("cancelled.csv");
-  ASSERT_TRUE(writer->Write(req));
-  for (int i = 0; i < 3; ++i) {
-    req.Clear();
-    *req.mutable_rows() = Rows(MakeBatch(500, i, true, 2 + i * 500));
-    ASSERT_TRUE(writer->Write(req));
-  }
+  std::vector<v1::UploadRows> batches;
+  for (int i = 0; i < 3; ++i) batches.push_back(Rows(MakeBatch(500, i, true, 2 + i * 500)));
+  bool written = false;
+  auto writer = BeginUpload(stub_.get(), &ctx, &resp, "cancelled.csv", batches,
+                            v1::UPLOAD_MODE_STRICT, &written);
+  ASSERT_TRUE(written);
   // Let the server write the batches into its open transaction before cancelling.
   absl::SleepFor(absl::Milliseconds(500));
   ctx.TryCancel();
@@ -190,16 +187,15 @@ TEST_F(StorageTest, CancelledStreamStoresNothing) {
 TEST_F(StorageTest, RowsEndWritesWhatWaitsBeforeTheCommitStoresIt) {
   grpc::ClientContext ctx;
   v1::StoreUploadResponse response;
-  auto writer = stub_->StoreUpload(&ctx, &response);
-  v1::StoreUploadRequest req;
-  req.mutable_begin()->set_file_name("ended.csv");
-  ASSERT_TRUE(writer->Write(req));
+  std::vector<v1::UploadRows> batches;
   for (int i = 0; i < 2; ++i) {
-    req.Clear();
-    *req.mutable_rows() = Scored(MakeBatch(300, 20 + i, true, 2 + i * 300), 4);
-    ASSERT_TRUE(writer->Write(req));
+    batches.push_back(Scored(MakeBatch(300, 20 + i, true, 2 + i * 300), 4));
   }
-  req.Clear();
+  bool written = false;
+  auto writer = BeginUpload(stub_.get(), &ctx, &response, "ended.csv", batches,
+                            v1::UPLOAD_MODE_STRICT, &written);
+  ASSERT_TRUE(written);
+  v1::StoreUploadRequest req;
   req.mutable_rows_end();
   ASSERT_TRUE(writer->Write(req));
   absl::SleepFor(absl::Milliseconds(400));
@@ -388,7 +384,8 @@ TEST_F(StorageTest, ProtocolAndDataErrorsAreInvalidArgumentAndStoreNothing) {
       {"rows after rows_end",
        {begin(), rows(MakeBatch(3, 1, true)), rows_end, rows(MakeBatch(3, 2, true, 4))},
        "rows after rows_end"},
-      {"second rows_end", {begin(), rows(MakeBatch(3, 1, true)), rows_end, rows_end},
+      {"second rows_end",
+       {begin(), rows(MakeBatch(3, 1, true)), rows_end, rows_end},
        "second rows_end"},
       {"empty message", {begin(), v1::StoreUploadRequest()}, "empty StoreUploadRequest"},
       {"bad mode", {bad_mode}, "unknown mode"},

@@ -74,6 +74,26 @@ struct UploadOutcome {
   v1::StoreUploadResponse response;
 };
 
+// Opens a StoreUpload stream and writes `begin` and the batches (stopping at a broken stream);
+// `written` (if given) says whether every message went out. The caller goes on with the stream.
+inline std::unique_ptr<grpc::ClientWriter<v1::StoreUploadRequest>> BeginUpload(
+    v1::StorageService::Stub* stub, grpc::ClientContext* ctx, v1::StoreUploadResponse* response,
+    const std::string& file_name, const std::vector<v1::UploadRows>& batches,
+    v1::UploadMode mode = v1::UPLOAD_MODE_STRICT, bool* written = nullptr) {
+  auto writer = stub->StoreUpload(ctx, response);
+  v1::StoreUploadRequest req;
+  req.mutable_begin()->set_file_name(file_name);
+  req.mutable_begin()->set_mode(mode);
+  bool ok = writer->Write(req);
+  for (size_t i = 0; ok && i < batches.size(); ++i) {
+    req.Clear();
+    *req.mutable_rows() = batches[i];
+    ok = writer->Write(req);
+  }
+  if (written != nullptr) *written = ok;
+  return writer;
+}
+
 // Runs one StoreUpload stream: begin, every batch, `before_commit` (if any), commit.
 inline UploadOutcome Upload(v1::StorageService::Stub* stub, const std::string& file_name,
                             const std::vector<v1::UploadRows>& batches, const std::string& sha,
@@ -82,18 +102,9 @@ inline UploadOutcome Upload(v1::StorageService::Stub* stub, const std::string& f
                             const std::string& summary_json = "") {
   grpc::ClientContext ctx;
   UploadOutcome out;
-  auto writer = stub->StoreUpload(&ctx, &out.response);
-  v1::StoreUploadRequest req;
-  req.mutable_begin()->set_file_name(file_name);
-  req.mutable_begin()->set_mode(mode);
-  writer->Write(req);
-  for (const v1::UploadRows& rows : batches) {
-    req.Clear();
-    *req.mutable_rows() = rows;
-    if (!writer->Write(req)) break;
-  }
+  auto writer = BeginUpload(stub, &ctx, &out.response, file_name, batches, mode);
   if (before_commit) before_commit();
-  req.Clear();
+  v1::StoreUploadRequest req;
   req.mutable_commit()->set_sha256(sha);
   req.mutable_commit()->set_bytes(1234);
   req.mutable_commit()->set_summary_json(summary_json);
