@@ -188,10 +188,7 @@ TEST_F(StorageExplanationTest, AnUploadPastThePendingLimitKeepsEveryScoreAndExpl
   UploadOutcome bad = Upload(stub_.get(), "bad.csv", batches(true), Sha(7));
   EXPECT_EQ(bad.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(bad.status.error_message(), HasSubstr("not finite"));
-  WaitForIdlePool();
-  EXPECT_EQ(Count("uploads"), 0);
-  EXPECT_EQ(Count("transactions"), 0);
-  EXPECT_EQ(Count("predictions"), 0);
+  ExpectNothingStored();
   EXPECT_EQ(Count("alert_explanations"), 0);
 
   UploadOutcome up = Upload(stub_.get(), "big.csv", batches(false), Sha(8));

@@ -170,10 +170,7 @@ TEST_F(StorageTest, CancelledStreamStoresNothing) {
   ctx.TryCancel();
   const grpc::Status status = writer->Finish();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
-  WaitForIdlePool();
-  EXPECT_EQ(Count("uploads"), 0);
-  EXPECT_EQ(Count("transactions"), 0);
-  EXPECT_EQ(Count("predictions"), 0);
+  ExpectNothingStored();
 
   // The service is still healthy afterwards.
   const auto outcome = Upload(stub_.get(), "after.csv", {Rows(MakeBatch(5, 9, true))}, Sha(3));
@@ -221,10 +218,7 @@ TEST_F(StorageTest, BadBatchRollsBackTheWholeUpload) {
                               {Scored(MakeBatch(200, 1, true), 3), Rows(bad)}, Sha(4));
   EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(outcome.status.error_message(), HasSubstr("not finite"));
-  WaitForIdlePool();
-  EXPECT_EQ(Count("uploads"), 0);
-  EXPECT_EQ(Count("transactions"), 0);
-  EXPECT_EQ(Count("predictions"), 0);
+  ExpectNothingStored();
 }
 
 TEST_F(StorageTest, StreamEndingWithoutCommitStoresNothing) {
@@ -416,10 +410,7 @@ TEST_F(StorageTest, ProtocolAndDataErrorsAreInvalidArgumentAndStoreNothing) {
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.name;
     EXPECT_THAT(status.error_message(), HasSubstr(c.message)) << c.name;
   }
-  WaitForIdlePool();
-  EXPECT_EQ(Count("uploads"), 0);
-  EXPECT_EQ(Count("transactions"), 0);
-  EXPECT_EQ(Count("predictions"), 0);
+  ExpectNothingStored();
 }
 
 TEST_F(StorageTest, LenientUploadRecordsRejectedRows) {
@@ -1026,10 +1017,7 @@ TEST_F(StorageTest, ServiceAnswersUnavailableUntilReady) {
 }
 
 TEST_F(StorageTest, PoolExhaustionIsResourceExhaustedAndStatementTimeoutIsDeadlineExceeded) {
-  PgPoolOptions o;
-  o.conninfo = conninfo();
-  o.size = 1;
-  o.statement_timeout_ms = 100;
+  const PgPoolOptions o = OneConnection(100);
   PgPool small(o);
   {
     auto held = small.Acquire();
@@ -1057,10 +1045,7 @@ TEST_F(StorageTest, PoolExhaustionIsResourceExhaustedAndStatementTimeoutIsDeadli
 // statement timeout" at the commit of eight concurrent uploads); the commit's own statements
 // still have it.
 TEST_F(StorageTest, AnUploadSlowerThanTheStatementTimeoutIsStored) {
-  PgPoolOptions o;
-  o.conninfo = conninfo();
-  o.size = 1;
-  o.statement_timeout_ms = 300;
+  const PgPoolOptions o = OneConnection(300);
   PgPool pool(o);
   UploadWriter writer(&pool, absl::Now() + absl::Seconds(30));
   v1::UploadBegin begin;

@@ -168,6 +168,24 @@ class StorageTest : public fraud::testing::PgFixture {
     return std::stoll(QueryScalar("SELECT count(*) FROM " + table));
   }
 
+  // Options of a one-connection pool on the test schema with this statement_timeout.
+  PgPoolOptions OneConnection(int statement_timeout_ms) const {
+    PgPoolOptions o;
+    o.conninfo = conninfo();
+    o.size = 1;
+    o.statement_timeout_ms = statement_timeout_ms;
+    return o;
+  }
+
+  // After a failed or cancelled upload stream: waits for its rollback, then checks that no
+  // upload, row or prediction is stored.
+  void ExpectNothingStored() const {
+    WaitForIdlePool();
+    EXPECT_EQ(Count("uploads"), 0);
+    EXPECT_EQ(Count("transactions"), 0);
+    EXPECT_EQ(Count("predictions"), 0);
+  }
+
   // Waits until no connection is leased (the server finished a cancelled call's rollback).
   void WaitForIdlePool() const {
     const absl::Time until = absl::Now() + absl::Seconds(10);
