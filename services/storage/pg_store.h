@@ -20,6 +20,11 @@ namespace fraud::storage {
 
 namespace v1 = ::fraud::storage::v1;
 
+// The SELECT that ScanTransactions copies out for `request` (rows in Time order), for tests that
+// look at its plan. A Time range first looks up the uploads it overlaps in `txn`.
+std::string ScanTransactionsQuery(pqxx::transaction_base& txn,
+                                  const v1::ScanTransactionsRequest& request);
+
 class PgStore {
  public:
   // `pool` is not owned and must outlive the store.

@@ -16,6 +16,7 @@
 #include "absl/synchronization/notification.h"
 #include "services/common/rpc/artifact_transfer.h"
 #include "services/storage/feedback_store.h"
+#include "services/storage/pg_store.h"
 #include "services/storage/pg_util.h"
 #include "services/storage/upload_writer.h"
 #include "tests/integration/storage/storage_test_util.h"
@@ -542,6 +543,28 @@ TEST_F(ScanTest, FiltersByTimeRangeWithExclusiveUpperBound) {
   open_ended.set_time_min(1000);
   rows = Scanned(open_ended);
   EXPECT_EQ(rows.size(), 20u);
+
+  // The range reaches rows through the uploads whose Time range overlaps it (migration 0012), so
+  // the bounds of those ranges are the cases to get right: b's last row (198.5) is in
+  // [198.5, 1000) and c's first (1000) is not; [148.5, 1000.5) holds a's last row.
+  v1::ScanTransactionsRequest at_ends;
+  at_ends.set_time_min(198.5);
+  at_ends.set_time_max(1000);
+  rows = Scanned(at_ends);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0], std::make_pair(198.5, b_));
+  v1::ScanTransactionsRequest across;
+  across.set_time_min(148.5);
+  across.set_time_max(1000.5);
+  rows = Scanned(across);
+  EXPECT_EQ(rows.size(), 1u + 34u + 1u);
+  EXPECT_EQ(rows.front(), std::make_pair(148.5, a_));
+  EXPECT_EQ(rows.back(), std::make_pair(1000.0, c_));
+  v1::ScanTransactionsRequest below;
+  below.set_time_max(1.5);
+  rows = Scanned(below);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0], std::make_pair(0.0, a_));
 }
 
 TEST_F(ScanTest, LabelledOnlySkipsUnlabelledRowsAndLabelsAreFilled) {
@@ -1228,35 +1251,49 @@ TEST_F(MigrationTest, FeatureArraysOfEarlierVersionsBecomeBytesBitForBit) {
                std::exception);
 }
 
-// 0011 makes the Time index BRIN: rows stored before it are still found by a Time range through
-// the index, and an upload's rows written after it too.
-TEST_F(MigrationTest, TimeRangesOfEarlierRowsUseTheBrinIndex) {
+// 0012 drops the Time index: rows stored before it are still found by a Time range, through the
+// uploads whose recorded Time range overlaps it and the primary key.
+TEST_F(MigrationTest, TimeRangesOfEarlierRowsGoThroughTheirUploads) {
   PgPoolOptions o;
   o.conninfo = conninfo();
   PgPool pool(o);
-  ApplyMigrationsBelow(pool, 11);
+  ApplyMigrationsBelow(pool, 12);
   ASSERT_FALSE(HasFailure());
-  Exec("INSERT INTO uploads (id, sha256, status, rows) VALUES (9, repeat('9', 64), 1, 20000);"
+  // 50 uploads of 400 rows; upload k holds Time k * 1000 .. k * 1000 + 399.
+  Exec("INSERT INTO uploads (id, sha256, status, rows, time_min, time_max)"
+       " SELECT k, lpad(to_hex(k), 64, '0'), 1, 400, k * 1000, k * 1000 + 399"
+       " FROM generate_series(1, 50) k;"
        "INSERT INTO transactions (upload_id, line, time, amount, v)"
-       " SELECT 9, g, g * 0.5, 1, decode(repeat('00', 224), 'hex')"
-       " FROM generate_series(1, 20000) g");
+       " SELECT k, g, k * 1000 + g, 1, decode(repeat('00', 224), 'hex')"
+       " FROM generate_series(1, 50) k, generate_series(0, 399) g");
   ASSERT_THAT(ApplyMigrations(pool, EmbeddedMigrations()), IsOk());
-  EXPECT_EQ(QueryScalar("SELECT a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam"
-                        " WHERE c.relname = 'transactions_time'"),
-            "brin");
-  Exec("INSERT INTO transactions (upload_id, line, time, amount, v)"
-       " SELECT 9, g, g * 0.5, 1, decode(repeat('00', 224), 'hex')"
-       " FROM generate_series(20001, 30000) g");
-  const std::string range = "SELECT count(*) FROM transactions WHERE time >= 1000 AND time < 1500";
-  EXPECT_EQ(QueryScalar(range), "1000");
-  EXPECT_EQ(QueryScalar("SELECT count(*) FROM transactions WHERE time >= 12000"), "6001");
-  // With sequential scans priced out, the planner reaches the range through the index.
+  EXPECT_EQ(QueryScalar("SELECT string_agg(indexname, ',') FROM pg_indexes"
+                        " WHERE tablename = 'transactions' AND indexdef LIKE '%(\"time\")%'"),
+            "");
+  // ScanTransactions' query: the rows, and a plan reaching upload 20's through the key.
+  Exec("ANALYZE transactions; ANALYZE uploads");
+  pqxx::connection conn(conninfo());
+  pqxx::work txn(conn);
+  v1::ScanTransactionsRequest req;
+  req.set_time_min(20050);
+  req.set_time_max(20060);
+  const std::string range = ScanTransactionsQuery(txn, req);
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM (" + range + ") s"), "10");
+  req.set_time_min(20398.5);
+  req.set_time_max(21000.5);
+  EXPECT_EQ(QueryScalar("SELECT string_agg(upload_id || ':' || line, ',' ORDER BY time) FROM (" +
+                        ScanTransactionsQuery(txn, req) + ") s"),
+            "20:399,21:0");
+  req.set_time_min(100000);
+  req.set_time_max(0);
+  EXPECT_EQ(QueryScalar("SELECT count(*) FROM (" + ScanTransactionsQuery(txn, req) + ") s"), "0");
   Exec("CREATE FUNCTION plan_of(q text) RETURNS text LANGUAGE plpgsql AS $$"
-       " DECLARE line text; plan text := ''; BEGIN SET LOCAL enable_seqscan = off;"
+       " DECLARE line text; plan text := ''; BEGIN"
        " FOR line IN EXECUTE 'EXPLAIN ' || q LOOP plan := plan || line || ' '; END LOOP;"
        " RETURN plan; END $$");
-  EXPECT_THAT(QueryScalar("SELECT plan_of('" + range + "')"),
-              HasSubstr("Bitmap Index Scan on transactions_time"));
+  const std::string plan = QueryScalar("SELECT plan_of($q$" + range + "$q$)");
+  EXPECT_THAT(plan, HasSubstr("transactions_pkey"));
+  EXPECT_THAT(plan, Not(HasSubstr("Seq Scan on transactions")));
 }
 
 TEST_F(MigrationTest, DatabaseMigratedByANewerBinaryIsRefused) {

@@ -1,0 +1,13 @@
+-- transactions loses its Time index (issue 23, uploads faster than `psql \copy`): a Time range is
+-- found through the uploads it overlaps instead.
+--
+-- Why: after 0011 made it BRIN, the index still cost every stored row a revmap lookup and a
+-- summary read (brininsert): 14% of the PostgreSQL backend's samples during a 1,139,228-row upload
+-- (perf, bench/README upload), on the one backend that bounds an upload's time. Its one reader is
+-- ScanTransactions with time_min / time_max (evaluation windows), and every committed upload
+-- already records the Time range of its rows (uploads.time_min / time_max, set at commit by
+-- StoreUpload and grown by live scoring). So a range scan selects the uploads whose range
+-- overlaps it and reads their rows by the primary key (upload_id, line), filtering on time: the
+-- same page-range pruning BRIN gave for card data, whose uploads are Time-ordered files, at no
+-- cost per stored row.
+DROP INDEX transactions_time;
