@@ -1,6 +1,7 @@
 #include "services/storage/storage_service.h"
 
 #include <chrono>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -8,6 +9,7 @@
 #include "services/common/rpc/auth.h"
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/grpc_status.h"
+#include "services/storage/append_worker.h"
 #include "services/storage/artifact_store.h"
 #include "services/storage/feedback_store.h"
 #include "services/storage/live_scoring.h"
@@ -79,28 +81,48 @@ grpc::Status StorageService::StoreUpload(grpc::ServerContext* ctx,
                                          v1::StoreUploadResponse* response) {
   if (grpc::Status s = Admit(ctx, true); !s.ok()) return s;
   UploadWriter writer(pool_, Deadline(ctx));
+  // After begin, rows and rows_end go to a worker that writes them up to
+  // kUploadReadAheadMessages behind this thread's reads (append_worker.h). Other messages first
+  // wait for it, so the writer is only ever used by one thread at a time.
+  std::optional<AppendWorker> worker;
+  auto drain = [&]() -> absl::Status {
+    if (!worker.has_value()) return absl::OkStatus();
+    absl::Status s = worker->Drain();
+    worker.reset();
+    return s;
+  };
   auto fail = [&](const absl::Status& s) {
+    worker.reset();
     writer.Rollback();
     Metrics().Upload(UploadResult(s));
     return Finish("StoreUpload", ctx, s);
   };
   v1::StoreUploadRequest request;
-  // One message at a time: the next Read happens only after the batch is written, so HTTP/2 flow
-  // control holds the sender back and memory holds one batch.
+  // HTTP/2 flow control holds the sender back once the worker is kUploadReadAheadMessages
+  // behind, so memory holds at most that many batches.
   while (reader->Read(&request)) {
     if (ctx->IsCancelled()) return fail(absl::CancelledError("upload cancelled; nothing stored"));
     absl::Status s;
     switch (request.kind_case()) {
       case v1::StoreUploadRequest::kBegin:
-        s = writer.Begin(request.begin());
+        s = drain();
+        if (s.ok()) s = writer.Begin(request.begin());
+        if (s.ok()) {
+          worker.emplace([&writer](const v1::StoreUploadRequest& r) {
+            return r.has_rows() ? writer.Append(r.rows()) : writer.EndRows();
+          });
+        }
         break;
       case v1::StoreUploadRequest::kRows:
-        s = writer.Append(request.rows());
-        break;
       case v1::StoreUploadRequest::kRowsEnd:
-        s = writer.EndRows();
+        if (worker.has_value()) {
+          s = worker->Push(std::move(request));
+        } else {  // before begin: the writer's protocol error
+          s = request.has_rows() ? writer.Append(request.rows()) : writer.EndRows();
+        }
         break;
       case v1::StoreUploadRequest::kCommit: {
+        if (absl::Status d = drain(); !d.ok()) return fail(d);
         absl::StatusOr<v1::StoreUploadResponse> r = writer.Commit(request.commit());
         if (!r.ok()) return fail(r.status());
         *response = *std::move(r);
@@ -111,12 +133,17 @@ grpc::Status StorageService::StoreUpload(grpc::ServerContext* ctx,
         return grpc::Status::OK;
       }
       default:
-        s = absl::InvalidArgumentError(
-            "empty StoreUploadRequest (no begin, rows, rows_end or commit)");
+        s = drain();
+        if (s.ok()) {
+          s = absl::InvalidArgumentError(
+              "empty StoreUploadRequest (no begin, rows, rows_end or commit)");
+        }
     }
     if (!s.ok()) return fail(s);
   }
   if (ctx->IsCancelled()) return fail(absl::CancelledError("upload cancelled; nothing stored"));
+  // A message the worker has not reported on yet may have failed: that error says more.
+  if (absl::Status d = drain(); !d.ok()) return fail(d);
   return fail(absl::InvalidArgumentError("upload stream ended before commit; nothing stored"));
 }
 

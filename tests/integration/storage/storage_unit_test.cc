@@ -1,17 +1,22 @@
 // Unit tests of the storage service's database-free parts: the pqxx exception -> status mapping,
-// the binary COPY codec, SQL number literals, request validation and the pool's failure path.
+// the binary COPY codec, SQL number literals, request validation, the pool's failure path and the
+// upload's append worker.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <pqxx/except>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "services/storage/append_worker.h"
 #include "services/storage/pg_copy.h"
 #include "services/storage/pg_errors.h"
 #include "services/storage/pg_pool.h"
@@ -21,10 +26,100 @@
 namespace fraud::storage {
 namespace {
 
+namespace v1 = ::fraud::storage::v1;
+
 using ::fraud::testing::IsOk;
 using ::fraud::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
+
+v1::StoreUploadRequest RowsMessage(int64_t first_line) {
+  v1::StoreUploadRequest r;
+  r.mutable_rows()->mutable_rows()->add_line_numbers(first_line);
+  return r;
+}
+
+// The reader gets `capacity` messages ahead of a writer that is busy (here: blocked), then waits;
+// the writer sees every message once, in order, and Drain returns after the last.
+TEST(AppendWorkerTest, ReadsUpToCapacityAheadAndWritesInOrder) {
+  absl::Notification release;
+  absl::Mutex mu;
+  std::vector<int64_t> written;
+  AppendWorker worker(
+      [&](const v1::StoreUploadRequest& r) {
+        release.WaitForNotification();
+        absl::MutexLock lock(&mu);
+        written.push_back(r.rows().rows().line_numbers(0));
+        return absl::OkStatus();
+      },
+      3);
+  // The first message is taken by the (blocked) writer, three more fill the queue.
+  for (int i = 0; i < 4; ++i) ASSERT_THAT(worker.Push(RowsMessage(i)), IsOk());
+  absl::Notification fifth_queued;
+  std::thread pusher([&] {
+    EXPECT_THAT(worker.Push(RowsMessage(4)), IsOk());
+    fifth_queued.Notify();
+  });
+  // Until the writer moves on, the fifth waits (the first may still be on its way to the writer,
+  // so that the fifth fits: give it time, then check).
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_FALSE(fifth_queued.HasBeenNotified());
+  release.Notify();
+  pusher.join();
+  EXPECT_THAT(worker.Drain(), IsOk());
+  EXPECT_THAT(written, ::testing::ElementsAre(0, 1, 2, 3, 4));
+}
+
+// A failed write is reported by the next Push (and Drain); what was queued after it is dropped.
+TEST(AppendWorkerTest, FirstErrorStopsTheWriterAndReachesThePusher) {
+  absl::Notification release;
+  std::vector<int64_t> written;
+  AppendWorker worker(
+      [&](const v1::StoreUploadRequest& r) {
+        release.WaitForNotification();
+        const int64_t line = r.rows().rows().line_numbers(0);
+        if (line == 1) return absl::InvalidArgumentError("line 1 is bad");
+        written.push_back(line);
+        return absl::OkStatus();
+      },
+      8);
+  for (int i = 0; i < 4; ++i) ASSERT_THAT(worker.Push(RowsMessage(i)), IsOk());
+  release.Notify();
+  absl::Status pushed;
+  for (int i = 4; i < 1000 && pushed.ok(); ++i) {
+    pushed = worker.Push(RowsMessage(i));
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_THAT(pushed, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("line 1 is bad")));
+  EXPECT_THAT(worker.Drain(), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(written, ::testing::ElementsAre(0));
+}
+
+// Destroying the worker without Drain (the upload failed elsewhere) writes nothing more.
+TEST(AppendWorkerTest, DestructionAbandonsWhatIsQueued) {
+  absl::Notification first_started;
+  absl::Notification release;
+  std::atomic<int> writes{0};
+  std::thread releaser;
+  {
+    AppendWorker worker(
+        [&](const v1::StoreUploadRequest&) {
+          if (!first_started.HasBeenNotified()) first_started.Notify();
+          release.WaitForNotification();
+          ++writes;
+          return absl::OkStatus();
+        },
+        8);
+    for (int i = 0; i < 5; ++i) ASSERT_THAT(worker.Push(RowsMessage(i)), IsOk());
+    first_started.WaitForNotification();
+    releaser = std::thread([&] {
+      absl::SleepFor(absl::Milliseconds(50));
+      release.Notify();
+    });
+  }
+  releaser.join();
+  EXPECT_EQ(writes.load(), 1);
+}
 
 TEST(PgErrorsTest, BrokenConnectionIsUnavailableWithDatabaseUnavailablePrefix) {
   absl::Status s = StatusFromException(pqxx::broken_connection("server closed the connection\n"));
