@@ -18,6 +18,10 @@
 //                             thread cap. Extras: model_p50_us / model_p99_us, the in-process
 //                             one-row Score() latency, and the targets: p50 <= floor p50 +
 //                             2 x model p50, p99 <= 1.3 x floor p99.
+//   single_row_echo_p50_us /  diagnostic, no target: the same calls to a server whose Predict
+//   single_row_echo_p99_us    only fills a fixed response (same method and messages), beside the
+//                             floor: echo - floor is gRPC's cost of our messages, Predict - echo
+//                             what our handler adds. Extra: predict_us.
 //   single_row_explain_p50_us /  the same one-row calls with explain = true (top 5 reasons),
 //   single_row_explain_p99_us    interleaved run by run with the plain ones, which are the floor;
 //                                target (issue #17): explained p99 <= 2 x plain p99. Extra:
@@ -198,6 +202,23 @@ rpc::ServerOptions BenchServerOptions(const std::string& name) {
   o.max_threads = 16;
   return o;
 }
+
+// Diagnostic: the Predict method with our request and response messages, answered by a handler
+// that only fills a fixed one-row response. Its latency minus the floor's is what gRPC charges
+// for our method and messages; ours minus its is what the real handler (validation, batcher,
+// model, metrics) adds.
+class EchoPredictService final : public v1::InferenceService::Service {
+ public:
+  grpc::Status Predict(grpc::ServerContext*, const v1::PredictRequest*,
+                       v1::PredictResponse* response) override {
+    common::v1::ScoreBatch* scores = response->mutable_scores();
+    scores->add_scores(0.5f);
+    scores->add_decisions(false);
+    scores->set_model_version(1);
+    scores->set_threshold(0.5);
+    return grpc::Status::OK;
+  }
+};
 
 // gRPC's own floor for a unary call: a sync RPC whose handler does nothing.
 class FloorService final : public grpc::health::v1::Health::Service {
@@ -527,11 +548,18 @@ int Main(int argc, char** argv) {
 
     // (b) Single-row latency.
     FloorServer floor;
+    EchoPredictService echo_service;
+    rpc::ServerRunner echo_runner(BenchServerOptions("inference_bench_echo"));
+    echo_runner.Register(&echo_service);
+    if (absl::Status s = echo_runner.Start(); !s.ok()) Die("starting the echo server", s);
+    std::unique_ptr<v1::InferenceService::Stub> echo_stub = v1::InferenceService::NewStub(
+        rpc::MakeChannel({"127.0.0.1:" + std::to_string(echo_runner.port())}));
+    SingleRowPredict(echo_stub.get(), rows, 2000);  // warm-up
     SingleRowPredict(stub.get(), rows, 2000);  // warm-up
     floor.Calls(2000);
     SingleRowPredict(stub.get(), rows, 2000, /*explain=*/true);  // warm-up
     std::vector<double> p50s, p99s, floor_p50s, floor_p99s, model_p50s, model_p99s;
-    std::vector<double> explain_p50s, explain_p99s, model_explain_p50s;
+    std::vector<double> explain_p50s, explain_p99s, model_explain_p50s, echo_p50s, echo_p99s;
     for (int r = 0; r < args.runs; ++r) {
       std::vector<double> us = SingleRowPredict(stub.get(), rows, args.single_calls);
       std::vector<double> explain_us =
@@ -539,6 +567,9 @@ int Main(int argc, char** argv) {
       explain_p50s.push_back(bench::Percentile(explain_us, 50));
       explain_p99s.push_back(bench::Percentile(explain_us, 99));
       std::vector<double> floor_us = floor.Calls(args.single_calls);
+      std::vector<double> echo_us = SingleRowPredict(echo_stub.get(), rows, args.single_calls);
+      echo_p50s.push_back(bench::Percentile(echo_us, 50));
+      echo_p99s.push_back(bench::Percentile(echo_us, 99));
       std::vector<double> model_us = SingleRowScore(direct, rows, args.single_calls);
       model_explain_p50s.push_back(bench::Percentile(
           SingleRowScore(direct, rows, args.single_calls, /*explain=*/true), 50));
@@ -578,6 +609,17 @@ int Main(int argc, char** argv) {
                  {"meets_target", b.value <= b.extra["target_us"] ? "yes" : "no"}};
       bench::Print(b);
     }
+    // Diagnostic: the echo Predict beside the floor (no target).
+    for (const bool p99 : {false, true}) {
+      bench::Figure d = latency(p99 ? "single_row_echo_p99_us" : "single_row_echo_p50_us",
+                                p99 ? echo_p99s : echo_p50s,
+                                p99 ? "grpc_unary_floor_p99" : "grpc_unary_floor_p50",
+                                p99 ? floor_p99s : floor_p50s);
+      d.extra["predict_us"] = bench::Median(p99 ? p99s : p50s);
+      d.notes = {{"handler", "fixed one-row response"}};
+      bench::Print(d);
+    }
+    echo_runner.Shutdown(absl::Seconds(1));
     // The same calls with explain = true, interleaved run by run with the plain ones (their
     // floor); issue #17's target: explained p99 <= 2 x plain p99.
     for (const bool p99 : {false, true}) {
