@@ -6,8 +6,11 @@ namespace fraud::storage {
 
 namespace v1 = ::fraud::storage::v1;
 
-AppendWorker::AppendWorker(Write write, size_t capacity)
-    : write_(std::move(write)), capacity_(capacity < 1 ? 1 : capacity), thread_([this] { Run(); }) {}
+AppendWorker::AppendWorker(Write write, size_t capacity, size_t max_bytes)
+    : write_(std::move(write)),
+      capacity_(capacity < 1 ? 1 : capacity),
+      max_bytes_(max_bytes),
+      thread_([this] { Run(); }) {}
 
 AppendWorker::~AppendWorker() {
   {
@@ -19,14 +22,19 @@ AppendWorker::~AppendWorker() {
 }
 
 absl::Status AppendWorker::Push(v1::StoreUploadRequest request) {
+  const size_t bytes = request.ByteSizeLong();
   absl::MutexLock lock(&mu_);
+  incoming_bytes_ = bytes;
   mu_.Await(absl::Condition(
       +[](AppendWorker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
-        return !w->status_.ok() || w->queue_.size() < w->capacity_;
+        return !w->status_.ok() || w->queue_.empty() ||
+               (w->queue_.size() < w->capacity_ &&
+                w->queued_bytes_ + w->incoming_bytes_ <= w->max_bytes_);
       },
       this));
   if (!status_.ok()) return status_;
-  queue_.push_back(std::move(request));
+  queue_.emplace_back(std::move(request), bytes);
+  queued_bytes_ += bytes;
   return absl::OkStatus();
 }
 
@@ -51,7 +59,8 @@ void AppendWorker::Run() {
           },
           this));
       if (abandon_ || queue_.empty()) return;
-      request = std::move(queue_.front());
+      request = std::move(queue_.front().first);
+      queued_bytes_ -= queue_.front().second;
       queue_.pop_front();
     }
     absl::Status s = write_(request);
@@ -59,6 +68,7 @@ void AppendWorker::Run() {
       absl::MutexLock lock(&mu_);
       status_ = std::move(s);
       queue_.clear();
+      queued_bytes_ = 0;
       return;
     }
   }

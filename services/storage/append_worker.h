@@ -13,6 +13,7 @@
 #include <deque>
 #include <functional>
 #include <thread>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -21,23 +22,28 @@
 
 namespace fraud::storage {
 
-// Messages read ahead of the writer: ~2.2 MB each at ingest's 8,192-row batches, so at most ~18 MB
-// more in the storage process; they cover a predictions flush (~0.1-0.2 s) at full upload speed.
+// Messages read ahead of the writer: ~2.2 MB each at ingest's 8,192-row batches, so ~18 MB more in
+// the storage process; they cover a predictions flush (~0.1-0.2 s) at full upload speed. Larger
+// messages (a client may send up to the server's 64 MiB limit) are bounded by their bytes: at
+// most kUploadReadAheadBytes queued, or one message however large.
 inline constexpr size_t kUploadReadAheadMessages = 8;
+inline constexpr size_t kUploadReadAheadBytes = size_t{24} << 20;
 
 class AppendWorker {
  public:
   using Write = std::function<absl::Status(const fraud::storage::v1::StoreUploadRequest&)>;
   // `write` runs on the worker's thread, one message at a time in Push order, until it fails;
   // whatever it uses (the UploadWriter) is the worker's until Drain returns.
-  explicit AppendWorker(Write write, size_t capacity = kUploadReadAheadMessages);
+  explicit AppendWorker(Write write, size_t capacity = kUploadReadAheadMessages,
+                        size_t max_bytes = kUploadReadAheadBytes);
   // Stops without writing what is still queued (the caller rolls the upload back) and joins.
   ~AppendWorker();
   AppendWorker(const AppendWorker&) = delete;
   AppendWorker& operator=(const AppendWorker&) = delete;
 
-  // Queues a message, waiting while `capacity` messages are queued. Returns the error of an
-  // earlier message, if one failed (this one is then dropped).
+  // Queues a message, waiting while `capacity` messages are queued or it would take the queued
+  // bytes above `max_bytes` (an empty queue takes any message). Returns the error of an earlier
+  // message, if one failed (this one is then dropped).
   absl::Status Push(fraud::storage::v1::StoreUploadRequest request);
   // Waits until every queued message is written and stops the thread; the first error.
   absl::Status Drain();
@@ -47,8 +53,13 @@ class AppendWorker {
 
   const Write write_;
   const size_t capacity_;
+  const size_t max_bytes_;
   absl::Mutex mu_;
-  std::deque<fraud::storage::v1::StoreUploadRequest> queue_ ABSL_GUARDED_BY(mu_);
+  // Each queued message with its serialized size.
+  std::deque<std::pair<fraud::storage::v1::StoreUploadRequest, size_t>> queue_
+      ABSL_GUARDED_BY(mu_);
+  size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t incoming_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // the size Push waits to queue
   absl::Status status_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;     // no more messages (Drain or the destructor)
   bool abandon_ ABSL_GUARDED_BY(mu_) = false;    // the destructor: skip what is queued

@@ -98,8 +98,8 @@ grpc::Status StorageService::StoreUpload(grpc::ServerContext* ctx,
     return Finish("StoreUpload", ctx, s);
   };
   v1::StoreUploadRequest request;
-  // HTTP/2 flow control holds the sender back once the worker is kUploadReadAheadMessages
-  // behind, so memory holds at most that many batches.
+  // HTTP/2 flow control holds the sender back once the worker is kUploadReadAheadMessages (or
+  // kUploadReadAheadBytes) behind, so memory holds at most that much besides the batch in hand.
   while (reader->Read(&request)) {
     if (ctx->IsCancelled()) return fail(absl::CancelledError("upload cancelled; nothing stored"));
     absl::Status s;

@@ -70,6 +70,40 @@ TEST(AppendWorkerTest, ReadsUpToCapacityAheadAndWritesInOrder) {
   EXPECT_THAT(written, ::testing::ElementsAre(0, 1, 2, 3, 4));
 }
 
+// Bytes bound the queue too: with room for 100 bytes, a second message of ~60 waits until the
+// writer has taken the first; an empty queue takes a message of any size.
+TEST(AppendWorkerTest, QueuedBytesAreBoundedButAnEmptyQueueTakesAnySize) {
+  absl::Notification release;
+  std::atomic<int> writes{0};
+  AppendWorker worker(
+      [&](const v1::StoreUploadRequest&) {
+        release.WaitForNotification();
+        ++writes;
+        return absl::OkStatus();
+      },
+      8, 100);
+  auto sized = [](int lines) {
+    v1::StoreUploadRequest r;
+    for (int i = 0; i < lines; ++i) r.mutable_rows()->mutable_rows()->add_line_numbers(1000 + i);
+    return r;
+  };
+  ASSERT_GT(sized(30).ByteSizeLong(), 60u);
+  ASSERT_LT(sized(30).ByteSizeLong(), 100u);
+  ASSERT_THAT(worker.Push(sized(1)), IsOk());    // taken by the (blocked) writer
+  ASSERT_THAT(worker.Push(sized(200)), IsOk());  // over 100 bytes, but the queue was empty
+  absl::Notification third_queued;
+  std::thread pusher([&] {
+    EXPECT_THAT(worker.Push(sized(30)), IsOk());
+    third_queued.Notify();
+  });
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_FALSE(third_queued.HasBeenNotified());
+  release.Notify();
+  pusher.join();
+  EXPECT_THAT(worker.Drain(), IsOk());
+  EXPECT_EQ(writes.load(), 3);
+}
+
 // A failed write is reported by the next Push (and Drain); what was queued after it is dropped.
 TEST(AppendWorkerTest, FirstErrorStopsTheWriterAndReachesThePusher) {
   absl::Notification release;
