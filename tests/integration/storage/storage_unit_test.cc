@@ -39,6 +39,23 @@ v1::StoreUploadRequest RowsMessage(int64_t first_line) {
   return r;
 }
 
+// Pushes `request` from another thread and checks that the push still waits 200 ms later (the
+// writer is blocked until `release`; the time also lets a message on its way to the writer get
+// there); then releases the writer and checks that the push completes.
+void ExpectPushWaitsForTheWriter(AppendWorker& worker, v1::StoreUploadRequest request,
+                                 absl::Notification& release) {
+  absl::Notification queued;
+  std::thread pusher([&] {
+    EXPECT_THAT(worker.Push(std::move(request)), IsOk());
+    queued.Notify();
+  });
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_FALSE(queued.HasBeenNotified());
+  release.Notify();
+  pusher.join();
+  EXPECT_TRUE(queued.HasBeenNotified());
+}
+
 // The reader gets `capacity` messages ahead of a writer that is busy (here: blocked), then waits;
 // the writer sees every message once, in order, and Drain returns after the last.
 TEST(AppendWorkerTest, ReadsUpToCapacityAheadAndWritesInOrder) {
@@ -53,19 +70,10 @@ TEST(AppendWorkerTest, ReadsUpToCapacityAheadAndWritesInOrder) {
         return absl::OkStatus();
       },
       3);
-  // The first message is taken by the (blocked) writer, three more fill the queue.
+  // The first message is taken by the (blocked) writer, three more fill the queue; the fifth
+  // waits until the writer moves on.
   for (int i = 0; i < 4; ++i) ASSERT_THAT(worker.Push(RowsMessage(i)), IsOk());
-  absl::Notification fifth_queued;
-  std::thread pusher([&] {
-    EXPECT_THAT(worker.Push(RowsMessage(4)), IsOk());
-    fifth_queued.Notify();
-  });
-  // Until the writer moves on, the fifth waits (the first may still be on its way to the writer,
-  // so that the fifth fits: give it time, then check).
-  absl::SleepFor(absl::Milliseconds(200));
-  EXPECT_FALSE(fifth_queued.HasBeenNotified());
-  release.Notify();
-  pusher.join();
+  ExpectPushWaitsForTheWriter(worker, RowsMessage(4), release);
   EXPECT_THAT(worker.Drain(), IsOk());
   EXPECT_THAT(written, ::testing::ElementsAre(0, 1, 2, 3, 4));
 }
@@ -91,15 +99,7 @@ TEST(AppendWorkerTest, QueuedBytesAreBoundedButAnEmptyQueueTakesAnySize) {
   ASSERT_LT(sized(30).ByteSizeLong(), 100u);
   ASSERT_THAT(worker.Push(sized(1)), IsOk());    // taken by the (blocked) writer
   ASSERT_THAT(worker.Push(sized(200)), IsOk());  // over 100 bytes, but the queue was empty
-  absl::Notification third_queued;
-  std::thread pusher([&] {
-    EXPECT_THAT(worker.Push(sized(30)), IsOk());
-    third_queued.Notify();
-  });
-  absl::SleepFor(absl::Milliseconds(200));
-  EXPECT_FALSE(third_queued.HasBeenNotified());
-  release.Notify();
-  pusher.join();
+  ExpectPushWaitsForTheWriter(worker, sized(30), release);
   EXPECT_THAT(worker.Drain(), IsOk());
   EXPECT_EQ(writes.load(), 3);
 }
