@@ -5,7 +5,8 @@
 #                                              DIR build-asan); ./fraud then runs the usual suites
 #                                              in it with the options of env.sh
 #   tests/sanitizers/run.sh build tsan [DIR]   the ThreadSanitizer test binaries (default build-tsan)
-#   tests/sanitizers/run.sh test tsan [DIR]    ctest of the tests named *Reload* / *Concurrent*
+#   tests/sanitizers/run.sh test tsan [DIR]    ctest of the tests named *Reload* / *Concurrent* /
+#                                              *AppendWorker*
 #                                              (labels unit, integration) in that build; the
 #                                              database tests use $FRAUD_TEST_PG_URI (./fraud
 #                                              starts a throwaway PostgreSQL for them)
@@ -17,10 +18,11 @@ JOBS=${FRAUD_JOBS:-$(nproc)}
 log() { printf '\033[1m[fraud]\033[0m %s\n' "$*" >&2; }
 usage() { log "usage: tests/sanitizers/run.sh build asan|tsan [DIR] | test tsan [DIR]"; exit 2; }
 
-# The test binaries that hold tests named *Reload* or *Concurrent* (hot reload, concurrent uploads
-# and registry updates): only these are built with TSan.
+# The test binaries that hold tests named *Reload*, *Concurrent* or *AppendWorker* (hot reload,
+# concurrent uploads and registry updates, storage's upload read-ahead): only these are built with
+# TSan.
 TSAN_TARGETS=(inference_unit_test inference_integration_test storage_integration_test
-  ingest_integration_test gateway_integration_test training_unit_test)
+  storage_unit_test ingest_integration_test gateway_integration_test training_unit_test)
 
 # shellcheck source=tests/sanitizers/env.sh
 source "$ROOT/tests/sanitizers/env.sh"
@@ -50,8 +52,8 @@ build_tsan() {  # DIR
 
 test_tsan() {  # DIR
   local build=$1
-  log "ctest -R 'Reload|Concurrent' (TSan)"
-  ctest --test-dir "$build" -R 'Reload|Concurrent' -L '^(unit|integration)$' --output-on-failure \
+  log "ctest -R 'Reload|Concurrent|AppendWorker' (TSan)"
+  ctest --test-dir "$build" -R 'Reload|Concurrent|AppendWorker' -L '^(unit|integration)$' --output-on-failure \
     --timeout 900
 }
 
