@@ -312,7 +312,9 @@ absl::Status PgStore::ScanTransactions(
     absl::Status status;
     bool unusable = false;
     try {
-      pqxx::work txn(lease.conn());
+      // One snapshot for the uploads lookup of a Time range and the COPY (ScanTransactionsQuery):
+      // an upload committing between the two is in both or in neither.
+      pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> txn(lease.conn());
       txn.exec("SET LOCAL statement_timeout = 0");
       const std::string sql =
           absl::StrCat("COPY (", ScanTransactionsQuery(txn, req), ") TO STDOUT (FORMAT binary)");
