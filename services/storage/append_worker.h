@@ -43,7 +43,7 @@ class AppendWorker {
 
   // Queues a message, waiting while `capacity` messages are queued or it would take the queued
   // bytes above `max_bytes` (an empty queue takes any message). Returns the error of an earlier
-  // message, if one failed (this one is then dropped).
+  // message, if one failed (this one is then dropped). One thread pushes (the stream's reader).
   absl::Status Push(fraud::storage::v1::StoreUploadRequest request);
   // Waits until every queued message is written and stops the thread; the first error.
   absl::Status Drain();

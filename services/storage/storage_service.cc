@@ -84,6 +84,9 @@ grpc::Status StorageService::StoreUpload(grpc::ServerContext* ctx,
   // After begin, rows and rows_end go to a worker that writes them up to
   // kUploadReadAheadMessages behind this thread's reads (append_worker.h). Other messages first
   // wait for it, so the writer is only ever used by one thread at a time.
+  auto write_rows = [&writer](const v1::StoreUploadRequest& r) {
+    return r.has_rows() ? writer.Append(r.rows()) : writer.EndRows();
+  };
   std::optional<AppendWorker> worker;
   auto drain = [&]() -> absl::Status {
     if (!worker.has_value()) return absl::OkStatus();
@@ -107,18 +110,14 @@ grpc::Status StorageService::StoreUpload(grpc::ServerContext* ctx,
       case v1::StoreUploadRequest::kBegin:
         s = drain();
         if (s.ok()) s = writer.Begin(request.begin());
-        if (s.ok()) {
-          worker.emplace([&writer](const v1::StoreUploadRequest& r) {
-            return r.has_rows() ? writer.Append(r.rows()) : writer.EndRows();
-          });
-        }
+        if (s.ok()) worker.emplace(write_rows);
         break;
       case v1::StoreUploadRequest::kRows:
       case v1::StoreUploadRequest::kRowsEnd:
         if (worker.has_value()) {
           s = worker->Push(std::move(request));
         } else {  // before begin: the writer's protocol error
-          s = request.has_rows() ? writer.Append(request.rows()) : writer.EndRows();
+          s = write_rows(request);
         }
         break;
       case v1::StoreUploadRequest::kCommit: {
