@@ -19,10 +19,11 @@ log() { printf '\033[1m[fraud]\033[0m %s\n' "$*" >&2; }
 usage() { log "usage: tests/sanitizers/run.sh build asan|tsan [DIR] | test tsan [DIR]"; exit 2; }
 
 # The test binaries that hold tests named *Reload*, *Concurrent* or *AppendWorker* (hot reload,
-# concurrent uploads and registry updates, storage's upload read-ahead): only these are built with
-# TSan.
+# concurrent uploads and registry updates, storage's upload read-ahead, the RPC metrics
+# interceptor's per-method cache): only these are built with TSan.
 TSAN_TARGETS=(inference_unit_test inference_integration_test storage_integration_test
-  storage_unit_test ingest_integration_test gateway_integration_test training_unit_test)
+  storage_unit_test ingest_integration_test gateway_integration_test training_unit_test
+  rpc_unit_test)
 
 # shellcheck source=tests/sanitizers/env.sh
 source "$ROOT/tests/sanitizers/env.sh"

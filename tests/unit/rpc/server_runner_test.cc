@@ -16,10 +16,12 @@
 
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "services/common/core/metrics.h"
 #include "services/common/rpc/channel.h"
 #include "services/common/rpc/grpc_status.h"
 #include "tests/testing/in_process_server.h"
 #include "tests/testing/loopback.h"
+#include "tests/testing/process_constellation.h"
 #include "tests/unit/rpc/test_services.h"
 
 namespace fraud::rpc {
@@ -69,6 +71,52 @@ TEST(ServerRunnerTest, StartsOnPortZeroAndAnswersCalls) {
   auto result = CallPredict(server.channel(), 3);
   ASSERT_THAT(result, IsOk());
   EXPECT_EQ(*result, 3);
+}
+
+// Every call is counted by method and status code, timed and in flight while it runs, whichever
+// thread makes it and whichever method comes first (the interceptor resolves each method's
+// metrics once).
+TEST(ServerRunnerTest, MetricsCountConcurrentCallsByMethodAndCode) {
+  SleepyInference service;
+  InProcessServer server({&service}, "metrics_test");
+  ASSERT_THAT(server.Start(), IsOk());
+  auto channel = server.channel();
+  auto get_model = [&] {
+    auto stub = fraud::inference::v1::InferenceService::NewStub(channel);
+    grpc::ClientContext ctx;
+    fraud::inference::v1::GetModelResponse resp;
+    return stub->GetModel(&ctx, fraud::inference::v1::GetModelRequest(), &resp).error_code();
+  };
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&] {
+      for (int i = 0; i < 5; ++i) {
+        EXPECT_THAT(CallPredict(channel, 0), IsOk());
+        EXPECT_EQ(get_model(), grpc::StatusCode::UNIMPLEMENTED);  // SleepyInference has none
+      }
+    });
+  }
+  // One call still running while the metrics are read.
+  auto slow = std::async(std::launch::async, [&] { return CallPredict(channel, 600); });
+  for (auto& c : callers) c.join();
+  absl::SleepFor(absl::Milliseconds(200));
+  const std::string running = metrics::RenderText();
+  ASSERT_THAT(slow.get(), IsOk());
+  const std::string done = metrics::RenderText();
+
+  using testing::MetricValue;
+  const std::string p = "fraud_metrics_test_rpc_";
+  EXPECT_EQ(MetricValue(running, p + "in_flight", {{"method", "Predict"}}), 1);
+  EXPECT_EQ(MetricValue(done, p + "in_flight", {{"method", "Predict"}}), 0);
+  EXPECT_EQ(MetricValue(done, p + "requests_total", {{"method", "Predict"}, {"code", "OK"}}), 21);
+  EXPECT_EQ(MetricValue(done, p + "requests_total", {{"method", "Predict"}}), 21);
+  EXPECT_EQ(MetricValue(done, p + "requests_total",
+                        {{"method", "GetModel"}, {"code", "UNIMPLEMENTED"}}),
+            20);
+  EXPECT_EQ(MetricValue(done, p + "latency_seconds_count", {{"method", "Predict"}}), 21);
+  EXPECT_EQ(MetricValue(done, p + "latency_seconds_count", {{"method", "GetModel"}}), 20);
+  // The slow call's 600 ms is in the latency sum.
+  EXPECT_GE(MetricValue(done, p + "latency_seconds_sum", {{"method", "Predict"}}), 0.6);
 }
 
 TEST(ServerRunnerTest, ReflectionListsTheServiceAndHealth) {
