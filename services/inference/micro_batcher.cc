@@ -86,7 +86,7 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> MicroBatcher::Score(const dou
   me.rows = rows;
   me.out = out;
 
-  std::vector<Request*> batch;
+  Batch batch;
   size_t batch_rows = 0;
   {
     absl::MutexLock lock(&mu_);
@@ -157,7 +157,7 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> MicroBatcher::Score(const dou
   return std::move(me.model);
 }
 
-void MicroBatcher::RunBatch(const std::vector<Request*>& batch, size_t rows) {
+void MicroBatcher::RunBatch(absl::Span<Request* const> batch, size_t rows) {
   std::shared_ptr<const LoadedModel> model = holder_->Get();
   absl::Status status;
   if (model == nullptr) {

@@ -31,9 +31,11 @@
 #include <memory>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "services/inference/loaded_model.h"
 #include "services/inference/model_holder.h"
 
@@ -84,9 +86,11 @@ class MicroBatcher {
 
  private:
   struct Request;
+  // The requests of one Score call: inline up to 16, so a lone caller's batch allocates nothing.
+  using Batch = absl::InlinedVector<Request*, 16>;
   bool BatchReady() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Scores `batch` with one model snapshot and fills every request's result (mu_ not held).
-  void RunBatch(const std::vector<Request*>& batch, size_t rows);
+  void RunBatch(absl::Span<Request* const> batch, size_t rows);
 
   const BatcherOptions options_;
   const ModelHolder* const holder_;

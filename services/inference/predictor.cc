@@ -38,22 +38,28 @@ PredictMetrics& Metrics() {
   return *m;
 }
 
-// Sorts the scores into the histogram's buckets locally and records them with one locked update
-// (Observe per row would take the histogram's mutex 284,807 times for one large upload).
+// Records n scores, `flagged` of them at or above the threshold. One score (the one-row call) is
+// one Observe; more are sorted into the histogram's buckets locally and recorded with one locked
+// update (Observe per row would take the histogram's mutex 284,807 times for one large upload).
 void ObserveScores(const float* scores, size_t n, int64_t flagged) {
   PredictMetrics& m = Metrics();
-  const std::vector<double>& bounds = metrics::ScoreBuckets();
-  std::vector<double> counts(bounds.size() + 1, 0.0);
-  double sum = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const double s = scores[i];
-    // Prometheus buckets are "less or equal": the first bound >= s.
-    counts[std::lower_bound(bounds.begin(), bounds.end(), s) - bounds.begin()] += 1;
-    sum += s;
+  if (n == 1) {
+    m.score.Observe(scores[0]);
+  } else {
+    const std::vector<double>& bounds = metrics::ScoreBuckets();
+    std::vector<double> counts(bounds.size() + 1, 0.0);
+    double sum = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double s = scores[i];
+      // Prometheus buckets are "less or equal": the first bound >= s.
+      counts[std::lower_bound(bounds.begin(), bounds.end(), s) - bounds.begin()] += 1;
+      sum += s;
+    }
+    m.score.ObserveMultiple(counts, sum);
   }
-  m.score.ObserveMultiple(counts, sum);
-  m.fraud.Increment(static_cast<double>(flagged));
-  m.normal.Increment(static_cast<double>(static_cast<int64_t>(n) - flagged));
+  const int64_t normal = static_cast<int64_t>(n) - flagged;
+  if (flagged > 0) m.fraud.Increment(static_cast<double>(flagged));
+  if (normal > 0) m.normal.Increment(static_cast<double>(normal));
 }
 
 // An empty request is a client mistake (grpcurl's `Predict {}` used to answer OK with nothing);
