@@ -11,7 +11,9 @@
 //                             model's Score() over the same rows in the same chunks, one thread.
 //                             Target ratio >= 0.7. Extra: the same through unary Predict calls.
 //   single_row_p50_us /       --single_calls (20,000) sequential one-row Predict calls; floor:
-//   single_row_p99_us         gRPC's own unary floor measured in the same runs, interleaved: the
+//   single_row_p99_us         gRPC's own unary floor measured in the same runs, interleaved (every
+//                             single-row figure's calls take turns of --interleave_block (100)
+//                             calls, so the machine's drift reaches them alike): the
 //                             same number of calls of a trivial sync RPC (grpc.health.v1 Check
 //                             answered by a handler that does nothing, one-field request) on a
 //                             server built with the same ServerRunner options, interceptors and
@@ -23,7 +25,7 @@
 //                             floor: echo - floor is gRPC's cost of our messages, Predict - echo
 //                             what our handler adds. Extra: predict_us.
 //   single_row_explain_p50_us /  the same one-row calls with explain = true (top 5 reasons),
-//   single_row_explain_p99_us    interleaved run by run with the plain ones, which are the floor;
+//   single_row_explain_p99_us    interleaved with the plain ones, which are the floor;
 //                                target (issue #17): explained p99 <= 2 x plain p99. Extra:
 //                                model_explain_p50_us, the in-process one-row Explain().
 //   reload_p99_us             --clients (4) threads calling one-row Predict for --reload_seconds
@@ -35,7 +37,8 @@
 //
 // Usage: fraud-bench-inference [--runs N] [--rows N] [--batch_rows N] [--single_calls N]
 //          [--reload_seconds S] [--reload_interval S] [--clients N] [--train_rows N]
-//          [--skip_reload] [--no_batching] [--batch_delay_us N] [--model_root DIR] [--family NAME]
+//          [--skip_reload] [--no_batching] [--batch_delay_us N] [--interleave_block N]
+//          [--model_root DIR] [--family NAME]
 // --model_root keeps the written versions 1 and 2 in DIR (handy to try fraud-inference by hand).
 // --family serves another family's model instead of the MLP (its first default configuration,
 // epochs capped at 3, boosting rounds not; for example --family ensemble).
@@ -47,6 +50,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -82,6 +86,8 @@ struct Args {
   bool skip_reload = false;
   bool batching = true;
   int batch_delay_us = 200;
+  // Single-row figures: calls per turn when the callers take turns (Interleaved).
+  int interleave_block = 100;
   // Where to write the model versions; kept afterwards when set (default: a temporary directory).
   std::string model_root;
   // Family of the served model; empty = the MLP 64-32 described above.
@@ -113,6 +119,8 @@ bool ParseArgs(int argc, char** argv, Args* a) {
       a->reload_interval = std::atof(v);
     } else if (k == "--clients") {
       a->clients = std::max(1, std::atoi(v));
+    } else if (k == "--interleave_block") {
+      a->interleave_block = std::max(1, std::atoi(v));
     } else if (k == "--batch_delay_us") {
       a->batch_delay_us = std::max(0, std::atoi(v));
     } else if (k == "--model_root") {
@@ -245,35 +253,36 @@ class FloorServer {
   }
   ~FloorServer() { runner_.Shutdown(absl::Seconds(1)); }
 
-  // Latencies (µs) of `calls` sequential calls.
-  std::vector<double> Calls(int calls) {
+  // One call's latency (µs).
+  double Call() {
     grpc::health::v1::HealthCheckRequest request;
     request.set_service("fraud.inference.v1.InferenceService");
-    std::vector<double> us;
-    us.reserve(static_cast<size_t>(calls));
-    for (int c = 0; c < calls; ++c) {
-      const double t0 = bench::NowSeconds();
-      grpc::ClientContext ctx;
-      grpc::health::v1::HealthCheckResponse response;
-      grpc::Status s = stub_->Check(&ctx, request, &response);
-      if (!s.ok() || response.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
-        Die("floor Check", absl::InternalError(s.error_message()));
-      }
-      us.push_back((bench::NowSeconds() - t0) * 1e6);
+    const double t0 = bench::NowSeconds();
+    grpc::ClientContext ctx;
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::Status s = stub_->Check(&ctx, request, &response);
+    const double us = (bench::NowSeconds() - t0) * 1e6;
+    if (!s.ok() || response.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
+      Die("floor Check", absl::InternalError(s.error_message()));
     }
-    // ServerRunner also enables gRPC's default health service (callback API), whose registration
-    // of the same method loses to ours ("duplicate registration" in the log): make sure the sync
-    // handler above answered.
-    if (service_.calls() < calls) {
+    ++made_;
+    return us;
+  }
+
+  // ServerRunner also enables gRPC's default health service (callback API), whose registration
+  // of the same method loses to ours ("duplicate registration" in the log): make sure the sync
+  // handler above answered every call.
+  void CheckAnswered() const {
+    if (service_.calls() < made_) {
       Die("floor", absl::InternalError("the floor calls were not answered by the sync handler"));
     }
-    return us;
   }
 
  private:
   FloorService service_;
   rpc::ServerRunner runner_;
   std::unique_ptr<grpc::health::v1::Health::Stub> stub_;
+  int64_t made_ = 0;
 };
 
 // The service under test, in-process on 127.0.0.1:0.
@@ -360,45 +369,67 @@ double ScoreUnary(v1::InferenceService::Stub* stub, const std::vector<double>& f
   return static_cast<double>(rows) / (bench::NowSeconds() - start);
 }
 
-// Latencies (µs) of one-row calls over `calls` rows of `f`.
+// One-row Predict calls over the rows of `f` (the first 1,024, round robin), one at a time.
 // With `explain`, every call also asks for the row's reason codes (default top_k).
-std::vector<double> SingleRowPredict(v1::InferenceService::Stub* stub, const std::vector<double>& f,
-                                     int calls, bool explain = false) {
-  const size_t rows = f.size() / kNumFeatures;
-  std::vector<v1::PredictRequest> reqs;
-  reqs.reserve(1024);
-  for (size_t i = 0; i < 1024; ++i) {
-    reqs.push_back(MakeRequest(f.data() + (i % rows) * kNumFeatures, 1));
-    reqs.back().set_explain(explain);
+class SingleRowCaller {
+ public:
+  SingleRowCaller(v1::InferenceService::Stub* stub, const std::vector<double>& f, bool explain)
+      : stub_(stub) {
+    const size_t rows = f.size() / kNumFeatures;
+    for (size_t i = 0; i < 1024; ++i) {
+      requests_.push_back(MakeRequest(f.data() + (i % rows) * kNumFeatures, 1));
+      requests_.back().set_explain(explain);
+    }
   }
-  std::vector<double> us;
-  us.reserve(static_cast<size_t>(calls));
-  for (int c = 0; c < calls; ++c) {
+
+  // One call's latency (µs).
+  double Call() {
+    const v1::PredictRequest& request = requests_[next_++ % requests_.size()];
     const double t0 = bench::NowSeconds();
     grpc::ClientContext ctx;
     v1::PredictResponse resp;
-    grpc::Status s = stub->Predict(&ctx, reqs[static_cast<size_t>(c) % reqs.size()], &resp);
+    grpc::Status s = stub_->Predict(&ctx, request, &resp);
+    const double us = (bench::NowSeconds() - t0) * 1e6;
     if (!s.ok()) Die("Predict", absl::InternalError(s.error_message()));
-    us.push_back((bench::NowSeconds() - t0) * 1e6);
+    return us;
+  }
+
+ private:
+  v1::InferenceService::Stub* stub_;
+  std::vector<v1::PredictRequest> requests_;
+  size_t next_ = 0;
+};
+
+// `calls` calls of every caller, taken in turns of `block` calls each (caller 0's block, caller
+// 1's, ..., then caller 0 again), so that whatever else the machine does in those seconds
+// reaches every caller alike. Each turn starts with kTurnWarmup calls that are not recorded: the
+// first call after another caller's turn finds the caches full of that caller's code and data (a
+// tree model's first walk took 30-60 us), which a sequential client never sees; recorded, those
+// calls would be 1 in `block` and set the p99. Returns each caller's latencies (µs), in caller
+// order.
+constexpr int kTurnWarmup = 5;
+std::vector<std::vector<double>> Interleaved(const std::vector<std::function<double()>>& callers,
+                                             int calls, int block) {
+  std::vector<std::vector<double>> us(callers.size());
+  for (auto& u : us) u.reserve(static_cast<size_t>(calls));
+  for (int done = 0; done < calls; done += block) {
+    const int n = std::min(block, calls - done);
+    for (size_t k = 0; k < callers.size(); ++k) {
+      for (int c = 0; c < kTurnWarmup; ++c) callers[k]();
+      for (int c = 0; c < n; ++c) us[k].push_back(callers[k]());
+    }
   }
   return us;
 }
 
-// In-process latencies (µs) of one-row Score() calls, or of Explain() calls with `explain`.
-std::vector<double> SingleRowScore(const ScoringModel& m, const std::vector<double>& f, int calls,
-                                   bool explain = false) {
-  const size_t rows = f.size() / kNumFeatures;
-  std::vector<double> us;
-  us.reserve(static_cast<size_t>(calls));
+// In-process latency (µs) of one one-row Score() call on `row`, or Explain() with `explain`.
+double SingleRowScore(const ScoringModel& m, const double* row, bool explain) {
   float out;
   model::RowExplanation why;
-  for (int c = 0; c < calls; ++c) {
-    const double* row = f.data() + (static_cast<size_t>(c) % rows) * kNumFeatures;
-    const double t0 = bench::NowSeconds();
-    absl::Status s = explain ? m.Explain(row, 1, &why) : m.Score(row, 1, &out);
-    if (!s.ok()) Die(explain ? "Explain" : "Score", s);
-    us.push_back((bench::NowSeconds() - t0) * 1e6);
-  }
+  const double t0 = bench::NowSeconds();
+  absl::Status s = explain ? m.Explain(row, 1, &why) : m.Score(row, 1, &out);
+  const double us = (bench::NowSeconds() - t0) * 1e6;
+  if (!s.ok()) Die(explain ? "Explain" : "Score", s);
   return us;
 }
 
@@ -503,6 +534,7 @@ int Main(int argc, char** argv) {
                  "usage: fraud-bench-inference [--runs N] [--rows N] [--batch_rows N] "
                  "[--single_calls N] [--reload_seconds S] [--reload_interval S] [--clients N] "
                  "[--train_rows N] [--skip_reload] [--no_batching] [--batch_delay_us N] "
+                 "[--interleave_block N] "
                  "[--model_root DIR] [--family NAME]\n");
     return 2;
   }
@@ -554,32 +586,40 @@ int Main(int argc, char** argv) {
     if (absl::Status s = echo_runner.Start(); !s.ok()) Die("starting the echo server", s);
     std::unique_ptr<v1::InferenceService::Stub> echo_stub = v1::InferenceService::NewStub(
         rpc::MakeChannel({"127.0.0.1:" + std::to_string(echo_runner.port())}));
-    SingleRowPredict(echo_stub.get(), rows, 2000);  // warm-up
-    SingleRowPredict(stub.get(), rows, 2000);  // warm-up
-    floor.Calls(2000);
-    SingleRowPredict(stub.get(), rows, 2000, /*explain=*/true);  // warm-up
-    std::vector<double> p50s, p99s, floor_p50s, floor_p99s, model_p50s, model_p99s;
-    std::vector<double> explain_p50s, explain_p99s, model_explain_p50s, echo_p50s, echo_p99s;
+    SingleRowCaller predict(stub.get(), rows, /*explain=*/false);
+    SingleRowCaller explained(stub.get(), rows, /*explain=*/true);
+    SingleRowCaller echo(echo_stub.get(), rows, /*explain=*/false);
+    const size_t model_rows = std::min<size_t>(1024, rows.size() / kNumFeatures);
+    size_t model_row = 0;
+    auto model_call = [&](bool explain) {
+      return [&, explain] {
+        const double* row = rows.data() + (model_row++ % model_rows) * kNumFeatures;
+        return SingleRowScore(direct, row, explain);
+      };
+    };
+    // Every run calls all of them in turns of --interleave_block calls (Interleaved).
+    const std::vector<std::function<double()>> callers = {
+        [&] { return predict.Call(); }, [&] { return explained.Call(); },
+        [&] { return floor.Call(); },   [&] { return echo.Call(); },
+        model_call(false),              model_call(true)};
+    enum { kPredict, kExplained, kFloor, kEcho, kModel, kModelExplain, kCallers };
+    Interleaved(callers, 2000, args.interleave_block);  // warm-up
+    std::vector<double> p50[kCallers], p99[kCallers];
     for (int r = 0; r < args.runs; ++r) {
-      std::vector<double> us = SingleRowPredict(stub.get(), rows, args.single_calls);
-      std::vector<double> explain_us =
-          SingleRowPredict(stub.get(), rows, args.single_calls, /*explain=*/true);
-      explain_p50s.push_back(bench::Percentile(explain_us, 50));
-      explain_p99s.push_back(bench::Percentile(explain_us, 99));
-      std::vector<double> floor_us = floor.Calls(args.single_calls);
-      std::vector<double> echo_us = SingleRowPredict(echo_stub.get(), rows, args.single_calls);
-      echo_p50s.push_back(bench::Percentile(echo_us, 50));
-      echo_p99s.push_back(bench::Percentile(echo_us, 99));
-      std::vector<double> model_us = SingleRowScore(direct, rows, args.single_calls);
-      model_explain_p50s.push_back(bench::Percentile(
-          SingleRowScore(direct, rows, args.single_calls, /*explain=*/true), 50));
-      p50s.push_back(bench::Percentile(us, 50));
-      p99s.push_back(bench::Percentile(us, 99));
-      floor_p50s.push_back(bench::Percentile(floor_us, 50));
-      floor_p99s.push_back(bench::Percentile(floor_us, 99));
-      model_p50s.push_back(bench::Percentile(model_us, 50));
-      model_p99s.push_back(bench::Percentile(model_us, 99));
+      std::vector<std::vector<double>> us =
+          Interleaved(callers, args.single_calls, args.interleave_block);
+      for (int k = 0; k < kCallers; ++k) {
+        p50[k].push_back(bench::Percentile(us[k], 50));
+        p99[k].push_back(bench::Percentile(us[k], 99));
+      }
     }
+    floor.CheckAnswered();
+    const std::vector<double>&p50s = p50[kPredict], &p99s = p99[kPredict];
+    const std::vector<double>&floor_p50s = p50[kFloor], &floor_p99s = p99[kFloor];
+    const std::vector<double>&echo_p50s = p50[kEcho], &echo_p99s = p99[kEcho];
+    const std::vector<double>&explain_p50s = p50[kExplained], &explain_p99s = p99[kExplained];
+    const std::vector<double>&model_p50s = p50[kModel], &model_p99s = p99[kModel];
+    const std::vector<double>& model_explain_p50s = p50[kModelExplain];
     const double floor_p50 = bench::Median(floor_p50s);
     const double model_p50 = bench::Median(model_p50s);
     // A latency figure from per-run percentiles: the median of the runs beside the floor's.
@@ -620,7 +660,7 @@ int Main(int argc, char** argv) {
       bench::Print(d);
     }
     echo_runner.Shutdown(absl::Seconds(1));
-    // The same calls with explain = true, interleaved run by run with the plain ones (their
+    // The same calls with explain = true, interleaved with the plain ones (their
     // floor); issue #17's target: explained p99 <= 2 x plain p99.
     for (const bool p99 : {false, true}) {
       bench::Figure e = latency(p99 ? "single_row_explain_p99_us" : "single_row_explain_p50_us",
