@@ -17,7 +17,10 @@
 // the source tree, else a synthetic file of --synthetic_rows rows), --boundaries=t1,t2,t3,t4
 // (default: shared/data/STATS.md's estimates of the original file's row boundaries),
 // --families=a,b --params=k=v,k=v (run params of every training run), --weight_to_rate=0.001727,
-// --peers=a,b (subset of peers.py's), --skip_peers, --work_dir=DIR (keep the part files there).
+// --peers=a,b (subset of peers.py's), --skip_peers, --work_dir=DIR (keep the part files there),
+// --ceiling (also peers.py --ceiling: per stage, the best weighted AUPRC on P4 of a wide grid of
+// standard models and their averages, the configuration chosen by looking at P4: an upper bound
+// for any honest selection among them, printed as ceiling_stageK and in the targets line).
 #include <stdlib.h>
 
 #include <cstdio>
@@ -25,6 +28,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -60,6 +64,7 @@ struct Config {
   double weight_to_rate = kPopulationFraudRate;
   int64_t synthetic_rows = 284807;
   bool skip_peers = false;
+  bool ceiling = false;
   // The delayed-label protocol (replay's label_delay.h): < 0 = off.
   double label_delay_days = -1;
   int64_t review_budget = 100;
@@ -69,7 +74,7 @@ struct Config {
   std::fprintf(stderr,
                "usage: fraud-bench-quality [--data=FILE.csv] [--boundaries=t1,t2,t3,t4] "
                "[--families=a,b] [--params=k=v,k=v] [--weight_to_rate=0.001727] "
-               "[--peers=a,b] [--skip_peers] [--synthetic_rows=N] [--work_dir=DIR] "
+               "[--peers=a,b] [--skip_peers] [--ceiling] [--synthetic_rows=N] [--work_dir=DIR] "
                "[--label_delay_days=D [--review_budget=K]]\n");
   std::exit(2);
 }
@@ -105,6 +110,8 @@ Config ParseArgs(int argc, char** argv) {
       if (c.review_budget < 0 || c.review_budget > 100000) Usage();
     } else if (a == "--skip_peers") {
       c.skip_peers = true;
+    } else if (a == "--ceiling") {
+      c.ceiling = true;
     } else {
       Usage();
     }
@@ -147,15 +154,18 @@ absl::Status ParseParams(const std::string& text, std::map<std::string, std::str
   return absl::OkStatus();
 }
 
-// Runs peers.py on the replay's part files; one parsed JSON object per output line.
+// Runs peers.py on the replay's part files (with --ceiling when `ceiling`); one parsed JSON
+// object per output line.
 absl::StatusOr<std::vector<nlohmann::json>> RunPeers(const Config& c, const std::string& root,
-                                                     const replay::ReplayResult& result) {
+                                                     const replay::ReplayResult& result,
+                                                     bool ceiling) {
   std::vector<std::string> paths;
   for (const replay::Part& p : result.parts) paths.push_back(p.path);
   std::string command = absl::StrCat("/usr/bin/python3 ", root, "/bench/quality/peers.py --parts ",
                                      absl::StrJoin(paths, ","), " --weight-to-rate ",
                                      c.weight_to_rate);
   if (!c.peers.empty()) absl::StrAppend(&command, " --peers ", c.peers);
+  if (ceiling) absl::StrAppend(&command, " --ceiling");
   FILE* pipe = ::popen(command.c_str(), "r");
   if (pipe == nullptr) return absl::InternalError("cannot start peers.py");
   std::vector<nlohmann::json> out;
@@ -163,9 +173,16 @@ absl::StatusOr<std::vector<nlohmann::json>> RunPeers(const Config& c, const std:
   while (std::fgets(line, sizeof(line), pipe) != nullptr) {
     nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) continue;
-    std::fprintf(stderr, "  peer %-20s %-18s weighted AUPRC %.3f (%.1f s)\n",
-                 j.value("peer", "").c_str(), j.value("trained_on", "").c_str(),
-                 j.value("weighted_auprc", 0.0), j.value("seconds", 0.0));
+    if (ceiling) {
+      std::fprintf(stderr, "  ceiling %-18s weighted AUPRC %.3f (%s; %d configurations, %.1f s)\n",
+                   j.value("trained_on", "").c_str(), j.value("ceiling", 0.0),
+                   j.value("ceiling_config", "").c_str(), j.value("configs", 0),
+                   j.value("seconds", 0.0));
+    } else {
+      std::fprintf(stderr, "  peer %-20s %-18s weighted AUPRC %.3f (%.1f s)\n",
+                   j.value("peer", "").c_str(), j.value("trained_on", "").c_str(),
+                   j.value("weighted_auprc", 0.0), j.value("seconds", 0.0));
+    }
     out.push_back(std::move(j));
   }
   const int rc = ::pclose(pipe);
@@ -176,28 +193,49 @@ absl::StatusOr<std::vector<nlohmann::json>> RunPeers(const Config& c, const std:
   return out;
 }
 
-void PrintPeerLines(const std::vector<nlohmann::json>& peers) {
-  for (const nlohmann::json& j : peers) {
+// One line per line of peers.py: each peer's weighted AUPRC per stage, or with `ceiling` each
+// stage's ceiling (peers.py --ceiling).
+void PrintPeerLines(const std::vector<nlohmann::json>& lines, bool ceiling) {
+  for (const nlohmann::json& j : lines) {
     Figure f;
     f.bench = "quality";
-    f.name = absl::StrCat("peer_", j.value("peer", ""), "_stage", j.value("stage", 0));
-    f.value = j.value("weighted_auprc", 0.0);
     f.unit = "weighted_auprc";
-    f.extra["auprc"] = j.value("auprc", 0.0);
-    f.extra["train_rows"] = j.value("train_rows", 0);
     f.extra["seconds"] = j.value("seconds", 0.0);
     f.notes["trained_on"] = j.value("trained_on", "");
+    if (ceiling) {
+      f.name = absl::StrCat("ceiling_stage", j.value("stage", 0));
+      f.value = j.value("ceiling", 0.0);
+      f.extra["configs"] = j.value("configs", 0);
+      f.extra["median_config"] = j.value("median_config", 0.0);
+      f.notes["config"] = j.value("ceiling_config", "");
+      f.notes["chosen_on"] = "P4 (an upper bound, not a peer)";
+    } else {
+      f.name = absl::StrCat("peer_", j.value("peer", ""), "_stage", j.value("stage", 0));
+      f.value = j.value("weighted_auprc", 0.0);
+      f.extra["auprc"] = j.value("auprc", 0.0);
+      f.extra["train_rows"] = j.value("train_rows", 0);
+    }
     Print(f);
   }
 }
 
+// The ceiling of stage k, or -1 when there is none.
+double CeilingOf(const std::vector<nlohmann::json>& ceilings, size_t k) {
+  for (const nlohmann::json& j : ceilings) {
+    if (j.value("stage", -1) == static_cast<int>(k)) return j.value("ceiling", 0.0);
+  }
+  return -1;
+}
+
 // Our version of stage k beside the best peer of the same stage; then the targets line.
 void PrintComparison(const replay::ReplayResult& result, const std::vector<nlohmann::json>& peers,
-                     const std::string& data_source, const std::string& boundaries) {
+                     const std::vector<nlohmann::json>& ceilings, const std::string& data_source,
+                     const std::string& boundaries) {
   double previous_promoted = -1;
   bool monotone = true;
   double champion = -1;
   double champion_best_peer = 0;
+  double champion_ceiling = -1;
   for (size_t k = 0; k < result.versions.size(); ++k) {
     const replay::VersionResult& v = result.versions[k];
     const nlohmann::json* best = nullptr;
@@ -216,6 +254,7 @@ void PrintComparison(const replay::ReplayResult& result, const std::vector<nlohm
       f.floor_name = absl::StrCat("best_peer_", best->value("peer", ""));
       f.floor_value = best->value("weighted_auprc", 0.0);
     }
+    if (const double ceiling = CeilingOf(ceilings, k); ceiling >= 0) f.extra["ceiling"] = ceiling;
     f.extra["version"] = static_cast<double>(v.version);
     f.extra["promoted"] = v.promoted ? 1 : 0;
     f.extra["auprc"] = v.metrics.auprc();
@@ -231,6 +270,7 @@ void PrintComparison(const replay::ReplayResult& result, const std::vector<nlohm
       previous_promoted = f.value;
       champion = f.value;
       champion_best_peer = f.floor_value;
+      champion_ceiling = CeilingOf(ceilings, k);
     }
   }
   const double first = result.versions.empty() || !result.versions[0].has_weighted
@@ -249,6 +289,12 @@ void PrintComparison(const replay::ReplayResult& result, const std::vector<nlohm
   t.extra["version_1_met"] = first >= kFirstVersionTarget ? 1 : 0;
   t.extra["promoted_monotone"] = monotone ? 1 : 0;
   t.extra["beats_best_peer"] = peers.empty() ? -1 : (champion >= champion_best_peer ? 1 : 0);
+  if (!ceilings.empty()) {
+    // With --ceiling: the most any of the grid's models reaches on the champion's / version 1's
+    // training rows when chosen on P4 (a target above it cannot be met by choosing among them).
+    t.extra["champion_ceiling"] = champion_ceiling;
+    t.extra["version_1_ceiling"] = CeilingOf(ceilings, 0);
+  }
   t.extra["comparison_rows"] = static_cast<double>(result.comparison_rows);
   t.extra["comparison_frauds"] = static_cast<double>(result.comparison_frauds);
   t.notes["data"] = data_source;
@@ -340,6 +386,13 @@ int Main(int argc, char** argv) {
   std::fprintf(stderr, "\n%s\nreplay took %.1f s\n", replay::FormatTable(*result).c_str(),
                NowSeconds() - start);
   c.Stop();
+  // peers.py's lines (its ceiling's with `ceiling`); nullopt once the failure is printed.
+  auto run_peers = [&](bool ceiling) -> std::optional<std::vector<nlohmann::json>> {
+    absl::StatusOr<std::vector<nlohmann::json>> p = RunPeers(config, root, *result, ceiling);
+    if (p.ok()) return *std::move(p);
+    std::fprintf(stderr, "fraud-bench-quality: %s\n", p.status().ToString().c_str());
+    return std::nullopt;
+  };
   std::vector<nlohmann::json> peers;
   if (o.label_delay.enabled && !config.skip_peers) {
     // The peers train on whole part files; with delayed labels our versions train on the labels
@@ -347,15 +400,19 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "fraud-bench-quality: no peers with --label_delay_days (they would not "
                          "train on the same rows)\n");
   } else if (!config.skip_peers) {
-    absl::StatusOr<std::vector<nlohmann::json>> p = RunPeers(config, root, *result);
-    if (!p.ok()) {
-      std::fprintf(stderr, "fraud-bench-quality: %s\n", p.status().ToString().c_str());
-      return 1;
-    }
+    std::optional<std::vector<nlohmann::json>> p = run_peers(false);
+    if (!p) return 1;
     peers = *std::move(p);
-    PrintPeerLines(peers);
+    PrintPeerLines(peers, false);
   }
-  PrintComparison(*result, peers, data_source, config.boundaries);
+  std::vector<nlohmann::json> ceilings;
+  if (config.ceiling && !o.label_delay.enabled) {
+    std::optional<std::vector<nlohmann::json>> p = run_peers(true);
+    if (!p) return 1;
+    ceilings = *std::move(p);
+    PrintPeerLines(ceilings, true);
+  }
+  PrintComparison(*result, peers, ceilings, data_source, config.boundaries);
   return 0;
 }
 
